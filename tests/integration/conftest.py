@@ -1,0 +1,184 @@
+"""Fixtures for integration tests: real ansible-playbook / ansible runs against the Nomad emulator.
+
+Every test drives Ansible as a user would (a subprocess), with the collection found through
+ANSIBLE_COLLECTIONS_PATH, and reads what happened from the emulator and from the recorded task results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.emulator.harness import EmulatorProcess  # noqa: E402  (needs the repo root on sys.path)
+
+INTEGRATION_DIR = Path(__file__).resolve().parent
+SCENARIOS = REPO_ROOT / "tests" / "emulator" / "scenarios"
+VENV_BIN = Path(sys.executable).parent
+
+
+def collections_path() -> Path:
+    """Where playbooks find nomadops.nomad: the Makefile's copy, else a dev symlink to this checkout."""
+    configured = os.environ.get("NOMADOPS_COLLECTIONS_PATH")
+    if configured:
+        return Path(configured)
+    root = REPO_ROOT / "build" / "dev-collections"
+    link = root / "ansible_collections" / "nomadops" / "nomad"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(REPO_ROOT, target_is_directory=True)
+    return root
+
+
+@dataclass
+class AnsibleRun:
+    """What one ansible / ansible-playbook run did."""
+
+    argv: list
+    rc: int
+    stdout: str
+    stderr: str
+    results: list = field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def task(self, name: str) -> dict:
+        """The last recorded result of the task called `name` (the 'result' dict plus 'status')."""
+        for entry in reversed(self.results):
+            if entry["task"] == name:
+                return dict(entry["result"], _status=entry["status"])
+        raise AssertionError(f"no task named {name!r} ran; tasks: {[e['task'] for e in self.results]}\n{self.output}")
+
+    def statuses(self) -> list:
+        return [(entry["task"], entry["status"]) for entry in self.results]
+
+    def assert_ok(self) -> "AnsibleRun":
+        assert self.rc == 0, f"ansible failed (rc={self.rc}):\n{self.output}"
+        return self
+
+
+class AnsibleRunner:
+    """Runs playbooks and ad-hoc commands against one emulator."""
+
+    def __init__(self, address: str | None, workdir: Path, extra_env: dict | None = None):
+        self.address = address
+        self.workdir = workdir
+        self.extra_env = dict(extra_env or {})
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.inventory = workdir / "inventory.ini"
+        self.inventory.write_text(
+            "localhost ansible_connection=local ansible_python_interpreter={{ ansible_playbook_python }}\n"
+        )
+        self._counter = 0
+
+    def environment(self, env: dict | None = None, *, nomad_addr: bool = True) -> dict:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("NOMAD_", "ANSIBLE_"))}
+        base.update(
+            ANSIBLE_COLLECTIONS_PATH=str(collections_path()),
+            ANSIBLE_CALLBACK_PLUGINS=str(INTEGRATION_DIR / "callback_plugins"),
+            ANSIBLE_CALLBACKS_ENABLED="record_results",
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            ANSIBLE_RETRY_FILES_ENABLED="0",
+            ANSIBLE_LOCAL_TEMP=str(self.workdir / "ansible-tmp"),
+            ANSIBLE_REMOTE_TEMP=str(self.workdir / "ansible-remote-tmp"),
+            ANSIBLE_HOME=str(self.workdir / "ansible-home"),
+            ANSIBLE_INVENTORY=str(self.inventory),
+            PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
+        if nomad_addr and self.address:
+            base["NOMAD_ADDR"] = self.address
+        base.update(self.extra_env)
+        base.update(env or {})
+        return {k: v for k, v in base.items() if v is not None}
+
+    def _run(self, argv: list, env: dict | None, nomad_addr: bool, timeout: float) -> AnsibleRun:
+        self._counter += 1
+        record = self.workdir / f"results-{self._counter}.jsonl"
+        environment = self.environment(env, nomad_addr=nomad_addr)
+        environment["NOMADOPS_RECORD_RESULTS"] = str(record)
+        proc = subprocess.run(
+            argv, cwd=self.workdir, env=environment, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        results = []
+        if record.exists():
+            results = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+        return AnsibleRun(argv=argv, rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr, results=results)
+
+    def playbook(self, playbook, *, extra_vars: dict | None = None, env: dict | None = None, check: bool = False,
+                 verbosity: int = 0, nomad_addr: bool = True, timeout: float = 600, args: tuple = ()) -> AnsibleRun:
+        """Run a playbook given as a path, a YAML string, or a list of plays."""
+        if isinstance(playbook, (list, dict)):
+            playbook = yaml.safe_dump(playbook if isinstance(playbook, list) else [playbook], sort_keys=False)
+        if isinstance(playbook, str) and "\n" in playbook:
+            path = self.workdir / f"playbook-{self._counter + 1}.yml"
+            path.write_text(playbook)
+        else:
+            path = Path(playbook)
+            if not path.is_absolute():
+                path = INTEGRATION_DIR / "playbooks" / path
+        argv = [str(VENV_BIN / "ansible-playbook"), str(path)]
+        if extra_vars:
+            argv += ["-e", json.dumps(extra_vars)]
+        if check:
+            argv.append("--check")
+        if verbosity:
+            argv.append("-" + "v" * verbosity)
+        argv += list(args)
+        return self._run(argv, env, nomad_addr, timeout)
+
+    def adhoc(self, module: str, module_args=None, *, env: dict | None = None, check: bool = False,
+              verbosity: int = 0, nomad_addr: bool = True, timeout: float = 300, args: tuple = ()) -> AnsibleRun:
+        """Run `ansible localhost -m <module> -a <args>` (args as a dict are sent as JSON)."""
+        argv = [str(VENV_BIN / "ansible"), "localhost", "-m", module]
+        if module_args is not None:
+            argv += ["-a", json.dumps(module_args) if isinstance(module_args, dict) else module_args]
+        if check:
+            argv.append("--check")
+        if verbosity:
+            argv.append("-" + "v" * verbosity)
+        argv += list(args)
+        return self._run(argv, env, nomad_addr, timeout)
+
+
+@pytest.fixture(scope="module")
+def integration_emulator():
+    """An emulator with tests/emulator/scenarios/integration.yml, fresh for each test module."""
+    with EmulatorProcess(scenario=str(SCENARIOS / "integration.yml")) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def ansible_runner(integration_emulator, tmp_path_factory):
+    """Runs ansible against `integration_emulator` (NOMAD_ADDR is set; pass nomad_addr=False to drop it)."""
+    return AnsibleRunner(integration_emulator.address, tmp_path_factory.mktemp("ansible"))
+
+
+@pytest.fixture
+def start_emulator():
+    """Factory: start extra emulators (other scenarios, TLS, virtual mode); all stopped after the test."""
+    started = []
+
+    def start(scenario: str = "integration.yml", **options):
+        path = scenario if os.path.isabs(scenario) else str(SCENARIOS / scenario)
+        emulator = EmulatorProcess(scenario=path, **options)
+        emulator.__enter__()
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in reversed(started):
+        emulator.__exit__(None, None, None)
