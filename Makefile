@@ -1,0 +1,120 @@
+# Build, test and demo targets for the nomadops.nomad collection. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# The interpreter the development virtual environment is made from (ansible-core 2.19 needs 3.11+).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+VENV_STAMP := $(VENV)/.requirements-installed
+
+# ansible-test only runs inside a physical .../ansible_collections/<namespace>/<name> directory.
+COLLECTIONS_ROOT := $(CURDIR)/build/collections
+COLLECTION_COPY := $(COLLECTIONS_ROOT)/ansible_collections/nomadops/nomad
+DIST_DIR := $(CURDIR)/build/dist
+
+# Python version ansible-test runs sanity and unit tests with.
+TEST_PYTHON ?= 3.11
+# pytest-xdist workers for the integration suite ("0" runs it in one process).
+INTEGRATION_WORKERS ?= 2
+# Emulator scenario and playbook used by `make demo`.
+DEMO_SCENARIO ?= tests/emulator/scenarios/demo.yml
+DEMO_PLAYBOOK ?= playbooks/demo.yml
+MOLECULE_SCENARIO ?= alloc_rolling_restart
+
+# Gates run by `make test`, in this order (scripts/run_gates.py stops at the first failure).
+TEST_GATES := venv changelog-lint sanity units emulator-test integration lint docs-lint molecule build
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
+export PATH := $(BIN):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+# Generated paths that never go into the collection copy (same list as .gitignore / build_ignore).
+COPY_EXCLUDES := \
+	--exclude=./.git --exclude=./.venv --exclude=./.venv-* --exclude=./build --exclude=./tests/output \
+	--exclude=./tests/integration/inventory --exclude=./collections --exclude=./docs/build \
+	--exclude=./docs/rst --exclude=./docs/temp-rst --exclude=.ansible --exclude=.pytest_cache \
+	--exclude=.hypothesis --exclude=__pycache__ --exclude='*.pyc' --exclude='*.tar.gz' \
+	--exclude=./changelogs/.plugin-cache.yaml --exclude=.cache --exclude=.molecule
+
+PYTEST_OPTIONS := -p no:cacheprovider -ra
+
+.PHONY: help venv collection get-pip sanity units emulator-test integration lint docs-lint changelog-lint \
+	molecule build test test-matrix demo docs bench clean distclean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## Create .venv (Python 3.11) with requirements-dev.txt; reused while up to date
+
+$(VENV_STAMP): requirements.txt requirements-dev.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -c 'import sys; assert sys.version_info[:2] >= (3, 11), "$(VENV) must use Python 3.11+"'
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-dev.txt
+	touch $@
+
+collection: ## Copy the tree to build/collections/ansible_collections/nomadops/nomad
+	rm -rf $(COLLECTION_COPY)
+	mkdir -p $(COLLECTION_COPY)
+	tar -cf - $(COPY_EXCLUDES) . | tar -xf - -C $(COLLECTION_COPY)
+	@# ansible-test lists content with git from the nearest .git upwards; without its own repository the
+	@# copy would be read through this checkout's .git, which ignores build/, and every target is skipped.
+	git -C $(COLLECTION_COPY) init --quiet
+
+get-pip: venv ## Install the offline get-pip stand-in ansible-test bootstraps its environments with
+	$(BIN)/python scripts/install_get_pip_standin.py $(TEST_PYTHON)
+
+sanity: venv collection get-pip ## ansible-test sanity (no ignore files) in the collection copy
+	cd $(COLLECTION_COPY) && $(BIN)/ansible-test sanity --venv --python $(TEST_PYTHON)
+
+units: venv collection get-pip ## ansible-test units on tests/unit
+	cd $(COLLECTION_COPY) && $(BIN)/ansible-test units --venv --python $(TEST_PYTHON)
+
+emulator-test: venv ## The Nomad API emulator's own test suite
+	$(BIN)/python -m pytest $(PYTEST_OPTIONS) tests/emulator/tests
+
+integration: venv collection ## Real ansible runs against the emulator (pytest tests/integration)
+	$(BIN)/python -m pytest $(PYTEST_OPTIONS) $(if $(filter-out 0,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS)) tests/integration
+
+lint: venv ## ansible-lint, production profile, offline (.ansible-lint)
+	$(BIN)/ansible-lint
+
+docs-lint: venv collection ## antsibull-docs lint-collection-docs --plugin-docs in the collection copy
+	cd $(COLLECTION_COPY) && $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+
+changelog-lint: venv ## antsibull-changelog lint (fragments and config)
+	$(BIN)/antsibull-changelog lint
+
+molecule: venv collection ## molecule test of the role's scenario (extensions/molecule/$(MOLECULE_SCENARIO))
+	test -d extensions/molecule/$(MOLECULE_SCENARIO) || { echo "molecule: no scenario extensions/molecule/$(MOLECULE_SCENARIO)" >&2; exit 1; }
+	cd $(COLLECTION_COPY)/extensions && $(BIN)/molecule test -s $(MOLECULE_SCENARIO)
+
+build: venv ## ansible-galaxy collection build into build/dist, checking no test artefact is packed
+	rm -rf $(DIST_DIR)
+	$(BIN)/ansible-galaxy collection build --output-path $(DIST_DIR) .
+	$(BIN)/python scripts/check_collection_artifact.py $(DIST_DIR)/nomadops-nomad-*.tar.gz
+
+test: ## Every gate, in order, stopping at the first failure (KEEP_GOING=1 runs them all)
+	$(PYTHON) scripts/run_gates.py $(if $(KEEP_GOING),--keep-going) $(TEST_GATES)
+
+test-matrix: ## Sanity + units with ansible-core 2.20 and 2.21 on Python 3.12 (slow; not part of `make test`)
+	bash scripts/test_matrix.sh
+
+demo: venv collection ## Start the emulator with the demo scenario and run playbooks/demo.yml against it
+	$(BIN)/python scripts/run_demo.py --scenario $(DEMO_SCENARIO) --playbook $(DEMO_PLAYBOOK)
+
+docs: venv collection ## Render the collection docs to docs/build/html (offline)
+	cd docs && ANTSIBULL_DOCS_COLLECTION_COPY=$(COLLECTION_COPY) ./build.sh
+
+bench: venv collection ## Run the benchmarks (benchmarks/run.py)
+	test -f benchmarks/run.py || { echo "bench: benchmarks/run.py does not exist" >&2; exit 1; }
+	$(BIN)/python benchmarks/run.py
+
+clean: ## Remove build output, test output and caches (keeps .venv)
+	rm -rf build tests/output .pytest_cache .hypothesis docs/build docs/rst docs/temp-rst .ansible collections \
+		changelogs/.plugin-cache.yaml
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean ## clean, and remove .venv too
+	rm -rf $(VENV) .venv-*
