@@ -1,0 +1,456 @@
+# Copyright: contributors to nomadops.nomad
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Stop, signal and restart many allocations in one task.
+
+The bulk runner acts on allocations with bounded concurrency over the one pooled NomadClient, keeps the
+results in input order and collects every failure. The per-allocation actions validate before they send
+anything, and the waits are driven by Nomad's blocking queries.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ._client import NomadError, NomadNotFoundError, NomadPermissionDeniedError
+
+TERMINAL_CLIENT_STATUSES = ("complete", "failed", "lost")
+STOPPED_DESIRED_STATUSES = ("stop", "evict")
+SELECTOR_KEYS = ("id", "job", "task_group", "node", "client_status", "filter", "prefix")
+
+# Nomad caps a blocking query at 300 s; shorter rounds keep the deadline accurate.
+BLOCKING_ROUND_SECONDS = 60
+
+
+class LifecycleError(Exception):
+    """A problem with one allocation, found before or while acting on it.
+
+    `partial` holds result fields that are already true when the error happened (for example the
+    tasks that were signalled before a later task failed), so the report never hides an action.
+    """
+
+    def __init__(self, message: str, partial: dict | None = None):
+        super().__init__(message)
+        self.partial = dict(partial or {})
+
+
+class BulkOutcome:
+    """What the bulk runner got for one item: the action's return value or the error it raised."""
+
+    __slots__ = ("item", "value", "error")
+
+    def __init__(self, item, value=None, error=None):
+        self.item = item
+        self.value = value
+        self.error = error
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+# Errors one allocation can run into; anything else is a bug and propagates.
+ALLOCATION_ERRORS = (NomadError, LifecycleError)
+
+
+def run_bulk(items, action, parallelism: int, expected_errors=ALLOCATION_ERRORS) -> list:
+    """Call `action(item)` for every item, at most `parallelism` at a time.
+
+    Returns one BulkOutcome per item, in the order of `items`. An error of a type in `expected_errors`
+    is recorded on its item and the other items still run; any other exception propagates once the
+    items already started have finished.
+    """
+    items = list(items)
+    if not items:
+        return []
+    if parallelism < 1:
+        raise ValueError("parallelism must be at least 1")
+    with ThreadPoolExecutor(max_workers=min(parallelism, len(items))) as pool:
+        futures = [pool.submit(action, item) for item in items]
+        return [_collect(item, future, expected_errors) for item, future in zip(items, futures)]
+
+
+def _collect(item, future, expected_errors) -> BulkOutcome:
+    try:
+        return BulkOutcome(item, value=future.result())
+    except expected_errors as error:
+        return BulkOutcome(item, error=error)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input checks done before any request
+
+
+def empty_selector_message(params: dict):
+    """A one-line refusal when no selector option is set, else None."""
+    if any(_is_set(params.get(key)) for key in SELECTOR_KEYS):
+        return None
+    return (
+        "refusing to act on every allocation in the namespace: set at least one selector option "
+        "({0})".format(", ".join(SELECTOR_KEYS))
+    )
+
+
+def _is_set(value) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, (str, list, tuple, dict)):
+        return len(value) > 0
+    return True
+
+
+def parallelism_message(parallelism):
+    """A one-line refusal for a parallelism below 1, else None."""
+    if parallelism is None or parallelism >= 1:
+        return None
+    return "parallelism must be at least 1, got {0}".format(parallelism)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Allocation facts
+
+
+def short_id(alloc_id: str) -> str:
+    return (alloc_id or "")[:8]
+
+
+def allocation_label(alloc: dict) -> str:
+    """`8d1c3f2a (web.frontend[1])`: how messages name an allocation."""
+    name = alloc.get("Name")
+    if name:
+        return "{0} ({1})".format(short_id(alloc.get("ID")), name)
+    return short_id(alloc.get("ID"))
+
+
+def allocation_summary(alloc: dict) -> dict:
+    """The identifying fields every per-allocation result starts with."""
+    return {
+        "ID": alloc.get("ID"),
+        "Name": alloc.get("Name"),
+        "JobID": alloc.get("JobID"),
+        "Namespace": alloc.get("Namespace"),
+        "TaskGroup": alloc.get("TaskGroup"),
+    }
+
+
+def is_terminal(alloc: dict) -> bool:
+    return alloc.get("ClientStatus") in TERMINAL_CLIENT_STATUSES
+
+
+def stop_skip_reason(alloc: dict):
+    """Why stopping `alloc` would change nothing, or None when it would."""
+    desired = alloc.get("DesiredStatus")
+    if desired in STOPPED_DESIRED_STATUSES:
+        return "already stopping or stopped (DesiredStatus {0})".format(desired)
+    client_status = alloc.get("ClientStatus")
+    if client_status in TERMINAL_CLIENT_STATUSES:
+        return "already terminal (ClientStatus {0})".format(client_status)
+    return None
+
+
+def terminal_skip_reason(alloc: dict):
+    """Why signal/restart leave `alloc` alone (its tasks no longer run), or None."""
+    if is_terminal(alloc):
+        return "allocation is terminal (ClientStatus {0}); its tasks no longer run".format(alloc.get("ClientStatus"))
+    return None
+
+
+def task_names(alloc: dict) -> list:
+    """The tasks of the allocation's group, in job order; TaskStates keys when the job is not embedded."""
+    group_name = alloc.get("TaskGroup")
+    for group in ((alloc.get("Job") or {}).get("TaskGroups") or []):
+        if group.get("Name") == group_name:
+            return [task.get("Name") for task in group.get("Tasks") or []]
+    return sorted((alloc.get("TaskStates") or {}).keys())
+
+
+def task_state(alloc: dict, task: str) -> dict:
+    return (alloc.get("TaskStates") or {}).get(task) or {}
+
+
+def running_tasks(alloc: dict) -> list:
+    return [task for task in task_names(alloc) if task_state(alloc, task).get("State") == "running"]
+
+
+def require_task(alloc: dict, task: str) -> None:
+    """Raise LifecycleError unless `task` exists in the allocation and runs."""
+    names = task_names(alloc)
+    if task not in names:
+        raise LifecycleError(
+            "task {0!r} is not in this allocation; its tasks are: {1}".format(task, ", ".join(names) or "none")
+        )
+    state = task_state(alloc, task).get("State") or "pending"
+    if state != "running":
+        raise LifecycleError("task {0!r} is not running (state {1})".format(task, state))
+
+
+def require_running_tasks(alloc: dict, verb: str) -> list:
+    tasks = running_tasks(alloc)
+    if not tasks:
+        raise LifecycleError("no running task to {0}; its tasks are: {1}".format(verb, _task_state_list(alloc)))
+    return tasks
+
+
+def _task_state_list(alloc: dict) -> str:
+    names = task_names(alloc)
+    if not names:
+        return "none"
+    return ", ".join("{0} ({1})".format(name, task_state(alloc, name).get("State") or "pending") for name in names)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading and writing through the client
+
+
+def _namespace_params(alloc: dict) -> dict:
+    namespace = alloc.get("Namespace")
+    return {"namespace": namespace} if namespace else {}
+
+
+def read_allocation(client, alloc: dict) -> dict:
+    """The full allocation (with its job and TaskStates)."""
+    return client.read("/v1/allocation/{0}".format(alloc["ID"]), params=_namespace_params(alloc)).data or {}
+
+
+def describe_error(error: Exception, alloc: dict) -> str:
+    """One line for a per-allocation failure, with the fix where the error has an obvious one."""
+    if isinstance(error, NomadPermissionDeniedError):
+        return "Permission denied: the token needs the alloc-lifecycle capability in namespace {0!r}".format(
+            alloc.get("Namespace") or "default"
+        )
+    if isinstance(error, NomadNotFoundError):
+        return "allocation not found (garbage-collected or unknown to the server): {0}".format(
+            _nomad_message(error)
+        )
+    if isinstance(error, NomadError):
+        return _nomad_message(error)
+    return str(error)
+
+
+def _nomad_message(error: NomadError) -> str:
+    message = getattr(error, "nomad_message", None) or str(error)
+    return " ".join(str(message).split())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-allocation actions: each returns the result fields beyond allocation_summary()
+
+
+def stop_allocation(client, alloc: dict, no_shutdown_delay: bool = False, check_mode: bool = False) -> dict:
+    reason = stop_skip_reason(alloc)
+    if reason:
+        return {"changed": False, "skipped_reason": reason}
+    if check_mode:
+        return {"changed": True, "EvalID": None}
+    params = _namespace_params(alloc)
+    if no_shutdown_delay:
+        params["no_shutdown_delay"] = "true"
+    response = client.write("POST", "/v1/allocation/{0}/stop".format(alloc["ID"]), params=params)
+    return {"changed": True, "EvalID": (response.data or {}).get("EvalID")}
+
+
+def signal_allocation(client, alloc: dict, signal: str, task=None, check_mode: bool = False) -> dict:
+    """Signal `task`, or every running task one by one (Nomad fails a task-less signal when any task is dead)."""
+    reason = terminal_skip_reason(alloc)
+    if reason:
+        return {"changed": False, "skipped_reason": reason, "tasks": []}
+    full = read_allocation(client, alloc)
+    reason = terminal_skip_reason(full)
+    if reason:
+        return {"changed": False, "skipped_reason": reason, "tasks": []}
+    if task:
+        require_task(full, task)
+        tasks = [task]
+    else:
+        tasks = require_running_tasks(full, "signal")
+    if check_mode:
+        return {"changed": True, "tasks": tasks}
+    signalled = []
+    for name in tasks:
+        try:
+            client.write(
+                "POST",
+                "/v1/client/allocation/{0}/signal".format(alloc["ID"]),
+                params=_namespace_params(alloc),
+                body={"Task": name, "Signal": signal},
+            )
+        except NomadError as error:
+            raise LifecycleError(
+                "task {0!r}: {1}".format(name, describe_error(error, alloc)),
+                partial={"changed": bool(signalled), "tasks": signalled},
+            )
+        signalled.append(name)
+    return {"changed": True, "tasks": signalled}
+
+
+def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, check_mode: bool = False,
+                       wait: bool = False, wait_timeout: float = 120) -> dict:
+    """Restart `task`, every task (`all_tasks`), or the running tasks; optionally wait until they run again."""
+    reason = terminal_skip_reason(alloc)
+    if reason:
+        return {"changed": False, "skipped_reason": reason, "tasks": []}
+    full = read_allocation(client, alloc)
+    reason = terminal_skip_reason(full)
+    if reason:
+        return {"changed": False, "skipped_reason": reason, "tasks": []}
+    if task:
+        require_task(full, task)
+        tasks, body = [task], {"TaskName": task}
+    elif all_tasks:
+        tasks, body = task_names(full), {"AllTasks": True}
+    else:
+        tasks, body = require_running_tasks(full, "restart"), {}
+    if check_mode:
+        return {"changed": True, "tasks": tasks}
+    client.write(
+        "POST", "/v1/client/allocation/{0}/restart".format(alloc["ID"]), params=_namespace_params(alloc), body=body
+    )
+    if wait:
+        restarted = [name for name in tasks if not _is_finished_prestart(full, name)]
+        wait_until_restarted(client, full, restarted, wait_timeout)
+    return {"changed": True, "tasks": tasks}
+
+
+def _is_finished_prestart(alloc: dict, task: str) -> bool:
+    """A prestart task that is not a sidecar runs once and exits; it never 'runs again'."""
+    for group in ((alloc.get("Job") or {}).get("TaskGroups") or []):
+        if group.get("Name") != alloc.get("TaskGroup"):
+            continue
+        for spec in group.get("Tasks") or []:
+            if spec.get("Name") == task:
+                lifecycle = spec.get("Lifecycle") or {}
+                return lifecycle.get("Hook") == "prestart" and not lifecycle.get("Sidecar")
+    return False
+
+
+# ---------------------------------------------------------------------------------------------------
+# Waits (blocking queries, never sleeps)
+
+
+class Deadline:
+    def __init__(self, seconds: float, clock=time.monotonic):
+        self._clock = clock
+        self._end = clock() + seconds
+        self.seconds = seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock())
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def round_seconds(self) -> float:
+        return min(self.remaining(), BLOCKING_ROUND_SECONDS)
+
+
+def has_restarted(before: dict, after: dict, task: str) -> bool:
+    """True when `task` runs again after a restart that happened since `before` was read."""
+    old, new = task_state(before, task), task_state(after, task)
+    if new.get("State") != "running":
+        return False
+    if (new.get("Restarts") or 0) > (old.get("Restarts") or 0):
+        return True
+    return bool(new.get("LastRestart")) and new.get("LastRestart") != old.get("LastRestart")
+
+
+def wait_until_restarted(client, before: dict, tasks: list, timeout: float) -> dict:
+    """Block on GET /v1/allocation/:id until every task in `tasks` runs again; LifecycleError on timeout."""
+    deadline = Deadline(timeout)
+    path = "/v1/allocation/{0}".format(before["ID"])
+    params = _namespace_params(before)
+    response = client.read(path, params=params)
+    while True:
+        current = response.data or {}
+        pending = [task for task in tasks if not has_restarted(before, current, task)]
+        if not pending:
+            return current
+        if is_terminal(current):
+            raise LifecycleError(
+                "allocation became {0} while waiting for its tasks to run again".format(current.get("ClientStatus")),
+                partial={"changed": True, "tasks": tasks},
+            )
+        if deadline.expired():
+            raise LifecycleError(
+                "restarted, but tasks {0} did not run again within {1}s".format(", ".join(pending), deadline.seconds),
+                partial={"changed": True, "tasks": tasks},
+            )
+        response = client.blocking_read(path, params, response.index, deadline.round_seconds())
+
+
+def bexpr_string(value: str) -> str:
+    """A double-quoted go-bexpr string literal (JSON escaping is valid Go string syntax)."""
+    return json.dumps(value)
+
+
+def wait_until_terminal(client, allocs: list, timeout: float) -> list:
+    """Block on the allocation list until every allocation in `allocs` is terminal (or gone).
+
+    Returns the IDs still not terminal when the deadline passed (empty when all stopped).
+    """
+    pending = {alloc["ID"] for alloc in allocs}
+    if not pending:
+        return []
+    deadline = Deadline(timeout)
+    path, params = "/v1/allocations", _list_params_for(allocs)
+    response = client.read(path, params=params)
+    while True:
+        pending = _still_running(pending, response.data or [])
+        if not pending or deadline.expired():
+            return [alloc["ID"] for alloc in allocs if alloc["ID"] in pending]
+        response = client.blocking_read(path, params, response.index, deadline.round_seconds())
+
+
+def _list_params_for(allocs: list) -> dict:
+    namespaces = sorted({alloc.get("Namespace") or "default" for alloc in allocs})
+    jobs = sorted({alloc.get("JobID") for alloc in allocs if alloc.get("JobID")})
+    params = {"namespace": namespaces[0] if len(namespaces) == 1 else "*", "task_states": "false"}
+    if jobs:
+        params["filter"] = " or ".join("JobID == {0}".format(bexpr_string(job)) for job in jobs)
+    return params
+
+
+def _still_running(pending: set, listed: list) -> set:
+    """IDs in `pending` that the listing still shows as not terminal (a missing one was garbage-collected)."""
+    by_id = {alloc.get("ID"): alloc for alloc in listed}
+    return {alloc_id for alloc_id in pending if alloc_id in by_id and not is_terminal(by_id[alloc_id])}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Shaping the module result
+
+
+def shape_results(outcomes: list) -> list:
+    """One dict per allocation, in input order: summary + action fields, or summary + `error`."""
+    shaped = []
+    for outcome in outcomes:
+        entry = allocation_summary(outcome.item)
+        if outcome.failed:
+            entry.update(changed=False)
+            entry.update(getattr(outcome.error, "partial", {}))
+            entry["error"] = describe_error(outcome.error, outcome.item)
+        else:
+            entry.update(outcome.value)
+        shaped.append(entry)
+    return shaped
+
+
+def failure_message(results: list):
+    """`2 of 10 allocations failed: 8d1c3f2a (web.frontend[1]): Task not running; ...`, or None.
+
+    Allocations that failed with the same message are named together, so every failure is listed
+    without repeating a long message a thousand times.
+    """
+    failed = [entry for entry in results if entry.get("error")]
+    if not failed:
+        return None
+    groups = {}
+    for entry in failed:
+        groups.setdefault(entry["error"], []).append(allocation_label(entry))
+    details = "; ".join("{0}: {1}".format(", ".join(labels), message) for message, labels in groups.items())
+    noun = "allocation" if len(results) == 1 else "allocations"
+    return "{0} of {1} {2} failed: {3}".format(len(failed), len(results), noun, details)
+
+
+def any_changed(results: list) -> bool:
+    return any(entry.get("changed") for entry in results)

@@ -1,0 +1,65 @@
+# Copyright: contributors to nomadops.nomad
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""POSIX signal names accepted by nomad_alloc_signal.
+
+Nomad's exec and raw_exec drivers turn a signal name they do not know into SIGINT without telling the
+caller, so the module validates the name itself before anything is sent.
+"""
+
+from __future__ import annotations
+
+# The signals of POSIX.1-2017 (<signal.h>), plus SIGWINCH (added in POSIX.1-2024). Real-time signals
+# and platform extras (SIGIO, SIGPWR, ...) are left out on purpose: they are not portable across the
+# operating systems Nomad clients run on.
+POSIX_SIGNALS = (
+    "SIGABRT",
+    "SIGALRM",
+    "SIGBUS",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGFPE",
+    "SIGHUP",
+    "SIGILL",
+    "SIGINT",
+    "SIGKILL",
+    "SIGPIPE",
+    "SIGPOLL",
+    "SIGPROF",
+    "SIGQUIT",
+    "SIGSEGV",
+    "SIGSTOP",
+    "SIGSYS",
+    "SIGTERM",
+    "SIGTRAP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGUSR1",
+    "SIGUSR2",
+    "SIGVTALRM",
+    "SIGWINCH",
+    "SIGXCPU",
+    "SIGXFSZ",
+)
+
+
+class UnknownSignalError(ValueError):
+    """The name is not a POSIX signal; str() is a one-line message listing the valid names."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(
+            "unknown signal {0!r}; use one of the POSIX signal names (the SIG prefix and the case are "
+            "optional): {1}".format(name, ", ".join(POSIX_SIGNALS))
+        )
+
+
+def normalize_signal(name: str) -> str:
+    """Return the canonical SIGXXX spelling of `name` (`hup`, `HUP`, `sighup` -> `SIGHUP`)."""
+    candidate = (name or "").strip().upper()
+    if not candidate.startswith("SIG"):
+        candidate = "SIG" + candidate
+    if candidate not in POSIX_SIGNALS:
+        raise UnknownSignalError(name)
+    return candidate

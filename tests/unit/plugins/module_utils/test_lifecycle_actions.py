@@ -1,0 +1,377 @@
+# Copyright: contributors to nomadops.nomad
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Per-allocation stop/signal/restart, the waits and the result shaping, against a fake HTTP layer."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import pytest
+
+from ansible_collections.nomadops.nomad.plugins.module_utils import _lifecycle as lifecycle
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
+    NomadPermissionDeniedError,
+    NomadServerError,
+)
+
+ALLOC_ID = "8d1c3f2a-0000-4000-8000-000000000001"
+
+
+class FakeResponse:
+    def __init__(self, data, index=1):
+        self.data = data
+        self.index = index
+        self.status = 200
+
+
+class FakeNomad:
+    """Answers reads from a dict of allocations; records every write; can fail chosen writes."""
+
+    def __init__(self, *allocs):
+        self.allocs = {alloc["ID"]: copy.deepcopy(alloc) for alloc in allocs}
+        self.writes = []
+        self.reads = []
+        self.failures = {}  # (method, path, task) -> exception
+        self.after_blocking = []  # callables applied to the state on each blocking read
+        self.index = 10
+        self._lock = threading.Lock()
+
+    def read(self, path, params=None):
+        with self._lock:
+            self.reads.append((path, dict(params or {})))
+        return self._answer(path, params)
+
+    def blocking_read(self, path, params, index, wait):
+        with self._lock:
+            self.reads.append((path, dict(params or {}), index, wait))
+            if self.after_blocking:
+                self.after_blocking.pop(0)(self.allocs)
+                self.index += 1
+        return self._answer(path, params)
+
+    def _answer(self, path, params):
+        if path == "/v1/allocations":
+            return FakeResponse([copy.deepcopy(alloc) for alloc in self.allocs.values()], self.index)
+        alloc_id = path.rsplit("/", 1)[1]
+        return FakeResponse(copy.deepcopy(self.allocs[alloc_id]), self.index)
+
+    def write(self, method, path, params=None, body=None):
+        with self._lock:
+            self.writes.append((method, path, dict(params or {}), body))
+        failure = self.failures.get((method, path, (body or {}).get("Task")))
+        if failure:
+            raise failure
+        if path.endswith("/stop"):
+            return FakeResponse({"EvalID": "eval-1", "Index": 11})
+        return FakeResponse({"Index": 0})
+
+
+def allocation(alloc_id=ALLOC_ID, name="web.frontend[1]", client_status="running", desired="run", states=None,
+               tasks=("server",), prestart=()):
+    states = states if states is not None else {task: "running" for task in tasks}
+    return {
+        "ID": alloc_id,
+        "Name": name,
+        "JobID": "web",
+        "Namespace": "default",
+        "TaskGroup": "frontend",
+        "DesiredStatus": desired,
+        "ClientStatus": client_status,
+        "TaskStates": {task: {"State": state, "Restarts": 0, "LastRestart": None} for task, state in states.items()},
+        "Job": {
+            "TaskGroups": [
+                {
+                    "Name": "frontend",
+                    "Tasks": [
+                        {"Name": task, "Lifecycle": {"Hook": "prestart", "Sidecar": False} if task in prestart else None}
+                        for task in tasks
+                    ],
+                }
+            ]
+        },
+    }
+
+
+def server_error(message):
+    return NomadServerError(message)
+
+
+# --- stop -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "desired, client_status, reason",
+    [
+        ("stop", "running", "DesiredStatus stop"),
+        ("evict", "running", "DesiredStatus evict"),
+        ("run", "complete", "ClientStatus complete"),
+        ("run", "failed", "ClientStatus failed"),
+        ("run", "lost", "ClientStatus lost"),
+    ],
+)
+def test_stop_skips_allocations_that_are_already_stopped(desired, client_status, reason):
+    nomad = FakeNomad()
+    fields = lifecycle.stop_allocation(nomad, allocation(desired=desired, client_status=client_status))
+    assert fields["changed"] is False
+    assert reason in fields["skipped_reason"]
+    assert nomad.writes == []
+
+
+def test_stop_sends_one_post_with_namespace_and_no_shutdown_delay():
+    nomad = FakeNomad()
+    fields = lifecycle.stop_allocation(nomad, allocation(), no_shutdown_delay=True)
+    assert fields == {"changed": True, "EvalID": "eval-1"}
+    assert nomad.writes == [
+        ("POST", "/v1/allocation/{0}/stop".format(ALLOC_ID), {"namespace": "default", "no_shutdown_delay": "true"},
+         None)
+    ]
+
+
+def test_stop_in_check_mode_predicts_without_writing():
+    nomad = FakeNomad()
+    assert lifecycle.stop_allocation(nomad, allocation(), check_mode=True) == {"changed": True, "EvalID": None}
+    assert nomad.writes == []
+
+
+# --- signal -----------------------------------------------------------------------------------------
+
+
+def test_signal_without_task_signals_only_the_running_tasks_one_by_one():
+    alloc = allocation(tasks=("init", "server", "logs"), prestart=("init",),
+                       states={"init": "dead", "server": "running", "logs": "running"})
+    nomad = FakeNomad(alloc)
+
+    fields = lifecycle.signal_allocation(nomad, alloc, "SIGHUP")
+
+    assert fields == {"changed": True, "tasks": ["server", "logs"]}
+    assert [write[3] for write in nomad.writes] == [
+        {"Task": "server", "Signal": "SIGHUP"},
+        {"Task": "logs", "Signal": "SIGHUP"},
+    ]
+    assert {write[1] for write in nomad.writes} == {"/v1/client/allocation/{0}/signal".format(ALLOC_ID)}
+
+
+def test_signal_with_an_unknown_task_names_the_valid_tasks_and_sends_nothing():
+    alloc = allocation(tasks=("server", "logs"))
+    nomad = FakeNomad(alloc)
+    with pytest.raises(lifecycle.LifecycleError, match=r"task 'nope' is not in this allocation; its tasks are: server, logs"):
+        lifecycle.signal_allocation(nomad, alloc, "SIGHUP", task="nope")
+    assert nomad.writes == []
+
+
+def test_signal_to_a_dead_task_is_refused_before_sending():
+    alloc = allocation(tasks=("init", "server"), states={"init": "dead", "server": "running"})
+    nomad = FakeNomad(alloc)
+    with pytest.raises(lifecycle.LifecycleError, match=r"task 'init' is not running \(state dead\)"):
+        lifecycle.signal_allocation(nomad, alloc, "SIGHUP", task="init")
+    assert nomad.writes == []
+
+
+def test_signal_with_no_running_task_lists_the_states():
+    alloc = allocation(tasks=("server",), states={"server": "pending"})
+    nomad = FakeNomad(alloc)
+    with pytest.raises(lifecycle.LifecycleError, match=r"no running task to signal; its tasks are: server \(pending\)"):
+        lifecycle.signal_allocation(nomad, alloc, "SIGHUP")
+
+
+def test_signal_reads_the_full_allocation_so_a_stub_without_states_is_enough():
+    alloc = allocation(tasks=("server",))
+    stub = {key: alloc[key] for key in ("ID", "Name", "JobID", "Namespace", "TaskGroup", "DesiredStatus",
+                                          "ClientStatus")}
+    nomad = FakeNomad(alloc)
+    assert lifecycle.signal_allocation(nomad, stub, "SIGUSR1")["tasks"] == ["server"]
+    assert nomad.reads[0] == ("/v1/allocation/{0}".format(ALLOC_ID), {"namespace": "default"})
+
+
+def test_signal_skips_a_terminal_allocation():
+    nomad = FakeNomad()
+    fields = lifecycle.signal_allocation(nomad, allocation(client_status="complete"), "SIGHUP")
+    assert fields["changed"] is False and "terminal" in fields["skipped_reason"]
+    assert nomad.writes == [] and nomad.reads == []
+
+
+def test_signal_failure_after_a_first_task_keeps_what_was_signalled():
+    alloc = allocation(tasks=("server", "logs"))
+    nomad = FakeNomad(alloc)
+    path = "/v1/client/allocation/{0}/signal".format(ALLOC_ID)
+    nomad.failures[("POST", path, "logs")] = server_error("Task not running")
+
+    with pytest.raises(lifecycle.LifecycleError) as caught:
+        lifecycle.signal_allocation(nomad, alloc, "SIGHUP")
+
+    assert caught.value.partial == {"changed": True, "tasks": ["server"]}
+    assert str(caught.value).startswith("task 'logs': ")
+    assert "Task not running" in str(caught.value)
+
+
+def test_signal_in_check_mode_validates_but_sends_nothing():
+    alloc = allocation(tasks=("server",))
+    nomad = FakeNomad(alloc)
+    assert lifecycle.signal_allocation(nomad, alloc, "SIGHUP", check_mode=True) == {"changed": True,
+                                                                                     "tasks": ["server"]}
+    assert nomad.writes == []
+
+
+# --- restart ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options, body, tasks",
+    [
+        ({"task": "server"}, {"TaskName": "server"}, ["server"]),
+        ({"all_tasks": True}, {"AllTasks": True}, ["init", "server"]),
+        ({}, {}, ["server"]),
+    ],
+)
+def test_restart_bodies(options, body, tasks):
+    alloc = allocation(tasks=("init", "server"), prestart=("init",), states={"init": "dead", "server": "running"})
+    nomad = FakeNomad(alloc)
+    fields = lifecycle.restart_allocation(nomad, alloc, **options)
+    assert fields == {"changed": True, "tasks": tasks}
+    assert nomad.writes == [("POST", "/v1/client/allocation/{0}/restart".format(ALLOC_ID), {"namespace": "default"},
+                             body)]
+
+
+def test_restart_wait_blocks_until_the_task_counts_a_new_restart():
+    alloc = allocation(tasks=("server",))
+    nomad = FakeNomad(alloc)
+
+    def pending(allocs):
+        allocs[ALLOC_ID]["TaskStates"]["server"]["State"] = "pending"
+
+    def running_again(allocs):
+        allocs[ALLOC_ID]["TaskStates"]["server"].update(State="running", Restarts=1, LastRestart="2026-11-27T00:00:01Z")
+
+    nomad.after_blocking = [pending, running_again]
+
+    fields = lifecycle.restart_allocation(nomad, alloc, task="server", wait=True, wait_timeout=30)
+
+    assert fields == {"changed": True, "tasks": ["server"]}
+    blocking = [read for read in nomad.reads if len(read) == 4]
+    assert len(blocking) == 2
+    assert all(0 < read[3] <= 30 for read in blocking)
+
+
+def test_restart_wait_ignores_a_prestart_task_that_ran_to_completion():
+    alloc = allocation(tasks=("init", "server"), prestart=("init",), states={"init": "dead", "server": "running"})
+    nomad = FakeNomad(alloc)
+
+    def running_again(allocs):
+        allocs[ALLOC_ID]["TaskStates"]["server"].update(Restarts=1)
+
+    nomad.after_blocking = [running_again]
+    assert lifecycle.restart_allocation(nomad, alloc, all_tasks=True, wait=True, wait_timeout=30)["changed"]
+
+
+def test_restart_wait_timeout_reports_the_tasks_and_that_the_restart_happened():
+    alloc = allocation(tasks=("server",))
+    nomad = FakeNomad(alloc)
+    with pytest.raises(lifecycle.LifecycleError, match="did not run again within 0s") as caught:
+        lifecycle.restart_allocation(nomad, alloc, task="server", wait=True, wait_timeout=0)
+    assert caught.value.partial == {"changed": True, "tasks": ["server"]}
+    assert len(nomad.writes) == 1
+
+
+@pytest.mark.parametrize(
+    "before, after, expected",
+    [
+        ({"State": "running", "Restarts": 0}, {"State": "running", "Restarts": 1}, True),
+        ({"State": "running", "Restarts": 2}, {"State": "running", "Restarts": 2}, False),
+        ({"State": "running", "Restarts": 0}, {"State": "pending", "Restarts": 1}, False),
+        ({"State": "running", "LastRestart": "a"}, {"State": "running", "LastRestart": "b"}, True),
+        ({"State": "dead"}, {"State": "running", "Restarts": 0, "LastRestart": "b"}, True),
+    ],
+)
+def test_has_restarted(before, after, expected):
+    assert lifecycle.has_restarted({"TaskStates": {"t": before}}, {"TaskStates": {"t": after}}, "t") is expected
+
+
+# --- waiting for stopped allocations ----------------------------------------------------------------
+
+
+def test_wait_until_terminal_uses_blocking_list_queries_filtered_by_job():
+    first, second = allocation("a" * 8 + ALLOC_ID[8:]), allocation("b" * 8 + ALLOC_ID[8:], name="web.frontend[2]")
+    nomad = FakeNomad(first, second)
+    nomad.after_blocking = [
+        lambda allocs: allocs[first["ID"]].update(ClientStatus="complete"),
+        lambda allocs: allocs.pop(second["ID"]),  # garbage-collected counts as gone
+    ]
+
+    assert lifecycle.wait_until_terminal(nomad, [first, second], timeout=30) == []
+
+    path, params = nomad.reads[0]
+    assert path == "/v1/allocations"
+    assert params == {"namespace": "default", "task_states": "false", "filter": 'JobID == "web"'}
+    assert [read[2] for read in nomad.reads[1:]] == [10, 11]
+
+
+def test_wait_until_terminal_returns_the_allocations_still_running_at_the_deadline():
+    alloc = allocation()
+    nomad = FakeNomad(alloc)
+    assert lifecycle.wait_until_terminal(nomad, [alloc], timeout=0) == [ALLOC_ID]
+
+
+def test_list_params_across_namespaces_quote_job_names():
+    allocs = [dict(allocation(), Namespace="prod", JobID='we"b'), dict(allocation(), JobID="api")]
+    params = lifecycle._list_params_for(allocs)
+    assert params["namespace"] == "*"
+    assert params["filter"] == 'JobID == "api" or JobID == "we\\"b"'
+
+
+# --- input checks and shaping -----------------------------------------------------------------------
+
+
+def test_empty_selector_is_refused_in_one_line():
+    message = lifecycle.empty_selector_message({"id": [], "job": None, "filter": "", "client_status": None})
+    assert message.startswith("refusing to act on every allocation")
+    assert "\n" not in message
+    assert lifecycle.empty_selector_message({"job": "web"}) is None
+    assert lifecycle.empty_selector_message({"id": ["8d1c"]}) is None
+
+
+def test_parallelism_message():
+    assert lifecycle.parallelism_message(0) == "parallelism must be at least 1, got 0"
+    assert lifecycle.parallelism_message(1) is None
+
+
+def outcome(alloc, value=None, error=None):
+    return lifecycle.BulkOutcome(alloc, value=value, error=error)
+
+
+def test_shape_results_and_failure_message_list_every_failure_once():
+    allocs = [allocation("{0}{1}".format(n, ALLOC_ID[1:]), name="web.frontend[{0}]".format(n)) for n in range(4)]
+    outcomes = [
+        outcome(allocs[0], value={"changed": True, "EvalID": "e0"}),
+        outcome(allocs[1], error=lifecycle.LifecycleError("Task not running")),
+        outcome(allocs[2], error=NomadPermissionDeniedError("Permission denied")),
+        outcome(allocs[3], error=lifecycle.LifecycleError("Task not running", partial={"tasks": []})),
+    ]
+
+    results = lifecycle.shape_results(outcomes)
+
+    assert [entry["ID"] for entry in results] == [alloc["ID"] for alloc in allocs]
+    assert results[0] == {"ID": allocs[0]["ID"], "Name": "web.frontend[0]", "JobID": "web", "Namespace": "default",
+                          "TaskGroup": "frontend", "changed": True, "EvalID": "e0"}
+    assert results[1]["changed"] is False and results[1]["error"] == "Task not running"
+    assert results[3]["tasks"] == []
+    assert results[2]["error"].startswith("Permission denied: the token needs the alloc-lifecycle capability")
+    assert lifecycle.failure_message(results) == (
+        "3 of 4 allocations failed: 1d1c3f2a (web.frontend[1]), 3d1c3f2a (web.frontend[3]): Task not running; "
+        "2d1c3f2a (web.frontend[2]): Permission denied: the token needs the alloc-lifecycle capability in "
+        "namespace 'default'"
+    )
+    assert lifecycle.any_changed(results) is True
+
+
+def test_no_failure_no_message():
+    results = lifecycle.shape_results([outcome(allocation(), value={"changed": False, "skipped_reason": "x"})])
+    assert lifecycle.failure_message(results) is None
+    assert lifecycle.any_changed(results) is False
+
+
+def test_error_text_is_flattened_to_one_line():
+    error = NomadServerError("1 error occurred:\n\t* Failed to signal task: init, err: Task not running\n\n")
+    assert lifecycle.describe_error(error, allocation()) == (
+        "1 error occurred: * Failed to signal task: init, err: Task not running"
+    )
