@@ -105,7 +105,7 @@ demo: venv collection ## Start the emulator with the demo scenario and run playb
 	$(BIN)/python scripts/run_demo.py --scenario $(DEMO_SCENARIO) --playbook $(DEMO_PLAYBOOK)
 
 docs: venv collection ## Render the collection docs to docs/build/html (offline)
-	cd docs && ANTSIBULL_DOCS_COLLECTION_COPY=$(COLLECTION_COPY) ./build.sh
+	./docs/build.sh
 
 bench: venv collection ## Run the benchmarks (benchmarks/run.py)
 	test -f benchmarks/run.py || { echo "bench: benchmarks/run.py does not exist" >&2; exit 1; }
