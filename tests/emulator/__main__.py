@@ -1,0 +1,99 @@
+"""CLI: python -m tests.emulator --scenario FILE [--port N] ... (contract in CONTRIBUTING.md)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+from aiohttp import web
+
+from .scenario import ScenarioError, build_jobs, build_nodes, build_virtual, load_scenario_file, virtual_settings
+from .server import make_app, make_ssl_context
+from .state import Emulator
+from .tasks import Supervisor
+
+STARTUP_WAIT_SECONDS = 15.0
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m tests.emulator", description="Nomad 1.6 allocation API emulator")
+    parser.add_argument("--scenario", required=True, help="scenario YAML file")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4646, help="0 picks a free port")
+    parser.add_argument("--state-dir", help="task directories (default: a temporary directory removed on exit)")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--tls-ca")
+    parser.add_argument("--tls-require-client-cert", action="store_true")
+    parser.add_argument("--virtual", type=int, help="add N process-less allocations")
+    parser.add_argument("--string-token-compare", action="store_true",
+                        help="compare pagination tokens as strings, like Nomad 1.5/1.6 (hashicorp/nomad#25435)")
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_require_client_cert and not args.tls_ca:
+        parser.error("--tls-require-client-cert needs --tls-ca")
+    return args
+
+
+async def start_initial_allocations(emulator: Emulator, allocs) -> None:
+    """Run the scenario's allocations until their tasks are up, so clients see them running at once."""
+    runs = [emulator.supervisor.spawn(emulator.supervisor.run_allocation(alloc)) for alloc in allocs]
+    if runs:
+        await asyncio.wait(runs, timeout=STARTUP_WAIT_SECONDS)
+
+
+async def serve(args, state_dir: str) -> None:
+    scenario = load_scenario_file(args.scenario)
+    emulator = Emulator(scenario, state_dir=state_dir, string_token_compare=args.string_token_compare)
+    emulator.supervisor = Supervisor(emulator)
+    build_nodes(emulator)
+    created = build_jobs(emulator)
+    build_virtual(emulator, virtual_settings(emulator, args.virtual))
+    ssl_context = None
+    if args.tls_cert:
+        ssl_context = make_ssl_context(args.tls_cert, args.tls_key, args.tls_ca, args.tls_require_client_cert)
+    runner = web.AppRunner(make_app(emulator), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context)
+    await site.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        await start_initial_allocations(emulator, created)
+        port = runner.addresses[0][1]
+        scheme = "https" if ssl_context else "http"
+        print(f"Nomad emulator listening on {scheme}://{args.host}:{port}", flush=True)
+        await stopping.wait()
+    finally:
+        await emulator.supervisor.shutdown()
+        await runner.cleanup()
+
+
+def main(argv=None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    temporary = args.state_dir is None
+    state_dir = tempfile.mkdtemp(prefix="nomad-emulator-") if temporary else os.path.abspath(args.state_dir)
+    os.makedirs(state_dir, exist_ok=True)
+    try:
+        asyncio.run(serve(args, state_dir))
+    except ScenarioError as err:
+        print(f"nomad emulator: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"nomad emulator: cannot listen on {args.host}:{args.port}: {err.strerror}", file=sys.stderr)
+        return 1
+    finally:
+        if temporary:
+            shutil.rmtree(state_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

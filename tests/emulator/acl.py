@@ -1,0 +1,67 @@
+"""ACL tokens and capability checks (reference §3, §8)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PERMISSION_DENIED = "Permission denied"
+
+# Policy shorthands as Nomad expands them (reference §8).
+_READ = {"read-job", "list-jobs", "read-job-scaling", "read-logs", "read-fs", "csi-read-volume", "list-scaling-policies"}
+_WRITE = _READ | {"alloc-exec", "alloc-lifecycle", "submit-job", "dispatch-job", "parse-job", "scale-job",
+                  "csi-write-volume", "csi-mount-volume", "submit-recommendation", "read-scaling-policy"}
+SHORTHANDS = {"read": _READ, "write": _WRITE, "deny": set()}
+
+
+class PermissionDenied(Exception):
+    """Raised when a token lacks a capability; str() is Nomad's body text."""
+
+    def __init__(self, message: str = PERMISSION_DENIED):
+        super().__init__(message)
+
+
+@dataclass
+class Token:
+    name: str
+    secret: str
+    management: bool = False
+    capabilities: dict = field(default_factory=dict)  # namespace (or "*") -> set of capabilities
+
+    def allows(self, namespace: str, capability: str) -> bool:
+        if self.management:
+            return True
+        granted = self.capabilities.get(namespace)
+        if granted is None:
+            granted = self.capabilities.get("*", set())
+        return capability in granted
+
+    def allows_in_any(self, namespaces, capability: str) -> bool:
+        return any(self.allows(ns, capability) for ns in namespaces)
+
+
+def expand_capabilities(names) -> set:
+    expanded = set()
+    for name in names or ():
+        expanded |= SHORTHANDS.get(name, {name})
+    return expanded
+
+
+def token_from_scenario(entry: dict) -> Token:
+    return Token(
+        name=str(entry.get("name", "")),
+        secret=str(entry["secret"]),
+        management=entry.get("type", "client") == "management",
+        capabilities={str(ns): expand_capabilities(caps) for ns, caps in (entry.get("namespaces") or {}).items()},
+    )
+
+
+def token_from_headers(headers) -> str:
+    """X-Nomad-Token (trimmed) wins; else `Authorization: Bearer <first word>` (reference §3)."""
+    direct = headers.get("X-Nomad-Token", "").strip()
+    if direct:
+        return direct
+    authorization = headers.get("Authorization", "").strip()
+    scheme, _, rest = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return ""
+    words = rest.strip().split(" ")
+    return words[0] if words else ""

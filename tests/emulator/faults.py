@@ -1,0 +1,61 @@
+"""Fault injection rules set through the control API."""
+from __future__ import annotations
+
+import re
+
+ACTIONS = ("status", "delay", "drop", "drop_mid_body", "exec_close_early")
+
+
+class FaultRuleError(ValueError):
+    """A rule posted to /_emulator/faults is malformed."""
+
+
+class Faults:
+    def __init__(self):
+        self._rules: list[dict] = []
+
+    def add(self, rule: dict) -> dict:
+        if not isinstance(rule, dict):
+            raise FaultRuleError("a fault rule must be a JSON object")
+        action = rule.get("action")
+        if action not in ACTIONS:
+            raise FaultRuleError(f"action must be one of {', '.join(ACTIONS)}")
+        try:
+            pattern = re.compile(str(rule.get("path", "")))
+        except re.error as err:
+            raise FaultRuleError(f"path is not a valid regular expression: {err}") from err
+        count = rule.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise FaultRuleError("count must be an integer")
+        stored = dict(rule, count=count)
+        stored["_pattern"] = pattern
+        self._rules.append(stored)
+        return public_view(stored)
+
+    def clear(self):
+        self._rules.clear()
+
+    def rules(self) -> list[dict]:
+        return [public_view(rule) for rule in self._rules]
+
+    def take(self, kind, method: str, path: str):
+        """Consume one hit of the first live rule matching; kind None matches every HTTP-level action."""
+        for rule in self._rules:
+            if rule["count"] <= 0:
+                continue
+            if kind is None and rule["action"] == "exec_close_early":
+                continue
+            if kind is not None and rule["action"] != kind:
+                continue
+            wanted_method = rule.get("method")
+            if wanted_method and wanted_method.upper() != method.upper():
+                continue
+            if not rule["_pattern"].search(path):
+                continue
+            rule["count"] -= 1
+            return public_view(rule)
+        return None
+
+
+def public_view(rule: dict) -> dict:
+    return {key: value for key, value in rule.items() if not key.startswith("_")}

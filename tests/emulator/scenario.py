@@ -1,0 +1,170 @@
+"""Build the emulator's state from a scenario YAML file (format in CONTRIBUTING.md)."""
+from __future__ import annotations
+
+import uuid
+
+import yaml
+
+from .nomadtime import now_ns, rfc3339
+from .state import Allocation, Emulator, Task, duration_seconds, new_id
+
+VIRTUAL_FIRST_CREATE_INDEX = 5  # so that create indexes of 1 to 6 digits occur (string-compare bug)
+
+
+class ScenarioError(ValueError):
+    """The scenario file is not usable; str() says what to fix."""
+
+
+def load_scenario_file(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except OSError as err:
+        raise ScenarioError(f"cannot read scenario {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise ScenarioError(f"scenario {path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ScenarioError(f"scenario {path} must be a mapping")
+    return data
+
+
+def build_nodes(emulator: Emulator) -> None:
+    entries = emulator.scenario.get("nodes") or [{"name": "node-1"}]
+    for entry in entries:
+        emulator.nodes.append({"ID": str(entry.get("id") or uuid.uuid4()), "Name": str(entry["name"]),
+                               "Datacenter": emulator.datacenter})
+
+
+def node_named(emulator: Emulator, name):
+    for node in emulator.nodes:
+        if name in (None, node["Name"], node["ID"]):
+            return node
+    raise ScenarioError(f"unknown node {name!r}")
+
+
+def task_from_spec(spec: dict) -> Task:
+    command = spec.get("command") or ["/bin/sh", "-c", "while :; do sleep 1; done"]
+    if isinstance(command, str):
+        command = ["/bin/sh", "-c", command]
+    return Task(name=str(spec["name"]), command=[str(part) for part in command],
+                lifecycle=spec.get("lifecycle"), kill_timeout=duration_seconds(spec.get("kill_timeout"), 5.0),
+                healthy=bool(spec.get("healthy", True)))
+
+
+def job_document(emulator: Emulator, spec: dict, index: int) -> dict:
+    groups = []
+    for group in spec.get("groups") or ():
+        tasks = []
+        for task in group.get("tasks") or ():
+            built = task_from_spec(task)
+            tasks.append({"Name": built.name, "Driver": "raw_exec",
+                          "Config": {"command": built.command[0], "args": built.command[1:]},
+                          "KillTimeout": int(built.kill_timeout * 1e9), "Lifecycle": built.lifecycle_dict(),
+                          "Env": None, "Services": None, "Meta": None})
+        services = [{"Name": str(svc["name"]), "PortLabel": str(svc.get("port", "")), "Provider": "nomad",
+                     "Tags": list(svc.get("tags") or [])} for svc in group.get("services") or ()]
+        groups.append({"Name": str(group["name"]), "Count": int(group.get("count", 1)), "Tasks": tasks,
+                       "Services": services or None, "Meta": None})
+    now = now_ns()
+    return {
+        "Region": emulator.region, "Namespace": str(spec.get("namespace", "default")), "ID": str(spec["id"]),
+        "ParentID": "", "Name": str(spec.get("name", spec["id"])), "Type": str(spec.get("type", "service")),
+        "Priority": int(spec.get("priority", 50)), "AllAtOnce": False, "Datacenters": [emulator.datacenter],
+        "NodePool": "default", "Constraints": None, "Affinities": None, "Spreads": None, "TaskGroups": groups,
+        "Update": None, "Multiregion": None, "Periodic": None, "ParameterizedJob": None, "Dispatched": False,
+        "DispatchIdempotencyToken": "", "Payload": None, "Meta": dict(spec.get("meta") or {}) or None,
+        "ConsulToken": "", "ConsulNamespace": "", "VaultToken": "", "VaultNamespace": "", "NomadTokenID": "",
+        "Status": "running", "StatusDescription": "", "Stable": True, "Version": int(spec.get("version", 0)),
+        "SubmitTime": now, "CreateIndex": index, "ModifyIndex": index, "JobModifyIndex": index, "Stop": False,
+    }
+
+
+def new_allocation(emulator: Emulator, job: dict, group_doc: dict, group_spec: dict, index_in_group: int,
+                   node: dict, create_index: int) -> Allocation:
+    tasks = [task_from_spec(task) for task in group_spec.get("tasks") or ()]
+    alloc = Allocation(alloc_id=new_id(), job=job, group=group_doc, index_in_group=index_in_group,
+                       namespace=job["Namespace"], node=node, tasks=tasks, create_index=create_index,
+                       services=group_spec.get("services") or ())
+    alloc.group_spec = group_spec
+    return alloc
+
+
+def service_registrations(emulator: Emulator, alloc: Allocation, index: int) -> list:
+    registrations = []
+    for spec in alloc.service_specs:
+        port = int(spec.get("port", 0) or 0)
+        registrations.append({
+            "ID": f"_nomad-task-{alloc.id}-group-{alloc.task_group}-{spec['name']}-{port}",
+            "ServiceName": str(spec["name"]), "Namespace": alloc.namespace, "NodeID": alloc.node["ID"],
+            "Datacenter": emulator.datacenter, "JobID": alloc.job_id, "AllocID": alloc.id,
+            "Tags": list(spec.get("tags") or []), "Address": "127.0.0.1", "Port": port,
+            "CreateIndex": index, "ModifyIndex": index,
+        })
+    return registrations
+
+
+def build_jobs(emulator: Emulator) -> list:
+    """Register the scenario's jobs and their allocations; returns the new (process-backed) allocations."""
+    created = []
+    for spec in emulator.scenario.get("jobs") or ():
+        namespace = str(spec.get("namespace", "default"))
+        if namespace not in emulator.namespaces:
+            raise ScenarioError(f"job {spec.get('id')!r} uses namespace {namespace!r} not listed in namespaces")
+        job = job_document(emulator, spec, emulator.bump())
+        emulator.jobs[(namespace, job["ID"])] = {"doc": job, "spec": spec}
+        node = node_named(emulator, spec.get("node"))
+        create_index = emulator.bump()  # one plan: all allocations of the job share a create index
+        for group_doc, group_spec in zip(job["TaskGroups"], spec.get("groups") or ()):
+            for number in range(group_doc["Count"]):
+                alloc = new_allocation(emulator, job, group_doc, group_spec, number, node, create_index)
+                emulator.add_alloc(alloc)
+                created.append(alloc)
+        emulator.allocs_index = create_index
+    return created
+
+
+def virtual_settings(emulator: Emulator, override_count):
+    settings = dict(emulator.scenario.get("virtual") or {})
+    if override_count is not None:
+        settings["count"] = override_count
+    return settings
+
+
+def build_virtual(emulator: Emulator, settings: dict) -> None:
+    """Process-less allocations, one create index each, starting low enough to cross digit boundaries."""
+    count = int(settings.get("count", 0) or 0)
+    if count <= 0:
+        return
+    namespace = str(settings.get("namespace", "default"))
+    if namespace not in emulator.namespaces:
+        emulator.namespaces.append(namespace)
+    job_prefix = str(settings.get("job", "virtual"))
+    job_count = max(1, int(settings.get("jobs", 10)))
+    node = emulator.nodes[0]
+    first_index = max(VIRTUAL_FIRST_CREATE_INDEX, emulator.index + 1) if emulator.allocs else VIRTUAL_FIRST_CREATE_INDEX
+    emulator.index = max(emulator.index, first_index - 1)
+    jobs = []
+    for number in range(job_count):
+        spec = {"id": f"{job_prefix}-{number}", "namespace": namespace, "type": "service",
+                "groups": [{"name": "main", "count": 0, "tasks": [{"name": "main"}]}]}
+        job = job_document(emulator, spec, first_index - 1)
+        emulator.jobs[(namespace, job["ID"])] = {"doc": job, "spec": spec}
+        jobs.append(job)
+    now = now_ns()
+    allocs = []
+    for number in range(count):
+        job = jobs[number % job_count]
+        create_index = first_index + number
+        task = Task(name="main", command=[], state="running", started=True, started_at=now)
+        task.events = [{"Type": "Started", "Time": now, "Message": "", "DisplayMessage": "Task started by client",
+                        "Details": {}, "FailsTask": False}]
+        alloc = Allocation(alloc_id=new_id(), job=job, group=job["TaskGroups"][0], index_in_group=number // job_count,
+                           namespace=namespace, node=node, tasks=[task], create_index=create_index, virtual=True)
+        alloc.client_status = "running"
+        alloc.client_description = "Tasks are running"
+        alloc.deployment_status = {"Healthy": True, "Timestamp": rfc3339(now), "Canary": False, "ModifyIndex": create_index}
+        allocs.append(alloc)
+    emulator.index = first_index + count - 1
+    emulator.allocs_index = emulator.index
+    emulator.bulk_add(allocs)
+
