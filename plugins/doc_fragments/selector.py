@@ -1,0 +1,57 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    """The allocation selector shared by nomad_alloc_info, the lifecycle modules and the lookup."""
+
+    DOCUMENTATION = r"""
+options:
+  id:
+    description:
+      - Allocation IDs, or unique ID prefixes of at least two characters, resolved like C(nomad alloc status <prefix>).
+      - An odd-length prefix is looked up without its last digit (Nomad needs whole bytes) and then matched
+        against the full text given. A prefix that matches no allocation, or several, is an error that lists the matches.
+      - Prefixes are resolved in O(namespace); use O(namespace=*) to search every namespace.
+      - Combined with the other selector options, only the given allocations that also match them are selected.
+    type: list
+    elements: str
+  job:
+    description:
+      - Only allocations of this job ID (C(JobID)).
+    type: str
+  task_group:
+    description:
+      - Only allocations of this task group (C(TaskGroup)).
+    type: str
+  node:
+    description:
+      - Only allocations placed on this node, given as node ID or node name.
+    type: str
+  client_status:
+    description:
+      - Only allocations whose client status is one of these.
+    type: list
+    elements: str
+    choices: [pending, running, complete, failed, lost, unknown]
+  filter:
+    description:
+      - A raw L(go-bexpr filter expression,https://developer.hashicorp.com/nomad/api-docs#filtering),
+        evaluated by Nomad against the full allocation object (for example V(Job.Type == "batch") or
+        V("web" in TaskStates)). Field names are case-sensitive Go names; use C(Job.Type), not C(JobType).
+      - Nomad answers an invalid expression with status 400, whose text is reported.
+    type: str
+  prefix:
+    description:
+      - Only allocations whose ID starts with this hexadecimal prefix (server side, Nomad's C(prefix) parameter).
+      - Hyphens are allowed. An odd number of hex digits is shortened by one digit, as Nomad's CLI does.
+    type: str
+notes:
+  - >-
+    All given selector options are combined with C(and) into one server-side filter expression, with every value
+    quoted and escaped, so only matching allocations are transferred. Pages (C(X-Nomad-NextToken)) are followed
+    transparently and every allocation is returned once, also on Nomad versions with string-compared page tokens.
+"""

@@ -1,0 +1,654 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""NomadClient: the one HTTP client every plugin of the collection talks to Nomad through.
+
+It owns the requests.Session (pooled, sized for parallel bulk work), TLS and mutual TLS, the token,
+retries with backoff (reads only, except for connection attempts that never reached the server),
+the mapping of HTTP statuses to typed exceptions with one-line messages, pagination and blocking queries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import traceback
+
+from ansible.module_utils.six.moves.urllib.parse import urlencode, urlsplit
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from requests.exceptions import (
+        ChunkedEncodingError,
+        ConnectTimeout,
+        ContentDecodingError,
+        ReadTimeout,
+        SSLError,
+    )
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.utils import get_environ_proxies
+    from urllib3.util.retry import Retry
+
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - exercised by the sanity import test
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = traceback.format_exc()
+    HTTPAdapter = object
+
+USER_AGENT = "nomadops.nomad (python-requests)"
+RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
+RETRYABLE_METHODS = frozenset(("GET", "HEAD"))
+BACKOFF_FACTOR = 0.25
+MAX_MESSAGE_BODY = 400
+ID_PREFIXES = tuple("%02x" % value for value in range(256))
+_REDACTED = "********"
+
+
+# --------------------------------------------------------------------------------------------- errors
+class NomadError(Exception):
+    """A request to Nomad failed.  str() is one line and never contains a secret."""
+
+    def __init__(self, message, method=None, path=None, status=None, nomad_message=None):
+        super(NomadError, self).__init__(message)
+        self.method = method
+        self.path = path
+        self.status = status
+        self.nomad_message = nomad_message
+
+
+class NomadConnectionError(NomadError):
+    """Nomad could not be reached, or the connection broke before a complete answer."""
+
+
+class NomadTLSError(NomadConnectionError):
+    """The TLS handshake failed (certificate verification, client certificate, protocol)."""
+
+
+class NomadTimeoutError(NomadConnectionError):
+    """Connecting or waiting for the answer took longer than `timeout`."""
+
+
+class NomadBadRequestError(NomadError):
+    """400: Nomad refused the request (bad filter, bad parameter)."""
+
+
+class NomadPermissionDeniedError(NomadError):
+    """403: the token lacks a capability (or is unknown/expired)."""
+
+
+class NomadNotFoundError(NomadError):
+    """404: the object or route does not exist."""
+
+
+class NomadServerError(NomadError):
+    """5xx: Nomad could not serve the request (it also uses 500 for many input errors)."""
+
+
+class NomadPaginationError(NomadError):
+    """Pagination did not make progress even after recovery."""
+
+
+_ERROR_BY_STATUS = {400: NomadBadRequestError, 403: NomadPermissionDeniedError, 404: NomadNotFoundError}
+
+
+def error_class_for_status(status):
+    if status in _ERROR_BY_STATUS:
+        return _ERROR_BY_STATUS[status]
+    if status >= 500:
+        return NomadServerError
+    return NomadError
+
+
+# --------------------------------------------------------------------------------------------- responses
+class NomadResponse(object):
+    """One answer from Nomad: status, decoded JSON (or None), X-Nomad-Index, X-Nomad-NextToken, headers."""
+
+    __slots__ = ("status", "data", "index", "next_token", "headers")
+
+    def __init__(self, status, data, headers):
+        self.status = status
+        self.data = data
+        self.headers = headers
+        self.index = _header_int(headers, "X-Nomad-Index")
+        self.next_token = headers.get("X-Nomad-NextToken") or None
+
+    def __repr__(self):
+        return "NomadResponse(status=%r, index=%r, next_token=%r)" % (self.status, self.index, self.next_token)
+
+
+def _header_int(headers, name):
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------- TLS
+def build_ssl_context(options):
+    """One SSLContext from ca_cert / ca_path / client_cert / client_key / validate_certs.
+
+    Built by us (not by requests) so that a REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE in the environment can
+    never replace the user's CA, and so that ca_path works with a plain directory of PEM files (OpenSSL's
+    capath would need c_rehash'ed names).
+    """
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=None)
+    if not options.validate_certs:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif options.ca_cert or options.ca_path:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = True
+        context.verify_mode = ssl.CERT_REQUIRED
+        if options.ca_cert:
+            _load_ca_file(context, options.ca_cert, "ca_cert")
+        else:
+            _load_ca_directory(context, options.ca_path)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if options.client_cert:
+        try:
+            context.load_cert_chain(options.client_cert, options.client_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise NomadOptionError(
+                "cannot load client_cert %r / client_key %r: %s" % (options.client_cert, options.client_key, _ssl_reason(exc))
+            )
+    return context
+
+
+def _load_ca_file(context, path, option):
+    try:
+        context.load_verify_locations(cafile=path)
+    except (ssl.SSLError, OSError) as exc:
+        raise NomadOptionError("cannot load %s %r as PEM CA certificates: %s" % (option, path, _ssl_reason(exc)))
+
+
+def _load_ca_directory(context, directory):
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise NomadOptionError("cannot read ca_path %r: %s" % (directory, exc.strerror or exc))
+    loaded = 0
+    for name in names:
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            continue
+        _load_ca_file(context, path, "ca_path file")
+        loaded += 1
+    if not loaded:
+        raise NomadOptionError("ca_path %r contains no CA certificate files" % directory)
+
+
+def _ssl_reason(exc):
+    return getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+
+
+class NomadHTTPAdapter(HTTPAdapter):
+    """HTTPAdapter whose TLS settings come only from our SSLContext (and tls_server_name), never from
+    requests' `verify`/`cert` handling or the environment."""
+
+    def __init__(self, ssl_context, server_hostname=None, **kwargs):
+        self._tls_pool_kwargs = {"ssl_context": ssl_context}
+        self._tls_pool_kwargs["cert_reqs"] = "CERT_NONE" if ssl_context.verify_mode == ssl.CERT_NONE else "CERT_REQUIRED"
+        if server_hostname:
+            self._tls_pool_kwargs["server_hostname"] = server_hostname
+        if ssl_context.verify_mode == ssl.CERT_NONE:
+            self._tls_pool_kwargs["assert_hostname"] = False
+        super(NomadHTTPAdapter, self).__init__(**kwargs)
+
+    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+        pool_kwargs.update(self._tls_pool_kwargs)
+        super(NomadHTTPAdapter, self).init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        # requests >= 2.32.2: replace whatever it derived from `verify`/`cert` with our settings.
+        host_params, _ignored = super(NomadHTTPAdapter, self).build_connection_pool_key_attributes(request, verify, cert)
+        pool_kwargs = dict(self._tls_pool_kwargs) if host_params.get("scheme") == "https" else {}
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn, url, verify, cert):
+        # requests would set ca_certs (its bundle or REQUESTS_CA_BUNDLE) on the pool here; the context decides.
+        return None
+
+
+def _retry_policy(retries):
+    """Reads: retried on connect/read errors and 429/500/502/503/504 (Retry-After honoured).
+    Writes: only connection attempts that failed before anything was sent are retried."""
+    settings = dict(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        redirect=0,
+        backoff_factor=BACKOFF_FACTOR,
+        status_forcelist=RETRY_STATUSES,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+    try:
+        return Retry(allowed_methods=RETRYABLE_METHODS, **settings)
+    except TypeError:  # urllib3 < 1.26
+        return Retry(method_whitelist=RETRYABLE_METHODS, **settings)
+
+
+# --------------------------------------------------------------------------------------------- client
+class NomadClient(object):
+    """Talks to one Nomad agent with one pooled session; safe to share between threads for requests."""
+
+    def __init__(self, options, pool_size=10, warn=None):
+        if not HAS_REQUESTS:
+            raise NomadOptionError("the Python library 'requests' is required on the host that runs this plugin")
+        self.options = options
+        self.warnings = []
+        self._warn = warn
+        self._ssl_context = build_ssl_context(options) if options.uses_tls else None
+        self.session = self._build_session(max(int(pool_size), 1))
+
+    # -- setup
+    def _build_session(self, pool_size):
+        session = requests.Session()
+        # trust_env would let REQUESTS_CA_BUNDLE / .netrc override our settings; proxies are taken explicitly.
+        session.trust_env = False
+        session.proxies = get_environ_proxies(self.options.address) or {}
+        session.headers["User-Agent"] = USER_AGENT
+        if self.options.token:
+            session.headers["X-Nomad-Token"] = self.options.token
+        if self.options.http_auth:
+            session.auth = self.options.http_auth
+        adapter_kwargs = dict(pool_connections=1, pool_maxsize=pool_size, max_retries=_retry_policy(self.options.retries))
+        if self._ssl_context is not None:
+            session.mount("https://", NomadHTTPAdapter(self._ssl_context, self.options.tls_server_name, **adapter_kwargs))
+        session.mount("http://", HTTPAdapter(**adapter_kwargs))
+        return session
+
+    def close(self):
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def warn(self, message):
+        self.warnings.append(message)
+        if self._warn is not None:
+            self._warn(message)
+
+    # -- helpers
+    def url(self, path):
+        return self.options.address + path
+
+    def query(self, params=None):
+        """Query parameters sent with a request: namespace and region from the options unless overridden
+        (a value of None removes them), booleans as Nomad expects them."""
+        query = {"namespace": self.options.namespace}
+        if self.options.region:
+            query["region"] = self.options.region
+        query.update(params or {})
+        encoded = {}
+        for key, value in query.items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            encoded[key] = value
+        return encoded
+
+    def scrub(self, text):
+        """Remove every secret of the options from a text that may reach the user."""
+        for secret in self.options.secrets:
+            text = text.replace(secret, _REDACTED)
+        return text
+
+    # -- requests
+    def read(self, path, params=None, timeout=None):
+        """GET path; retried on transient failures; raises a NomadError subclass on failure."""
+        return self._request("GET", path, params, None, timeout)
+
+    def write(self, method, path, params=None, body=None):
+        """POST/PUT path; never re-sent once it may have reached the server."""
+        method = method.upper()
+        if method not in ("POST", "PUT", "DELETE"):
+            raise ValueError("write() is for POST/PUT/DELETE, not %s" % method)
+        return self._request(method, path, params, body, None)
+
+    def _request(self, method, path, params, body, timeout):
+        query = self.query(params)
+        attempts = self.options.retries + 1 if method in RETRYABLE_METHODS else 1
+        for attempt in range(attempts):
+            try:
+                return self._send_once(method, path, query, body, timeout)
+            except (ChunkedEncodingError, ContentDecodingError) as exc:
+                # The answer broke off after the headers: urllib3's Retry does not cover body reads.
+                if attempt + 1 < attempts:
+                    continue
+                raise self._connection_error(method, path, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_once(self, method, path, query, body, timeout):
+        kwargs = dict(
+            params=query,
+            timeout=timeout or self.options.timeout,
+            verify=self.options.validate_certs,
+            allow_redirects=False,
+        )
+        if body is not None:
+            kwargs["data"] = json.dumps(body)
+            kwargs["headers"] = {"Content-Type": "application/json"}
+        try:
+            response = self.session.request(method, self.url(path), **kwargs)
+            content = response.content
+        except (ChunkedEncodingError, ContentDecodingError):
+            raise
+        except (RequestsConnectionError, ReadTimeout, ConnectTimeout) as exc:
+            raise self._connection_error(method, path, exc)
+        if response.status_code >= 400:
+            raise self._status_error(method, path, response.status_code, content, query)
+        return NomadResponse(response.status_code, self._decode(method, path, content), response.headers)
+
+    def _decode(self, method, path, content):
+        if not content or not content.strip():
+            return None
+        try:
+            return json.loads(content.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            raise NomadError(
+                "%s %s failed: Nomad at %s answered with something that is not JSON (is address a Nomad agent?)"
+                % (method, path, self.options.address),
+                method=method, path=path,
+            )
+
+    # -- error messages
+    def _status_error(self, method, path, status, content, query):
+        text = self.scrub(_one_line(content.decode("utf-8", "replace")))
+        hint = status_hint(status, text, method, path, query, has_token=bool(self.options.token))
+        message = "%s %s failed: %d %s" % (method, path, status, text or _reason_phrase(status))
+        if hint:
+            message += " (%s)" % hint
+        return error_class_for_status(status)(message, method=method, path=path, status=status, nomad_message=text)
+
+    def _connection_error(self, method, path, exc):
+        address = self.options.address
+        chain = _exception_chain(exc)
+        cert_error = _first(chain, ssl.SSLCertVerificationError)
+        if cert_error is not None or "CERTIFICATE_VERIFY_FAILED" in str(exc) or "doesn't match" in str(exc):
+            reason = _ssl_reason(cert_error) if cert_error is not None else _last_words(exc)
+            return NomadTLSError(
+                "TLS verification failed for %s: %s (set ca_cert or ca_path to the CA that signed Nomad's certificate, "
+                "tls_server_name if the certificate names another host, or validate_certs=false)" % (address, reason),
+                method=method, path=path,
+            )
+        ssl_error = _first(chain, ssl.SSLError)
+        if ssl_error is not None or isinstance(exc, SSLError):
+            reason = _ssl_reason(ssl_error) if ssl_error is not None else _last_words(exc)
+            return NomadTLSError(
+                "TLS handshake with %s failed: %s (check that address uses the right scheme, and client_cert/client_key "
+                "if Nomad requires client certificates)" % (address, reason),
+                method=method, path=path,
+            )
+        if isinstance(exc, ConnectTimeout):
+            return NomadTimeoutError(
+                "cannot reach Nomad at %s: no connection within %g s (check address / NOMAD_ADDR)" % (address, self.options.timeout),
+                method=method, path=path,
+            )
+        if isinstance(exc, ReadTimeout):
+            return NomadTimeoutError(
+                "%s %s failed: Nomad at %s did not answer within the timeout (raise timeout)" % (method, path, address),
+                method=method, path=path,
+            )
+        if _first(chain, ConnectionRefusedError) is not None:
+            return NomadConnectionError(
+                "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % address,
+                method=method, path=path,
+            )
+        if _first(chain, socket.gaierror) is not None:
+            return NomadConnectionError(
+                "cannot reach Nomad at %s: cannot resolve host name %r (check address / NOMAD_ADDR)"
+                % (address, urlsplit(address).hostname),
+                method=method, path=path,
+            )
+        applied = "" if method in RETRYABLE_METHODS else "; the request may or may not have been applied"
+        return NomadConnectionError(
+            "%s %s failed: the connection to Nomad at %s broke before a complete answer (%s)%s"
+            % (method, path, address, self.scrub(_last_words(exc)), applied),
+            method=method, path=path,
+        )
+
+    # -- pagination and blocking queries
+    def paginate(self, path, params=None, per_page=None, limit=None):
+        """Every item of a paginated list, following X-Nomad-NextToken, each item exactly once.
+
+        Nomad 1.5/1.6 compare `<CreateIndex>.<ID>` tokens as strings (hashicorp/nomad#25435), so a page can
+        start too early (duplicates, removed here by ID) or a token can come back again (a loop).  On a
+        repeated token the rest is listed by two-hex-digit ID prefixes, whose tokens are plain IDs that
+        compare correctly, and a warning is recorded.
+        """
+        collected = _UniqueItems(limit)
+        base = dict(params or {})
+        base.pop("next_token", None)
+        if collected.full:
+            return
+        try:
+            for page in self._pages(path, base, per_page):
+                for item in collected.new(page):
+                    yield item
+                if collected.full:
+                    return
+        except _RepeatedToken as repeated:
+            if base.get("prefix"):
+                raise NomadPaginationError(
+                    "GET %s failed: Nomad returned the pagination token %r twice" % (path, repeated.token),
+                    method="GET", path=path,
+                )
+            self.warn(
+                "Nomad returned the pagination token %r a second time (string-compared tokens, hashicorp/nomad#25435); "
+                "listed the remaining items by ID prefix instead" % repeated.token
+            )
+            for item in self._paginate_by_id_prefix(path, base, per_page, collected):
+                yield item
+
+    def _paginate_by_id_prefix(self, path, params, per_page, collected):
+        for prefix in ID_PREFIXES:
+            try:
+                for page in self._pages(path, dict(params, prefix=prefix), per_page):
+                    for item in collected.new(page):
+                        yield item
+                    if collected.full:
+                        return
+            except _RepeatedToken as again:
+                raise NomadPaginationError(
+                    "GET %s failed: Nomad returned the pagination token %r twice even when listing by prefix %s"
+                    % (path, again.token, prefix),
+                    method="GET", path=path,
+                )
+
+    def _pages(self, path, params, per_page):
+        """The item lists of successive pages; raises _RepeatedToken when a next token comes back."""
+        tokens_seen = set()
+        token = None
+        while True:
+            page_params = dict(params)
+            if per_page:
+                page_params["per_page"] = per_page
+            if token:
+                page_params["next_token"] = token
+            response = self.read(path, page_params)
+            items = response.data if response.data is not None else []
+            if not isinstance(items, list):
+                raise NomadError("GET %s failed: expected a JSON list from Nomad" % path, method="GET", path=path)
+            yield items
+            if not response.next_token:
+                return
+            if response.next_token in tokens_seen:
+                raise _RepeatedToken(response.next_token)
+            tokens_seen.add(response.next_token)
+            token = response.next_token
+
+    def blocking_read(self, path, params, index, wait):
+        """GET with Nomad's blocking query: returns when the index moves past `index` or after `wait` seconds."""
+        wait_seconds = float(wait)
+        query = dict(params or {})
+        query["index"] = int(index or 0)
+        query["wait"] = go_duration(wait_seconds)
+        # Nomad may add up to wait/16 of jitter before answering.
+        timeout = self.options.timeout + wait_seconds + wait_seconds / 16.0 + 1.0
+        return self.read(path, query, timeout=timeout)
+
+    def websocket_target(self, path, params=None):
+        """(url, headers, sslopt) for websocket-client, with the same TLS settings and token as HTTP requests."""
+        parts = urlsplit(self.options.address)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        url = "%s://%s%s%s" % (scheme, parts.netloc, parts.path, path)
+        query = self.query(params)
+        if query:
+            url += "?" + urlencode(sorted(query.items()))
+        headers = []
+        if self.options.token:
+            headers.append("X-Nomad-Token: %s" % self.options.token)
+        if self.options.http_auth:
+            headers.append("Authorization: Basic %s" % _basic_credentials(self.options.http_auth))
+        sslopt = {}
+        if self._ssl_context is not None:
+            sslopt = {
+                "context": self._ssl_context,
+                "cert_reqs": self._ssl_context.verify_mode,
+                "check_hostname": self._ssl_context.check_hostname,
+            }
+            if self.options.tls_server_name:
+                sslopt["server_hostname"] = self.options.tls_server_name
+        return url, headers, sslopt
+
+
+class _RepeatedToken(Exception):
+    def __init__(self, token):
+        super(_RepeatedToken, self).__init__(token)
+        self.token = token
+
+
+class _UniqueItems(object):
+    """Lets each item (by its ID) through once, up to an optional limit."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.count = 0
+        self.seen_ids = set()
+
+    @property
+    def full(self):
+        return self.limit is not None and self.count >= self.limit
+
+    def new(self, items):
+        for item in items:
+            if self.full:
+                return
+            item_id = item.get("ID") if isinstance(item, dict) else None
+            if item_id is not None:
+                if item_id in self.seen_ids:
+                    continue
+                self.seen_ids.add(item_id)
+            self.count += 1
+            yield item
+
+
+# --------------------------------------------------------------------------------------------- small helpers
+def go_duration(seconds):
+    """A Go duration string for Nomad's `wait` parameter (`30s`, `1500ms`)."""
+    if float(seconds).is_integer():
+        return "%ds" % int(seconds)
+    return "%dms" % int(round(float(seconds) * 1000))
+
+
+def _basic_credentials(auth):
+    import base64
+
+    return base64.b64encode(("%s:%s" % auth).encode("utf-8")).decode("ascii")
+
+
+def _one_line(text):
+    text = " ".join(text.split())
+    if len(text) > MAX_MESSAGE_BODY:
+        text = text[:MAX_MESSAGE_BODY] + "..."
+    return text
+
+
+_REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
+            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def _reason_phrase(status):
+    return _REASONS.get(status, "error")
+
+
+def required_capability(method, path):
+    """The ACL capability Nomad checks for a request."""
+    if path.endswith("/exec"):
+        return "alloc-exec"
+    if method != "GET" or path.endswith(("/stop", "/signal", "/restart")):
+        return "alloc-lifecycle"
+    return "read-job"
+
+
+def status_hint(status, text, method, path, query, has_token):
+    """A short 'what to check' for well-known failures; None when there is nothing useful to add."""
+    namespace = (query or {}).get("namespace", "default")
+    if status == 403:
+        where = "any namespace" if namespace == "*" else "namespace %s" % json.dumps(namespace)
+        if not has_token:
+            return "no token was sent: set token or NOMAD_TOKEN"
+        return "check that the token has %s in %s" % (required_capability(method, path), where)
+    if status == 400 and text.startswith(("failed to create result paginator", "failed to read result page")):
+        return "check the filter expression"
+    if status == 404 and path.startswith("/v1/allocation/"):
+        return "check the allocation ID"
+    if status >= 500:
+        if "No path to region" in text:
+            return "check region / NOMAD_REGION"
+        if "No cluster leader" in text:
+            return "the Nomad servers have no leader; try again later"
+        if text.startswith("Unknown allocation"):
+            return "the allocation does not exist or the token may not read-job in its namespace"
+    return None
+
+
+def _exception_chain(exc):
+    """exc and everything it wraps (requests/urllib3 nest the real cause in args, .reason or __context__)."""
+    chain = []
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or any(current is seen for seen in chain):
+            continue
+        chain.append(current)
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        for attribute in ("reason", "__cause__", "__context__"):
+            value = getattr(current, attribute, None)
+            if isinstance(value, BaseException):
+                pending.append(value)
+    return chain
+
+
+def _first(chain, exception_type):
+    for exc in chain:
+        if isinstance(exc, exception_type):
+            return exc
+    return None
+
+
+def _last_words(exc):
+    """The innermost readable reason of a wrapped exception, on one line."""
+    chain = _exception_chain(exc)
+    for candidate in reversed(chain):
+        text = str(candidate).strip()
+        if text:
+            text = text.split("):", 1)[-1].strip() if text.startswith("HTTPConnectionPool(") else text
+            return _one_line(text)
+    return type(exc).__name__

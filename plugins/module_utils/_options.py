@@ -1,0 +1,210 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options: one argument spec, one resolution function, for modules, the lookup and the action.
+
+Precedence (documented once, in the ``connection`` doc fragment): task arguments and ``module_defaults``
+(and, for the lookup and the exec action, Ansible variables / ini where documented) win over the
+``NOMAD_*`` environment variables, which win over the defaults.  The environment is read only through
+the ``fallback`` entries of this spec, so every runtime sees the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.errors import AnsibleFallbackNotFound
+from ansible.module_utils.six.moves.urllib.parse import urlsplit, unquote
+
+DEFAULT_ADDRESS = "http://127.0.0.1:4646"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_TIMEOUT = 30
+DEFAULT_RETRIES = 3
+
+# Go's strconv.ParseBool, which Nomad's CLI uses for NOMAD_SKIP_VERIFY.
+_GO_TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
+_GO_FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
+
+
+class NomadOptionError(ValueError):
+    """An option value that cannot work; str() is a one-line message saying what to fix."""
+
+
+def parse_go_bool(text):
+    """Parse like Go's strconv.ParseBool; None when the text is not a Go boolean."""
+    if text in _GO_TRUE:
+        return True
+    if text in _GO_FALSE:
+        return False
+    return None
+
+
+def validate_certs_fallback():
+    """validate_certs from NOMAD_SKIP_VERIFY (inverted); unparsable values are ignored, as Nomad does."""
+    skip_verify = parse_go_bool(os.environ.get("NOMAD_SKIP_VERIFY", ""))
+    if skip_verify is None:
+        raise AnsibleFallbackNotFound
+    return not skip_verify
+
+
+CONNECTION_ARGUMENT_SPEC = dict(
+    address=dict(type="str", default=DEFAULT_ADDRESS, fallback=(env_fallback, ["NOMAD_ADDR"])),
+    token=dict(type="str", no_log=True, fallback=(env_fallback, ["NOMAD_TOKEN"])),
+    namespace=dict(type="str", default=DEFAULT_NAMESPACE, fallback=(env_fallback, ["NOMAD_NAMESPACE"])),
+    region=dict(type="str", fallback=(env_fallback, ["NOMAD_REGION"])),
+    ca_cert=dict(type="path", fallback=(env_fallback, ["NOMAD_CACERT"])),
+    ca_path=dict(type="path", fallback=(env_fallback, ["NOMAD_CAPATH"])),
+    client_cert=dict(type="path", fallback=(env_fallback, ["NOMAD_CLIENT_CERT"])),
+    client_key=dict(type="path", fallback=(env_fallback, ["NOMAD_CLIENT_KEY"])),
+    tls_server_name=dict(type="str", fallback=(env_fallback, ["NOMAD_TLS_SERVER_NAME"])),
+    validate_certs=dict(type="bool", default=True, fallback=(validate_certs_fallback,)),
+    http_auth=dict(type="str", no_log=True, fallback=(env_fallback, ["NOMAD_HTTP_AUTH"])),
+    timeout=dict(type="float", default=DEFAULT_TIMEOUT),
+    retries=dict(type="int", default=DEFAULT_RETRIES),
+)
+
+CONNECTION_OPTION_NAMES = tuple(CONNECTION_ARGUMENT_SPEC)
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """Resolved connection settings.  Secrets are kept out of repr()."""
+
+    address: str = DEFAULT_ADDRESS
+    token: str | None = field(default=None, repr=False)
+    namespace: str = DEFAULT_NAMESPACE
+    region: str | None = None
+    ca_cert: str | None = None
+    ca_path: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    tls_server_name: str | None = None
+    validate_certs: bool = True
+    http_auth: tuple | None = field(default=None, repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    retries: int = DEFAULT_RETRIES
+
+    @property
+    def uses_tls(self):
+        return self.address.startswith("https://")
+
+    @property
+    def secrets(self):
+        """Every secret value, so that messages can be scrubbed of them."""
+        values = [self.token] if self.token else []
+        if self.http_auth and self.http_auth[1]:
+            values.append(self.http_auth[1])
+        # Very short values would garble every message they were scrubbed from.
+        return tuple(value for value in values if len(value) >= 4)
+
+
+def _split_address(address):
+    """(base URL without userinfo or trailing slash, (user, password) from the userinfo or None)."""
+    address = address.strip()
+    if "://" not in address:
+        # Nomad's SDK accepts a bare host:port and assumes http.
+        address = "http://" + address
+    parts = urlsplit(address)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise NomadOptionError(
+            "address must start with http:// or https:// (got scheme %r); unix sockets are not supported" % parts.scheme
+        )
+    try:
+        hostname = parts.hostname
+        parts.port  # pylint: disable=pointless-statement  # raises ValueError on a bad port
+    except ValueError as exc:
+        raise NomadOptionError("address %r is not a valid URL: %s" % (_without_userinfo(address), exc))
+    if not hostname:
+        raise NomadOptionError("address %r has no host name" % _without_userinfo(address))
+    host = parts.netloc.rpartition("@")[2]
+    base = "%s://%s%s" % (scheme, host, parts.path.rstrip("/"))
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    return base, auth
+
+
+def _without_userinfo(address):
+    scheme, sep, rest = address.partition("://")
+    netloc, slash, path = rest.partition("/")
+    return scheme + sep + netloc.rpartition("@")[2] + slash + path
+
+
+def _parse_http_auth(value):
+    """NOMAD_HTTP_AUTH semantics: 'user:pass' or just 'user'."""
+    if value is None or value == "":
+        return None
+    user, _sep, password = value.partition(":")
+    return (user, password)
+
+
+def _check_file(name, path):
+    if path is None:
+        return
+    if not os.path.isfile(path):
+        raise NomadOptionError("%s %r is not a readable file" % (name, path))
+
+
+def _check_ca_path(path):
+    if path is None:
+        return
+    if not os.path.isdir(path):
+        raise NomadOptionError("ca_path %r is not a directory (use ca_cert for a single PEM file)" % path)
+
+
+def _clean(value):
+    """Empty strings from the environment or templates mean 'not set'."""
+    if isinstance(value, str) and value.strip() == "":
+        return None
+    return value
+
+
+def connection_options_from_params(params):
+    """Turn validated parameters (module.params, lookup options, action args) into ConnectionOptions.
+
+    Raises NomadOptionError with a one-line message when a value cannot work.
+    """
+    address = _clean(params.get("address")) or DEFAULT_ADDRESS
+    base, address_auth = _split_address(address)
+    http_auth = address_auth or _parse_http_auth(_clean(params.get("http_auth")))
+
+    namespace = _clean(params.get("namespace")) or DEFAULT_NAMESPACE
+    timeout = params.get("timeout")
+    timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+    if timeout <= 0:
+        raise NomadOptionError("timeout must be a positive number of seconds (got %s)" % params.get("timeout"))
+    retries = params.get("retries")
+    retries = DEFAULT_RETRIES if retries is None else int(retries)
+    if retries < 0:
+        raise NomadOptionError("retries must be 0 or more (got %s)" % retries)
+
+    ca_cert = _clean(params.get("ca_cert"))
+    ca_path = _clean(params.get("ca_path"))
+    client_cert = _clean(params.get("client_cert"))
+    client_key = _clean(params.get("client_key"))
+    _check_file("ca_cert", ca_cert)
+    _check_ca_path(ca_path)
+    _check_file("client_cert", client_cert)
+    _check_file("client_key", client_key)
+    if client_key and not client_cert:
+        raise NomadOptionError("client_key needs client_cert (the certificate that goes with the key)")
+
+    validate_certs = params.get("validate_certs")
+    return ConnectionOptions(
+        address=base,
+        token=_clean(params.get("token")),
+        namespace=namespace,
+        region=_clean(params.get("region")),
+        ca_cert=ca_cert,
+        ca_path=None if ca_cert else ca_path,  # Nomad: CACERT wins over CAPATH
+        client_cert=client_cert,
+        client_key=client_key,
+        tls_server_name=_clean(params.get("tls_server_name")),
+        validate_certs=True if validate_certs is None else bool(validate_certs),
+        http_auth=http_auth,
+        timeout=timeout,
+        retries=retries,
+    )

@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The allocation selector: its argument spec, the one server-side bexpr filter it becomes, and
+short-ID resolution with the semantics of `nomad alloc status <prefix>`."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
+
+CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost", "unknown")
+SELECTOR_KEYS = ("id", "job", "task_group", "node", "client_status", "filter", "prefix")
+ALLOCATIONS_PATH = "/v1/allocations"
+
+SELECTOR_ARGUMENT_SPEC = dict(
+    id=dict(type="list", elements="str"),
+    job=dict(type="str"),
+    task_group=dict(type="str"),
+    node=dict(type="str"),
+    client_status=dict(type="list", elements="str", choices=list(CLIENT_STATUSES)),
+    filter=dict(type="str"),
+    prefix=dict(type="str"),
+)
+
+MAX_LISTED_MATCHES = 10
+_HEX = re.compile(r"^[0-9a-fA-F-]+$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class SelectorError(NomadOptionError):
+    """A selector that cannot work, or an ID that does not resolve to exactly one allocation."""
+
+
+# --------------------------------------------------------------------------------------------- quoting
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+                  "\t": "\\t", "\v": "\\v"}
+
+
+def _is_printable(char):
+    if char in " ":
+        return True
+    return unicodedata.category(char)[0] not in ("C", "Z")
+
+
+def _go_escape(char):
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if 0xD800 <= code <= 0xDFFF:
+        raise SelectorError("value contains a lone surrogate (U+%04X), which is not valid text" % code)
+    if _is_printable(char):
+        return char
+    if code < 0x80:
+        return "\\x%02x" % code
+    if code <= 0xFFFF:
+        return "\\u%04x" % code
+    return "\\U%08x" % code
+
+
+def bexpr_quote(value):
+    """A go-bexpr string literal that evaluates to exactly `value`.
+
+    go-bexpr ends a double-quoted literal at the first `"` even after a backslash (its grammar has
+    `DoubleStringChar <- !'"' .`) and then applies Go's strconv.Unquote, so: values without `"` are
+    written as Go double-quoted strings (backslashes and control characters escaped); values with `"`
+    as Go raw strings in backticks (which cannot hold a backtick or a carriage return).
+    """
+    value = str(value)
+    if '"' not in value:
+        return '"' + "".join(_go_escape(char) for char in value) + '"'
+    if "`" in value or "\r" in value:
+        raise SelectorError(
+            "value %r contains a double quote together with a backtick or carriage return; "
+            "go-bexpr cannot express such a string (write the condition in filter instead)" % value
+        )
+    for char in value:
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            raise SelectorError("value contains a lone surrogate (U+%04X), which is not valid text" % ord(char))
+    return "`" + value + "`"
+
+
+def _equals(field, value):
+    return "%s == %s" % (field, bexpr_quote(value))
+
+
+def _any_of(field, values):
+    clauses = [_equals(field, value) for value in values]
+    return "(" + " or ".join(clauses) + ")"
+
+
+# --------------------------------------------------------------------------------------------- filter
+def selector_filter(selector):
+    """The selector (a dict with SELECTOR_KEYS; `id` is not part of it) as ONE bexpr expression, or None."""
+    clauses = []
+    if selector.get("job"):
+        clauses.append(_equals("JobID", selector["job"]))
+    if selector.get("task_group"):
+        clauses.append(_equals("TaskGroup", selector["task_group"]))
+    if selector.get("node"):
+        node = selector["node"]
+        clauses.append("(%s or %s)" % (_equals("NodeID", node), _equals("NodeName", node)))
+    statuses = _unique(selector.get("client_status") or [])
+    if statuses:
+        clauses.append(_any_of("ClientStatus", statuses))
+    raw = selector.get("filter")
+    if raw is not None and raw.strip():
+        clauses.append("(%s)" % raw.strip())
+    if not clauses:
+        return None
+    return " and ".join(clauses)
+
+
+def selector_is_empty(selector):
+    return not any(selector.get(key) for key in SELECTOR_KEYS)
+
+
+def _unique(values):
+    seen = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return seen
+
+
+# --------------------------------------------------------------------------------------------- prefixes
+def _hex_digits(text):
+    return text.replace("-", "")
+
+
+def check_hex_id(text, option="id"):
+    """Reject, before any request, what Nomad would answer with a 500 index error."""
+    if len(_hex_digits(text)) < 2:
+        raise SelectorError('%s "%s" must contain at least two characters' % (option, text))
+    if not _HEX.match(text):
+        raise SelectorError(
+            '%s "%s" is not an allocation ID or ID prefix (only hexadecimal digits and hyphens)' % (option, text)
+        )
+    if len(text) > 36 or text.count("-") > 4:
+        raise SelectorError('%s "%s" is longer than an allocation ID' % (option, text))
+
+
+def even_length_prefix(text):
+    """The CLI's trick for odd-length prefixes: drop the last hex digit (Nomad needs whole bytes)."""
+    if len(_hex_digits(text)) % 2 == 0:
+        return text
+    trimmed = text.rstrip("-")
+    return trimmed[:-1].rstrip("-")
+
+
+def normalize_prefix(prefix):
+    """The value sent as `prefix`: validated hex, lower case, even length (odd: last digit dropped)."""
+    prefix = prefix.strip().lower()
+    check_hex_id(prefix, option="prefix")
+    return even_length_prefix(prefix)
+
+
+def _describe_match(stub):
+    return "%s (job %s, group %s, %s)" % (
+        stub.get("ID", "")[:8], stub.get("JobID"), stub.get("TaskGroup"), stub.get("ClientStatus"),
+    )
+
+
+def resolve_allocation_id(client, id_or_prefix, namespace=None):
+    """The list stub of the one allocation whose ID is `id_or_prefix` or starts with it.
+
+    Like `nomad alloc status <prefix>`: at least two characters, an odd-length prefix is queried without
+    its last digit, `GET /v1/allocations?prefix=...` in the namespace of the options (or `namespace`);
+    none -> error, several -> error listing them.  Matches are then narrowed to IDs that start with the
+    whole text given, so `abc` never resolves to `ab1...`.
+    """
+    text = str(id_or_prefix).strip().lower()
+    check_hex_id(text)
+    query = {"prefix": even_length_prefix(text)}
+    if namespace is not None:
+        query["namespace"] = namespace
+    matches = [stub for stub in client.paginate(ALLOCATIONS_PATH, query) if stub.get("ID", "").startswith(text)]
+    if not matches:
+        where = client.query(query).get("namespace", "default")
+        hint = "" if where == "*" else ' in namespace "%s" (use namespace "*" to search all)' % where
+        raise SelectorError('No allocation(s) with prefix or id "%s" found%s' % (text, hint))
+    exact = [stub for stub in matches if stub.get("ID") == text]
+    if exact:
+        return exact[0]
+    if len(matches) > 1:
+        shown = ", ".join(_describe_match(stub) for stub in matches[:MAX_LISTED_MATCHES])
+        more = "" if len(matches) <= MAX_LISTED_MATCHES else " and %d more" % (len(matches) - MAX_LISTED_MATCHES)
+        raise SelectorError(
+            'Prefix "%s" matched %d allocations: %s%s (give more characters)' % (text, len(matches), shown, more)
+        )
+    return matches[0]
+
+
+def resolve_allocation_ids(client, ids, namespace=None):
+    """resolve_allocation_id for each entry, in order, without duplicates."""
+    stubs = []
+    seen = set()
+    for entry in ids:
+        stub = resolve_allocation_id(client, entry, namespace)
+        if stub["ID"] not in seen:
+            seen.add(stub["ID"])
+            stubs.append(stub)
+    return stubs
+
+
+# --------------------------------------------------------------------------------------------- listing
+def list_query(selector, namespace=None, reverse=None, resources=None, task_states=None, extra_filter=None):
+    """Query parameters for GET /v1/allocations from a selector and list options."""
+    expression = selector_filter(selector)
+    if extra_filter:
+        expression = extra_filter if expression is None else "%s and %s" % (extra_filter, expression)
+    query = {}
+    if expression:
+        query["filter"] = expression
+    if selector.get("prefix"):
+        query["prefix"] = normalize_prefix(selector["prefix"])
+    if namespace is not None:
+        query["namespace"] = namespace
+    if reverse:
+        query["reverse"] = True
+    if resources is not None:
+        query["resources"] = resources
+    if task_states is not None:
+        query["task_states"] = task_states
+    return query
+
+
+def select_allocations(client, selector, namespace=None, per_page=None, limit=None, reverse=None,
+                       resources=None, task_states=None):
+    """List stubs of the allocations the selector matches (all pages), as a list.
+
+    With `id`, each entry is resolved first (errors for unknown or ambiguous prefixes); the other
+    selector options then narrow those allocations down on the server.
+    """
+    ids = selector.get("id") or []
+    id_clause = None
+    if ids:
+        stubs = resolve_allocation_ids(client, ids, namespace)
+        if selector_filter(selector) is None and not selector.get("prefix") and resources is None and task_states is None:
+            return stubs[:limit] if limit is not None else stubs
+        id_clause = _any_of("ID", [stub["ID"] for stub in stubs])
+    query = list_query(selector, namespace, reverse, resources, task_states, extra_filter=id_clause)
+    return list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit))
+
+
+def is_full_uuid(text):
+    return bool(_UUID.match(str(text).lower()))
