@@ -88,7 +88,7 @@ changelog-lint: venv ## antsibull-changelog lint (fragments and config)
 
 molecule: venv collection ## molecule test of the role's scenario (extensions/molecule/$(MOLECULE_SCENARIO))
 	test -d extensions/molecule/$(MOLECULE_SCENARIO) || { echo "molecule: no scenario extensions/molecule/$(MOLECULE_SCENARIO)" >&2; exit 1; }
-	cd $(COLLECTION_COPY)/extensions && $(BIN)/molecule test -s $(MOLECULE_SCENARIO)
+	cd $(COLLECTION_COPY) && $(BIN)/molecule test -s $(MOLECULE_SCENARIO)
 
 build: venv ## ansible-galaxy collection build into build/dist, checking no test artefact is packed
 	rm -rf $(DIST_DIR)
