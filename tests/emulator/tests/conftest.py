@@ -1,0 +1,126 @@
+"""Fixtures for the emulator's own tests: real emulator subprocesses, real HTTP."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.emulator.harness import EmulatorProcess  # noqa: E402  (needs the repo root on sys.path)
+
+SCENARIOS = REPO_ROOT / "tests" / "emulator" / "scenarios"
+MANAGEMENT = "00000000-0000-4000-8000-000000000001"
+READ_ONLY = "00000000-0000-4000-8000-000000000002"
+LIFECYCLE_ONLY = "00000000-0000-4000-8000-000000000003"
+OPERATOR = "00000000-0000-4000-8000-000000000006"
+PROD_READER = "00000000-0000-4000-8000-000000000007"
+
+
+class Api:
+    """requests against one emulator, ignoring proxy/CA settings from the environment."""
+
+    def __init__(self, emulator: EmulatorProcess, token: str | None = None):
+        self.emulator = emulator
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.token = token
+
+    def request(self, method: str, path: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        token = token if token is not None else self.token
+        if token:
+            headers.setdefault("X-Nomad-Token", token)
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, self.emulator.address + path, headers=headers,
+                                    verify=self.emulator.verify, **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def allocations(self, **params) -> list:
+        params.setdefault("namespace", "*")
+        response = self.get("/v1/allocations", params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def allocation(self, alloc_id: str) -> dict:
+        response = self.get(f"/v1/allocation/{alloc_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def by_job(self, job: str, **params) -> list:
+        return [alloc for alloc in self.allocations(**params) if alloc["JobID"] == job]
+
+
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def shared_emulator():
+    """Read-only tests share one emulator of the integration scenario (do not mutate it)."""
+    with EmulatorProcess(SCENARIOS / "integration.yml") as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def shared_api(shared_emulator) -> Api:
+    return Api(shared_emulator)
+
+
+@pytest.fixture
+def emulator_factory():
+    """Start emulators for one test; each is stopped at teardown."""
+    started = []
+
+    def start(scenario: str = "integration.yml", **options) -> EmulatorProcess:
+        emulator = EmulatorProcess(SCENARIOS / scenario, **options)
+        started.append(emulator)
+        return emulator.start()
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def fresh_emulator(emulator_factory) -> EmulatorProcess:
+    """A private emulator of the integration scenario, for tests that change state."""
+    return emulator_factory()
+
+
+@pytest.fixture
+def api(fresh_emulator) -> Api:
+    return Api(fresh_emulator)
+
+
+@pytest.fixture(scope="session")
+def acl_emulator():
+    with EmulatorProcess(SCENARIOS / "acl.yml") as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def virtual_emulator():
+    """3,000 process-less allocations (create indexes cross the 3- and 4-digit boundaries)."""
+    with EmulatorProcess(SCENARIOS / "integration.yml", virtual=3000) as emulator:
+        yield emulator
