@@ -1,0 +1,554 @@
+"""The exec WebSocket of the emulator against a running emulator (reference §6), with real processes."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+import websocket
+
+from tests.emulator.harness import EmulatorProcess
+
+EXEC_SCENARIO = Path(__file__).parent / "data" / "exec.yml"
+ACL_SCENARIO = "tests/emulator/scenarios/acl.yml"
+EXEC_TOKEN = "00000000-0000-4000-8000-000000000004"
+EXEC_WITHOUT_NODE_EXEC_TOKEN = "00000000-0000-4000-8000-000000000005"
+READ_ONLY_TOKEN = "00000000-0000-4000-8000-000000000002"
+OPERATOR_TOKEN = "00000000-0000-4000-8000-000000000006"
+MANAGEMENT_TOKEN = "00000000-0000-4000-8000-000000000001"
+UNKNOWN_TOKEN = "00000000-0000-4000-8000-0000000000ff"
+SOCKET_TIMEOUT = 60
+WAIT_SECONDS = 20
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+@dataclass
+class ExecOutcome:
+    """Everything the server sent: text frames (raw and decoded) and the close frame."""
+    raw_frames: list = field(default_factory=list)
+    close_code: int | None = None
+    close_reason: str = ""
+
+    @property
+    def frames(self) -> list:
+        return [json.loads(raw) for raw in self.raw_frames]
+
+    def data_frames(self, stream: str) -> list:
+        return [base64.b64decode(frame[stream]["data"]) for frame in self.frames
+                if stream in frame and "data" in frame[stream]]
+
+    def output(self, stream: str) -> bytes:
+        return b"".join(self.data_frames(stream))
+
+    @property
+    def exit_frames(self) -> list:
+        return [frame for frame in self.frames if frame.get("exited")]
+
+    @property
+    def exit_code(self) -> int:
+        (frame,) = self.exit_frames
+        return frame["result"].get("exit_code", 0)
+
+
+def stdin_frame(data: bytes) -> dict:
+    return {"stdin": {"data": base64.b64encode(data).decode("ascii")}}
+
+
+STDIN_CLOSE = {"stdin": {"close": True}}
+
+
+def exec_url(emu, alloc_id: str, command, task: str = "main", **params) -> str:
+    query = {"task": task}
+    if command is not None:
+        query["command"] = command if isinstance(command, str) else json.dumps(command)
+    query.update({key: value for key, value in params.items() if value is not None})
+    base = emu.address.replace("http://", "ws://", 1)
+    return f"{base}/v1/client/allocation/{alloc_id}/exec?{urllib.parse.urlencode(query)}"
+
+
+def connect(url: str, token: str | None = None) -> websocket.WebSocket:
+    header = [f"X-Nomad-Token: {token}"] if token else []
+    return websocket.create_connection(url, header=header, timeout=SOCKET_TIMEOUT)
+
+
+def read_until_close(ws: websocket.WebSocket, outcome: ExecOutcome | None = None) -> ExecOutcome:
+    outcome = outcome or ExecOutcome()
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            if len(data) >= 2:
+                outcome.close_code = int.from_bytes(data[:2], "big")
+                outcome.close_reason = data[2:].decode("utf-8")
+            ws.close()
+            return outcome
+        if opcode == websocket.ABNF.OPCODE_TEXT:
+            outcome.raw_frames.append(data.decode("utf-8"))
+
+
+def run_exec(url: str, send=(), token: str | None = None, first_text: str | None = None) -> ExecOutcome:
+    ws = connect(url, token)
+    if first_text is not None:
+        ws.send(first_text)
+    for frame in send:
+        ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+    return read_until_close(ws)
+
+
+def wait_until(predicate, what: str):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alloc_of(emu, job: str) -> dict:
+    return next(alloc for alloc in emu.allocations() if alloc["JobID"] == job)
+
+
+def task_view(emu, alloc_id: str, task: str) -> dict:
+    return emu.control.tasks(alloc_id)[task]
+
+
+def wait_task_state(emu, alloc_id: str, task: str, state: str) -> dict:
+    return wait_until(lambda: (view := task_view(emu, alloc_id, task))["state"] == state and view,
+                      f"task {task} of {alloc_id} to be {state}")
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def emu():
+    with EmulatorProcess(str(EXEC_SCENARIO)) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def shell_alloc(emu) -> str:
+    alloc_id = alloc_of(emu, "shell")["ID"]
+    wait_task_state(emu, alloc_id, "main", "running")
+    return alloc_id
+
+
+@pytest.fixture(scope="module")
+def acl_emu():
+    with EmulatorProcess(ACL_SCENARIO) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def acl_web_alloc(acl_emu) -> str:
+    alloc_id = alloc_of(acl_emu, "web")["ID"]
+    wait_task_state(acl_emu, alloc_id, "server", "running")
+    return alloc_id
+
+
+@pytest.fixture
+def no_faults(emu):
+    emu.control.clear_faults()
+    yield
+    emu.control.clear_faults()
+
+
+# --- output, exit codes, stdin --------------------------------------------------------------------
+
+def test_stdout_and_stderr_arrive_as_separate_streams_then_exit_and_normal_close(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", "echo out; echo err >&2"]))
+
+    assert outcome.output("stdout") == b"out\n"
+    assert outcome.output("stderr") == b"err\n"
+    assert {"stdout": {"close": True}} in outcome.frames
+    assert {"stderr": {"close": True}} in outcome.frames
+    assert outcome.raw_frames[-1] == '{"exited":true,"result":{}}'
+    assert (outcome.close_code, outcome.close_reason) == (1000, "")
+
+
+@pytest.mark.parametrize("code", [0, 1, 42])
+def test_exit_code_is_reported_and_zero_is_omitted(emu, shell_alloc, code):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", f"exit {code}"]))
+
+    expected = '{"exited":true,"result":{}}' if code == 0 else f'{{"exited":true,"result":{{"exit_code":{code}}}}}'
+    assert outcome.raw_frames[-1] == expected
+    assert outcome.close_code == 1000
+
+
+def test_killed_command_reports_128_plus_signal(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", "kill -9 $$"]))
+
+    assert outcome.exit_code == 128 + 9
+
+
+def test_command_runs_in_task_directory_with_task_environment(emu, shell_alloc):
+    task_dir = task_view(emu, shell_alloc, "main")["task_dir"]
+    script = 'pwd; echo "$NOMAD_ALLOC_ID $NOMAD_TASK_NAME $NOMAD_TASK_DIR"'
+    outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", script]))
+
+    cwd, env_line = outcome.output("stdout").decode().splitlines()
+    assert os.path.realpath(cwd) == os.path.realpath(task_dir)
+    assert env_line == f"{shell_alloc} main {task_dir}"
+
+
+def test_stdin_is_delivered_and_close_gives_end_of_file(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["cat"]),
+                       send=[stdin_frame(b"hello "), stdin_frame(b"world\n"), STDIN_CLOSE])
+
+    assert outcome.output("stdout") == b"hello world\n"
+    assert outcome.exit_code == 0
+
+
+def test_stdin_in_many_frames_is_counted_whole(emu, shell_alloc):
+    payload = bytes(range(256)) * 40   # 10240 bytes, binary
+    frames = [stdin_frame(payload[start:start + 2048]) for start in range(0, len(payload), 2048)]
+    outcome = run_exec(exec_url(emu, shell_alloc, ["wc", "-c"]), send=frames + [STDIN_CLOSE])
+
+    assert outcome.output("stdout").strip() == b"10240"
+
+
+def test_heartbeats_and_unknown_keys_are_ignored(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["cat"]),
+                       send=[{}, {"unknown": 1}, stdin_frame(b"x"), {}, STDIN_CLOSE])
+
+    assert outcome.output("stdout") == b"x"
+    assert outcome.close_code == 1000
+
+
+def test_binary_output_is_byte_exact_in_frames_of_at_most_1024_bytes(emu, shell_alloc):
+    task_dir = task_view(emu, shell_alloc, "main")["task_dir"]
+    script = "head -c 5000000 /dev/urandom | tee random.bin; printf 'tail' >&2"
+    try:
+        outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", script]))
+        written = Path(task_dir, "random.bin").read_bytes()
+    finally:
+        Path(task_dir, "random.bin").unlink(missing_ok=True)
+
+    stdout = outcome.output("stdout")
+    assert len(stdout) == 5_000_000
+    assert hashlib.sha256(stdout).hexdigest() == hashlib.sha256(written).hexdigest()
+    assert max(len(chunk) for chunk in outcome.data_frames("stdout")) == 1024
+    assert outcome.output("stderr") == b"tail"
+    assert outcome.exit_code == 0
+
+
+def test_large_output_streams_completely(emu, shell_alloc):
+    size = 64 * 1024 * 1024
+    ws = connect(exec_url(emu, shell_alloc, ["head", "-c", str(size), "/dev/zero"]))
+    time.sleep(1)   # a slow reader at first: the server must hold back, not buffer or drop
+    received = 0
+    frames = []
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            close_code = int.from_bytes(data[:2], "big")
+            break
+        frame = json.loads(data)
+        if "data" in frame.get("stdout", {}):
+            chunk = base64.b64decode(frame["stdout"]["data"])
+            assert len(chunk) <= 1024
+            received += len(chunk)
+        else:
+            frames.append(frame)
+    ws.close()
+
+    assert received == size
+    assert frames[-1] == {"exited": True, "result": {}}
+    assert close_code == 1000
+
+
+# --- tty ----------------------------------------------------------------------------------------
+
+def test_tty_size_sent_before_start_is_the_initial_size(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["stty", "size"], tty="true"),
+                       send=[{"tty_size": {"height": 33, "width": 121}}])
+
+    assert outcome.output("stdout") == b"33 121\r\n"
+    assert outcome.exit_code == 0
+
+
+def test_tty_resize_during_session_is_seen_by_the_command(emu, shell_alloc):
+    ws = connect(exec_url(emu, shell_alloc, ["/bin/sh", "-c", "stty size; read line; stty size"], tty="true"))
+    ws.send(json.dumps({"tty_size": {"height": 24, "width": 80}}))
+    outcome = ExecOutcome()
+    while b"24 80" not in outcome.output("stdout"):
+        outcome.raw_frames.append(ws.recv())
+    ws.send(json.dumps({"tty_size": {"height": 50, "width": 200}}))
+    ws.send(json.dumps(stdin_frame(b"go\n")))
+    read_until_close(ws, outcome)
+
+    assert outcome.output("stdout").endswith(b"50 200\r\n")
+    assert outcome.exit_code == 0
+
+
+def test_tty_gives_a_terminal_and_merges_stderr_into_stdout(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", "tty; echo err >&2; exit 3"], tty="true"))
+
+    lines = outcome.output("stdout").decode().split("\r\n")
+    assert lines[0].startswith("/dev/pts/")
+    assert lines[1] == "err"
+    assert outcome.data_frames("stderr") == []
+    assert {"stderr": {"close": True}} not in outcome.frames
+    assert outcome.exit_code == 3
+
+
+def test_tty_command_has_a_controlling_terminal_in_its_own_session(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", "exec 3</dev/tty && echo ctty"], tty="true"))
+
+    assert outcome.output("stdout") == b"ctty\r\n"
+
+
+def test_tty_stdin_close_ends_input(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["cat"], tty="true"),
+                       send=[stdin_frame(b"partial line"), STDIN_CLOSE])
+
+    assert outcome.output("stdout").count(b"partial line") == 2   # the terminal echo and cat's copy
+    assert outcome.exit_code == 0
+
+
+# --- client frames that end the session -----------------------------------------------------------
+
+def test_setup_frame_is_an_unexpected_message_type(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["sleep", "30"]), send=[{"setup": {}}])
+
+    assert outcome.close_code == 1011
+    assert outcome.close_reason.startswith("unexpected message type: &proto.ExecTaskStreamingRequest{Setup:")
+    assert outcome.exit_frames == []
+
+
+@pytest.mark.parametrize("frame, reason", [
+    ("not json", "invalid character 'o' in literal null (expecting 'u')"),
+    ("[1]", "json: cannot unmarshal array into Go value of type proto.ExecTaskStreamingRequest"),
+    ('{"stdin":{"data":"***"}}', "illegal base64 data at input byte 0"),
+])
+def test_undecodable_client_frame_closes_with_the_decode_error(emu, shell_alloc, frame, reason):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["sleep", "30"]), send=[frame])
+
+    assert (outcome.close_code, outcome.close_reason) == (1011, reason)
+
+
+# --- errors before the upgrade --------------------------------------------------------------------
+
+def plain_get(emu, alloc_id: str, params: dict, headers=None, method="GET") -> requests.Response:
+    url = f"{emu.address}/v1/client/allocation/{alloc_id}/exec"
+    return requests.request(method, url, params=params, headers=headers or {}, timeout=30)
+
+
+WS_HEADERS = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+              "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+@pytest.mark.parametrize("command, error", [
+    (None, "unexpected end of JSON input"),
+    ("ls", "invalid character 'l' looking for beginning of value"),
+    ('["ls",]', "invalid character ']' looking for beginning of value"),
+    ('["ls" "-l"]', "invalid character '\"' after array element"),
+    ('{"a":1}', "json: cannot unmarshal object into Go value of type []string"),
+    ('"ls"', "json: cannot unmarshal string into Go value of type []string"),
+    ("[1]", "json: cannot unmarshal number into Go value of type string"),
+    ('["ls"] x', "invalid character 'x' after top-level value"),
+])
+def test_command_must_be_a_json_array_of_strings(emu, shell_alloc, command, error):
+    params = {"task": "main"} if command is None else {"task": "main", "command": command}
+    response = plain_get(emu, shell_alloc, params, WS_HEADERS)
+
+    assert response.status_code == 500
+    assert response.text == f"failed to marshal command into json: {error}"
+
+
+def test_tty_must_be_a_boolean(emu, shell_alloc):
+    response = plain_get(emu, shell_alloc, {"task": "main", "command": '["true"]', "tty": "maybe"}, WS_HEADERS)
+
+    assert response.status_code == 500
+    assert response.text == 'tty value is not a boolean: strconv.ParseBool: parsing "maybe": invalid syntax'
+
+
+def test_missing_upgrade_is_refused_like_gorilla(emu, shell_alloc):
+    response = plain_get(emu, shell_alloc, {"task": "main", "command": '["true"]'})
+
+    assert response.status_code == 400
+    assert response.text == ("Bad Request\nfailed to upgrade connection: websocket: the client is not using the "
+                             "websocket protocol: 'upgrade' token not found in 'Connection' header")
+
+
+def test_non_get_upgrade_is_405(emu, shell_alloc):
+    response = plain_get(emu, shell_alloc, {"task": "main", "command": '["true"]'}, WS_HEADERS, method="POST")
+
+    assert response.status_code == 405
+    assert response.text == ("Method Not Allowed\nfailed to upgrade connection: websocket: the client is not using "
+                             "the websocket protocol: request method is not GET")
+
+
+def test_cross_origin_upgrade_is_403(emu, shell_alloc):
+    headers = dict(WS_HEADERS, Origin="http://elsewhere.example:4646")
+    response = plain_get(emu, shell_alloc, {"task": "main", "command": '["true"]'}, headers)
+
+    assert response.status_code == 403
+    assert response.text == ("Forbidden\nfailed to upgrade connection: websocket: request origin not allowed by "
+                             "Upgrader.CheckOrigin")
+
+
+def test_same_origin_upgrade_is_accepted(emu, shell_alloc):
+    host = emu.address.split("://", 1)[1]
+    ws = websocket.create_connection(exec_url(emu, shell_alloc, ["true"]), origin=f"http://{host}",
+                                     timeout=SOCKET_TIMEOUT)
+
+    assert read_until_close(ws).exit_code == 0
+
+
+# --- errors after the upgrade (close frames) -----------------------------------------------------
+
+def test_session_errors_close_with_nomads_code_and_text(emu, shell_alloc):
+    blocked = alloc_of(emu, "blocked")["ID"]
+    wait_task_state(emu, blocked, "setup", "running")
+    finished = alloc_of(emu, "finished")["ID"]
+    wait_task_state(emu, finished, "once", "dead")
+    unknown = "8d3f3c57-0000-4000-8000-000000000000"
+    cases = [
+        (unknown, "main", ["true"], 1008, f'Unknown allocation "{unknown}"'),
+        (shell_alloc[:8], "main", ["true"], 1011, "alloc lookup failed: index error: UUID must be 36 characters"),
+        (shell_alloc, "", ["true"], 1008, "must provide task name"),
+        (shell_alloc, "main", [], 1008, "command is not present"),
+        (shell_alloc, "nope", ["true"], 1008, 'unknown task name "nope"'),
+        (blocked, "app", ["true"], 1008, 'task "app" not started yet.'),
+        (finished, "once", ["true"], 1008, 'task "once" is not running.'),
+        (shell_alloc, "main", ["no-such-binary"], 1011, 'exec: "no-such-binary": executable file not found in $PATH'),
+        (shell_alloc, "main", ["/no/such/binary"], 1011, "fork/exec /no/such/binary: no such file or directory"),
+    ]
+    for alloc_id, task, command, code, reason in cases:
+        outcome = run_exec(exec_url(emu, alloc_id, command, task=task))
+        assert (outcome.close_code, outcome.close_reason) == (code, reason), (alloc_id, task, command)
+        assert outcome.raw_frames == []
+
+
+def test_null_command_is_not_present(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, "null"))
+
+    assert (outcome.close_code, outcome.close_reason) == (1008, "command is not present")
+
+
+# --- ACL and the handshake ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("token", [None, READ_ONLY_TOKEN, EXEC_WITHOUT_NODE_EXEC_TOKEN, UNKNOWN_TOKEN])
+def test_exec_needs_alloc_exec_and_alloc_node_exec(acl_emu, acl_web_alloc, token):
+    outcome = run_exec(exec_url(acl_emu, acl_web_alloc, ["true"], task="server"), token=token)
+
+    assert (outcome.close_code, outcome.close_reason) == (1011, "Permission denied")
+
+
+@pytest.mark.parametrize("token", [EXEC_TOKEN, MANAGEMENT_TOKEN])
+def test_exec_runs_with_both_capabilities(acl_emu, acl_web_alloc, token):
+    outcome = run_exec(exec_url(acl_emu, acl_web_alloc, ["echo", "ok"], task="server"), token=token)
+
+    assert outcome.output("stdout") == b"ok\n"
+    assert outcome.close_code == 1000
+
+
+def test_capabilities_are_checked_on_the_allocations_namespace(acl_emu):
+    prod_alloc = alloc_of(acl_emu, "cache")["ID"]
+    outcome = run_exec(exec_url(acl_emu, prod_alloc, ["true"], task="redis", namespace="prod"), token=OPERATOR_TOKEN)
+
+    assert (outcome.close_code, outcome.close_reason) == (1011, "Permission denied")
+
+
+def test_unknown_token_is_denied_before_the_allocation_lookup(acl_emu):
+    unknown = "8d3f3c57-0000-4000-8000-000000000000"
+    outcome = run_exec(exec_url(acl_emu, unknown, ["true"]), token=UNKNOWN_TOKEN)
+
+    assert (outcome.close_code, outcome.close_reason) == (1011, "Permission denied")
+
+
+def test_handshake_token_replaces_the_header_token(acl_emu, acl_web_alloc):
+    url = exec_url(acl_emu, acl_web_alloc, ["echo", "ok"], task="server", ws_handshake="true")
+    handshake = json.dumps({"version": 1, "auth_token": EXEC_TOKEN})
+    outcome = run_exec(url, token=READ_ONLY_TOKEN, first_text=handshake)
+
+    assert outcome.output("stdout") == b"ok\n"
+    assert outcome.exit_code == 0
+
+
+def test_empty_handshake_token_replaces_a_good_header_token(acl_emu, acl_web_alloc):
+    url = exec_url(acl_emu, acl_web_alloc, ["true"], task="server", ws_handshake="true")
+    outcome = run_exec(url, token=EXEC_TOKEN, first_text=json.dumps({"version": 1, "auth_token": ""}))
+
+    assert (outcome.close_code, outcome.close_reason) == (1011, "Permission denied")
+
+
+def test_handshake_false_keeps_the_header_token(acl_emu, acl_web_alloc):
+    url = exec_url(acl_emu, acl_web_alloc, ["echo", "ok"], task="server", ws_handshake="false")
+
+    assert run_exec(url, token=EXEC_TOKEN).output("stdout") == b"ok\n"
+
+
+@pytest.mark.parametrize("ws_handshake, first_text, reason", [
+    ("true", '{"version":2,"auth_token":""}', "unexpected handshake value: 2"),
+    ("true", '{"auth_token":""}', "unexpected handshake value: 0"),
+    ("true", '{"version":"1"}',
+     "json: cannot unmarshal string into Go struct field wsHandshakeMessage.version of type int"),
+    ("maybe", None, 'ws_handshake value is not a boolean: strconv.ParseBool: parsing "maybe": invalid syntax'),
+])
+def test_bad_handshake_closes_with_1008(acl_emu, acl_web_alloc, ws_handshake, first_text, reason):
+    url = exec_url(acl_emu, acl_web_alloc, ["true"], task="server", ws_handshake=ws_handshake)
+    outcome = run_exec(url, token=EXEC_TOKEN, first_text=first_text)
+
+    assert (outcome.close_code, outcome.close_reason) == (1008, reason)
+
+
+# --- the peer going away, faults, request counting ------------------------------------------------
+
+def start_and_read_pid(emu, alloc_id: str) -> tuple:
+    ws = connect(exec_url(emu, alloc_id, ["/bin/sh", "-c", "echo $$; exec sleep 300"]))
+    first = json.loads(ws.recv())
+    return ws, int(base64.b64decode(first["stdout"]["data"]))
+
+
+def test_peer_vanishing_kills_the_command(emu, shell_alloc):
+    ws, pid = start_and_read_pid(emu, shell_alloc)
+    ws.sock.shutdown(socket.SHUT_RDWR)
+    ws.sock.close()
+
+    wait_until(lambda: process_gone(pid), f"exec'd process {pid} to be killed")
+    assert run_exec(exec_url(emu, shell_alloc, ["true"])).exit_code == 0
+
+
+def test_peer_closing_early_kills_the_command(emu, shell_alloc):
+    ws, pid = start_and_read_pid(emu, shell_alloc)
+    ws.close()
+
+    wait_until(lambda: process_gone(pid), f"exec'd process {pid} to be killed")
+
+
+def test_exec_close_early_fault_closes_1011_after_first_output(emu, shell_alloc, no_faults):
+    emu.control.add_fault(action="exec_close_early", path="/exec$", count=1)
+    script = "echo first; sleep 0.5; echo second"
+    outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", script]))
+
+    assert outcome.output("stdout") == b"first\n"
+    assert outcome.exit_frames == []
+    assert outcome.close_code == 1011
+    assert run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", script])).output("stdout") == b"first\nsecond\n"
+
+
+def test_each_exec_request_is_counted_once(emu, shell_alloc):
+    key = f"GET /v1/client/allocation/{shell_alloc}/exec"
+    before = emu.control.requests().get(key, 0)
+    run_exec(exec_url(emu, shell_alloc, ["true"]))
+    plain_get(emu, shell_alloc, {"task": "main", "command": '["true"]'})
+
+    assert emu.control.requests().get(key, 0) == before + 2
