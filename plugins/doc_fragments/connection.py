@@ -68,8 +68,8 @@ options:
   validate_certs:
     description:
       - Whether to verify the server certificate. Only set to V(false) on trusted networks.
-      - If not set, the E(NOMAD_SKIP_VERIFY) environment variable is used (inverted, parsed like Go's C(strconv.ParseBool):
-        V(1), V(t), V(true) skip verification; values that do not parse are ignored, as Nomad does).
+      - If not set, the E(NOMAD_SKIP_VERIFY) environment variable is used, inverted and parsed like Go's C(strconv.ParseBool)
+        (V(1), V(t), V(true) and so on skip verification); values that do not parse are ignored, as Nomad does.
     type: bool
     default: true
   http_auth:

@@ -424,13 +424,14 @@ class NomadClient(object):
         )
 
     # -- pagination and blocking queries
-    def paginate(self, path, params=None, per_page=None, limit=None):
+    def paginate(self, path, params=None, per_page=None, limit=None, on_response=None):
         """Every item of a paginated list, following X-Nomad-NextToken, each item exactly once.
 
         Nomad 1.5/1.6 compare `<CreateIndex>.<ID>` tokens as strings (hashicorp/nomad#25435), so a page can
         start too early (duplicates, removed here by ID) or a token can come back again (a loop).  On a
         repeated token the rest is listed by two-hex-digit ID prefixes, whose tokens are plain IDs that
-        compare correctly, and a warning is recorded.
+        compare correctly, and a warning is recorded.  `on_response(NomadResponse)` sees every page's
+        response (for X-Nomad-Index).
         """
         collected = _UniqueItems(limit)
         base = dict(params or {})
@@ -438,7 +439,7 @@ class NomadClient(object):
         if collected.full:
             return
         try:
-            for page in self._pages(path, base, per_page):
+            for page in self._pages(path, base, per_page, on_response):
                 for item in collected.new(page):
                     yield item
                 if collected.full:
@@ -453,13 +454,13 @@ class NomadClient(object):
                 "Nomad returned the pagination token %r a second time (string-compared tokens, hashicorp/nomad#25435); "
                 "listed the remaining items by ID prefix instead" % repeated.token
             )
-            for item in self._paginate_by_id_prefix(path, base, per_page, collected):
+            for item in self._paginate_by_id_prefix(path, base, per_page, collected, on_response):
                 yield item
 
-    def _paginate_by_id_prefix(self, path, params, per_page, collected):
+    def _paginate_by_id_prefix(self, path, params, per_page, collected, on_response):
         for prefix in ID_PREFIXES:
             try:
-                for page in self._pages(path, dict(params, prefix=prefix), per_page):
+                for page in self._pages(path, dict(params, prefix=prefix), per_page, on_response):
                     for item in collected.new(page):
                         yield item
                     if collected.full:
@@ -471,7 +472,7 @@ class NomadClient(object):
                     method="GET", path=path,
                 )
 
-    def _pages(self, path, params, per_page):
+    def _pages(self, path, params, per_page, on_response=None):
         """The item lists of successive pages; raises _RepeatedToken when a next token comes back."""
         tokens_seen = set()
         token = None
@@ -482,6 +483,8 @@ class NomadClient(object):
             if token:
                 page_params["next_token"] = token
             response = self.read(path, page_params)
+            if on_response is not None:
+                on_response(response)
             items = response.data if response.data is not None else []
             if not isinstance(items, list):
                 raise NomadError("GET %s failed: expected a JSON list from Nomad" % path, method="GET", path=path)

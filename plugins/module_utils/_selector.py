@@ -34,6 +34,14 @@ class SelectorError(NomadOptionError):
     """A selector that cannot work, or an ID that does not resolve to exactly one allocation."""
 
 
+class AllocationNotFoundError(SelectorError):
+    """No allocation has the given ID or prefix."""
+
+
+class AmbiguousPrefixError(SelectorError):
+    """Several allocations start with the given prefix."""
+
+
 # --------------------------------------------------------------------------------------------- quoting
 _SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
                   "\t": "\\t", "\v": "\\v"}
@@ -89,6 +97,11 @@ def _equals(field, value):
 def _any_of(field, values):
     clauses = [_equals(field, value) for value in values]
     return "(" + " or ".join(clauses) + ")"
+
+
+def id_filter(allocation_ids):
+    """`(ID == "..." or ...)` for full allocation IDs."""
+    return _any_of("ID", allocation_ids)
 
 
 # --------------------------------------------------------------------------------------------- filter
@@ -163,7 +176,7 @@ def _describe_match(stub):
     )
 
 
-def resolve_allocation_id(client, id_or_prefix, namespace=None):
+def resolve_allocation_id(client, id_or_prefix, namespace=None, on_response=None):
     """The list stub of the one allocation whose ID is `id_or_prefix` or starts with it.
 
     Like `nomad alloc status <prefix>`: at least two characters, an odd-length prefix is queried without
@@ -176,29 +189,30 @@ def resolve_allocation_id(client, id_or_prefix, namespace=None):
     query = {"prefix": even_length_prefix(text)}
     if namespace is not None:
         query["namespace"] = namespace
-    matches = [stub for stub in client.paginate(ALLOCATIONS_PATH, query) if stub.get("ID", "").startswith(text)]
+    listed = client.paginate(ALLOCATIONS_PATH, query, on_response=on_response)
+    matches = [stub for stub in listed if stub.get("ID", "").startswith(text)]
     if not matches:
         where = client.query(query).get("namespace", "default")
         hint = "" if where == "*" else ' in namespace "%s" (use namespace "*" to search all)' % where
-        raise SelectorError('No allocation(s) with prefix or id "%s" found%s' % (text, hint))
+        raise AllocationNotFoundError('No allocation(s) with prefix or id "%s" found%s' % (text, hint))
     exact = [stub for stub in matches if stub.get("ID") == text]
     if exact:
         return exact[0]
     if len(matches) > 1:
         shown = ", ".join(_describe_match(stub) for stub in matches[:MAX_LISTED_MATCHES])
         more = "" if len(matches) <= MAX_LISTED_MATCHES else " and %d more" % (len(matches) - MAX_LISTED_MATCHES)
-        raise SelectorError(
+        raise AmbiguousPrefixError(
             'Prefix "%s" matched %d allocations: %s%s (give more characters)' % (text, len(matches), shown, more)
         )
     return matches[0]
 
 
-def resolve_allocation_ids(client, ids, namespace=None):
+def resolve_allocation_ids(client, ids, namespace=None, on_response=None):
     """resolve_allocation_id for each entry, in order, without duplicates."""
     stubs = []
     seen = set()
     for entry in ids:
-        stub = resolve_allocation_id(client, entry, namespace)
+        stub = resolve_allocation_id(client, entry, namespace, on_response)
         if stub["ID"] not in seen:
             seen.add(stub["ID"])
             stubs.append(stub)
@@ -228,21 +242,22 @@ def list_query(selector, namespace=None, reverse=None, resources=None, task_stat
 
 
 def select_allocations(client, selector, namespace=None, per_page=None, limit=None, reverse=None,
-                       resources=None, task_states=None):
+                       resources=None, task_states=None, on_response=None):
     """List stubs of the allocations the selector matches (all pages), as a list.
 
     With `id`, each entry is resolved first (errors for unknown or ambiguous prefixes); the other
-    selector options then narrow those allocations down on the server.
+    selector options then narrow those allocations down on the server.  `on_response` sees every
+    list response (see NomadClient.paginate).
     """
     ids = selector.get("id") or []
     id_clause = None
     if ids:
-        stubs = resolve_allocation_ids(client, ids, namespace)
+        stubs = resolve_allocation_ids(client, ids, namespace, on_response)
         if selector_filter(selector) is None and not selector.get("prefix") and resources is None and task_states is None:
             return stubs[:limit] if limit is not None else stubs
-        id_clause = _any_of("ID", [stub["ID"] for stub in stubs])
+        id_clause = id_filter([stub["ID"] for stub in stubs])
     query = list_query(selector, namespace, reverse, resources, task_states, extra_filter=id_clause)
-    return list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit))
+    return list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit, on_response=on_response))
 
 
 def is_full_uuid(text):

@@ -1,0 +1,155 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: nomad_alloc
+short_description: Nomad allocations as a list of dictionaries, for templates and loops
+version_added: 0.1.0
+description:
+  - Returns the allocations that match the given IDs / ID prefixes (terms) and selector (keyword arguments),
+    read through Nomad's HTTP API from the controller.
+  - Always returns a list; with terms (or O(id)) the entries are full allocation objects, otherwise list stubs.
+    Use C(query()) or C(lookup(..., wantlist=true)) to receive the list as is, since C(lookup()) turns a
+    one-element list into its element.
+  - The returned data is marked unsafe, so text inside allocations is never evaluated as a template.
+author:
+  - nomadops.nomad developers
+options:
+  _terms:
+    description:
+      - Allocation IDs or unique ID prefixes (at least two characters), resolved like C(nomad alloc status <prefix>).
+        Combined with O(id).
+    type: list
+    elements: str
+    required: false
+  per_page:
+    description: Page size for listing; pages are followed transparently.
+    type: int
+  limit:
+    description: Return at most this many allocations.
+    type: int
+  reverse:
+    description: List in reverse order.
+    type: bool
+    default: false
+  resources:
+    description: Include C(AllocatedResources) in list stubs.
+    type: bool
+    default: false
+  task_states:
+    description: Include C(TaskStates) in list stubs.
+    type: bool
+    default: true
+  services:
+    description: Attach each allocation's Nomad services under the key C(Services).
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - nomadops.nomad.connection
+  - nomadops.nomad.connection.plugins
+  - nomadops.nomad.selector
+notes:
+  - Lookups run on the controller; the connection environment variables are read from the controller's environment.
+seealso:
+  - module: nomadops.nomad.nomad_alloc_info
+"""
+
+EXAMPLES = r"""
+- name: Loop over the running allocations of job web
+  ansible.builtin.debug:
+    msg: "{{ item.Name }} on {{ item.NodeName }}"
+  loop: "{{ query('nomadops.nomad.nomad_alloc', job='web', client_status=['running']) }}"
+
+- name: Read two allocations by ID prefix
+  ansible.builtin.debug:
+    msg: "{{ query('nomadops.nomad.nomad_alloc', '5a22', '9f1c') | map(attribute='ClientStatus') }}"
+
+- name: Count allocations in every namespace, against a TLS cluster
+  ansible.builtin.debug:
+    msg: >-
+      {{ query('nomadops.nomad.nomad_alloc', namespace='*',
+               address='https://nomad.example.com:4646', ca_cert='/etc/nomad.d/ca.pem') | length }}
+
+- name: In a template
+  ansible.builtin.copy:
+    dest: /tmp/web-allocations.txt
+    content: |
+      {% for alloc in query('nomadops.nomad.nomad_alloc', job='web') %}
+      {{ alloc.ID }} {{ alloc.ClientStatus }}
+      {% endfor %}
+    mode: "0644"
+"""
+
+RETURN = r"""
+_raw:
+  description:
+    - One dictionary per allocation, as Nomad returns it (Go field names); full objects for IDs, list stubs otherwise.
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleLookupError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.lookup import LookupBase
+from ansible.utils.display import Display
+from ansible.utils.unsafe_proxy import wrap_var
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
+    LIST_ARGUMENT_SPEC,
+    ListOptions,
+    gather_allocations,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import HAS_REQUESTS, NomadClient, NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils._module import nomad_argument_spec, one_line
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+    NomadOptionError,
+    connection_options_from_params,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
+
+LOOKUP_ARGUMENT_SPEC = nomad_argument_spec(LIST_ARGUMENT_SPEC, selector=True)
+
+display = Display()
+
+
+class LookupModule(LookupBase):
+
+    def run(self, terms, variables=None, **kwargs):
+        if not HAS_REQUESTS:
+            raise AnsibleLookupError("the nomadops.nomad.nomad_alloc lookup needs the Python library 'requests' on the controller")
+        self.set_options(var_options=variables, direct=kwargs)
+        params = self._validated_params(terms)
+        try:
+            allocations = self._allocations(params)
+        except (NomadError, NomadOptionError) as exc:
+            raise AnsibleLookupError(one_line(exc))
+        return wrap_var(allocations)
+
+    def _explicit_options(self):
+        """Options that were set (keyword, variable or ini); unset ones fall back to NOMAD_* via the spec."""
+        explicit = {}
+        for name in LOOKUP_ARGUMENT_SPEC:
+            value, origin = self.get_option_and_origin(name)
+            if origin != "default" and value is not None:
+                explicit[name] = value
+        return explicit
+
+    def _validated_params(self, terms):
+        params = self._explicit_options()
+        ids = [str(term) for term in terms or []] + list(params.get("id") or [])
+        if ids:
+            params["id"] = ids
+        result = ArgumentSpecValidator(LOOKUP_ARGUMENT_SPEC).validate(params)
+        if result.error_messages:
+            raise AnsibleLookupError("nomadops.nomad.nomad_alloc: %s" % one_line("; ".join(result.error_messages)))
+        return result.validated_parameters
+
+    def _allocations(self, params):
+        with NomadClient(connection_options_from_params(params), warn=display.warning) as client:
+            selector = dict((key, params.get(key)) for key in SELECTOR_KEYS)
+            allocations, _index = gather_allocations(client, selector, ListOptions.from_params(params),
+                                                     services=params["services"])
+        return allocations

@@ -1,0 +1,221 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nomad_alloc_info
+short_description: List or read Nomad allocations, optionally waiting for a condition
+version_added: 0.1.0
+description:
+  - Lists the allocations that match a selector (one server-side filter, all pages), or reads allocations by ID or
+    unique ID prefix.
+  - Returns list stubs for a selector and full allocation objects when O(id) is given.
+  - Never fails because nothing matched; it returns an empty list.
+  - Can attach each allocation's Nomad services, and can wait (with Nomad's blocking queries) until the selected
+    allocations are running, healthy, terminal or gone.
+author:
+  - nomadops.nomad developers
+options:
+  per_page:
+    description:
+      - Page size for listing. Pages are followed transparently, so this only changes how many requests are made.
+      - Unset means Nomad returns everything in one answer.
+    type: int
+  limit:
+    description:
+      - Return at most this many allocations (stops listing early).
+    type: int
+  reverse:
+    description:
+      - List in reverse order (newest first when listing a namespace, descending IDs with O(prefix)).
+    type: bool
+    default: false
+  resources:
+    description:
+      - Include C(AllocatedResources) in the list stubs. Full objects (O(id) given) always include them.
+    type: bool
+    default: false
+  task_states:
+    description:
+      - Include C(TaskStates) in the list stubs. Set to V(false) to make large listings smaller.
+        Full objects (O(id) given) always include them.
+    type: bool
+    default: true
+  services:
+    description:
+      - Attach the Nomad-native services of each allocation (C(GET /v1/allocation/<id>/services) in the allocation's
+        namespace) under the key C(Services) of each returned allocation.
+      - Services registered in Consul are not returned by Nomad's API and are not included.
+    type: bool
+    default: false
+  wait_for:
+    description:
+      - Wait until the selected allocations reach this condition, using Nomad blocking queries (no polling sleeps).
+      - V(running) - at least one selected allocation should run, and every one that should run (desired status
+        C(run), not finished) has client status C(running).
+      - V(healthy) - as V(running), and each is healthy (deployment health when Nomad reports it, else all its tasks
+        running or finished successfully).
+      - V(terminal) - every selected allocation has finished (client status C(complete), C(failed) or C(lost)).
+      - V(absent) - no allocation matches the selector any more (for example after C(client_status=[running])
+        allocations were stopped, or after garbage collection).
+      - The module fails when O(wait_timeout) passes first, reporting what it last saw.
+    type: str
+    choices: [running, healthy, terminal, absent]
+  wait_timeout:
+    description:
+      - Seconds to wait for O(wait_for).
+    type: int
+    default: 300
+extends_documentation_fragment:
+  - nomadops.nomad.connection
+  - nomadops.nomad.selector
+  - nomadops.nomad.attributes
+  - nomadops.nomad.attributes.ACTION_GROUP
+  - nomadops.nomad.attributes.CHECK_MODE_READ_ONLY
+notes:
+  - The same data is available in templates and loops through the P(nomadops.nomad.nomad_alloc#lookup) lookup.
+seealso:
+  - plugin: nomadops.nomad.nomad_alloc
+    plugin_type: lookup
+  - name: Nomad allocations API
+    description: The HTTP API this module reads.
+    link: https://developer.hashicorp.com/nomad/api-docs/allocations
+"""
+
+EXAMPLES = r"""
+- name: List the running allocations of job web
+  nomadops.nomad.nomad_alloc_info:
+    job: web
+    client_status: [running]
+  register: web
+
+- name: Show their IDs and nodes
+  ansible.builtin.debug:
+    msg: "{{ web.allocations | map(attribute='ID') | zip(web.allocations | map(attribute='NodeName')) }}"
+
+- name: Read one allocation by a short ID prefix, with its services
+  nomadops.nomad.nomad_alloc_info:
+    id: 5a22
+    services: true
+  register: one
+
+- name: Every failed allocation in every namespace, with a raw filter
+  nomadops.nomad.nomad_alloc_info:
+    namespace: "*"
+    client_status: [failed]
+    filter: 'Job.Type == "service"'
+
+- name: Wait until the new allocations of web are healthy
+  nomadops.nomad.nomad_alloc_info:
+    job: web
+    wait_for: healthy
+    wait_timeout: 120
+
+- name: Connection settings for all nomadops.nomad modules at once
+  module_defaults:
+    group/nomadops.nomad.nomad:
+      address: https://nomad.example.com:4646
+      ca_cert: /etc/nomad.d/ca.pem
+      token: "{{ nomad_token }}"
+  block:
+    - name: List allocations on one node
+      nomadops.nomad.nomad_alloc_info:
+        node: node-1
+
+# Ad-hoc, with NOMAD_ADDR / NOMAD_TOKEN taken from the environment:
+#   ansible localhost -m nomadops.nomad.nomad_alloc_info -a 'job=web'
+#   ansible localhost -m nomadops.nomad.nomad_alloc_info -a 'id=5a22 services=true'
+"""
+
+RETURN = r"""
+allocations:
+  description:
+    - The selected allocations, as Nomad returns them (Go field names).
+    - List stubs (C(GET /v1/allocations)) for a selector; full allocation objects (C(GET /v1/allocation/<id>)) when
+      O(id) is given. Missing keys mean zero values, as in Nomad's own JSON.
+    - With O(services=true), each has a C(Services) list.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - ID: 5a222182-ff6d-baf6-2a1c-1f6e0c3e8a10
+      Name: web.frontend[0]
+      Namespace: default
+      JobID: web
+      TaskGroup: frontend
+      NodeID: 0b7e2c1a-8d0e-4c1e-9d7e-2f1f6a3b4c5d
+      NodeName: node-1
+      DesiredStatus: run
+      ClientStatus: running
+      CreateIndex: 12
+      ModifyIndex: 15
+count:
+  description: Number of allocations returned.
+  returned: always
+  type: int
+  sample: 3
+index:
+  description:
+    - Nomad's C(X-Nomad-Index) of the last read (the allocations table index), usable for your own blocking queries.
+    - Null when nothing was read from a list endpoint.
+  returned: always
+  type: int
+  sample: 1042
+waited:
+  description: Seconds spent waiting for O(wait_for).
+  returned: when O(wait_for) is set
+  type: float
+  sample: 4.2
+"""
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
+    LIST_ARGUMENT_SPEC,
+    ListOptions,
+    gather_allocations,
+    wait_for_allocations,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS, describe_progress
+
+ARGUMENT_SPEC = dict(
+    LIST_ARGUMENT_SPEC,
+    wait_for=dict(type="str", choices=list(WAIT_CONDITIONS)),
+    wait_timeout=dict(type="int", default=300),
+)
+
+
+def list_or_wait(module):
+    client = module.client()
+    selector = module.selector()
+    list_options = ListOptions.from_params(module.params)
+    condition = module.params["wait_for"]
+    if condition is None:
+        allocations, index = gather_allocations(client, selector, list_options, services=module.params["services"])
+        module.exit_json(changed=False, allocations=allocations, count=len(allocations), index=index)
+
+    timeout = module.params["wait_timeout"]
+    if timeout < 0:
+        module.fail_json(msg="wait_timeout must be 0 or more seconds (got %s)" % timeout)
+    outcome = wait_for_allocations(client, selector, list_options, condition, timeout,
+                                   services=module.params["services"])
+    facts = dict(allocations=outcome.allocations, count=len(outcome.allocations), index=outcome.index,
+                 waited=round(outcome.waited, 3))
+    if not outcome.met:
+        module.fail_json(
+            msg="timed out after %s s waiting for the allocations to be %s: %s"
+            % (timeout, condition, describe_progress(condition, outcome.allocations)),
+            **facts
+        )
+    module.exit_json(changed=False, **facts)
+
+
+def main():
+    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, selector=True, supports_check_mode=True)
+    run_with_nomad_errors(module, lambda: list_or_wait(module))
+
+
+if __name__ == "__main__":
+    main()
