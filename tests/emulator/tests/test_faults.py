@@ -1,0 +1,90 @@
+"""Fault injection and request counting through the control API."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+
+def test_status_fault_with_retry_after_then_normal(api, fresh_emulator):
+    fresh_emulator.control.add_fault(method="GET", path="^/v1/allocations$", count=2, action="status", status=500,
+                                     body="No cluster leader", retry_after=1)
+    for _ in range(2):
+        response = api.get("/v1/allocations")
+        assert (response.status_code, response.text) == (500, "No cluster leader")
+        assert response.headers["Retry-After"] == "1"
+    assert api.get("/v1/allocations").status_code == 200
+    assert fresh_emulator.control.requests()["GET /v1/allocations"] == 3
+
+
+def test_fault_only_hits_matching_method_and_path(api, fresh_emulator):
+    fresh_emulator.control.add_fault(method="POST", path="/stop$", action="status", status=503, body="busy")
+    alloc_id = api.allocations()[0]["ID"]
+    assert api.get(f"/v1/allocation/{alloc_id}").status_code == 200
+    response = api.post(f"/v1/allocation/{alloc_id}/stop")
+    assert (response.status_code, response.text) == (503, "busy")
+    assert "Retry-After" not in response.headers
+    assert api.allocation(alloc_id)["DesiredStatus"] == "run"
+
+
+def test_delay_fault(api, fresh_emulator):
+    fresh_emulator.control.add_fault(path="^/v1/allocations$", action="delay", delay_ms=600)
+    started = time.monotonic()
+    assert api.get("/v1/allocations").status_code == 200
+    assert time.monotonic() - started >= 0.5
+
+
+def test_drop_fault_closes_without_answer(api, fresh_emulator):
+    fresh_emulator.control.add_fault(path="^/v1/allocations$", action="drop")
+    with pytest.raises(requests.ConnectionError):
+        api.get("/v1/allocations")
+    assert api.get("/v1/allocations").status_code == 200
+
+
+def test_drop_mid_body(api, fresh_emulator):
+    fresh_emulator.control.add_fault(path="^/v1/allocations$", action="drop_mid_body")
+    with pytest.raises((requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        api.get("/v1/allocations")
+    assert api.get("/v1/allocations").status_code == 200
+
+
+def test_clear_faults_and_list(api, fresh_emulator):
+    fresh_emulator.control.add_fault(path=".", action="status", status=500, body="x", count=100)
+    assert fresh_emulator.control.faults()[0]["count"] == 100
+    fresh_emulator.control.clear_faults()
+    assert fresh_emulator.control.faults() == []
+    assert api.get("/v1/allocations").status_code == 200
+
+
+def test_exec_close_early_rules_are_left_to_exec(api, fresh_emulator):
+    fresh_emulator.control.add_fault(path=".", action="exec_close_early")
+    assert api.get("/v1/allocations").status_code == 200
+    assert fresh_emulator.control.faults()[0]["count"] == 1
+
+
+def test_bad_fault_rules_are_rejected(fresh_emulator):
+    session = requests.Session()
+    session.trust_env = False
+    for rule in ({"action": "explode"}, {"action": "drop", "path": "("}, {"action": "drop", "count": "x"}, [1]):
+        response = session.post(fresh_emulator.address + "/_emulator/faults", json=rule, timeout=10)
+        assert response.status_code == 400, rule
+    assert session.post(fresh_emulator.address + "/_emulator/faults", data="{", timeout=10).status_code == 400
+
+
+def test_request_counts_and_reset(api, fresh_emulator):
+    alloc_id = api.allocations()[0]["ID"]
+    api.get(f"/v1/allocation/{alloc_id}")
+    api.get(f"/v1/allocation/{alloc_id}")
+    counts = fresh_emulator.control.requests()
+    assert counts[f"GET /v1/allocation/{alloc_id}"] == 2
+    assert not any(key.split(" ", 1)[1].startswith("/_emulator") for key in counts)
+    fresh_emulator.control.reset_requests()
+    assert fresh_emulator.control.requests() == {}
+
+
+def test_unknown_setting_is_rejected(fresh_emulator):
+    session = requests.Session()
+    session.trust_env = False
+    response = session.post(fresh_emulator.address + "/_emulator/settings", json={"nope": True}, timeout=10)
+    assert response.status_code == 400
