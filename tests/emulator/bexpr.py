@@ -254,6 +254,31 @@ def _is_pointer_char(char: str) -> bool:
     return char.isalpha() or char.isnumeric() or char in _POINTER_PUNCTUATION
 
 
+def _rule(label: str):
+    """Run a parser method as a pigeon rule: errors recorded inside it name ``rule <label>``."""
+    def decorate(method):
+        @functools.wraps(method)
+        def run(self, index, *args):
+            self.rules.append(label)
+            try:
+                return method(self, index, *args)
+            finally:
+                self.rules.pop()
+        return run
+    return decorate
+
+
+def _memoized(method):
+    """Cache a rule's result per position: pigeon re-parses the same operands once per alternative."""
+    @functools.wraps(method)
+    def run(self, index):
+        key = (method.__name__, index)
+        if key not in self.memo:
+            self.memo[key] = method(self, index)
+        return self.memo[key]
+    return run
+
+
 class _Parser:
     def __init__(self, text: str):
         self.text = text
@@ -323,30 +348,9 @@ class _Parser:
         self.inverted = not self.inverted
         return index if matched < 0 else -1
 
-    def rule(label):
-        def decorate(method):
-            @functools.wraps(method)
-            def run(self, index, *args):
-                self.rules.append(label)
-                try:
-                    return method(self, index, *args)
-                finally:
-                    self.rules.pop()
-            return run
-        return decorate
-
-    def memoized(method):
-        @functools.wraps(method)
-        def run(self, index):
-            key = (method.__name__, index)
-            if key not in self.memo:
-                self.memo[key] = method(self, index)
-            return self.memo[key]
-        return run
-
     # whitespace -------------------------------------------------------------------------------------
 
-    @rule('"whitespace"')
+    @_rule('"whitespace"')
     def whitespace(self, index: int) -> int:
         end = self.char_class(index, _WHITESPACE.__contains__, _WS_WANT)
         while end >= 0:
@@ -376,7 +380,7 @@ class _Parser:
 
     # expressions ------------------------------------------------------------------------------------
 
-    @rule("Input")
+    @_rule("Input")
     def parse_input(self, index: int):
         start = self.optional_whitespace(index)
         position = self.literal(start, "(")
@@ -405,18 +409,18 @@ class _Parser:
                 return right[0], Binary(operator, left[1], right[1])
         return operand(index)
 
-    @memoized
-    @rule("OrExpression")
+    @_memoized
+    @_rule("OrExpression")
     def or_expression(self, index: int):
         return self.binary(index, "or", self.and_expression, self.or_expression, "or")
 
-    @memoized
-    @rule("AndExpression")
+    @_memoized
+    @_rule("AndExpression")
     def and_expression(self, index: int):
         return self.binary(index, "and", self.not_expression, self.and_expression, "and")
 
-    @memoized
-    @rule("NotExpression")
+    @_memoized
+    @_rule("NotExpression")
     def not_expression(self, index: int):
         position = self.literal(index, "not")
         if position >= 0:
@@ -428,8 +432,8 @@ class _Parser:
                     return inner[0], (operand.operand if isinstance(operand, Not) else Not(operand))
         return self.parenthesized(index)
 
-    @memoized
-    @rule('"grouping"')
+    @_memoized
+    @_rule('"grouping"')
     def parenthesized(self, index: int):
         opened = self.literal(index, "(")
         if opened >= 0:
@@ -455,7 +459,7 @@ class _Parser:
                     self.add_error(position, "Unmatched parentheses")
         return None
 
-    @rule('"match"')
+    @_rule('"match"')
     def match_expression(self, index: int):
         for alternative in (self.match_selector_op_value, self.match_selector_op, self.match_value_op_selector):
             found = alternative(index)
@@ -463,7 +467,7 @@ class _Parser:
                 return found
         return None
 
-    @rule('"match"')
+    @_rule('"match"')
     def match_selector_op_value(self, index: int):
         selector = self.selector(index)
         if selector is None:
@@ -485,7 +489,7 @@ class _Parser:
             return None
         return value[0], Match(name, selected, value[1])
 
-    @rule('"match"')
+    @_rule('"match"')
     def match_selector_op(self, index: int):
         selector = self.selector(index)
         if selector is None:
@@ -498,7 +502,7 @@ class _Parser:
             return None
         return operator[0], Match(operator[1], selector[1], None)
 
-    @rule('"match"')
+    @_rule('"match"')
     def match_value_op_selector(self, index: int):
         in_operators = (
             (IN, lambda at: self.keywords(at, "in")),
@@ -537,7 +541,7 @@ class _Parser:
 
     # any / all (v0.1.13) ------------------------------------------------------------------------------
 
-    @rule('"collection"')
+    @_rule('"collection"')
     def collection_expression(self, index: int):
         operator = None
         for word in ("any", "all"):
@@ -566,7 +570,7 @@ class _Parser:
             return None
         return position, Collection(operator, selector[1], binding[1], inner[1])
 
-    @rule("CollectionNameBinding")
+    @_rule("CollectionNameBinding")
     def name_binding(self, index: int):
         placeholder = self.literal(index, "_")
         if placeholder >= 0:
@@ -597,7 +601,7 @@ class _Parser:
 
     # selectors and values ---------------------------------------------------------------------------
 
-    @rule('"selector"')
+    @_rule('"selector"')
     def selector(self, index: int):
         first = self.identifier(index)
         if first is not None:
@@ -643,7 +647,7 @@ class _Parser:
             end = following
         return end, self.text[position:end]
 
-    @rule("Identifier")
+    @_rule("Identifier")
     def identifier(self, index: int):
         end = self.char_class(index, _ASCII_LETTERS.__contains__, _IDENT_START_WANT)
         if end < 0:
@@ -655,7 +659,7 @@ class _Parser:
             end = following
         return end, self.text[index:end]
 
-    @rule("SelectorOrIndex")
+    @_rule("SelectorOrIndex")
     def selector_segment(self, index: int):
         dot = self.literal(index, ".")
         if dot >= 0:
@@ -676,7 +680,7 @@ class _Parser:
                 return end, self.text[dot:end]
         return None
 
-    @rule('"index"')
+    @_rule('"index"')
     def index_expression(self, index: int):
         opened = self.literal(index, "[")
         if opened < 0:
@@ -704,7 +708,7 @@ class _Parser:
                 self.add_error(after, "Unclosed index expression")
         return None
 
-    @rule('"value"')
+    @_rule('"value"')
     def value(self, index: int):
         selector = self.selector(index)
         if selector is not None:
@@ -720,7 +724,7 @@ class _Parser:
             return literal
         return None
 
-    @rule('"number"')
+    @_rule('"number"')
     def number_literal(self, index: int):
         for attempt in range(2):
             position = self.literal(index, "-")
@@ -764,7 +768,7 @@ class _Parser:
                 return index
             index = following
 
-    @rule('"string"')
+    @_rule('"string"')
     def string_literal(self, index: int):
         for quote in ("`", '"'):
             position = self.literal(index, quote)
@@ -800,8 +804,6 @@ class _Parser:
             if following < 0:
                 return index
             index = following
-
-    del rule, memoized
 
     # entry point ------------------------------------------------------------------------------------
 
@@ -1060,33 +1062,41 @@ def _resolve(parts: tuple, variables: tuple):
 
 
 def _getter(selector: Selector, facts: _Facts) -> Callable:
-    """A function (datum, variables) -> (value, path, kind); raises _NotPresent or FilterEvaluationError."""
+    """A function (datum, variables) -> (value, resolved path or None for a key/index variable).
+
+    Raises _NotPresent or FilterEvaluationError.
+    """
     parts = selector.parts
-
-    def get_static(datum, variables):
-        value = _lookup(datum, parts, facts)
-        return value, parts
-
     if len(parts) == 1:
-        part = parts[0]
-        struct_error = (f"error finding value in datum: {_pointer_text(parts)} at part 0: "
-                        f"couldn't find key: struct field with name {go_quote(part)}")
-
-        def get_static(datum, variables):  # noqa: F811 - the fast path for top-level fields
-            try:
-                return datum[part], parts
-            except KeyError:
-                raise FilterEvaluationError(struct_error) from None
-            except TypeError:
-                return _lookup(datum, parts, facts), parts
+        get_global = _top_level_getter(parts, facts)
+    else:
+        def get_global(datum):
+            return _lookup(datum, parts, facts)
 
     def get(datum, variables):
         if not variables:
-            return get_static(datum, variables)
+            return get_global(datum), parts
         path, concrete = _resolve(parts, variables)
         if concrete is not None:
             return concrete[0], None
         return _lookup(datum, path, facts), path
+
+    return get
+
+
+def _top_level_getter(parts: tuple, facts: _Facts) -> Callable:
+    """The fast path for a field of the datum itself (always a Go struct)."""
+    part = parts[0]
+    missing = (f"error finding value in datum: {_pointer_text(parts)} at part 0: "
+               f"couldn't find key: struct field with name {go_quote(part)}")
+
+    def get(datum):
+        if type(datum) is dict:
+            try:
+                return datum[part]
+            except KeyError:
+                raise FilterEvaluationError(missing) from None
+        return _lookup(datum, parts, facts)
 
     return get
 
@@ -1130,10 +1140,7 @@ _GO_TYPE_NAMES = {"map": "map[string]string", "slice": "[]string", "struct": "st
 def _equal(value, kind: str, match: _MatchValue) -> bool:
     if kind not in _PRIMITIVE_KINDS:
         raise FilterEvaluationError("unable to find suitable primitive comparison function for matching")
-    wanted = match.for_kind(kind)
-    if kind == "bool" or kind == "string":
-        return wanted == value
-    return wanted == value and type(value) is not bool
+    return match.for_kind(kind) == value
 
 
 def _contains(value, kind: str, match: _MatchValue, selector: Selector, facts: _Facts, path) -> bool:
@@ -1179,10 +1186,30 @@ def _compile_regexp(raw: str):
     if unsupported:
         raise FilterEvaluationError(failure + f"error parsing regexp: invalid or unsupported Perl syntax: "
                                               f"`{unsupported.group(0)}`")
+    translated = _translate_re2(raw)
     try:
-        return re.compile(_translate_re2(raw), re.ASCII)
+        return re.compile(translated, re.ASCII)
     except re.error as err:
-        raise FilterEvaluationError(failure + f"error parsing regexp: {err}") from None
+        raise FilterEvaluationError(failure + "error parsing regexp: " + _go_regexp_error(raw, translated, err)) from None
+
+
+def _go_regexp_error(raw: str, translated: str, err: re.error) -> str:
+    """Go's regexp/syntax wording for the common mistakes; Python's own text otherwise."""
+    message = err.msg
+    at = translated[err.pos:] if err.pos is not None else ""
+    if message.startswith("missing ), unterminated subpattern"):
+        return f"missing closing ): `{raw}`"
+    if message.startswith("unbalanced parenthesis"):
+        return f"unexpected ): `{raw}`"
+    if message.startswith("unterminated character set"):
+        return f"missing closing ]: `{at}`"
+    if message.startswith("nothing to repeat"):
+        return f"missing argument to repetition operator: `{at[:1]}`"
+    if message.startswith("multiple repeat"):
+        return f"invalid nested repetition operator: `{at[:2]}`"
+    if message.startswith("bad escape"):
+        return f"invalid escape sequence: `{at[:2]}`"
+    return str(err)
 
 
 def _translate_re2(pattern: str) -> str:

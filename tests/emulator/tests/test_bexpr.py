@@ -370,8 +370,13 @@ EVAL_ERRORS = [
     ('"x" in Job', 'Cannot perform in/contains operations on type struct for selector: "Job"'),
     ('"web" in Job.TaskGroups', 'unable to find suitable primitive comparison function for "in" comparison'),
     ('CreateIndex matches "1"', "Value of type uint64 is not convertible to []byte"),
-    ('ID matches "(x"', 'Failed to compile regular expression "(x": error parsing regexp: '
-                        "missing ), unterminated subpattern at position 0"),
+    ('ID matches "(x"', 'Failed to compile regular expression "(x": error parsing regexp: missing closing ): `(x`'),
+    ('ID matches "x)"', 'Failed to compile regular expression "x)": error parsing regexp: unexpected ): `x)`'),
+    ('ID matches "a[b"', 'Failed to compile regular expression "a[b": error parsing regexp: missing closing ]: `[b`'),
+    ('ID matches "*a"', 'Failed to compile regular expression "*a": error parsing regexp: '
+                        "missing argument to repetition operator: `*`"),
+    ("ID matches `\\q`", 'Failed to compile regular expression "\\\\q": error parsing regexp: '
+                          "invalid escape sequence: `\\q`"),
     ('ID matches "(?=a)"', 'Failed to compile regular expression "(?=a)": error parsing regexp: '
                            "invalid or unsupported Perl syntax: `(?=`"),
     ("Job is empty", "reflect: call of reflect.Value.Len on struct Value"),
