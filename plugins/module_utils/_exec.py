@@ -1,0 +1,576 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Exec into a Nomad task over the allocation exec WebSocket (websocket-client).
+
+Private to the collection. The pure pieces (argv building, query parameters, frame decoding, task
+selection, result shaping) are separate from ExecSession so that they can be tested without a server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import shlex
+import ssl
+import struct
+import threading
+import time
+import typing as t
+
+try:
+    import websocket
+
+    HAS_WEBSOCKET = True
+    WEBSOCKET_IMPORT_ERROR = None
+except ImportError as import_error:
+    HAS_WEBSOCKET = False
+    WEBSOCKET_IMPORT_ERROR = import_error
+
+if t.TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+HEARTBEAT_INTERVAL = 10.0
+STDIN_CHUNK_SIZE = 32 * 1024
+# After the exited frame, how long to wait for the server's close frame before dropping the socket.
+CLOSE_GRACE = 2.0
+TOKEN_HEADER = "x-nomad-token"
+
+_OPCODE_TEXT = 0x1
+_OPCODE_BINARY = 0x2
+_OPCODE_CLOSE = 0x8
+_NO_STATUS_CODE = 1005
+
+OUTPUT_ENCODINGS = ("text", "base64")
+
+
+class ExecError(Exception):
+    """An exec session could not run the command to its end. str() is one line, never the token."""
+
+
+class ExecArgumentError(ExecError):
+    """The arguments cannot describe a command to run."""
+
+
+class ExecTimeoutError(ExecError):
+    """The command did not finish within the overall timeout."""
+
+
+class ExecClosedError(ExecError):
+    """The server ended the session before the exited frame."""
+
+    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class ExecRequest(t.NamedTuple):
+    """What to run, where, and how."""
+
+    allocation_id: str
+    task: str
+    argv: list
+    stdin: bytes | None = None
+    tty: bool = False
+    tty_size: tuple | None = None  # (height, width)
+    ws_handshake: bool = False
+    timeout: float = 300.0
+
+
+class ExecOutcome(t.NamedTuple):
+    """Raw result of a finished command."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+DEFAULT_EXEC_TIMEOUT = 300
+
+# The exec action's own options; the connection options (CONNECTION_ARGUMENT_SPEC) come on top, except
+# `timeout`, which this spec redefines as the limit for the whole command.
+EXEC_ARGUMENT_SPEC = dict(
+    id=dict(type="str", required=True),
+    task=dict(type="str"),
+    command=dict(type="str"),
+    argv=dict(type="list", elements="str"),
+    stdin=dict(type="str"),
+    stdin_add_newline=dict(type="bool", default=True),
+    tty=dict(type="bool", default=False),
+    tty_size=dict(
+        type="dict",
+        options=dict(height=dict(type="int", required=True), width=dict(type="int", required=True)),
+    ),
+    timeout=dict(type="float", default=DEFAULT_EXEC_TIMEOUT),
+    output_encoding=dict(type="str", default="text", choices=list(OUTPUT_ENCODINGS)),
+    strip_empty_ends=dict(type="bool", default=True),
+    ws_handshake=dict(type="bool", default=False),
+)
+EXEC_MUTUALLY_EXCLUSIVE = [("command", "argv")]
+EXEC_REQUIRED_ONE_OF = [("command", "argv")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure pieces
+# ---------------------------------------------------------------------------------------------
+
+
+def build_argv(command: str | None, argv: Sequence[str] | None) -> list:
+    """One non-empty argv from either `command` (split like a POSIX shell) or `argv`."""
+    if command is not None and argv is not None:
+        raise ExecArgumentError("parameters are mutually exclusive: command|argv")
+    if command is not None:
+        try:
+            words = shlex.split(command)
+        except ValueError as error:
+            raise ExecArgumentError(f"cannot split command into words: {error}") from None
+        if not words:
+            raise ExecArgumentError("command must not be empty")
+        return words
+    if argv is None:
+        raise ExecArgumentError("one of the following is required: command, argv")
+    words = [str(word) for word in argv]
+    if not words:
+        raise ExecArgumentError("argv must not be empty")
+    if not words[0]:
+        raise ExecArgumentError("argv[0] (the program to run) must not be empty")
+    return words
+
+
+def stdin_bytes(stdin: str | None, add_newline: bool) -> bytes | None:
+    """The bytes to feed the command, or None for no input (the stream is closed right away)."""
+    if stdin is None:
+        return None
+    data = stdin.encode("utf-8", errors="surrogateescape")
+    if add_newline:
+        data += b"\n"
+    return data
+
+
+def tty_size_of(tty: bool, tty_size: Mapping | None) -> tuple | None:
+    """(height, width) from the tty_size option, checked."""
+    if tty_size is None:
+        return None
+    if not tty:
+        raise ExecArgumentError("tty_size needs tty=true")
+    height, width = tty_size.get("height"), tty_size.get("width")
+    if height is None or width is None or height <= 0 or width <= 0:
+        raise ExecArgumentError(f"tty_size height and width must be positive integers (got {height}x{width})")
+    return height, width
+
+
+def exec_timeout_of(timeout: float | None) -> float:
+    if timeout is None:
+        return float(DEFAULT_EXEC_TIMEOUT)
+    if timeout <= 0:
+        raise ExecArgumentError(f"timeout must be a positive number of seconds (got {format_seconds(timeout)})")
+    return float(timeout)
+
+
+def exec_request_from_params(params: Mapping, allocation_id: str, task: str) -> ExecRequest:
+    """An ExecRequest from the validated action parameters (argv, stdin, tty checked here)."""
+    tty = bool(params.get("tty"))
+    return ExecRequest(
+        allocation_id=allocation_id,
+        task=task,
+        argv=build_argv(params.get("command"), params.get("argv")),
+        stdin=stdin_bytes(params.get("stdin"), params.get("stdin_add_newline", True)),
+        tty=tty,
+        tty_size=tty_size_of(tty, params.get("tty_size")),
+        ws_handshake=bool(params.get("ws_handshake")),
+        timeout=exec_timeout_of(params.get("timeout")),
+    )
+
+
+def exec_path(allocation_id: str) -> str:
+    return f"/v1/client/allocation/{allocation_id}/exec"
+
+
+def exec_query(request: ExecRequest) -> dict:
+    """Query parameters of the exec upgrade request."""
+    return {
+        "task": request.task,
+        "command": json.dumps(request.argv, separators=(",", ":")),
+        "tty": "true" if request.tty else "false",
+        "ws_handshake": "true" if request.ws_handshake else "false",
+    }
+
+
+def split_token_header(headers: Mapping[str, str] | Sequence[str], take_token: bool) -> tuple:
+    """Headers for the upgrade request, and the token when it must travel in the handshake frame.
+
+    Accepts a mapping or websocket-client's list of "Name: value" lines; returns a list of lines.
+    """
+    if hasattr(headers, "items"):
+        pairs = list(headers.items())
+    else:
+        pairs = [tuple(part.strip() for part in line.split(":", 1)) for line in headers]
+    token = ""
+    lines = []
+    for name, value in pairs:
+        if take_token and name.lower() == TOKEN_HEADER:
+            token = value
+            continue
+        lines.append(f"{name}: {value}")
+    return lines, token
+
+
+def handshake_frame(token: str) -> str:
+    return json.dumps({"version": 1, "auth_token": token})
+
+
+def tty_size_frame(height: int, width: int) -> str:
+    return json.dumps({"tty_size": {"height": height, "width": width}})
+
+
+STDIN_CLOSE_FRAME = '{"stdin":{"close":true}}'
+HEARTBEAT_FRAME = "{}"
+
+
+def stdin_frames(data: bytes, chunk_size: int = STDIN_CHUNK_SIZE) -> t.Iterator[str]:
+    """Data frames for `data` in chunks, then the close frame (always, so that `cat` sees EOF)."""
+    for start in range(0, len(data), chunk_size):
+        encoded = base64.b64encode(data[start:start + chunk_size]).decode("ascii")
+        yield '{"stdin":{"data":"' + encoded + '"}}'
+    yield STDIN_CLOSE_FRAME
+
+
+_STDOUT_DATA_PREFIX = b'{"stdout":{"data":"'
+_STDERR_DATA_PREFIX = b'{"stderr":{"data":"'
+_DATA_PREFIX_LENGTH = len(_STDOUT_DATA_PREFIX)
+_DATA_SUFFIX = b'"}}'
+_DATA_SUFFIX_LENGTH = len(_DATA_SUFFIX)
+
+
+def decode_base64(data: bytes | str) -> bytes:
+    try:
+        return binascii.a2b_base64(data)
+    except (binascii.Error, ValueError) as error:
+        raise ExecError(f"exec session sent output that is not base64: {error}") from None
+
+
+class OutputCollector:
+    """Collects server frames; `exit_code` is set once the exited frame arrived."""
+
+    def __init__(self) -> None:
+        self.stdout: list = []
+        self.stderr: list = []
+        self.exit_code: int | None = None
+
+    def feed(self, payload: bytes) -> None:
+        """Take one server text frame (JSON)."""
+        # Fast path for the frame that makes up nearly all traffic. Slicing is exact when the string holds
+        # no quote or escape; anything else goes through the JSON decoder.
+        if payload.endswith(_DATA_SUFFIX):
+            if payload.startswith(_STDOUT_DATA_PREFIX):
+                chunks = self.stdout
+            elif payload.startswith(_STDERR_DATA_PREFIX):
+                chunks = self.stderr
+            else:
+                chunks = None
+            if chunks is not None:
+                data = payload[_DATA_PREFIX_LENGTH:-_DATA_SUFFIX_LENGTH]
+                if b'"' not in data and b"\\" not in data:
+                    chunks.append(decode_base64(data))
+                    return
+        self._feed_json(payload)
+
+    def _feed_json(self, payload: bytes) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError as error:
+            raise ExecError(f"exec session sent a frame that is not JSON: {error}") from None
+        if not isinstance(message, dict):
+            raise ExecError("exec session sent a frame that is not a JSON object")
+        self._take_stream(message.get("stdout"), self.stdout)
+        self._take_stream(message.get("stderr"), self.stderr)
+        if message.get("exited"):
+            self.exit_code = exit_code_of(message)
+
+    @staticmethod
+    def _take_stream(stream: object, chunks: list) -> None:
+        if not isinstance(stream, dict):
+            return
+        data = stream.get("data")
+        if data:
+            chunks.append(decode_base64(data))
+
+    def outcome(self) -> ExecOutcome:
+        if self.exit_code is None:
+            raise ExecError("exec session has not exited")
+        return ExecOutcome(self.exit_code, b"".join(self.stdout), b"".join(self.stderr))
+
+
+def exit_code_of(message: Mapping) -> int:
+    """Exit code of an exited frame; Nomad omits exit_code (omitempty) when it is 0."""
+    result = message.get("result") or {}
+    code = result.get("exit_code", 0) if isinstance(result, dict) else 0
+    try:
+        return int(code or 0)
+    except (TypeError, ValueError):
+        raise ExecError(f"exec session sent an exit code that is not a number: {code!r}") from None
+
+
+def parse_close_payload(payload: bytes) -> tuple:
+    """(code, reason) of a WebSocket close frame payload."""
+    if len(payload) < 2:
+        return _NO_STATUS_CODE, ""
+    code = struct.unpack("!H", payload[:2])[0]
+    return code, payload[2:].decode("utf-8", errors="replace")
+
+
+def closed_before_exit_message(code: int | None, reason: str) -> str:
+    if code is None:
+        detail = "connection dropped without a close frame"
+    elif reason:
+        detail = f"close code {code}: {one_line(reason)}"
+    else:
+        detail = f"close code {code}"
+    return f"exec session closed before the command exited ({detail})"
+
+
+def one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
+def task_names_of(allocation: Mapping) -> list:
+    """Task names of the allocation's group: from its job when present, else from TaskStates."""
+    group_name = allocation.get("TaskGroup")
+    job = allocation.get("Job") or {}
+    for group in job.get("TaskGroups") or []:
+        if group.get("Name") == group_name:
+            names = [task.get("Name") for task in group.get("Tasks") or [] if task.get("Name")]
+            if names:
+                return names
+    return sorted((allocation.get("TaskStates") or {}).keys())
+
+
+def choose_task(allocation: Mapping, task: str | None) -> str:
+    """The task to exec into: the given one (checked), else the group's only task."""
+    names = task_names_of(allocation)
+    short_id = str(allocation.get("ID", ""))[:8]
+    if task:
+        if names and task not in names:
+            raise ExecArgumentError(
+                f"allocation {short_id} has no task named {task!r}; its tasks are: {', '.join(names)}"
+            )
+        return task
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ExecArgumentError(f"allocation {short_id} reports no tasks; set task")
+    raise ExecArgumentError(f"allocation {short_id} has several tasks ({', '.join(names)}); set task to one of them")
+
+
+def check_task_runs(allocation: Mapping, task: str) -> None:
+    """Fail early, like the server would, when the task is known not to run."""
+    state = ((allocation.get("TaskStates") or {}).get(task) or {}).get("State")
+    if state == "dead":
+        raise ExecError(f"task {task!r} of allocation {str(allocation.get('ID', ''))[:8]} is not running (dead)")
+
+
+def strip_trailing_newlines(text: str) -> str:
+    return text.rstrip("\r\n")
+
+
+def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: bool) -> dict:
+    """rc/stdout/stderr (+ *_lines in text mode) as returned to the user."""
+    if output_encoding == "base64":
+        return {
+            "rc": outcome.exit_code,
+            "stdout": base64.b64encode(outcome.stdout).decode("ascii"),
+            "stderr": base64.b64encode(outcome.stderr).decode("ascii"),
+        }
+    stdout = outcome.stdout.decode("utf-8", errors="replace")
+    stderr = outcome.stderr.decode("utf-8", errors="replace")
+    if strip_empty_ends:
+        stdout = strip_trailing_newlines(stdout)
+        stderr = strip_trailing_newlines(stderr)
+    return {
+        "rc": outcome.exit_code,
+        "stdout": stdout,
+        "stderr": stderr,
+        "stdout_lines": stdout.splitlines(),
+        "stderr_lines": stderr.splitlines(),
+    }
+
+
+def netloc_of(url: str) -> str:
+    """scheme://host:port of a URL, for messages (no path, no query)."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0]}"
+
+
+def handshake_failure_message(status: int, body: bytes | None) -> str:
+    text = one_line((body or b"").decode("utf-8", errors="replace"))
+    return f"exec request rejected with HTTP {status}" + (f": {text}" if text else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# The session
+# ---------------------------------------------------------------------------------------------
+
+
+class ExecSession:
+    """One exec WebSocket session: connect, feed stdin, collect output until the exited frame.
+
+    A sender thread writes every client frame (tty size, stdin chunks, the stdin close frame, then a
+    heartbeat every 10 s) so that a command reading stdin while writing output never deadlocks with us;
+    the calling thread only reads. A watchdog timer aborts the socket when the overall timeout expires.
+    """
+
+    def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest) -> None:
+        self.url = url
+        self.request = request
+        self.sslopt = dict(sslopt or {})
+        self.headers, self.handshake_token = split_token_header(headers or {}, request.ws_handshake)
+        self._ws = None
+        self._stop = threading.Event()
+        self._timed_out = threading.Event()
+        self._sender_error: BaseException | None = None
+
+    def run(self) -> ExecOutcome:
+        watchdog = threading.Timer(self.request.timeout, self._on_deadline)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return self._run_until_exit(time.monotonic() + self.request.timeout)
+        except websocket.WebSocketException as error:
+            raise self._transport_error(error) from None
+        except OSError as error:  # includes ssl.SSLError
+            raise self._transport_error(error) from None
+        finally:
+            watchdog.cancel()
+            self._stop.set()
+            self._drop()
+
+    def _run_until_exit(self, deadline: float) -> ExecOutcome:
+        self._connect(deadline)
+        if self.request.ws_handshake:
+            self._ws.send(handshake_frame(self.handshake_token))
+        sender = threading.Thread(target=self._send_client_frames, name="nomad-exec-sender", daemon=True)
+        sender.start()
+        try:
+            outcome = self._receive_until_exit()
+        finally:
+            self._stop.set()
+            sender.join(timeout=CLOSE_GRACE)
+        if not sender.is_alive():
+            self._close_politely()
+        return outcome
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def _connect(self, deadline: float) -> None:
+        remaining = max(deadline - time.monotonic(), 0.001)
+        try:
+            self._ws = websocket.create_connection(
+                self.url,
+                timeout=remaining,
+                header=self.headers,
+                sslopt=self.sslopt,
+                suppress_origin=True,
+                skip_utf8_validation=True,
+                enable_multithread=True,
+            )
+        except websocket.WebSocketBadStatusException as error:
+            raise ExecError(handshake_failure_message(error.status_code, error.resp_body)) from None
+        except websocket.WebSocketTimeoutException:
+            raise ExecTimeoutError(self._timeout_message()) from None
+        except ssl.SSLError as error:
+            raise ExecError(f"TLS error talking to {netloc_of(self.url)}: {tls_reason(error)}") from None
+        except websocket.WebSocketAddressException as error:
+            raise ExecError(f"cannot resolve {netloc_of(self.url)}: {one_line(str(error))}") from None
+        except OSError as error:
+            if self._timed_out.is_set():
+                raise ExecTimeoutError(self._timeout_message()) from None
+            raise ExecError(f"cannot connect to {netloc_of(self.url)}: {os_reason(error)}") from None
+        # Reads block until data, the close frame, or the watchdog's abort; the deadline is the watchdog's job.
+        self._ws.settimeout(None)
+        if self._timed_out.is_set():
+            raise ExecTimeoutError(self._timeout_message())
+
+    def _on_deadline(self) -> None:
+        self._timed_out.set()
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            ws.abort()
+
+    def _timeout_message(self) -> str:
+        return f"command did not finish within {format_seconds(self.request.timeout)} s"
+
+    def _close_politely(self) -> None:
+        """Answer/await the server's close after the exited frame (Nomad sends 1000 right away)."""
+        try:
+            self._ws.close(timeout=CLOSE_GRACE)
+        except (websocket.WebSocketException, OSError):
+            pass
+
+    def _drop(self) -> None:
+        if self._ws is not None:
+            self._ws.shutdown()
+
+    def _transport_error(self, error: Exception) -> ExecError:
+        if self._timed_out.is_set():
+            return ExecTimeoutError(self._timeout_message())
+        if isinstance(error, ssl.SSLError):
+            return ExecError(f"TLS error talking to {netloc_of(self.url)}: {tls_reason(error)}")
+        if isinstance(error, (websocket.WebSocketConnectionClosedException, OSError)):
+            return ExecClosedError(closed_before_exit_message(None, ""))
+        return ExecError(f"exec session failed: {one_line(str(error)) or type(error).__name__}")
+
+    # -- frames -------------------------------------------------------------------------------
+
+    def _send_client_frames(self) -> None:
+        ws = self._ws
+        try:
+            if self.request.tty and self.request.tty_size:
+                height, width = self.request.tty_size
+                ws.send(tty_size_frame(height, width))
+            for frame in stdin_frames(self.request.stdin or b""):
+                if self._stop.is_set():
+                    return
+                ws.send(frame)
+            while not self._stop.wait(HEARTBEAT_INTERVAL):
+                ws.send(HEARTBEAT_FRAME)
+        except (websocket.WebSocketException, OSError) as error:
+            # The reader sees the same broken connection (or already has the exit code).
+            self._sender_error = error
+
+    def _receive_until_exit(self) -> ExecOutcome:
+        collector = OutputCollector()
+        recv_data = self._ws.recv_data
+        feed = collector.feed
+        while True:
+            opcode, payload = recv_data()
+            if opcode == _OPCODE_TEXT or opcode == _OPCODE_BINARY:
+                feed(payload)
+                if collector.exit_code is not None:
+                    return collector.outcome()
+            elif opcode == _OPCODE_CLOSE:
+                if self._timed_out.is_set():
+                    raise ExecTimeoutError(self._timeout_message())
+                code, reason = parse_close_payload(payload)
+                raise ExecClosedError(closed_before_exit_message(code, reason), code, reason)
+
+
+def tls_reason(error: ssl.SSLError) -> str:
+    return one_line(getattr(error, "verify_message", None) or getattr(error, "reason", None) or str(error))
+
+
+def os_reason(error: OSError) -> str:
+    return one_line(error.strerror or str(error) or type(error).__name__)
+
+
+def format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+
+
+def run_exec(client, request: ExecRequest) -> ExecOutcome:
+    """Run `request` through `client` (a NomadClient: same address, TLS settings and token)."""
+    url, headers, sslopt = client.websocket_target(exec_path(request.allocation_id), exec_query(request))
+    return ExecSession(url, headers, sslopt, request).run()

@@ -1,0 +1,137 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""A base for action plugins that behave like modules, run on the controller.
+
+Private to the collection. The idea follows community.crypto's plugin_utils/_action_module.py:
+the task arguments (with module_defaults already merged by ansible-core) are validated with the
+same ArgumentSpecValidator modules use, so types, defaults, environment fallbacks (read from the
+controller's environment), choices and mutual exclusions behave as in a module; no_log values are
+removed from everything returned; `exit_json`/`fail_json`/`warn` end the run like in a module.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import typing as t
+
+from ansible import constants as C
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
+from ansible.plugins.action import ActionBase
+
+
+class _ModuleExit(Exception):
+    """Carries the finished result out of run_module()."""
+
+    def __init__(self, result: dict) -> None:
+        super().__init__()
+        self.result = result
+
+
+class ArgumentSpec(t.NamedTuple):
+    """An argument spec with the same constraints AnsibleModule takes."""
+
+    argument_spec: dict
+    mutually_exclusive: list = []
+    required_together: list = []
+    required_one_of: list = []
+    required_if: list = []
+    required_by: dict = {}
+
+
+class ActionModuleContext:
+    """The module-like object handed to ModuleLikeActionBase.run_module()."""
+
+    def __init__(self, action: ActionBase, spec: ArgumentSpec, arguments: dict) -> None:
+        self._name = action._task.action
+        self.check_mode = bool(action._task.check_mode)
+        self._warnings: list = []
+        validator = ArgumentSpecValidator(
+            spec.argument_spec,
+            mutually_exclusive=spec.mutually_exclusive or None,
+            required_together=spec.required_together or None,
+            required_one_of=spec.required_one_of or None,
+            required_if=spec.required_if or None,
+            required_by=spec.required_by or None,
+        )
+        validation = validator.validate(copy.deepcopy(arguments))
+        self.params = validation.validated_parameters
+        self.no_log_values = set(validation._no_log_values)
+        for alias_warning in validation._warnings:
+            self.warn(f"Both option {alias_warning['option']} and its alias {alias_warning['alias']} are set.")
+        if validation.errors.errors:
+            self.fail_json(msg=self._validation_message(validation.errors))
+
+    def _validation_message(self, errors) -> str:
+        message = errors.msg
+        if isinstance(errors[0], UnsupportedError):
+            message = f"Unsupported parameters for ({self._name}) module: {message}"
+        return message
+
+    def add_no_log_values(self, values) -> None:
+        """Secrets derived from the parameters (e.g. a password inside the address) to mask as well."""
+        self.no_log_values.update(value for value in values if value)
+
+    def warn(self, warning: str) -> None:
+        self._warnings.append(warning)
+
+    def exit_json(self, **kwargs: t.Any) -> t.NoReturn:
+        kwargs.setdefault("failed", False)
+        self._finish(kwargs)
+
+    def fail_json(self, msg: str, **kwargs: t.Any) -> t.NoReturn:
+        kwargs.update(failed=True, msg=msg)
+        self._finish(kwargs)
+
+    def _finish(self, result: dict) -> t.NoReturn:
+        result.setdefault("invocation", {"module_args": getattr(self, "params", {})})
+        if self._warnings:
+            result["warnings"] = list(result.get("warnings", [])) + self._warnings
+        raise _ModuleExit(remove_values(result, getattr(self, "no_log_values", set())))
+
+
+def ini_values(section: str, keys: t.Iterable[str], plugin_name: str) -> dict:
+    """Values of `keys` set in `section` of the active ansible.cfg (absent keys are left out)."""
+    definitions = {key: {"ini": [{"section": section, "key": key}], "type": "string"} for key in keys}
+    C.config.initialize_plugin_configuration_definitions("action", plugin_name, definitions)
+    values = {}
+    for key in definitions:
+        value, origin = C.config.get_config_value_and_origin(key, plugin_type="action", plugin_name=plugin_name)
+        if value is not None and origin != "default":
+            values[key] = value
+    return values
+
+
+class ModuleLikeActionBase(ActionBase, metaclass=abc.ABCMeta):
+    """Subclasses define argument_spec() and run_module(); the controller runs it, no connection needed."""
+
+    _requires_connection = False
+
+    @abc.abstractmethod
+    def argument_spec(self) -> ArgumentSpec:
+        """The argument spec and its constraints."""
+
+    def option_values_from_play(self, task_vars: dict) -> dict:
+        """Option values from Ansible variables / ini, below the task arguments and above the environment."""
+        return {}
+
+    @abc.abstractmethod
+    def run_module(self, module: ActionModuleContext, task_vars: dict) -> t.NoReturn:
+        """Do the work; must end with module.exit_json() or module.fail_json()."""
+
+    def run(self, tmp: str | None = None, task_vars: dict | None = None) -> dict:
+        result = super().run(tmp, task_vars)
+        del tmp
+        try:
+            arguments = self.option_values_from_play(task_vars or {})
+            arguments.update(self._task.args)
+            module = ActionModuleContext(self, self.argument_spec(), arguments)
+            self.run_module(module, task_vars or {})
+        except _ModuleExit as finished:
+            result.update(finished.result)
+            return result
+        raise RuntimeError(f"{self._task.action}: run_module() returned without exit_json() or fail_json()")
