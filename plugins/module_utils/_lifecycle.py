@@ -9,15 +9,18 @@ anything, and the waits are driven by Nomad's blocking queries.
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ._client import NomadError, NomadNotFoundError, NomadPermissionDeniedError
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
+    NomadError,
+    NomadNotFoundError,
+    NomadPermissionDeniedError,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, bexpr_quote
 
 TERMINAL_CLIENT_STATUSES = ("complete", "failed", "lost")
 STOPPED_DESIRED_STATUSES = ("stop", "evict")
-SELECTOR_KEYS = ("id", "job", "task_group", "node", "client_status", "filter", "prefix")
 
 # Nomad caps a blocking query at 300 s; shorter rounds keep the deadline accurate.
 BLOCKING_ROUND_SECONDS = 60
@@ -95,9 +98,11 @@ def empty_selector_message(params: dict):
 def _is_set(value) -> bool:
     if value is None:
         return False
-    if isinstance(value, (str, list, tuple, dict)):
-        return len(value) > 0
-    return True
+    if isinstance(value, str):
+        return bool(value.strip())
+    if isinstance(value, (list, tuple)):
+        return any(_is_set(entry) for entry in value)
+    return bool(value)
 
 
 def parallelism_message(parallelism):
@@ -105,6 +110,24 @@ def parallelism_message(parallelism):
     if parallelism is None or parallelism >= 1:
         return None
     return "parallelism must be at least 1, got {0}".format(parallelism)
+
+
+def wait_timeout_message(wait_timeout):
+    if wait_timeout is None or wait_timeout >= 0:
+        return None
+    return "wait_timeout must be 0 or more seconds, got {0}".format(wait_timeout)
+
+
+def input_problem(params: dict):
+    """The first problem with the lifecycle options that must stop the task before any request, or None."""
+    for message in (
+        empty_selector_message(params),
+        parallelism_message(params.get("parallelism")),
+        wait_timeout_message(params.get("wait_timeout")),
+    ):
+        if message:
+            return message
+    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -378,11 +401,6 @@ def wait_until_restarted(client, before: dict, tasks: list, timeout: float) -> d
         response = client.blocking_read(path, params, response.index, deadline.round_seconds())
 
 
-def bexpr_string(value: str) -> str:
-    """A double-quoted go-bexpr string literal (JSON escaping is valid Go string syntax)."""
-    return json.dumps(value)
-
-
 def wait_until_terminal(client, allocs: list, timeout: float) -> list:
     """Block on the allocation list until every allocation in `allocs` is terminal (or gone).
 
@@ -406,8 +424,22 @@ def _list_params_for(allocs: list) -> dict:
     jobs = sorted({alloc.get("JobID") for alloc in allocs if alloc.get("JobID")})
     params = {"namespace": namespaces[0] if len(namespaces) == 1 else "*", "task_states": "false"}
     if jobs:
-        params["filter"] = " or ".join("JobID == {0}".format(bexpr_string(job)) for job in jobs)
+        params["filter"] = " or ".join("JobID == {0}".format(bexpr_quote(job)) for job in jobs)
     return params
+
+
+def wait_for_stopped(client, results: list, timeout: float) -> None:
+    """Wait until the allocations stopped in `results` are terminal; mark the ones that are not with `error`."""
+    stopped = [entry for entry in results if entry.get("changed") and not entry.get("error")]
+    try:
+        not_stopped = set(wait_until_terminal(client, stopped, timeout))
+        reason = "stopped, but still not terminal after {0}s".format(timeout)
+    except NomadError as error:
+        not_stopped = {entry["ID"] for entry in stopped}
+        reason = "stopped, but waiting for it to finish failed: {0}".format(_nomad_message(error))
+    for entry in stopped:
+        if entry["ID"] in not_stopped:
+            entry["error"] = reason
 
 
 def _still_running(pending: set, listed: list) -> set:
@@ -454,3 +486,12 @@ def failure_message(results: list):
 
 def any_changed(results: list) -> bool:
     return any(entry.get("changed") for entry in results)
+
+
+def finish(module, results: list, **facts) -> None:
+    """exit_json with the per-allocation results, or fail_json listing every failure (results included)."""
+    facts = dict(facts, changed=any_changed(results), allocations=results)
+    message = failure_message(results)
+    if message:
+        module.fail_json(msg=message, **facts)
+    module.exit_json(**facts)

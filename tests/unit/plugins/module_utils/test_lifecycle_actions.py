@@ -316,7 +316,7 @@ def test_list_params_across_namespaces_quote_job_names():
     allocs = [dict(allocation(), Namespace="prod", JobID='we"b'), dict(allocation(), JobID="api")]
     params = lifecycle._list_params_for(allocs)
     assert params["namespace"] == "*"
-    assert params["filter"] == 'JobID == "api" or JobID == "we\\"b"'
+    assert params["filter"] == 'JobID == "api" or JobID == `we"b`'
 
 
 # --- input checks and shaping -----------------------------------------------------------------------
@@ -328,6 +328,17 @@ def test_empty_selector_is_refused_in_one_line():
     assert "\n" not in message
     assert lifecycle.empty_selector_message({"job": "web"}) is None
     assert lifecycle.empty_selector_message({"id": ["8d1c"]}) is None
+    assert lifecycle.empty_selector_message({"id": [""], "filter": "   "}) is not None
+
+
+def test_input_problem_reports_the_first_problem_only():
+    assert lifecycle.input_problem({"job": "web", "parallelism": 0, "wait_timeout": -1}) == (
+        "parallelism must be at least 1, got 0"
+    )
+    assert lifecycle.input_problem({"job": "web", "parallelism": 2, "wait_timeout": -1}) == (
+        "wait_timeout must be 0 or more seconds, got -1"
+    )
+    assert lifecycle.input_problem({"job": "web", "parallelism": 2, "wait_timeout": 0}) is None
 
 
 def test_parallelism_message():

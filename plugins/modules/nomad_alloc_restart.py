@@ -1,0 +1,231 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: nomad_alloc_restart
+short_description: Restart tasks of Nomad allocations in place
+version_added: 0.1.0
+description:
+  - Restarts one task, the running tasks, or all tasks of the allocations that match a selector or are given by ID
+    or unique ID prefix, in place on the same node (C(POST /v1/client/allocation/<id>/restart), like
+    C(nomad alloc restart)). The allocation keeps its ID; Nomad counts the restart in the task's C(Restarts).
+  - With O(task), that task must exist in the allocation's task group and be running, else that allocation fails
+    with a message naming it and its tasks, and nothing is sent to it.
+  - With O(all_tasks), every task is restarted, also tasks that are not running (for example a finished prestart
+    task runs again), in lifecycle order.
+  - With neither, the tasks running at the time are restarted (Nomad ignores the others); an allocation without a
+    running task fails.
+  - Allocations that have finished (client status C(complete), C(failed) or C(lost)) are skipped and reported
+    with C(skipped_reason).
+  - Always reports a change for every allocation it restarted.
+  - Many allocations are restarted concurrently (O(parallelism)). When some fail, the others are still restarted,
+    and the task fails with a message naming every failed allocation; per-allocation results are returned too.
+  - Refuses to run without any selector option, which would restart every allocation in the namespace.
+author:
+  - nomadops.nomad developers
+options:
+  task:
+    description:
+      - Restart only this task of each allocation. Mutually exclusive with O(all_tasks).
+    type: str
+  all_tasks:
+    description:
+      - Restart every task of each allocation, including tasks that are not running. Mutually exclusive with O(task).
+    type: bool
+    default: false
+  parallelism:
+    description:
+      - How many allocations are restarted at the same time. Must be at least 1.
+      - With O(wait=true) an allocation counts until its tasks run again, so at most this many allocations are
+        restarting at any moment.
+    type: int
+    default: 10
+  wait:
+    description:
+      - After restarting an allocation, wait until every restarted task runs again (state C(running) with a
+        higher C(Restarts) count or a newer C(LastRestart)), using Nomad blocking queries on the allocation
+        (no polling sleeps). Prestart tasks that are not sidecars run once and exit, so they are not waited for.
+      - An allocation whose tasks do not run again within O(wait_timeout) counts as a failure (it was restarted,
+        so it is still reported with C(changed=true)).
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds to wait for each allocation when O(wait=true).
+    type: int
+    default: 300
+extends_documentation_fragment:
+  - nomadops.nomad.connection
+  - nomadops.nomad.selector
+  - nomadops.nomad.attributes
+  - nomadops.nomad.attributes.ACTION_GROUP
+  - nomadops.nomad.attributes.CHECK_MODE_PREDICT
+notes:
+  - In check mode every selected allocation is read and the task is validated, so unknown or stopped tasks are
+    reported exactly as in a real run, but nothing is restarted.
+  - Restarting needs the C(alloc-lifecycle) capability in the namespace of each allocation.
+  - A restart request is never sent twice. If the connection breaks after it may have reached Nomad, that
+    allocation is reported as failed.
+  - To restart a job's allocations in batches gated on health, use the
+    R(nomadops.nomad.alloc_rolling_restart,ansible_collections.nomadops.nomad.alloc_rolling_restart_role) role.
+seealso:
+  - module: nomadops.nomad.nomad_alloc_signal
+  - module: nomadops.nomad.nomad_alloc_stop
+  - name: Restart Allocation API
+    description: The Nomad API this module calls.
+    link: https://developer.hashicorp.com/nomad/api-docs/allocations#restart-allocation
+"""
+
+EXAMPLES = r"""
+- name: Restart the server task of every running allocation of job web, two at a time, each until it runs again
+  nomadops.nomad.nomad_alloc_restart:
+    job: web
+    client_status: [running]
+    task: server
+    parallelism: 2
+    wait: true
+    wait_timeout: 120
+
+- name: Restart all tasks of one allocation, including its prestart task
+  nomadops.nomad.nomad_alloc_restart:
+    id: 5a22
+    all_tasks: true
+  register: restarted
+
+- name: Show which tasks were restarted
+  ansible.builtin.debug:
+    msg: "{{ restarted.allocations | map(attribute='tasks') | list }}"
+
+- name: Check that every allocation of job web has a running server task, without restarting anything
+  nomadops.nomad.nomad_alloc_restart:
+    job: web
+    task: server
+  check_mode: true
+
+# Ad-hoc, with NOMAD_ADDR / NOMAD_TOKEN taken from the environment:
+#   ansible localhost -m nomadops.nomad.nomad_alloc_restart -a 'id=5a22 task=server wait=true'
+#   ansible localhost -m nomadops.nomad.nomad_alloc_restart -a 'job=web all_tasks=true'
+"""
+
+RETURN = r"""
+allocations:
+  description:
+    - One entry per selected allocation, in selection order, including the skipped and the failed ones.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    ID:
+      description: Allocation ID.
+      type: str
+      sample: 5a222182-ff6d-baf6-2a1c-1f6e0c3e8a10
+    Name:
+      description: Allocation name (C(<job>.<group>[<index>])).
+      type: str
+      sample: web.frontend[0]
+    JobID:
+      description: Job of the allocation.
+      type: str
+      sample: web
+    Namespace:
+      description: Namespace of the allocation.
+      type: str
+      sample: default
+    TaskGroup:
+      description: Task group of the allocation.
+      type: str
+      sample: frontend
+    changed:
+      description: Whether this allocation was restarted (in check mode, would be).
+      type: bool
+      sample: true
+    tasks:
+      description: The tasks that were restarted (in check mode, would be restarted).
+      type: list
+      elements: str
+      sample: [server]
+    skipped_reason:
+      description: Why the allocation was left alone (it has finished).
+      type: str
+      returned: when the allocation was skipped
+      sample: "allocation is terminal (ClientStatus complete); its tasks no longer run"
+    error:
+      description: Why restarting this allocation failed, or why it did not run again within O(wait_timeout).
+      type: str
+      returned: when the allocation failed
+      sample: "task 'server' is not running (state dead)"
+  sample:
+    - ID: 5a222182-ff6d-baf6-2a1c-1f6e0c3e8a10
+      Name: web.frontend[0]
+      JobID: web
+      Namespace: default
+      TaskGroup: frontend
+      changed: true
+      tasks: [server]
+"""
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
+    finish,
+    input_problem,
+    restart_allocation,
+    run_bulk,
+    shape_results,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
+    NomadAnsibleModule,
+    run_with_nomad_errors,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import select_allocations
+
+ARGUMENT_SPEC = dict(
+    task=dict(type="str"),
+    all_tasks=dict(type="bool", default=False),
+    parallelism=dict(type="int", default=10),
+    wait=dict(type="bool", default=False),
+    wait_timeout=dict(type="int", default=300),
+)
+
+
+def task_choice_problem(params):
+    # Not AnsibleModule's mutually_exclusive: that would also refuse an explicit all_tasks=false next to task.
+    if params["task"] and params["all_tasks"]:
+        return (
+            "task and all_tasks are mutually exclusive: set task to restart one task, "
+            "or all_tasks=true to restart every task"
+        )
+    return None
+
+
+def restart(module):
+    params = module.params
+    client = module.client(pool_size=params["parallelism"])
+    allocations = select_allocations(client, module.selector())
+
+    def restart_one(allocation):
+        return restart_allocation(
+            client,
+            allocation,
+            task=params["task"],
+            all_tasks=params["all_tasks"],
+            check_mode=module.check_mode,
+            wait=params["wait"],
+            wait_timeout=params["wait_timeout"],
+        )
+
+    finish(module, shape_results(run_bulk(allocations, restart_one, params["parallelism"])))
+
+
+def main():
+    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, selector=True, supports_check_mode=True)
+    problem = task_choice_problem(module.params) or input_problem(module.params)
+    if problem:
+        module.fail_json(msg=problem)
+    run_with_nomad_errors(module, lambda: restart(module))
+
+
+if __name__ == "__main__":
+    main()
