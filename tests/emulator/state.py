@@ -5,6 +5,7 @@ import asyncio
 import bisect
 import json
 import os
+import random
 import uuid
 from dataclasses import dataclass, field
 
@@ -17,6 +18,18 @@ ALLOC_MIGRATING = "alloc is being migrated"
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+class FastIds:
+    """Version-4-shaped UUIDs from a seeded generator: cheap for 100,000 virtual allocations, same every run."""
+
+    def __init__(self, seed: int = 4646):
+        self._random = random.Random(seed)
+
+    def __call__(self) -> str:
+        text = f"{self._random.getrandbits(128):032x}"
+        variant = "89ab"[int(text[16], 16) & 3]
+        return f"{text[:8]}-{text[8:12]}-4{text[13:16]}-{variant}{text[17:20]}-{text[20:]}"
 
 
 @dataclass
@@ -82,7 +95,7 @@ class Task:
 
 class Allocation:
     def __init__(self, *, alloc_id, job, group, index_in_group, namespace, node, tasks, create_index,
-                 virtual=False, services=()):
+                 virtual=False, services=(), eval_id=None):
         self.id = alloc_id
         self.job = job
         self.group = group
@@ -92,7 +105,7 @@ class Allocation:
         self.node = node
         self.tasks = {task.name: task for task in tasks}
         self.virtual = virtual
-        self.eval_id = new_id()
+        self.eval_id = eval_id or new_id()
         self.desired_status = "run"
         self.desired_description = ""
         self.client_status = "pending"
@@ -116,6 +129,7 @@ class Allocation:
         self.hex_id = alloc_id.replace("-", "")
         self.alloc_dir = ""
         self._stub_json: bytes | None = None
+        self.stub_template: str | None = None  # shared by pristine virtual allocations, see stub_json()
 
     # --- views -------------------------------------------------------------------------------------
     @property
@@ -140,6 +154,7 @@ class Allocation:
 
     def invalidate(self):
         self._stub_json = None
+        self.stub_template = None
 
     def task_states(self) -> dict:
         return {name: task.state_dict() for name, task in self.tasks.items()}
@@ -174,8 +189,30 @@ class Allocation:
     def stub_json(self) -> bytes:
         """The default list element (task states, no resources), cached until the allocation changes."""
         if self._stub_json is None:
-            self._stub_json = json.dumps(self.stub(), separators=(",", ":")).encode()
+            if self.stub_template is not None:
+                self._stub_json = (self.stub_template % {
+                    "id": self.id, "eval": self.eval_id, "name": self.name, "index": self.create_index,
+                    "time": self.create_time}).encode()
+            else:
+                self._stub_json = json.dumps(self.stub(), separators=(",", ":")).encode()
         return self._stub_json
+
+    def make_stub_template(self) -> str:
+        """This allocation's stub JSON with its own ID, EvalID, Name, indexes and times as %-placeholders.
+
+        Valid for every unmodified virtual allocation of the same job created at the same time.
+        """
+        stub = self.stub()
+        stub.update({"ID": "@@id@@", "EvalID": "@@eval@@", "Name": "@@name@@", "CreateIndex": "@@index@@",
+                     "ModifyIndex": "@@index@@", "CreateTime": "@@time@@", "ModifyTime": "@@time@@"})
+        if stub["DeploymentStatus"]:
+            stub["DeploymentStatus"]["ModifyIndex"] = "@@index@@"
+        text = json.dumps(stub, separators=(",", ":")).replace("%", "%%")
+        for name in ("id", "eval", "name"):
+            text = text.replace(f'"@@{name}@@"', f'"%({name})s"')
+        for name in ("index", "time"):
+            text = text.replace(f'"@@{name}@@"', f"%({name})d")
+        return text
 
     def full(self) -> dict:
         return {

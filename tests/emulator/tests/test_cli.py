@@ -1,0 +1,58 @@
+"""The command line: ready line, options, errors, clean shutdown."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT, SCENARIOS
+
+from tests.emulator.harness import EmulatorProcess, EmulatorStartError
+
+
+def test_ready_line_and_state_dir(tmp_path):
+    state_dir = tmp_path / "state"
+    with EmulatorProcess(SCENARIOS / "demo.yml", state_dir=state_dir) as emulator:
+        assert emulator.address.startswith("http://127.0.0.1:")
+        allocs = emulator.allocations()
+        web = next(a for a in allocs if a["JobID"] == "web")
+        task_dir = emulator.control.tasks(web["ID"])["server"]["task_dir"]
+        assert task_dir == str(state_dir / web["ID"] / "server")
+    assert state_dir.exists()  # an explicit state dir is kept
+
+
+def test_task_environment(tmp_path):
+    scenario = tmp_path / "env.yml"
+    scenario.write_text(
+        "namespaces: [default, prod]\n"
+        "jobs:\n  - id: envjob\n    namespace: prod\n    type: service\n    groups:\n      - name: grp\n"
+        "        tasks:\n          - name: show\n"
+        "            command: ['/bin/sh', '-c', 'env > \"$NOMAD_TASK_DIR/env.txt\"; while :; do sleep 1; done']\n")
+    with EmulatorProcess(scenario) as emulator:
+        alloc = emulator.allocations()[0]
+        task_dir = emulator.control.tasks(alloc["ID"])["show"]["task_dir"]
+        env_file = f"{task_dir}/env.txt"
+        from conftest import wait_until
+        import os
+        wait_until(lambda: os.path.exists(env_file) and os.path.getsize(env_file) > 0, what="env.txt")
+        env = dict(line.split("=", 1) for line in open(env_file, encoding="utf-8").read().splitlines() if "=" in line)
+    assert env["NOMAD_ALLOC_ID"] == alloc["ID"]
+    assert env["NOMAD_ALLOC_NAME"] == "envjob.grp[0]"
+    assert env["NOMAD_JOB_NAME"] == "envjob" and env["NOMAD_GROUP_NAME"] == "grp"
+    assert env["NOMAD_TASK_NAME"] == "show" and env["NOMAD_NAMESPACE"] == "prod"
+    assert env["NOMAD_TASK_DIR"] == task_dir
+    assert env["NOMAD_ALLOC_DIR"].endswith(f"{alloc['ID']}/alloc")
+
+
+def test_bad_scenario_fails_with_stderr(tmp_path):
+    missing = tmp_path / "missing.yml"
+    with pytest.raises(EmulatorStartError, match="cannot read scenario"):
+        EmulatorProcess(missing).start()
+
+
+def test_help_runs():
+    completed = subprocess.run([sys.executable, "-m", "tests.emulator", "--help"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=30, check=False)
+    assert completed.returncode == 0
+    assert "--string-token-compare" in completed.stdout
