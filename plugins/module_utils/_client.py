@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import ssl
 import traceback
+import warnings
 
 from ansible.module_utils.six.moves.urllib.parse import urlencode, urlsplit
 
@@ -250,6 +252,8 @@ class NomadClient(object):
         self.warnings = []
         self._warn = warn
         self._ssl_context = build_ssl_context(options) if options.uses_tls else None
+        if options.uses_tls and not options.validate_certs:
+            self._silence_insecure_warning()
         self.session = self._build_session(max(int(pool_size), 1))
 
     # -- setup
@@ -268,6 +272,11 @@ class NomadClient(object):
             session.mount("https://", NomadHTTPAdapter(self._ssl_context, self.options.tls_server_name, **adapter_kwargs))
         session.mount("http://", HTTPAdapter(**adapter_kwargs))
         return session
+
+    def _silence_insecure_warning(self):
+        """The user chose validate_certs=false; urllib3's per-request warning would only repeat that choice."""
+        host = urlsplit(self.options.address).hostname or ""
+        warnings.filterwarnings("ignore", message="Unverified HTTPS request is being made to host '%s'" % re.escape(host))
 
     def close(self):
         self.session.close()

@@ -1,0 +1,255 @@
+# Copyright: contributors to nomadops.nomad
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""NomadClient against a scripted HTTP server on loopback: headers, parameters, error messages, retries."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
+    NomadBadRequestError,
+    NomadClient,
+    NomadConnectionError,
+    NomadError,
+    NomadNotFoundError,
+    NomadPermissionDeniedError,
+    NomadServerError,
+    go_duration,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
+from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
+    DROP,
+    FakeNomad,
+    Reply,
+    free_port,
+    json_reply,
+)
+
+TOKEN = "3c9c5b8e-6a1d-4f0e-9d2a-3f5e8b7c1a01"
+
+
+def make_client(address, **overrides):
+    settings = dict(address=address, retries=3, timeout=10)
+    settings.update(overrides)
+    return NomadClient(ConnectionOptions(**settings))
+
+
+def scripted(*replies):
+    """A handler that answers with `replies` in order, then repeats the last one."""
+    remaining = list(replies)
+
+    def handler(request):
+        return remaining.pop(0) if len(remaining) > 1 else remaining[0]
+
+    return handler
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch):
+    from ansible_collections.nomadops.nomad.plugins.module_utils import _client
+    monkeypatch.setattr(_client, "BACKOFF_FACTOR", 0)
+
+
+# ------------------------------------------------------------------------------------------ requests
+def test_token_header_namespace_and_region_are_sent():
+    with FakeNomad(scripted(json_reply([], index=7))) as nomad:
+        client = make_client(nomad.address, token=TOKEN, namespace="prod", region="eu")
+        response = client.read("/v1/allocations", {"filter": 'JobID == "web"'})
+    request = nomad.requests[0]
+    assert request.headers["X-Nomad-Token"] == TOKEN
+    assert request.query == {"namespace": "prod", "region": "eu", "filter": 'JobID == "web"'}
+    assert response.data == [] and response.index == 7 and response.next_token is None
+
+
+def test_params_override_and_remove_the_namespace_and_encode_booleans():
+    with FakeNomad(scripted(json_reply([]))) as nomad:
+        client = make_client(nomad.address, namespace="prod")
+        client.read("/v1/allocations", {"namespace": "*", "reverse": True, "task_states": False})
+        client.read("/v1/allocation/x", {"namespace": None})
+    assert nomad.requests[0].query == {"namespace": "*", "reverse": "true", "task_states": "false"}
+    assert nomad.requests[1].query == {}
+
+
+def test_basic_auth_is_sent_and_no_token_header_without_token():
+    with FakeNomad(scripted(json_reply([]))) as nomad:
+        make_client(nomad.address, http_auth=("ops", "pw")).read("/v1/allocations")
+    headers = nomad.requests[0].headers
+    assert headers["Authorization"].startswith("Basic ")
+    assert "X-Nomad-Token" not in headers
+
+
+def test_write_sends_json_body():
+    with FakeNomad(scripted(json_reply({"Index": 0}))) as nomad:
+        response = make_client(nomad.address).write("POST", "/v1/client/allocation/a/signal", body={"Signal": "SIGHUP"})
+    assert nomad.requests[0].body == b'{"Signal": "SIGHUP"}'
+    assert nomad.requests[0].headers["Content-Type"] == "application/json"
+    assert response.data == {"Index": 0}
+
+
+def test_empty_body_decodes_to_none():
+    with FakeNomad(scripted(Reply(200, None))) as nomad:
+        assert make_client(nomad.address).write("PUT", "/v1/allocation/a/stop").data is None
+
+
+def test_non_json_answer_is_a_clear_error():
+    with FakeNomad(scripted(Reply(200, "<html>proxy</html>"))) as nomad:
+        with pytest.raises(NomadError, match="answered with something that is not JSON"):
+            make_client(nomad.address).read("/v1/allocations")
+
+
+# ------------------------------------------------------------------------------------------ errors
+@pytest.mark.parametrize("status, body, error_class, expected", [
+    (403, "Permission denied", NomadPermissionDeniedError,
+     'GET /v1/allocations failed: 403 Permission denied (check that the token has read-job in namespace "default")'),
+    (400, "failed to create result paginator: failed to read filter expression: 1:9 (8): no match found",
+     NomadBadRequestError,
+     "GET /v1/allocations failed: 400 failed to create result paginator: failed to read filter expression: "
+     "1:9 (8): no match found (check the filter expression)"),
+    (404, "alloc not found", NomadNotFoundError, "GET /v1/allocations failed: 404 alloc not found (check"),
+    (500, "No path to region", NomadServerError, "GET /v1/allocations failed: 500 No path to region (check region"),
+])
+def test_status_errors_are_typed_one_line_messages(status, body, error_class, expected):
+    with FakeNomad(scripted(Reply(status, body))) as nomad:
+        client = make_client(nomad.address, token=TOKEN, retries=0)
+        with pytest.raises(error_class) as failure:
+            client.read("/v1/allocations", {"filter": "x"})
+    message = str(failure.value)
+    assert message.startswith(expected.split(" (check")[0])
+    assert "\n" not in message
+    assert failure.value.status == status and failure.value.method == "GET" and failure.value.path == "/v1/allocations"
+    assert failure.value.nomad_message == body
+    assert "filter" not in message.split(" failed:")[0]  # no query string in the path
+
+
+def test_permission_hint_names_the_capability_of_the_request():
+    with FakeNomad(scripted(Reply(403, "Permission denied"))) as nomad:
+        client = make_client(nomad.address, token=TOKEN, namespace="prod")
+        with pytest.raises(NomadPermissionDeniedError) as failure:
+            client.write("POST", "/v1/allocation/abc/stop")
+    assert str(failure.value) == (
+        'POST /v1/allocation/abc/stop failed: 403 Permission denied '
+        '(check that the token has alloc-lifecycle in namespace "prod")'
+    )
+
+
+def test_permission_hint_without_token():
+    with FakeNomad(scripted(Reply(403, "Permission denied"))) as nomad:
+        with pytest.raises(NomadPermissionDeniedError, match=r"no token was sent: set token or NOMAD_TOKEN"):
+            make_client(nomad.address).read("/v1/allocations")
+
+
+def test_multi_line_nomad_errors_become_one_line():
+    body = "1 error occurred:\n\t* Failed to signal task: web, err: Task not running\n\n"
+    with FakeNomad(scripted(Reply(500, body))) as nomad:
+        with pytest.raises(NomadServerError) as failure:
+            make_client(nomad.address).write("POST", "/v1/client/allocation/a/signal", body={})
+    assert str(failure.value) == (
+        "POST /v1/client/allocation/a/signal failed: 500 1 error occurred: * Failed to signal task: web, err: Task not running"
+    )
+
+
+def test_token_and_password_never_appear_in_error_messages():
+    with FakeNomad(scripted(Reply(403, "token %s rejected for user ops:hunter22" % TOKEN))) as nomad:
+        client = make_client(nomad.address, token=TOKEN, http_auth=("ops", "hunter22"))
+        with pytest.raises(NomadPermissionDeniedError) as failure:
+            client.read("/v1/allocations")
+    assert TOKEN not in str(failure.value) and "hunter22" not in str(failure.value)
+    assert TOKEN not in failure.value.nomad_message
+
+
+def test_connection_refused_message():
+    address = "http://127.0.0.1:%d" % free_port()
+    with pytest.raises(NomadConnectionError) as failure:
+        make_client(address, retries=0, token=TOKEN).read("/v1/allocations")
+    assert str(failure.value) == "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % address
+
+
+def test_unresolvable_host_message():
+    with pytest.raises(NomadConnectionError, match=r"cannot resolve host name 'nomad\.invalid'"):
+        make_client("http://nomad.invalid:4646", retries=0).read("/v1/allocations")
+
+
+# ------------------------------------------------------------------------------------------ retries
+@pytest.mark.parametrize("transient", [
+    Reply(503, "No cluster leader"),
+    Reply(500, "No cluster leader"),
+    Reply(502, "bad gateway"),
+    Reply(504, "gateway timeout"),
+    Reply(429, "slow down", {"Retry-After": "0"}),
+])
+def test_reads_are_retried_on_transient_statuses(transient):
+    with FakeNomad(scripted(transient, transient, json_reply(["ok"]))) as nomad:
+        response = make_client(nomad.address).read("/v1/allocations")
+    assert response.data == ["ok"]
+    assert len(nomad.requests) == 3
+
+
+def test_reads_give_up_after_retries_with_the_last_error():
+    with FakeNomad(scripted(Reply(500, "No cluster leader"))) as nomad:
+        with pytest.raises(NomadServerError, match="500 No cluster leader .the Nomad servers have no leader"):
+            make_client(nomad.address, retries=2).read("/v1/allocations")
+    assert len(nomad.requests) == 3
+
+
+def test_reads_are_not_retried_on_client_errors():
+    with FakeNomad(scripted(Reply(403, "Permission denied"))) as nomad:
+        with pytest.raises(NomadPermissionDeniedError):
+            make_client(nomad.address).read("/v1/allocations")
+    assert len(nomad.requests) == 1
+
+
+def test_dropped_read_is_retried():
+    with FakeNomad(scripted(DROP, json_reply(["ok"]))) as nomad:
+        assert make_client(nomad.address).read("/v1/allocations").data == ["ok"]
+    assert len(nomad.requests) == 2
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_mutations_are_never_resent_on_status(method, status):
+    with FakeNomad(scripted(Reply(status, "busy", {"Retry-After": "0"}), json_reply({"EvalID": "e"}))) as nomad:
+        with pytest.raises(NomadError) as failure:
+            make_client(nomad.address).write(method, "/v1/allocation/a/stop")
+    assert failure.value.status == status
+    assert len(nomad.requests) == 1
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_mutation_whose_connection_dropped_is_not_resent(method):
+    with FakeNomad(scripted(DROP, json_reply({"EvalID": "e"}))) as nomad:
+        with pytest.raises(NomadConnectionError) as failure:
+            make_client(nomad.address).write(method, "/v1/allocation/a/stop")
+    assert "may or may not have been applied" in str(failure.value)
+    assert len(nomad.requests) == 1
+
+
+def test_write_rejects_get():
+    with pytest.raises(ValueError):
+        make_client("http://127.0.0.1:1").write("GET", "/v1/allocations")
+
+
+# ------------------------------------------------------------------------------------------ blocking reads and websocket
+def test_blocking_read_sends_index_and_wait_as_go_duration():
+    with FakeNomad(scripted(json_reply([], index=12))) as nomad:
+        response = make_client(nomad.address).blocking_read("/v1/allocations", {"filter": "x"}, 11, 5)
+    assert nomad.requests[0].query["index"] == "11"
+    assert nomad.requests[0].query["wait"] == "5s"
+    assert response.index == 12
+
+
+def test_go_duration():
+    assert go_duration(30) == "30s" and go_duration(1.5) == "1500ms"
+
+
+def test_websocket_target_carries_token_namespace_and_scheme():
+    client = make_client("https://nomad.example.com:4646/prefix", token=TOKEN, namespace="prod", validate_certs=False)
+    url, headers, sslopt = client.websocket_target("/v1/client/allocation/a/exec", {"task": "web", "tty": False})
+    assert url.startswith("wss://nomad.example.com:4646/prefix/v1/client/allocation/a/exec?")
+    assert "namespace=prod" in url and "task=web" in url and "tty=false" in url
+    assert headers == ["X-Nomad-Token: %s" % TOKEN]
+    assert sslopt["check_hostname"] is False and sslopt["context"] is not None
+
+
+def test_websocket_target_plain_http():
+    url, headers, sslopt = make_client("http://127.0.0.1:4646").websocket_target("/v1/x")
+    assert url == "ws://127.0.0.1:4646/v1/x?namespace=default" and headers == [] and sslopt == {}

@@ -1,0 +1,136 @@
+# Copyright: contributors to nomadops.nomad
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""paginate() against a server that paginates like Nomad 1.6, including its string-compared tokens
+(hashicorp/nomad#25435): every allocation must come back exactly once."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
+from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
+    FakeNomad,
+    json_reply,
+)
+
+
+def allocations(count, first_index=5):
+    """Allocations with CreateIndex values of different digit counts (5 .. 5+count-1)."""
+    return [{"ID": str(uuid.UUID(int=(n * 0x9E3779B97F4A7C15) % (1 << 128))), "CreateIndex": first_index + n}
+            for n in range(count)]
+
+
+class Nomad16Paginator:
+    """GET /v1/allocations as Nomad 1.6's paginator does it: ordered by (CreateIndex, ID) without prefix,
+    by ID with prefix; token = `<CreateIndex>.<ID>` (or the ID); tokens compared as plain strings."""
+
+    def __init__(self, items, string_compare=True):
+        self.items = items
+        self.string_compare = string_compare
+
+    def token(self, item, prefixed):
+        return item["ID"] if prefixed else "%d.%s" % (item["CreateIndex"], item["ID"])
+
+    def before(self, item_token, wanted, prefixed):
+        if self.string_compare or prefixed:
+            return item_token < wanted
+        index, _dot, rest = wanted.partition(".")
+        return (int(item_token.split(".")[0]), item_token) < (int(index), wanted)
+
+    def __call__(self, request):
+        prefix = request.query.get("prefix", "")
+        prefixed = bool(prefix)
+        ordered = sorted(self.items, key=(lambda a: a["ID"]) if prefixed else (lambda a: (a["CreateIndex"], a["ID"])))
+        ordered = [a for a in ordered if a["ID"].startswith(prefix)]
+        per_page = int(request.query.get("per_page", "0"))
+        wanted = request.query.get("next_token", "")
+        page, found = [], not wanted
+        for item in ordered:
+            item_token = self.token(item, prefixed)
+            if not found and self.before(item_token, wanted, prefixed):
+                continue
+            found = True
+            if per_page and len(page) == per_page:
+                return json_reply(page, index=99, next_token=item_token)
+            page.append(item)
+        return json_reply(page, index=99)
+
+
+def make_client(address):
+    warnings = []
+    return NomadClient(ConnectionOptions(address=address, retries=0), warn=warnings.append), warnings
+
+
+def ids(items):
+    return [item["ID"] for item in items]
+
+
+def test_pages_are_followed_in_order():
+    items = allocations(25, first_index=100)  # same digit count: no token trouble
+    with FakeNomad(Nomad16Paginator(items)) as nomad:
+        client, warnings = make_client(nomad.address)
+        listed = list(client.paginate("/v1/allocations", {"filter": "x"}, per_page=10))
+    assert ids(listed) == ids(sorted(items, key=lambda a: (a["CreateIndex"], a["ID"])))
+    assert len(nomad.requests) == 3
+    assert [r.query.get("next_token") is not None for r in nomad.requests] == [False, True, True]
+    assert all(r.query["filter"] == "x" and r.query["per_page"] == "10" for r in nomad.requests)
+    assert warnings == []
+
+
+@pytest.mark.parametrize("count, per_page", [(30, 1), (120, 7), (300, 50), (1000, 100)])
+def test_string_compared_tokens_still_return_every_allocation_once(count, per_page):
+    items = allocations(count)  # CreateIndex 5..: crosses 9->10 and 99->100
+    with FakeNomad(Nomad16Paginator(items, string_compare=True)) as nomad:
+        client, warnings = make_client(nomad.address)
+        listed = list(client.paginate("/v1/allocations", {}, per_page=per_page))
+    assert sorted(ids(listed)) == sorted(ids(items))
+    assert len(set(ids(listed))) == len(listed)
+    assert len(warnings) == 1 and "hashicorp/nomad#25435" in warnings[0]
+    assert any(r.query.get("prefix") for r in nomad.requests)
+
+
+def test_correct_tokens_need_no_recovery():
+    items = allocations(120)
+    with FakeNomad(Nomad16Paginator(items, string_compare=False)) as nomad:
+        client, warnings = make_client(nomad.address)
+        listed = list(client.paginate("/v1/allocations", {}, per_page=7))
+    assert ids(listed) == ids(sorted(items, key=lambda a: (a["CreateIndex"], a["ID"])))
+    assert warnings == []
+    assert not any(r.query.get("prefix") for r in nomad.requests)
+
+
+def test_limit_stops_listing_early():
+    items = allocations(100, first_index=100)
+    with FakeNomad(Nomad16Paginator(items)) as nomad:
+        client, _warnings = make_client(nomad.address)
+        listed = list(client.paginate("/v1/allocations", {}, per_page=10, limit=15))
+    assert len(listed) == 15
+    assert len(nomad.requests) == 2
+
+
+def test_limit_is_honoured_during_recovery():
+    items = allocations(300)
+    with FakeNomad(Nomad16Paginator(items)) as nomad:
+        client, _warnings = make_client(nomad.address)
+        listed = list(client.paginate("/v1/allocations", {}, per_page=20, limit=150))
+    assert len(listed) == 150 and len(set(ids(listed))) == 150
+
+
+def test_on_response_sees_every_page():
+    items = allocations(25, first_index=100)
+    seen = []
+    with FakeNomad(Nomad16Paginator(items)) as nomad:
+        client, _warnings = make_client(nomad.address)
+        list(client.paginate("/v1/allocations", {}, per_page=10, on_response=seen.append))
+    assert [response.index for response in seen] == [99, 99, 99]
+
+
+def test_without_per_page_one_request():
+    items = allocations(50)
+    with FakeNomad(Nomad16Paginator(items)) as nomad:
+        client, _warnings = make_client(nomad.address)
+        assert len(list(client.paginate("/v1/allocations"))) == 50
+    assert len(nomad.requests) == 1 and "per_page" not in nomad.requests[0].query
