@@ -1,0 +1,117 @@
+"""nomad_alloc_restart against the emulator: restarted tasks really are new processes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+RESTART_MODULE = "nomadops.nomad.nomad_alloc_restart"
+
+
+def wait_until(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def running_allocations(emulator, job):
+    allocs = [a for a in emulator.allocations("*") if a["JobID"] == job and a["ClientStatus"] == "running"]
+    return sorted(allocs, key=lambda a: a["Name"])
+
+
+def restart_posts(emulator):
+    return {path: count for path, count in emulator.control.requests().items() if path.endswith("/restart")}
+
+
+def starts(tasks, task):
+    return (Path(tasks[task]["task_dir"]) / "starts.log").read_text().split()
+
+
+@pytest.fixture(scope="module")
+def emulator(integration_emulator):
+    wait_until(lambda: len(running_allocations(integration_emulator, "web")) == 3, what="web to run")
+    wait_until(lambda: len(running_allocations(integration_emulator, "api")) == 1, what="api to run")
+    return integration_emulator
+
+
+def test_restart_one_task_with_wait_gives_a_new_process(emulator, ansible_runner):
+    target = running_allocations(emulator, "web")[0]
+    before = emulator.control.tasks(target["ID"])
+
+    run = ansible_runner.playbook([{
+        "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"name": "restart", "register": "restarted",
+                   "nomadops.nomad.nomad_alloc_restart": {"id": target["ID"], "task": "server", "wait": True,
+                                                          "wait_timeout": 60}}],
+    }]).assert_ok()
+
+    result = run.task("restart")
+    assert result["_status"] == "changed"
+    assert [(a["ID"], a["tasks"]) for a in result["allocations"]] == [(target["ID"], ["server"])]
+    # wait=true returned only once the task ran again: no polling needed here.
+    after = emulator.control.tasks(target["ID"])
+    assert after["server"]["state"] == "running"
+    assert after["server"]["pid"] != before["server"]["pid"]
+    assert after["server"]["restarts"] == before["server"]["restarts"] + 1
+    assert starts(after, "server") == ["started", "started"]
+    assert after["sidecar"]["pid"] == before["sidecar"]["pid"]  # only the named task
+
+
+def test_restart_without_task_restarts_the_running_tasks(emulator, ansible_runner):
+    target = running_allocations(emulator, "web")[1]
+    before = emulator.control.tasks(target["ID"])
+
+    run = ansible_runner.adhoc(RESTART_MODULE, f"id={target['ID']} wait=true").assert_ok()
+
+    assert run.results[-1]["result"]["allocations"][0]["tasks"] == ["server", "sidecar"]
+    after = emulator.control.tasks(target["ID"])
+    for task in ("server", "sidecar"):
+        assert after[task]["pid"] != before[task]["pid"] and after[task]["state"] == "running"
+
+
+def test_all_tasks_reruns_the_finished_prestart_task(emulator, ansible_runner):
+    api = running_allocations(emulator, "api")[0]
+    before = emulator.control.tasks(api["ID"])
+    assert before["migrate"]["state"] == "dead"
+
+    run = ansible_runner.adhoc(RESTART_MODULE, {"job": "api", "all_tasks": True, "wait": True}).assert_ok()
+
+    assert run.results[-1]["result"]["allocations"][0]["tasks"] == ["migrate", "app"]
+    after = emulator.control.tasks(api["ID"])
+    assert after["migrate"]["restarts"] == before["migrate"]["restarts"] + 1
+    assert after["app"]["pid"] != before["app"]["pid"] and after["app"]["state"] == "running"
+
+
+def test_check_mode_restarts_nothing(emulator, ansible_runner):
+    allocs = running_allocations(emulator, "web")
+    before = {a["ID"]: emulator.control.tasks(a["ID"]) for a in allocs}
+    emulator.control.reset_requests()
+
+    run = ansible_runner.adhoc(RESTART_MODULE, "job=web client_status=running all_tasks=true", check=True).assert_ok()
+
+    result = run.results[-1]["result"]
+    assert result["changed"] is True and len(result["allocations"]) == 3
+    assert restart_posts(emulator) == {}
+    for alloc_id, tasks in before.items():
+        assert emulator.control.tasks(alloc_id) == tasks
+
+
+def test_bulk_restart_with_parallelism_one_restarts_every_allocation(emulator, ansible_runner):
+    allocs = running_allocations(emulator, "web")
+    before = {a["ID"]: emulator.control.tasks(a["ID"])["server"]["pid"] for a in allocs}
+    emulator.control.reset_requests()
+
+    run = ansible_runner.adhoc(RESTART_MODULE, "job=web client_status=running task=server parallelism=1 wait=true")
+
+    run.assert_ok()
+    assert sorted(a["ID"] for a in run.results[-1]["result"]["allocations"]) == sorted(before)
+    assert sorted(restart_posts(emulator).values()) == [1, 1, 1]
+    for alloc_id, pid in before.items():
+        assert emulator.control.tasks(alloc_id)["server"]["pid"] != pid
