@@ -1,0 +1,142 @@
+# Copyright: contributors to nomadops.nomad
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""nomad_alloc_info run in-process against a fake Nomad on loopback: what it sends, returns and how it fails."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.nomadops.nomad.plugins.modules import nomad_alloc_info
+from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
+    FakeNomad,
+    Reply,
+    free_port,
+    json_reply,
+)
+
+TOKEN = "3c9c5b8e-6a1d-4f0e-9d2a-3f5e8b7c1a01"
+FULL = {"ID": "5a222182-ff6d-baf6-2a1c-1f6e0c3e8a10", "Namespace": "prod", "JobID": "web", "ClientStatus": "running",
+        "DesiredStatus": "run", "Job": {"ID": "web"}, "TaskGroup": "frontend"}
+STUB = {key: FULL[key] for key in ("ID", "Namespace", "JobID", "ClientStatus", "DesiredStatus", "TaskGroup")}
+SERVICES = [{"ServiceName": "web", "Port": 8080, "AllocID": FULL["ID"]}]
+
+
+def nomad_like(request):
+    if request.path == "/v1/allocations":
+        if "Forbidden" in request.query.get("filter", ""):
+            return Reply(403, "Permission denied")
+        prefix = request.query.get("prefix", "")
+        return json_reply([STUB] if FULL["ID"].startswith(prefix) else [], index=77)
+    if request.path == "/v1/allocation/%s" % FULL["ID"]:
+        return json_reply(FULL, index=60)
+    if request.path == "/v1/allocation/%s/services" % FULL["ID"]:
+        if request.query.get("namespace") != "prod":
+            return Reply(404, "allocation not found")
+        return json_reply(SERVICES, index=3)
+    return Reply(404, "resource not found")
+
+
+@pytest.fixture(autouse=True)
+def no_nomad_environment(monkeypatch):
+    for name in ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION", "NOMAD_SKIP_VERIFY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run_module(args, capsys):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit) as exit_info:
+            nomad_alloc_info.main()
+    output = json.loads(capsys.readouterr().out)
+    output["_rc"] = exit_info.value.code
+    return output
+
+
+def test_selector_returns_stubs_count_and_index(capsys):
+    with FakeNomad(nomad_like) as nomad:
+        result = run_module({"address": nomad.address, "job": "web", "client_status": ["running"], "token": TOKEN}, capsys)
+    assert result["_rc"] == 0 and result["changed"] is False
+    assert result["allocations"] == [STUB] and result["count"] == 1 and result["index"] == 77
+    assert nomad.requests[0].query["filter"] == 'JobID == "web" and (ClientStatus == "running")'
+    assert "task_states" not in nomad.requests[0].query and "resources" not in nomad.requests[0].query
+
+
+def test_id_returns_full_objects_with_services_in_their_namespace(capsys):
+    with FakeNomad(nomad_like) as nomad:
+        result = run_module({"address": nomad.address, "id": ["5a22"], "services": True}, capsys)
+    assert result["_rc"] == 0
+    assert result["allocations"] == [dict(FULL, Services=SERVICES)]
+    assert result["index"] == 77
+    assert [r.path for r in nomad.requests] == ["/v1/allocations", "/v1/allocation/%s" % FULL["ID"],
+                                                "/v1/allocation/%s/services" % FULL["ID"]]
+
+
+def test_nothing_matching_is_not_a_failure(capsys):
+    with FakeNomad(lambda request: json_reply([], index=5)) as nomad:
+        result = run_module({"address": nomad.address, "job": "nope"}, capsys)
+    assert result["_rc"] == 0 and result["allocations"] == [] and result["count"] == 0
+
+
+def test_environment_address_is_used(capsys, monkeypatch):
+    with FakeNomad(nomad_like) as nomad:
+        monkeypatch.setenv("NOMAD_ADDR", nomad.address)
+        monkeypatch.setenv("NOMAD_NAMESPACE", "prod")
+        result = run_module({"job": "web"}, capsys)
+    assert result["count"] == 1
+    assert nomad.requests[0].query["namespace"] == "prod"
+
+
+def test_nomad_error_is_a_one_line_failure_without_the_token(capsys):
+    with FakeNomad(nomad_like) as nomad:
+        result = run_module({"address": nomad.address, "filter": "Forbidden", "token": TOKEN}, capsys)
+    assert result["_rc"] == 1 and result["failed"] is True
+    assert result["msg"] == ('GET /v1/allocations failed: 403 Permission denied '
+                             '(check that the token has read-job in namespace "default")')
+    assert TOKEN not in json.dumps(result)
+    assert "Traceback" not in json.dumps(result)
+
+
+def test_unreachable_address(capsys):
+    address = "http://127.0.0.1:%d" % free_port()
+    result = run_module({"address": address, "retries": 0}, capsys)
+    assert result["msg"] == "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % address
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"per_page": -1}, "per_page must be 1 or more (got -1)"),
+    ({"limit": 0}, "limit must be 1 or more (got 0)"),
+    ({"id": ["x"]}, 'id "x" must contain at least two characters'),
+    ({"prefix": "xyz"}, 'prefix "xyz" is not an allocation ID or ID prefix'),
+    ({"ca_cert": "/nonexistent.pem", "address": "https://127.0.0.1:1"}, "ca_cert '/nonexistent.pem' is not a readable file"),
+])
+def test_bad_inputs_fail_before_any_request(capsys, args, message):
+    with FakeNomad(nomad_like) as nomad:
+        result = run_module(dict({"address": nomad.address}, **args), capsys)
+    assert result["_rc"] == 1 and message in result["msg"]
+    assert nomad.requests == []
+
+
+def test_wait_for_running_already_met_does_not_block(capsys):
+    with FakeNomad(nomad_like) as nomad:
+        result = run_module({"address": nomad.address, "job": "web", "wait_for": "running", "wait_timeout": 5}, capsys)
+    assert result["_rc"] == 0 and result["count"] == 1 and "waited" in result
+    assert all("index" not in r.query for r in nomad.requests)
+
+
+def test_wait_timeout_fails_with_progress(capsys):
+    with FakeNomad(nomad_like) as nomad:
+        result = run_module({"address": nomad.address, "job": "web", "wait_for": "terminal", "wait_timeout": 1}, capsys)
+    assert result["_rc"] == 1
+    assert result["msg"] == ("timed out after 1 s waiting for the allocations to be terminal: "
+                             "1 allocation(s) not terminal yet: 5a222182 (running)")
+    assert result["allocations"] == [STUB]
+    assert any(r.query.get("index") == "77" and r.query.get("wait") == "1s" for r in nomad.requests)
+
+
+def test_check_mode_reads_the_same(capsys):
+    with FakeNomad(nomad_like) as nomad:
+        result = run_module({"address": nomad.address, "job": "web", "_ansible_check_mode": True}, capsys)
+    assert result["_rc"] == 0 and result["count"] == 1
