@@ -29,6 +29,21 @@ except ImportError as import_error:
     HAS_WEBSOCKET = False
     WEBSOCKET_IMPORT_ERROR = import_error
 
+if HAS_WEBSOCKET:
+
+    class _ExecWebSocket(websocket.WebSocket):
+        """websocket-client's WebSocket, except that answering the server's close frame may fail.
+
+        recv_data() answers a close frame before returning it; when the server has already dropped the
+        connection (aiohttp and Nomad may), that answer fails and would hide the close code and reason.
+        """
+
+        def send_close(self, status=1000, reason=b""):
+            try:
+                super().send_close(status, reason)
+            except (websocket.WebSocketConnectionClosedException, OSError):
+                pass
+
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -325,6 +340,9 @@ def parse_close_payload(payload: bytes) -> tuple:
 def closed_before_exit_message(code: int | None, reason: str) -> str:
     if code is None:
         detail = "connection dropped without a close frame"
+    elif reason.endswith("Permission denied"):
+        detail = f"close code {code}: {one_line(reason)}; the token needs alloc-exec, and alloc-node-exec for " \
+            "drivers without filesystem isolation such as raw_exec, in the allocation's namespace"
     elif reason:
         detail = f"close code {code}: {one_line(reason)}"
     else:
@@ -470,6 +488,7 @@ class ExecSession:
             self._ws = websocket.create_connection(
                 self.url,
                 timeout=remaining,
+                class_=_ExecWebSocket,
                 header=self.headers,
                 sslopt=self.sslopt,
                 suppress_origin=True,

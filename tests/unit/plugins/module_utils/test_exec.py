@@ -201,8 +201,13 @@ def test_broken_frames_are_errors(payload):
 def test_close_payloads_and_messages():
     assert parse_close_payload(b"\x03\xf3Permission denied") == (1011, "Permission denied")
     assert parse_close_payload(b"") == (1005, "")
+    assert closed_before_exit_message(1011, "io: read/write on closed pipe") == (
+        "exec session closed before the command exited (close code 1011: io: read/write on closed pipe)"
+    )
     assert closed_before_exit_message(1011, "Permission denied") == (
-        "exec session closed before the command exited (close code 1011: Permission denied)"
+        "exec session closed before the command exited (close code 1011: Permission denied; the token needs "
+        "alloc-exec, and alloc-node-exec for drivers without filesystem isolation such as raw_exec, in the "
+        "allocation's namespace)"
     )
     assert closed_before_exit_message(1000, "") == "exec session closed before the command exited (close code 1000)"
     assert closed_before_exit_message(None, "") == (
