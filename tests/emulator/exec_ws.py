@@ -253,15 +253,16 @@ def go_json_kind(value) -> str:
     return "object"
 
 
-def go_type_error(value, go_type: str, struct: str = "", field: str = "") -> GoJSONError:
+def go_type_error(value, go_type: str, go_struct: str = "", field: str = "") -> GoJSONError:
     kind = go_json_kind(value)
-    if struct:
-        return GoJSONError(f"json: cannot unmarshal {kind} into Go struct field {struct}.{field} of type {go_type}")
+    if go_struct:
+        return GoJSONError(f"json: cannot unmarshal {kind} into Go struct field {go_struct}.{field} "
+                           f"of type {go_type}")
     return GoJSONError(f"json: cannot unmarshal {kind} into Go value of type {go_type}")
 
 
 def go_field(obj: dict, name: str):
-    """Go matches object keys to struct fields exactly first, then case-insensitively; the last one wins."""
+    """(value,) of a struct field: Go maps keys to fields case-insensitively and a later key overwrites."""
     found = None
     for key, value in obj.items():
         if key == name or key.lower() == name:
@@ -387,35 +388,31 @@ class ClientFrame:
     tty_size: tuple | None = None   # (rows, cols)
     setup: bool = False
 
-    @property
-    def is_heartbeat(self) -> bool:
-        return not (self.stdin_data or self.stdin_close or self.tty_size or self.setup)
 
-
-def _go_struct(value, go_type: str, struct: str, field: str):
+def _go_struct(value, go_type: str, go_struct: str, field: str):
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise go_type_error(value, go_type, struct, field)
+        raise go_type_error(value, go_type, go_struct, field)
     return value
 
 
-def _go_int32(value, struct: str, field: str) -> int:
+def _go_int32(value, go_struct: str, field: str) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise go_type_error(value, "int32", struct, field)
+        raise go_type_error(value, "int32", go_struct, field)
     if isinstance(value, float) or not -2 ** 31 <= value < 2 ** 31:
         raise GoJSONError(f"json: cannot unmarshal number {json.dumps(value)} into Go struct field "
-                          f"{struct}.{field} of type int32")
+                          f"{go_struct}.{field} of type int32")
     return value
 
 
-def _go_bytes(value, struct: str, field: str) -> bytes:
+def _go_bytes(value, go_struct: str, field: str) -> bytes:
     if value is None:
         return b""
     if not isinstance(value, str):
-        raise go_type_error(value, "[]uint8", struct, field)
+        raise go_type_error(value, "[]uint8", go_struct, field)
     try:
         return base64.b64decode(value.encode("utf-8"), validate=True)
     except (binascii.Error, ValueError) as err:
@@ -455,10 +452,10 @@ def decode_client_frame(data: str | bytes) -> ClientFrame:
     if size is not None:
         terminal = _go_struct(size[0], "proto.ExecTaskStreamingRequest_TerminalSize", top, "tty_size")
         if terminal is not None:
-            struct = "ExecTaskStreamingRequest_TerminalSize"
+            size_struct = "ExecTaskStreamingRequest_TerminalSize"
             height, width = go_field(terminal, "height"), go_field(terminal, "width")
-            frame.tty_size = (_go_int32(height[0] if height else None, struct, "tty_size.height"),
-                              _go_int32(width[0] if width else None, struct, "tty_size.width"))
+            frame.tty_size = (_go_int32(height[0] if height else None, size_struct, "tty_size.height"),
+                              _go_int32(width[0] if width else None, size_struct, "tty_size.width"))
     setup = go_field(decoded, "setup")
     if setup is not None:
         frame.setup = _go_struct(setup[0], "proto.ExecTaskStreamingRequest_Setup", top, "setup") is not None
@@ -505,24 +502,24 @@ async def read_auth_token(request: web.Request, ws: web.WebSocketResponse, emula
 
 
 def handshake_token(data: str | bytes) -> str:
-    struct = "wsHandshakeMessage"
+    go_struct = "wsHandshakeMessage"
     try:
         decoded = go_json_loads(data)
         if decoded is None:
             decoded = {}
         if not isinstance(decoded, dict):
-            raise go_type_error(decoded, f"agent.{struct}")
+            raise go_type_error(decoded, f"agent.{go_struct}")
         version_field = go_field(decoded, "version")
         version = version_field[0] if version_field and version_field[0] is not None else 0
         if isinstance(version, bool) or not isinstance(version, (int, float)):
-            raise go_type_error(version, "int", struct, "version")
+            raise go_type_error(version, "int", go_struct, "version")
         if isinstance(version, float) or not -2 ** 63 <= version < 2 ** 63:
             raise GoJSONError(f"json: cannot unmarshal number {json.dumps(version)} into Go struct field "
-                              f"{struct}.version of type int")
+                              f"{go_struct}.version of type int")
         token_field = go_field(decoded, "auth_token")
         token = token_field[0] if token_field and token_field[0] is not None else ""
         if not isinstance(token, str):
-            raise go_type_error(token, "string", struct, "auth_token")
+            raise go_type_error(token, "string", go_struct, "auth_token")
     except GoJSONError as err:
         raise SessionError(str(err), 400) from err
     if version != 1:
@@ -535,8 +532,10 @@ def require(emulator, namespace: str, capability: str, token: str) -> None:
         raise SessionError(acl_mod.PERMISSION_DENIED)
 
 
-def locate_task(emulator, alloc_id: str, token: str, task_name: str, command: list):
+def locate_task(emulator, alloc_id: str, token: str, task_name: str, command: list, region: str = ""):
     """The (allocation, task) to exec into, or SessionError with Nomad's text and code."""
+    if region and region != getattr(emulator, "region", region):
+        raise SessionError("No path to region", 500)
     if emulator.acl_enabled:
         try:
             emulator.resolve_token(token)
@@ -886,7 +885,7 @@ async def handle_exec(request: web.Request) -> web.StreamResponse:
     try:
         token = await read_auth_token(request, ws, emulator)
         alloc, task = locate_task(emulator, alloc_id_of(request), token,
-                                  request.query.get("task", ""), command)
+                                  request.query.get("task", ""), command, request.query.get("region", ""))
         task_dir = task_directory(emulator, alloc, task)
         close_early = emulator.faults.take("exec_close_early", request.method, request.path) is not None
         session = ExecSession(ws, command, task_dir, task_environment(alloc, task, task_dir), tty, close_early)

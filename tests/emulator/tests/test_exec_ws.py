@@ -136,10 +136,17 @@ def process_gone(pid: int) -> bool:
 
 # --- fixtures -----------------------------------------------------------------------------------
 
+def assert_no_server_errors(emulator: EmulatorProcess) -> None:
+    """Sessions that end badly (peer gone, faults, bad frames) must not leave tracebacks in the log."""
+    for marker in ("Traceback", "exception was never retrieved", "Error handling request"):
+        assert marker not in emulator.stderr, emulator.stderr
+
+
 @pytest.fixture(scope="module")
 def emu():
     with EmulatorProcess(str(EXEC_SCENARIO)) as emulator:
         yield emulator
+    assert_no_server_errors(emulator)
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +160,7 @@ def shell_alloc(emu) -> str:
 def acl_emu():
     with EmulatorProcess(ACL_SCENARIO) as emulator:
         yield emulator
+    assert_no_server_errors(emulator)
 
 
 @pytest.fixture(scope="module")
@@ -347,7 +355,9 @@ def test_undecodable_client_frame_closes_with_the_decode_error(emu, shell_alloc,
 
 def plain_get(emu, alloc_id: str, params: dict, headers=None, method="GET") -> requests.Response:
     url = f"{emu.address}/v1/client/allocation/{alloc_id}/exec"
-    return requests.request(method, url, params=params, headers=headers or {}, timeout=30)
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.request(method, url, params=params, headers=headers or {}, timeout=30)
 
 
 WS_HEADERS = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
@@ -435,6 +445,24 @@ def test_session_errors_close_with_nomads_code_and_text(emu, shell_alloc):
         outcome = run_exec(exec_url(emu, alloc_id, command, task=task))
         assert (outcome.close_code, outcome.close_reason) == (code, reason), (alloc_id, task, command)
         assert outcome.raw_frames == []
+
+
+def test_other_region_has_no_path(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["true"], region="elsewhere"))
+
+    assert (outcome.close_code, outcome.close_reason) == (1011, "No path to region")
+
+
+def test_virtual_allocation_execs_in_a_task_directory_made_on_demand():
+    with EmulatorProcess(str(EXEC_SCENARIO), virtual=2) as emulator:
+        virtual = next(alloc for alloc in emulator.allocations() if alloc["JobID"].startswith("virtual"))
+        outcome = run_exec(exec_url(emulator, virtual["ID"], ["/bin/sh", "-c", 'pwd; echo "$NOMAD_ALLOC_ID"']))
+    assert_no_server_errors(emulator)
+
+    cwd, alloc_id = outcome.output("stdout").decode().splitlines()
+    assert cwd.endswith(f"/{virtual['ID']}/main")
+    assert alloc_id == virtual["ID"]
+    assert outcome.exit_code == 0
 
 
 def test_null_command_is_not_present(emu, shell_alloc):
