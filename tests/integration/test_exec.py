@@ -185,7 +185,7 @@ def test_twenty_concurrent_sessions_lose_nothing(ansible_runner, integration_emu
 
     run = ansible_runner.playbook("exec_concurrent.yml", args=("-i", str(inventory), "--forks", "20")).assert_ok()
 
-    results = {entry["host"]: entry for entry in run.results if entry["task"] == "echo stdin back"}
+    results = {entry["host"]: entry for entry in run.results if entry["task"] == "Echo stdin back"}
     assert sorted(results) == hosts
     for index, host in enumerate(hosts):
         result = results[host]["result"]
@@ -262,7 +262,7 @@ def test_bad_inputs_fail_with_one_line_messages(ansible_runner, integration_emul
         "nothing listens at the address": "cannot reach Nomad at http://127.0.0.1:1: connection refused",
     }
     for name, message_start in expected.items():
-        assert_one_line_failure(run.task(name), message_start)
+        assert_one_line_failure(run.task(name[0].upper() + name[1:]), message_start)
 
 
 def test_ambiguous_short_id_lists_the_matches(ansible_runner, start_emulator):
