@@ -249,9 +249,13 @@ class Api:
         alloc.desired_status = "stop"
         alloc.desired_description = ALLOC_MIGRATING
         self.emulator.touch(alloc)
-        if alloc.job["Type"] == "service" and not alloc.virtual:
+        supervisor = self.emulator.supervisor
+        if alloc.virtual:
+            supervisor.stop_virtual(alloc)
+            return
+        if alloc.job["Type"] == "service":
             self.replace(alloc)
-        self.emulator.supervisor.spawn(self.emulator.supervisor.stop_allocation(alloc))
+        supervisor.spawn(supervisor.stop_allocation(alloc))
 
     def replace(self, alloc: Allocation) -> Allocation:
         group_spec = alloc.group_spec

@@ -214,20 +214,21 @@ class Supervisor:
     # --- API operations --------------------------------------------------------------------------
     async def stop_allocation(self, alloc: Allocation) -> None:
         """The client side of a stop: kill the tasks, then the allocation is complete."""
-        if alloc.virtual:
-            for task in alloc.tasks.values():
-                task.state = "dead"
-                task.finished_at = now_ns()
-            alloc.client_status = "complete"
-            alloc.client_description = "All tasks have completed"
-            self.emulator.touch(alloc, client_update=True)
-            return
         await self.kill_tasks(alloc, [t for t in alloc.tasks.values() if t.state == "running"])
         if alloc.client_status not in ("complete", "failed"):
             alloc.client_status = "complete"
             alloc.client_description = "All tasks have completed"
             self.deregister_services(alloc)
             self.emulator.touch(alloc, client_update=True)
+
+    def stop_virtual(self, alloc: Allocation) -> None:
+        for task in alloc.tasks.values():
+            task.state = "dead"
+            task.finished_at = now_ns()
+            task.add_event("Killed", "Task successfully killed")
+        alloc.client_status = "complete"
+        alloc.client_description = "All tasks have completed"
+        self.emulator.touch(alloc, client_update=True)
 
     def signal_task(self, alloc: Allocation, task: Task, signal_name: str) -> None:
         if task.state != "running":

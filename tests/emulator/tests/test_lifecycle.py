@@ -271,3 +271,19 @@ def test_sigterm_to_the_emulator_kills_every_task(emulator_factory, signal_name)
     assert emulator.process.returncode == 0
     for pid in pids:
         assert wait_until(lambda: not pid_alive(pid), timeout=5, what=f"pid {pid} to be gone")
+
+
+def test_unhealthy_task_keeps_deployment_status_unset(emulator_factory, tmp_path):
+    scenario = tmp_path / "unhealthy.yml"
+    scenario.write_text(
+        "jobs:\n  - id: sick\n    type: service\n    groups:\n      - name: g\n        count: 1\n        tasks:\n"
+        "          - name: t\n            healthy: false\n"
+        "            command: ['/bin/sh', '-c', 'trap \"exit 0\" TERM; while :; do sleep 1; done']\n"
+        "  - id: fine\n    type: service\n    groups:\n      - name: g\n        tasks:\n          - name: t\n")
+    from conftest import Api
+    api = Api(emulator_factory(str(scenario)))
+    fine = api.by_job("fine")[0]["ID"]
+    wait_until(lambda: api.allocation(fine)["DeploymentStatus"], what="the healthy job")
+    time.sleep(0.5)
+    sick = api.by_job("sick")[0]
+    assert sick["ClientStatus"] == "running" and sick["DeploymentStatus"] is None
