@@ -300,11 +300,19 @@ def signal_allocation(client, alloc: dict, signal: str, task=None, check_mode: b
             )
         except NomadError as error:
             raise LifecycleError(
-                "task {0!r}: {1}".format(name, describe_error(error, alloc)),
+                _signal_failure(error, alloc, name, len(tasks) > 1),
                 partial={"changed": bool(signalled), "tasks": signalled},
             )
         signalled.append(name)
     return {"changed": True, "tasks": signalled}
+
+
+def _signal_failure(error: NomadError, alloc: dict, task: str, several_tasks: bool) -> str:
+    message = describe_error(error, alloc)
+    # Permission and lookup errors concern the whole allocation, not the task that happened to be first.
+    if several_tasks and not isinstance(error, (NomadPermissionDeniedError, NomadNotFoundError)):
+        return "task {0!r}: {1}".format(task, message)
+    return message
 
 
 def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, check_mode: bool = False,

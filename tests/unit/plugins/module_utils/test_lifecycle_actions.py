@@ -205,6 +205,23 @@ def test_signal_failure_after_a_first_task_keeps_what_was_signalled():
     assert "Task not running" in str(caught.value)
 
 
+def test_signal_permission_denied_is_not_blamed_on_a_task():
+    alloc = allocation(tasks=("server", "logs"))
+    nomad = FakeNomad(alloc)
+    path = "/v1/client/allocation/{0}/signal".format(ALLOC_ID)
+    nomad.failures[("POST", path, "server")] = NomadPermissionDeniedError("Permission denied", status=403,
+                                                                          nomad_message="Permission denied")
+
+    with pytest.raises(lifecycle.LifecycleError) as caught:
+        lifecycle.signal_allocation(nomad, alloc, "SIGHUP")
+
+    assert str(caught.value) == (
+        "Permission denied: the token needs the alloc-lifecycle capability in namespace 'default'"
+    )
+    assert caught.value.partial == {"changed": False, "tasks": []}
+    assert len(nomad.writes) == 1  # the first refusal ends this allocation
+
+
 def test_signal_in_check_mode_validates_but_sends_nothing():
     alloc = allocation(tasks=("server",))
     nomad = FakeNomad(alloc)
