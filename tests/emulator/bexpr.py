@@ -1010,15 +1010,14 @@ def _lookup(datum, parts: tuple, facts: _Facts):
     """pointerstructure.Get plus go-bexpr's not-present rule; returns the value or raises."""
     current = datum
     for position, part in enumerate(parts):
-        container = type(current)
-        if container is dict:
+        if isinstance(current, dict):
             if part in current:
                 current = current[part]
                 continue
             if facts.maps.matches(parts[:position]):
                 _raise_missing_key(parts, position, f"couldn't find key {go_quote(part)}")
             _raise_missing_key(parts, position, f"couldn't find key: struct field with name {go_quote(part)}")
-        elif container is list or container is tuple:
+        elif isinstance(current, (list, tuple)):
             try:
                 current = current[_slice_index(part, len(current))]
             except LookupError as err:
@@ -1091,7 +1090,7 @@ def _top_level_getter(parts: tuple, facts: _Facts) -> Callable:
                f"couldn't find key: struct field with name {go_quote(part)}")
 
     def get(datum):
-        if type(datum) is dict:
+        if isinstance(datum, dict):
             try:
                 return datum[part]
             except KeyError:
@@ -1266,7 +1265,7 @@ def _compile_match(node: Match, facts: _Facts):
 
     if operator in (EQUAL, NOT_EQUAL):
         def test(value, path):
-            kind = "string" if type(value) is str else _kind(value, path, facts)
+            kind = "string" if isinstance(value, str) else _kind(value, path, facts)
             return _equal(value, kind, match)
     elif operator in (IN, NOT_IN):
         def test(value, path):

@@ -376,7 +376,7 @@ EVAL_ERRORS = [
     ('ID matches "*a"', 'Failed to compile regular expression "*a": error parsing regexp: '
                         "missing argument to repetition operator: `*`"),
     ("ID matches `\\q`", 'Failed to compile regular expression "\\\\q": error parsing regexp: '
-                          "invalid escape sequence: `\\q`"),
+                         "invalid escape sequence: `\\q`"),
     ('ID matches "(?=a)"', 'Failed to compile regular expression "(?=a)": error parsing regexp: '
                            "invalid or unsupported Perl syntax: `(?=`"),
     ("Job is empty", "reflect: call of reflect.Value.Len on struct Value"),
