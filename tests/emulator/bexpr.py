@@ -27,9 +27,16 @@ Both default to the Nomad ``Allocation`` layout (``ALLOCATION_MAP_PATHS``, ``ALL
 A ``None`` leaf is treated as a nil slice/map for ``in``/``contains``/``is empty`` (Go would fail or panic only
 for a nil struct pointer there) and as an uncomparable value for ``==``.
 
+Quoting: a double-quoted value ends at the first ``"`` (even after a backslash, so ``\\"`` is a parse error),
+and a double-quoted value shaped like ``"/a/b"`` is read as a JSON-pointer selector whose text is ``a/b``;
+``go_string_literal()`` writes any string so that it reads back unchanged. Hex/octal numbers must be quoted.
+
 Regular expressions are Go RE2 in Nomad; here they run on Python ``re`` (ASCII classes, ``\\z`` and ``$``
 translated, lookaround and backreferences rejected like RE2). Go map iteration order is random; ``any``/``all``
-iterate dict order.
+iterate dict order. The ``any``/``all`` syntax (``any <sel> as <x> { ... }``, ``as <k>, <v>``, ``as _, <v>``,
+``as <k>, _``) follows v0.1.13's AST and evaluator; its exact grammar text was not available, so parse-error
+"expected" lists around it may differ from Go. Nesting deeper than Python's recursion limit is a parse error
+(``expression nested too deeply``; Go has no such limit).
 """
 from __future__ import annotations
 
@@ -89,6 +96,19 @@ def go_quote(text: str) -> str:
             out.append(f"\\U{ord(char):08x}")
     out.append('"')
     return "".join(out)
+
+
+def go_string_literal(text: str) -> str:
+    """A double-quoted filter value that go-bexpr reads back as exactly ``text``.
+
+    go-bexpr ends a double-quoted string at the first ``"`` even after a backslash, so ``\\"`` cannot be
+    used: a quote is written ``\\x22``. A value starting with ``/`` would be read as a JSON-pointer selector
+    (whose text drops that slash), so a leading slash is written ``\\x2f``.
+    """
+    body = go_quote(text)[1:-1].replace('\\"', "\\x22")
+    if body.startswith("/"):
+        body = "\\x2f" + body[1:]
+    return f'"{body}"'
 
 
 def _pointer_text(parts) -> str:
@@ -398,26 +418,33 @@ class _Parser:
                 return expression
         return None
 
-    def binary(self, index: int, word: str, operand, recurse, operator: str):
-        left = operand(index)
-        if left is None:
+    def binary(self, index: int, word: str, operand, operator: str):
+        """pigeon's right-recursive ``left _ word _ right / left``, parsed as a loop (no deep recursion)."""
+        first = operand(index)
+        if first is None:
             return None
-        position = self.keywords(left[0], word)
-        if position >= 0:
-            right = recurse(position)
-            if right is not None:
-                return right[0], Binary(operator, left[1], right[1])
-        return operand(index)
+        position, operands = first[0], [first[1]]
+        while True:
+            after_word = self.keywords(position, word)
+            following = operand(after_word) if after_word >= 0 else None
+            if following is None:
+                break
+            position = following[0]
+            operands.append(following[1])
+        expression = operands[-1]
+        for left in reversed(operands[:-1]):
+            expression = Binary(operator, left, expression)
+        return position, expression
 
     @_memoized
     @_rule("OrExpression")
     def or_expression(self, index: int):
-        return self.binary(index, "or", self.and_expression, self.or_expression, "or")
+        return self.binary(index, "or", self.and_expression, "or")
 
     @_memoized
     @_rule("AndExpression")
     def and_expression(self, index: int):
-        return self.binary(index, "and", self.not_expression, self.and_expression, "and")
+        return self.binary(index, "and", self.not_expression, "and")
 
     @_memoized
     @_rule("NotExpression")
@@ -813,6 +840,9 @@ class _Parser:
         except _Panic as panic:
             self.errors.append(str(panic))
             expression = None
+        except RecursionError:
+            # pigeon has no depth limit; Python does. Not a Go text, but a clear 400 instead of a crash.
+            raise FilterParseError(f"{self.position(0)}: expression nested too deeply") from None
         if expression is None and not self.errors:
             self.errors.append(f"{self.position(self.max_fail)}: no match found, expected: {self.expected_text()}")
         if self.errors:
@@ -1348,13 +1378,34 @@ def _compile(node, facts: _Facts):
         operand = _compile(node.operand, facts)
         return lambda datum, variables: not operand(datum, variables)
     if isinstance(node, Binary):
-        left, right = _compile(node.left, facts), _compile(node.right, facts)
-        if node.operator == "and":
-            return lambda datum, variables: left(datum, variables) and right(datum, variables)
-        return lambda datum, variables: left(datum, variables) or right(datum, variables)
+        return _compile_binary(node, facts)
     if isinstance(node, Collection):
         return _compile_collection(node, facts)
     raise TypeError(f"not a bexpr AST node: {node!r}")
+
+
+def _compile_binary(node: Binary, facts: _Facts):
+    """and/or with short-circuit; a right-nested chain of one operator becomes one loop."""
+    operands = []
+    while isinstance(node.right, Binary) and node.right.operator == node.operator:
+        operands.append(node.left)
+        node = node.right
+    operands += [node.left, node.right]
+    checks = [_compile(operand, facts) for operand in operands]
+    if len(checks) == 2:
+        left, right = checks
+        if node.operator == "and":
+            return lambda datum, variables: left(datum, variables) and right(datum, variables)
+        return lambda datum, variables: left(datum, variables) or right(datum, variables)
+    stop_at = node.operator == "or"
+
+    def check(datum, variables):
+        for operand in checks:
+            if operand(datum, variables) is stop_at:
+                return stop_at
+        return not stop_at
+
+    return check
 
 
 class Filter:

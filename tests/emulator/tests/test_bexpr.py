@@ -31,19 +31,6 @@ def ptr(*parts: str) -> Selector:
     return Selector(tuple(parts), json_pointer=True)
 
 
-def go_literal(text: str) -> str:
-    """A Go double-quoted literal that go-bexpr reads back as ``text``.
-
-    go-bexpr ends a double-quoted string at the first ``"`` (even after a backslash), so a quote is written
-    as ``\\x22``; a value starting with ``/`` would be read as a JSON-pointer selector, so that slash is
-    written as ``\\x2f``.
-    """
-    body = bexpr.go_quote(text)[1:-1].replace('\\"', "\\x22")
-    if body.startswith("/"):
-        body = "\\x2f" + body[1:]
-    return f'"{body}"'
-
-
 # ---------------------------------------------------------------------------------------------------
 # Parsing
 
@@ -174,6 +161,25 @@ def test_parse_error_text(text, message):
     assert str(raised.value) == message
 
 
+def test_long_chains_parse_and_short_circuit_without_deep_recursion():
+    any_of = bexpr.compile_filter(" or ".join(f'ID == "id-{number}"' for number in range(2000)))
+    assert any_of.evaluate({"ID": "id-1999"}) is True
+    assert any_of.evaluate({"ID": "id-2000"}) is False
+    none_of = bexpr.compile_filter(" and ".join(f'ID != "id-{number}"' for number in range(2000)))
+    assert none_of.evaluate({"ID": "id-1999"}) is False
+    assert none_of.evaluate({"ID": "other"}) is True
+    mixed = bexpr.compile_filter("a == 1 or b == 2 and c == 3 or d == 4")
+    assert [mixed.evaluate(datum) for datum in (
+        {"a": 1}, {"a": 0, "b": 2, "c": 3}, {"a": 0, "b": 2, "c": 0, "d": 0}, {"a": 0, "b": 0, "d": 4},
+    )] == [True, True, False, True]
+
+
+def test_too_deep_nesting_is_a_parse_error_not_a_crash():
+    with pytest.raises(bexpr.FilterParseError, match="nested too deeply"):
+        bexpr.compile_filter("(" * 400 + "a == 1" + ")" * 400)
+    assert bexpr.compile_filter("(" * 30 + "a == 1" + ")" * 30).evaluate({"a": 1}) is True
+
+
 def test_compile_filter_is_cached():
     assert bexpr.compile_filter('ClientStatus == "running"') is bexpr.compile_filter('ClientStatus == "running"')
 
@@ -183,12 +189,17 @@ def test_compile_filter_is_cached():
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
 def test_double_quoted_literal_round_trip(value):
-    literal = go_literal(value)
+    literal = bexpr.go_string_literal(value)
     assert bexpr.parse(f"Field == {literal}") == Match(EQUAL, sel("Field"), value)
     matcher = bexpr.compile_filter(f"Field == {literal}")
     assert matcher.evaluate({"Field": value}) is True
     assert matcher.evaluate({"Field": value + "x"}) is False
     assert bexpr.compile_filter(f"{literal} in Field").evaluate({"Field": ["other", value]}) is True
+
+
+@pytest.mark.parametrize("value", ['a"b', '"', "/srv/www", "/", "\\", "\\x22", "", "tab\tnew\nline", "é😀"])
+def test_go_string_literal_reads_back(value):
+    assert bexpr.parse(f"Field == {bexpr.go_string_literal(value)}").value == value
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="`\r")))
@@ -253,6 +264,8 @@ EVAL_CASES = [
     ("ClientStatus == running", True),
     ('ClientStatus != "running"', False),
     ('ClientStatus == "running" and JobID == "web"', True),
+    ('(ClientStatus == "running") and (JobID == "web")', True),
+    ('(ClientStatus == "running" and JobID == "api")', False),
     ('ClientStatus == "running" and JobID == "api"', False),
     ('JobID == "api" or TaskGroup == "frontend"', True),
     ('not ClientStatus == "complete"', True),
