@@ -47,7 +47,8 @@ options:
   prefix:
     description:
       - Only allocations whose ID starts with this hexadecimal prefix (server side, Nomad's C(prefix) parameter).
-      - Hyphens are allowed. An odd number of hex digits is shortened by one digit, as Nomad's CLI does.
+      - Hyphens are allowed. Nomad only accepts whole bytes, so an odd number of hex digits is sent one digit shorter
+        (as Nomad's CLI does) and narrowed with a filter, so that only IDs starting with the full text are selected.
     type: str
 notes:
   - >-

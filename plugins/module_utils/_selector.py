@@ -226,10 +226,15 @@ def list_query(selector, namespace=None, reverse=None, resources=None, task_stat
     if extra_filter:
         expression = extra_filter if expression is None else "%s and %s" % (extra_filter, expression)
     query = {}
+    if selector.get("prefix"):
+        given = selector["prefix"].strip().lower()
+        query["prefix"] = normalize_prefix(given)
+        if query["prefix"] != given:
+            # Nomad needs whole bytes: list by the shorter prefix, keep only IDs that start with the full text.
+            narrowing = 'ID matches "^%s"' % given
+            expression = narrowing if expression is None else "%s and %s" % (narrowing, expression)
     if expression:
         query["filter"] = expression
-    if selector.get("prefix"):
-        query["prefix"] = normalize_prefix(selector["prefix"])
     if namespace is not None:
         query["namespace"] = namespace
     if reverse:

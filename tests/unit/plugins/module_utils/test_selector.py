@@ -250,5 +250,10 @@ def test_select_with_ids_and_other_options_sends_one_filter(nomad):
 def test_select_sends_prefix_and_list_options(nomad):
     select_allocations(client_for(nomad), {"job": "web", "prefix": "5A2"}, namespace="*", reverse=True,
                        resources=True, task_states=False)
-    assert nomad.requests[-1].query == {"namespace": "*", "filter": 'JobID == "web"', "prefix": "5a", "reverse": "true",
-                                        "resources": "true", "task_states": "false"}
+    assert nomad.requests[-1].query == {"namespace": "*", "filter": 'ID matches "^5a2" and JobID == "web"', "prefix": "5a",
+                                        "reverse": "true", "resources": "true", "task_states": "false"}
+
+
+def test_even_prefix_needs_no_narrowing(nomad):
+    select_allocations(client_for(nomad), {"prefix": "5A22"})
+    assert nomad.requests[-1].query == {"namespace": "default", "prefix": "5a22"}
