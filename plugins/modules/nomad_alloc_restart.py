@@ -26,7 +26,7 @@ description:
     and the task fails with a message naming every failed allocation; per-allocation results are returned too.
   - Refuses to run without any selector option, which would restart every allocation in the namespace.
 author:
-  - nomadops.nomad developers
+  - nomadops.nomad developers (@nomadops)
 options:
   task:
     description:

@@ -23,7 +23,7 @@ description:
     message that names every failed allocation and the reason. The per-allocation results are returned as well.
   - Refuses to run without any selector option, which would stop every allocation in the namespace.
 author:
-  - nomadops.nomad developers
+  - nomadops.nomad developers (@nomadops)
 options:
   no_shutdown_delay:
     description:

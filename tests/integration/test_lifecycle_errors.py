@@ -165,8 +165,7 @@ def acl_runner(acl_emulator, tmp_path_factory):
     (SIGNAL, "job=web signal=HUP"),
     (RESTART, "job=web"),
 ])
-def test_token_without_alloc_lifecycle_fails_every_allocation_and_changes_nothing(acl_emulator, acl_runner, module,
-                                                                                 args):
+def test_token_without_alloc_lifecycle_fails_every_allocation(acl_emulator, acl_runner, module, args):
     web = running_allocations(acl_emulator, "web")
     before = snapshot(acl_emulator, web)
 

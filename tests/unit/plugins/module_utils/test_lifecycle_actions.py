@@ -177,8 +177,8 @@ def test_signal_with_no_running_task_lists_the_states():
 
 def test_signal_reads_the_full_allocation_so_a_stub_without_states_is_enough():
     alloc = allocation(tasks=("server",))
-    stub = {key: alloc[key] for key in ("ID", "Name", "JobID", "Namespace", "TaskGroup", "DesiredStatus",
-                                          "ClientStatus")}
+    stub_keys = ("ID", "Name", "JobID", "Namespace", "TaskGroup", "DesiredStatus", "ClientStatus")
+    stub = {key: alloc[key] for key in stub_keys}
     nomad = FakeNomad(alloc)
     assert lifecycle.signal_allocation(nomad, stub, "SIGUSR1")["tasks"] == ["server"]
     assert nomad.reads[0] == ("/v1/allocation/{0}".format(ALLOC_ID), {"namespace": "default"})
@@ -225,8 +225,8 @@ def test_signal_permission_denied_is_not_blamed_on_a_task():
 def test_signal_in_check_mode_validates_but_sends_nothing():
     alloc = allocation(tasks=("server",))
     nomad = FakeNomad(alloc)
-    assert lifecycle.signal_allocation(nomad, alloc, "SIGHUP", check_mode=True) == {"changed": True,
-                                                                                     "tasks": ["server"]}
+    fields = lifecycle.signal_allocation(nomad, alloc, "SIGHUP", check_mode=True)
+    assert fields == {"changed": True, "tasks": ["server"]}
     assert nomad.writes == []
 
 
