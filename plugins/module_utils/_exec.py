@@ -418,8 +418,8 @@ def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: b
 
 def netloc_of(url: str) -> str:
     """scheme://host:port of a URL, for messages (no path, no query)."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0]}"
+    scheme, separator, rest = url.partition("://")
+    return scheme + separator + rest.split("/", 1)[0].split("?", 1)[0]
 
 
 def handshake_failure_message(status: int, body: bytes | None) -> str:

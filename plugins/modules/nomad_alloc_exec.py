@@ -23,10 +23,9 @@ description:
   - The command is run directly, not through a shell. To use shell features, run the shell, for example
     O(argv=[/bin/sh, -c, "..."]).
 author:
-  - nomadops.nomad developers
+  - nomadops.nomad developers (@nomadops)
 extends_documentation_fragment:
   - nomadops.nomad.connection
-  - nomadops.nomad.connection.plugins
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.action_group
   - ansible.builtin.action_common_attributes.flow
@@ -151,6 +150,12 @@ notes:
     the close code and reason (for example C(close code 1008: task "web" is not running.)); Nomad 1.5
     and 1.6 sometimes lose the reason.
   - The token never appears in the returned values or in the output, at any verbosity.
+  - >-
+    Like the P(nomadops.nomad.nomad_alloc#lookup) lookup, this action also takes the connection options from
+    the Ansible variables C(ansible_nomad_<option>) (for example C(ansible_nomad_address), C(ansible_nomad_token))
+    and, except O(token) and O(http_auth), from the C([nomadops_nomad]) section of C(ansible.cfg). Precedence,
+    highest first: task arguments and C(module_defaults), variables, C(ansible.cfg), the C(NOMAD_*) environment
+    variables, the defaults. This includes O(timeout), which is the limit for the whole command here.
 requirements:
   - requests
   - websocket-client
