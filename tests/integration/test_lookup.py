@@ -1,0 +1,108 @@
+# Copyright: contributors to nomadops.nomad
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The nomadops.nomad.nomad_alloc lookup in templates and loops, run by real ansible-playbook."""
+
+from __future__ import annotations
+
+import yaml
+
+LOOKUP = "nomadops.nomad.nomad_alloc"
+
+
+def play(*tasks, **options):
+    return [dict(hosts="localhost", gather_facts=False, tasks=list(tasks), **options)]
+
+
+def debug(name, msg, **extra):
+    return dict({"name": name, "ansible.builtin.debug": {"msg": msg}}, **extra)
+
+
+def web_allocations(emulator):
+    return [a for a in emulator.allocations("*") if a["JobID"] == "web"]
+
+
+def test_lookup_in_loop_and_template(ansible_runner, integration_emulator, tmp_path):
+    report = tmp_path / "report.txt"
+    template = ("{% for alloc in query('" + LOOKUP + "', job='web') %}{{ alloc.Name }} {{ alloc.ClientStatus }}\n"
+                "{% endfor %}")
+    run = ansible_runner.playbook(play(
+        debug("loop", "{{ item.ID }}", loop="{{ query('%s', job='web', client_status=['running']) }}" % LOOKUP),
+        {"name": "template", "ansible.builtin.copy": {"dest": str(report), "content": template, "mode": "0644"}},
+        debug("count everywhere", "{{ query('%s', namespace='*') | length }}" % LOOKUP),
+        debug("empty is a list", "{{ query('%s', job='nope') }}" % LOOKUP),
+    )).assert_ok()
+    expected = sorted(a["ID"] for a in web_allocations(integration_emulator))
+    loop = run.task("loop")
+    assert sorted(item["msg"] for item in loop["results"]) == expected
+    lines = sorted(report.read_text().splitlines())
+    assert lines == ["web.frontend[%d] running" % n for n in range(3)]
+    assert int(run.task("count everywhere")["msg"]) == len(integration_emulator.allocations("*"))
+    assert run.task("empty is a list")["msg"] == []
+
+
+def test_terms_are_ids_and_prefixes_returning_full_objects(ansible_runner, integration_emulator):
+    web = web_allocations(integration_emulator)
+    run = ansible_runner.playbook(play(
+        debug("two", "{{ query('%s', '%s', '%s') | map(attribute='Job.ID') }}" % (LOOKUP, web[0]["ID"][:8], web[1]["ID"])),
+        debug("services", "{{ query('%s', id=['%s'], services=true)[0].Services | map(attribute='ServiceName') }}"
+              % (LOOKUP, web[0]["ID"][:8])),
+        debug("lookup keeps a single result a dict", "{{ lookup('%s', '%s').ID }}" % (LOOKUP, web[0]["ID"][:8])),
+    )).assert_ok()
+    assert run.task("two")["msg"] == ["web", "web"]
+    assert run.task("services")["msg"] == ["web"]
+    assert run.task("lookup keeps a single result a dict")["msg"] == web[0]["ID"]
+
+
+def test_precedence_keyword_over_variable_over_environment(ansible_runner, integration_emulator):
+    address = integration_emulator.address
+    run = ansible_runner.playbook(play(
+        debug("variable beats environment", "{{ query('%s', job='cache') | length }}" % LOOKUP),
+        debug("keyword beats variable", "{{ query('%s', job='cache', namespace='default') | length }}" % LOOKUP),
+        vars={"ansible_nomad_address": address, "ansible_nomad_namespace": "prod"},
+    ), env={"NOMAD_ADDR": "http://127.0.0.1:1", "NOMAD_NAMESPACE": "default"}).assert_ok()
+    assert run.task("variable beats environment")["msg"] == 2
+    assert run.task("keyword beats variable")["msg"] == 0
+    env_only = ansible_runner.playbook(play(
+        debug("environment", "{{ query('%s', job='cache') | length }}" % LOOKUP),
+    ), env={"NOMAD_NAMESPACE": "prod"}).assert_ok()
+    assert env_only.task("environment")["msg"] == 2
+
+
+def test_lookup_errors_are_one_line_without_traceback(ansible_runner):
+    run = ansible_runner.playbook(play(
+        debug("bad id", "{{ query('%s', 'zz') }}" % LOOKUP, ignore_errors=True),
+        debug("bad filter", "{{ query('%s', filter='JobID ==') }}" % LOOKUP, ignore_errors=True),
+        debug("unreachable", "{{ query('%s', address='http://127.0.0.1:1', retries=0) }}" % LOOKUP, ignore_errors=True),
+        debug("bad option", "{{ query('%s', per_page='many') }}" % LOOKUP, ignore_errors=True),
+    )).assert_ok()
+    expected = {
+        "bad id": 'id "zz" is not an allocation ID or ID prefix',
+        "bad filter": "GET /v1/allocations failed: 400 failed to create result paginator",
+        "unreachable": "cannot reach Nomad at http://127.0.0.1:1: connection refused (check address / NOMAD_ADDR)",
+        "bad option": "per_page",
+    }
+    for name, text in expected.items():
+        result = run.task(name)
+        assert result["_status"] == "ignored", name
+        assert text in result["msg"], (name, result["msg"])
+        assert "Traceback" not in result["msg"]
+
+
+def test_lookup_data_is_never_templated(start_emulator, tmp_path):
+    from tests.integration.conftest import AnsibleRunner, SCENARIOS
+
+    scenario = yaml.safe_load((SCENARIOS / "integration.yml").read_text())
+    scenario["jobs"] = [{
+        "id": "evil-{{ 7 * 7 }}", "namespace": "default", "type": "batch",
+        "groups": [{"name": "g", "count": 1, "tasks": [{"name": "t", "command": ["/bin/sh", "-c", "exit 0"]}]}],
+    }]
+    path = tmp_path / "evil.yml"
+    path.write_text(yaml.safe_dump(scenario))
+    emulator = start_emulator(str(path))
+    runner = AnsibleRunner(emulator.address, tmp_path / "ansible")
+    run = runner.playbook(play(
+        debug("job id", "{{ item.JobID }}", loop="{{ query('%s') }}" % LOOKUP),
+        debug("via set_fact", "{{ query('%s')[0].JobID }}" % LOOKUP),
+    )).assert_ok()
+    assert [item["msg"] for item in run.task("job id")["results"]] == ["evil-{{ 7 * 7 }}"]
+    assert run.task("via set_fact")["msg"] == "evil-{{ 7 * 7 }}"
