@@ -259,17 +259,6 @@ _NONZERO_DIGITS = frozenset("123456789")
 _WHITESPACE = frozenset(" \t\r\n")
 
 
-class _Panic(Exception):
-    """A Go panic inside a pigeon action: pigeon recovers it into an error and stops parsing."""
-
-
-class _Nil:
-    """The nil a failed string action hands to the rules that use it."""
-
-
-_NIL = _Nil()
-
-
 def _is_pointer_char(char: str) -> bool:
     return char.isalpha() or char.isnumeric() or char in _POINTER_PUNCTUATION
 
@@ -639,9 +628,6 @@ class _Parser:
                     break
                 position = segment[0]
                 parts.append(segment[1])
-            if any(part is _NIL for part in parts):
-                raise _Panic(self.position(position) + ': rule "selector": '
-                             "interface conversion: interface {} is nil, not string")
             return position, Selector(tuple(parts))
         position = self.literal(index, '"')
         if position < 0:
@@ -745,9 +731,6 @@ class _Parser:
             return number
         literal = self.string_literal(index)
         if literal is not None:
-            if literal[1] is _NIL:
-                raise _Panic(self.position(literal[0]) + ': rule "value": '
-                             "interface conversion: interface {} is nil, not string")
             return literal
         return None
 
@@ -807,8 +790,9 @@ class _Parser:
                 try:
                     return closed, _unquote(self.text[index:closed])
                 except _UnquoteError:
+                    # The action's error is recorded (failing the parse) and its value, "", is used on.
                     self.add_error(index, "invalid syntax")
-                    return closed, _NIL
+                    return closed, ""
         for quote in ("`", '"'):
             position = self.literal(index, quote)
             if position < 0:
@@ -837,9 +821,6 @@ class _Parser:
     def parse(self):
         try:
             expression = self.parse_input(0)
-        except _Panic as panic:
-            self.errors.append(str(panic))
-            expression = None
         except RecursionError:
             # pigeon has no depth limit; Python does. Not a Go text, but a clear 400 instead of a crash.
             raise FilterParseError(f"{self.position(0)}: expression nested too deeply") from None
