@@ -373,13 +373,12 @@ class _Parser:
         end = self.whitespace(index)
         return index if end < 0 else end
 
-    def keywords(self, index: int, *words: str, leading: bool = True, trailing: bool = True) -> int:
-        """``_ "w1" _ "w2" ... _``: keywords separated by mandatory whitespace."""
-        for position, word in enumerate(words):
-            if leading or position:
-                index = self.whitespace(index)
-                if index < 0:
-                    return -1
+    def keywords(self, index: int, *words: str, trailing: bool = True) -> int:
+        """``_ "w1" _ "w2" ... _``: keywords surrounded by mandatory whitespace."""
+        for word in words:
+            index = self.whitespace(index)
+            if index < 0:
+                return -1
             index = self.literal(index, word)
             if index < 0:
                 return -1
