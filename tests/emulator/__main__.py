@@ -17,6 +17,7 @@ from .state import Emulator
 from .tasks import Supervisor
 
 STARTUP_WAIT_SECONDS = 15.0
+HANDLER_SHUTDOWN_SECONDS = 2.0  # blocked long-polls must not hold up the exit
 
 
 def parse_args(argv):
@@ -57,7 +58,8 @@ async def serve(args, state_dir: str) -> None:
     ssl_context = None
     if args.tls_cert:
         ssl_context = make_ssl_context(args.tls_cert, args.tls_key, args.tls_ca, args.tls_require_client_cert)
-    runner = web.AppRunner(make_app(emulator), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(emulator), access_log=None, handle_signals=False,
+                           shutdown_timeout=HANDLER_SHUTDOWN_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context)
     await site.start()

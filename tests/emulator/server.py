@@ -44,16 +44,17 @@ class QueryOptions:
         self.reverse = query.get("reverse") == "true"
         self.min_index = 0
         self.wait = 0.0
-        if "index" in query:
-            try:
-                self.min_index = _parse_uint64(query["index"])
-            except ValueError as err:
-                raise HttpError(400, "Invalid index") from err
-        if "wait" in query:
+        # Nomad's parseWait: empty values are ignored, and `wait` is checked before `index`.
+        if query.get("wait", ""):
             try:
                 self.wait = parse_go_duration(query["wait"])
             except ValueError as err:
                 raise HttpError(400, "Invalid wait time") from err
+        if query.get("index", ""):
+            try:
+                self.min_index = _parse_uint64(query["index"])
+            except ValueError as err:
+                raise HttpError(400, "Invalid index") from err
 
 
 def _parse_uint64(text: str) -> int:

@@ -124,12 +124,20 @@ class Allocation:
         self.modify_time = self.create_time
         self.service_specs = list(services)
         self.group_spec: dict = {}
+        self._lifecycle_lock: asyncio.Lock | None = None
         self.services: list = []
         self.token = f"{create_index}.{alloc_id}"
         self.hex_id = alloc_id.replace("-", "")
         self.alloc_dir = ""
         self._stub_json: bytes | None = None
         self.stub_template: str | None = None  # shared by pristine virtual allocations, see stub_json()
+
+    @property
+    def lifecycle_lock(self) -> asyncio.Lock:
+        """Serialises restarts and stops of this allocation (made lazily: virtual allocations rarely need one)."""
+        if self._lifecycle_lock is None:
+            self._lifecycle_lock = asyncio.Lock()
+        return self._lifecycle_lock
 
     # --- views -------------------------------------------------------------------------------------
     @property

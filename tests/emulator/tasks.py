@@ -164,6 +164,8 @@ class Supervisor:
     async def watch_task(self, alloc: Allocation, task: Task, process) -> None:
         returncode = await process.wait()
         _signal_group(process.pid, signal.SIGKILL)  # leftovers of the group (e.g. a sleeping child)
+        if task.process is not process:
+            return  # superseded by a newer run of the task; that run owns the state
         exit_code, signum = (0, -returncode) if returncode < 0 else (returncode, 0)
         task.pid = None
         task.process = None
@@ -214,12 +216,13 @@ class Supervisor:
     # --- API operations --------------------------------------------------------------------------
     async def stop_allocation(self, alloc: Allocation) -> None:
         """The client side of a stop: kill the tasks, then the allocation is complete."""
-        await self.kill_tasks(alloc, [t for t in alloc.tasks.values() if t.state == "running"])
-        if alloc.client_status not in ("complete", "failed"):
-            alloc.client_status = "complete"
-            alloc.client_description = "All tasks have completed"
-            self.deregister_services(alloc)
-            self.emulator.touch(alloc, client_update=True)
+        async with alloc.lifecycle_lock:
+            await self.kill_tasks(alloc, [t for t in alloc.tasks.values() if t.state == "running"])
+            if alloc.client_status not in ("complete", "failed"):
+                alloc.client_status = "complete"
+                alloc.client_description = "All tasks have completed"
+                self.deregister_services(alloc)
+                self.emulator.touch(alloc, client_update=True)
 
     def stop_virtual(self, alloc: Allocation) -> None:
         for task in alloc.tasks.values():
@@ -253,17 +256,18 @@ class Supervisor:
                 task.add_event("Started", "Task started by client")
             self.emulator.touch(alloc, client_update=True)
             return
-        await asyncio.gather(*(self.kill_task(task) for task in tasks if task.state == "running"))
-        for task in tasks:
-            self.mark_restarted(task, now)
-        if rerun_prestart:
+        async with alloc.lifecycle_lock:  # one restart/stop of an allocation at a time
+            await asyncio.gather(*(self.kill_task(task) for task in tasks if task.state == "running"))
             for task in tasks:
-                if task.is_prestart_ephemeral:
+                self.mark_restarted(task, now)
+            if rerun_prestart:
+                for task in tasks:
+                    if task.is_prestart_ephemeral:
+                        await self.start_task(alloc, task)
+                        await task.exited.wait()
+            for task in tasks:
+                if not task.is_prestart_ephemeral and not alloc.terminal:
                     await self.start_task(alloc, task)
-                    await task.exited.wait()
-        for task in tasks:
-            if not task.is_prestart_ephemeral:
-                await self.start_task(alloc, task)
 
     @staticmethod
     def mark_restarted(task: Task, now: int) -> None:

@@ -23,10 +23,46 @@ def settled(shared_api):
 def test_invalid_index_and_wait(shared_api):
     for params, text in (({"index": "abc"}, "Invalid index"), ({"index": "-1"}, "Invalid index"),
                          ({"index": "1", "wait": "10"}, "Invalid wait time"),
-                         ({"index": "1", "wait": "5x"}, "Invalid wait time")):
+                         ({"index": "1", "wait": "5x"}, "Invalid wait time"),
+                         ({"index": "abc", "wait": "5x"}, "Invalid wait time")):
         for path in ("/v1/allocations", f"/v1/allocation/{shared_api.allocations()[0]['ID']}"):
             response = shared_api.get(path, params=params)
             assert (response.status_code, response.text) == (400, text), (path, params)
+
+
+def test_empty_index_and_wait_are_ignored(shared_api):
+    assert shared_api.get("/v1/allocations", params={"index": "", "wait": ""}).status_code == 200
+
+
+def test_go_durations(shared_api):
+    index = int(shared_api.get("/v1/allocations").headers["X-Nomad-Index"])
+    for wait in ("0.2s", "200ms", ".2s", "200000us", "1h", "+100ms"):
+        response = shared_api.get("/v1/allocations", params={"index": index - 1, "wait": wait})
+        assert response.status_code == 200, wait
+
+
+def test_emulator_exits_promptly_with_a_blocked_query(emulator_factory):
+    emulator = emulator_factory()
+    from conftest import Api
+    api = Api(emulator)
+    index = int(api.get("/v1/allocations").headers["X-Nomad-Index"])
+    blocked = threading.Thread(target=lambda: _ignore_errors(
+        lambda: api.get("/v1/allocations", params={"index": index + 1000, "wait": "5m"})))
+    blocked.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    emulator.stop()
+    assert emulator.process.returncode == 0
+    assert time.monotonic() - started < 9
+    blocked.join(timeout=30)
+
+
+def _ignore_errors(call):
+    import requests
+    try:
+        call()
+    except requests.RequestException:
+        pass
 
 
 def test_wait_alone_does_not_block(shared_api):

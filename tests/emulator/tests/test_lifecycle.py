@@ -287,3 +287,24 @@ def test_unhealthy_task_keeps_deployment_status_unset(emulator_factory, tmp_path
     time.sleep(0.5)
     sick = api.by_job("sick")[0]
     assert sick["ClientStatus"] == "running" and sick["DeploymentStatus"] is None
+
+
+def test_concurrent_restarts_leave_one_process(api, fresh_emulator):
+    import threading
+    alloc = web_alloc(api)
+    path = f"/v1/client/allocation/{alloc['ID']}/restart"
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(api.post(path, json={"TaskName": "server"})))
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # a request that arrives while the task is between kill and start gets Nomad's "Task not running"
+    succeeded = [answer for answer in answers if answer.status_code == 200]
+    assert succeeded
+    assert all(answer.text == "Task not running" for answer in answers if answer.status_code != 200)
+    task = fresh_emulator.control.tasks(alloc["ID"])["server"]
+    assert task["restarts"] == len(succeeded) and task["state"] == "running" and pid_alive(task["pid"])
+    state = api.allocation(alloc["ID"])["TaskStates"]["server"]
+    assert state["Restarts"] == len(succeeded) and len(state["Events"]) <= 10  # Nomad keeps the last 10 events
