@@ -345,9 +345,12 @@ def test_exec_over_mutual_tls(ansible_runner, start_emulator, tls_material):
         exec_task("over wss", id=web_id, task="server", command="echo secure", **tls),
         exec_task("server name", id=web_id, task="server", command="echo named",
                   tls_server_name="nomad.example", **tls),
+        exec_task("no verification", id=web_id, task="server", command="echo unverified", validate_certs=False,
+                  client_cert=tls_material["client_cert"], client_key=tls_material["client_key"]),
         exec_task("unknown CA", id=web_id, task="server", command="true") | {"ignore_errors": True},
     ), env={"NOMAD_ADDR": emulator.address}).assert_ok()
     assert run.task("over wss")["stdout"] == "secure"
     assert run.task("server name")["stdout"] == "named"
+    assert run.task("no verification")["stdout"] == "unverified"
     failure = run.task("unknown CA")
     assert_one_line_failure(failure, f"TLS verification failed for {emulator.address}")

@@ -273,3 +273,34 @@ def test_base64_output_is_byte_exact_and_has_no_lines():
     raw = bytes(range(256)) + b"\n\n"
     shaped = shape_output(ExecOutcome(0, raw, b"\x00"), "base64", strip_empty_ends=True)
     assert shaped == {"rc": 0, "stdout": base64.b64encode(raw).decode(), "stderr": "AA=="}
+
+
+# ------------------------------------------------------------------------------------------- client frame order
+class RecordingSocket:
+    """Stands in for the WebSocket the sender thread writes to; stops the session after two heartbeats."""
+
+    def __init__(self):
+        self.sent = []
+        self.session = None
+
+    def send(self, payload):
+        self.sent.append(payload)
+        if self.sent.count("{}") == 2:
+            self.session._stop.set()
+
+
+def test_sender_writes_size_then_stdin_then_close_then_heartbeats(monkeypatch):
+    from ansible_collections.nomadops.nomad.plugins.module_utils import _exec
+
+    monkeypatch.setattr(_exec, "HEARTBEAT_INTERVAL", 0.01)
+    request = ExecRequest("id", "task", ["cat"], stdin=b"x" * 70000, tty=True, tty_size=(24, 80))
+    session = _exec.ExecSession("ws://127.0.0.1:1/v1/client/allocation/id/exec", [], {}, request)
+    socket = RecordingSocket()
+    socket.session = session
+    session._ws = socket
+    session._send_client_frames()
+    frames = [json.loads(payload) for payload in socket.sent]
+    assert frames[0] == {"tty_size": {"height": 24, "width": 80}}
+    stdin = b"".join(base64.b64decode(frame["stdin"]["data"]) for frame in frames[1:-3])
+    assert stdin == b"x" * 70000
+    assert frames[-3:] == [{"stdin": {"close": True}}, {}, {}]
