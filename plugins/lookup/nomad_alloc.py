@@ -16,7 +16,7 @@ description:
     one-element list into its element.
   - The returned data is marked unsafe, so text inside allocations is never evaluated as a template.
 author:
-  - nomadops.nomad developers
+  - nomadops.nomad developers (@nomadops)
 options:
   _terms:
     description:

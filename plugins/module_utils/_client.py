@@ -449,8 +449,7 @@ class NomadClient(object):
             return
         try:
             for page in self._pages(path, base, per_page, on_response):
-                for item in collected.new(page):
-                    yield item
+                yield from collected.new(page)
                 if collected.full:
                     return
         except _RepeatedToken as repeated:
@@ -463,15 +462,13 @@ class NomadClient(object):
                 "Nomad returned the pagination token %r a second time (string-compared tokens, hashicorp/nomad#25435); "
                 "listed the remaining items by ID prefix instead" % repeated.token
             )
-            for item in self._paginate_by_id_prefix(path, base, per_page, collected, on_response):
-                yield item
+            yield from self._paginate_by_id_prefix(path, base, per_page, collected, on_response)
 
     def _paginate_by_id_prefix(self, path, params, per_page, collected, on_response):
         for prefix in ID_PREFIXES:
             try:
                 for page in self._pages(path, dict(params, prefix=prefix), per_page, on_response):
-                    for item in collected.new(page):
-                        yield item
+                    yield from collected.new(page)
                     if collected.full:
                         return
             except _RepeatedToken as again:

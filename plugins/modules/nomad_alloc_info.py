@@ -17,7 +17,7 @@ description:
   - Can attach each allocation's Nomad services, and can wait (with Nomad's blocking queries) until the selected
     allocations are running, healthy, terminal or gone.
 author:
-  - nomadops.nomad developers
+  - nomadops.nomad developers (@nomadops)
 options:
   per_page:
     description:

@@ -118,7 +118,7 @@ def test_status_errors_are_typed_one_line_messages(status, body, error_class, ex
     assert "\n" not in message
     assert failure.value.status == status and failure.value.method == "GET" and failure.value.path == "/v1/allocations"
     assert failure.value.nomad_message == body
-    assert "filter" not in message.split(" failed:")[0]  # no query string in the path
+    assert "filter" not in message.split(" failed:", maxsplit=1)[0]  # no query string in the path
 
 
 def test_permission_hint_names_the_capability_of_the_request():
