@@ -9,14 +9,16 @@ from aiohttp import web
 class HttpError(Exception):
     """An answer with a plain-text body (Nomad's error shape)."""
 
-    def __init__(self, status: int, body: str, headers=None):
+    def __init__(self, status: int, body: str, headers=None, *, rpc: bool = False):
         super().__init__(body)
         self.status = status
         self.body = body
         self.headers = headers or {}
+        self.rpc = rpc  # an uncoded error from the server/client RPC layer (may carry "rpc error: ")
 
-    def response(self) -> web.Response:
-        return error_response(self.status, self.body, self.headers)
+    def response(self, rpc_error_prefix: bool = False) -> web.Response:
+        body = f"rpc error: {self.body}" if self.rpc and rpc_error_prefix else self.body
+        return error_response(self.status, body, self.headers)
 
 
 def error_response(status: int, body: str, headers=None) -> web.Response:

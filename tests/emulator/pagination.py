@@ -41,7 +41,7 @@ def _prefix_candidates(emulator: Emulator, request: ListRequest):
     try:
         hex_prefix = parse_uuid(request.prefix, exact=False)
     except IndexError_ as err:
-        raise HttpError(500, lookup_error(err)) from err
+        raise HttpError(500, lookup_error(err), rpc=True) from err
     start, end = emulator.hex_range(hex_prefix)
     positions = range(end - 1, start - 1, -1) if request.reverse else range(start, end)
     namespace = None if request.namespace == "*" else request.namespace

@@ -118,7 +118,7 @@ class Api:
         try:
             hex_id = parse_uuid(alloc_id, exact=True)
         except IndexError_ as err:
-            raise HttpError(500, lookup_error(err)) from err
+            raise HttpError(500, lookup_error(err), rpc=True) from err
         return self.emulator._alloc_by_hex.get(hex_id)
 
     async def block(self, options: QueryOptions, current_index) -> None:
@@ -214,7 +214,7 @@ class Api:
             meta = self.read_meta(self.emulator.allocs_index)
             raise HttpError(404, "alloc not found", meta)
         if token is not None and not token.allows(alloc.namespace, "read-job"):
-            raise HttpError(500, f'Unknown allocation "{alloc_id}"')
+            raise HttpError(500, f'Unknown allocation "{alloc_id}"', rpc=True)
         response = json_response(request, alloc.full(), headers=self.read_meta(alloc.modify_index))
         return self.finish_read(request, options, response)
 
@@ -231,7 +231,7 @@ class Api:
         self.check_region(request)
         token = self.authenticate(request)
         if not alloc_id:
-            raise HttpError(500, "Missing allocation ID")
+            raise HttpError(500, "Missing allocation ID", rpc=True)
         alloc = self.lookup_exact(alloc_id)
         if alloc is None:
             raise HttpError(404, "allocation not found")
@@ -318,7 +318,7 @@ class Api:
         token = self.authenticate(request)
         alloc = self.lookup_exact(alloc_id)
         if alloc is None:
-            raise HttpError(404, f'Unknown allocation "{alloc_id}"')
+            raise HttpError(404, f'Unknown allocation "{alloc_id}"', rpc=True)
         self.require(token, alloc.namespace, "alloc-lifecycle")
         return alloc
 
@@ -339,11 +339,11 @@ class Api:
         if task_name:
             task = alloc.tasks.get(task_name)
             if task is None:
-                raise HttpError(500, "Task not found")
+                raise HttpError(500, "Task not found", rpc=True)
             try:
                 supervisor.signal_task(alloc, task, signal_name)
             except TaskNotRunning as err:
-                raise HttpError(500, str(err)) from err
+                raise HttpError(500, str(err), rpc=True) from err
         else:
             errors = []
             for task in alloc.tasks.values():
@@ -352,7 +352,7 @@ class Api:
                 except TaskNotRunning as err:
                     errors.append(f"Failed to signal task: {task.name}, err: {err}")
             if errors:
-                raise HttpError(500, multierror(errors))
+                raise HttpError(500, multierror(errors), rpc=True)
         return json_response(request, {"Index": 0})
 
     async def restart(self, request, alloc_id: str) -> web.Response:
@@ -368,18 +368,18 @@ class Api:
         task_name = body.get("TaskName", "")
         all_tasks = bool(body.get("AllTasks", False))
         if task_name and all_tasks:
-            raise HttpError(500, "task name cannot be set when restarting all tasks")
+            raise HttpError(500, "task name cannot be set when restarting all tasks", rpc=True)
         supervisor = self.emulator.supervisor
         if task_name:
             task = alloc.tasks.get(task_name)
             if task is None:
-                raise HttpError(500, f"Could not find task runner for task: {task_name}")
+                raise HttpError(500, f"Could not find task runner for task: {task_name}", rpc=True)
             if task.state != "running":
-                raise HttpError(500, "Task not running")
+                raise HttpError(500, "Task not running", rpc=True)
             await supervisor.restart_tasks(alloc, [task])
         else:
             if alloc.terminal:
-                raise HttpError(500, "restart of an alloc that should not run")
+                raise HttpError(500, "restart of an alloc that should not run", rpc=True)
             if all_tasks:
                 targets = list(alloc.tasks.values())
             else:
@@ -406,7 +406,7 @@ async def nomad_dispatch(request) -> web.StreamResponse:
         if path.startswith("/v1/client/allocation/"):
             return await api.client_allocation(request, path[len("/v1/client/allocation/"):])
     except HttpError as err:
-        return err.response()
+        return err.response(request.app[EMULATOR_KEY].settings["rpc_error_prefix"])
     return web.Response(status=404, body=b"")
 
 

@@ -271,7 +271,11 @@ class Emulator:
             name="anonymous", secret="",
             capabilities={str(ns): acl_mod.expand_capabilities(caps)
                           for ns, caps in (scenario.get("anonymous") or {}).items()})
-        self.settings = {"string_token_compare": bool(string_token_compare)}
+        self.settings = {
+            "string_token_compare": bool(string_token_compare),
+            # answer like a multi-node cluster, where RPC errors that crossed a connection carry "rpc error: "
+            "rpc_error_prefix": False,
+        }
         self.faults = Faults()
         self.request_counts: dict = {}
         self.index = 1

@@ -88,3 +88,19 @@ def test_unknown_setting_is_rejected(fresh_emulator):
     session.trust_env = False
     response = session.post(fresh_emulator.address + "/_emulator/settings", json={"nope": True}, timeout=10)
     assert response.status_code == 400
+
+
+def test_rpc_error_prefix_setting(api, fresh_emulator):
+    import uuid
+    fresh_emulator.control.settings(rpc_error_prefix=True)
+    short = api.get("/v1/allocation/abcd")
+    assert (short.status_code, short.text) == (500, "rpc error: alloc lookup failed: index error: UUID must be 36 characters")
+    gone = str(uuid.uuid4())
+    signal = api.post(f"/v1/client/allocation/{gone}/signal", json={"Signal": "SIGHUP"})
+    assert (signal.status_code, signal.text) == (404, f'rpc error: Unknown allocation "{gone}"')
+    missing = api.get(f"/v1/allocation/{gone}")
+    assert (missing.status_code, missing.text) == (404, "alloc not found")  # handler-made: no prefix
+    bad_body = api.post(f"/v1/client/allocation/{gone}/signal")
+    assert bad_body.text == "Failed to decode body: Request body is empty"
+    fresh_emulator.control.settings(rpc_error_prefix=False)
+    assert api.get("/v1/allocation/abcd").text.startswith("alloc lookup failed")
