@@ -45,6 +45,8 @@ UNKNOWN_TASK_MESSAGE = 'unknown task name "{task}"'
 
 GO_REQUEST_TYPE = "&proto.ExecTaskStreamingRequest"
 
+_live_sessions: set = set()   # ExecSession objects whose process may be running
+
 
 class ExecQueryError(ValueError):
     """A query parameter Nomad rejects before the upgrade (plain 500 with this text)."""
@@ -639,6 +641,7 @@ class ExecSession:
         """Bridge until the process has exited (exit frame + close 1000), the peer left, or a stream error."""
         input_task = None
         exit_task = None
+        _live_sessions.add(self)
         try:
             if self.tty:
                 await self.open_pty()
@@ -665,6 +668,7 @@ class ExecSession:
                 early_task.cancel()
         finally:
             await self.cleanup(input_task, exit_task)
+            _live_sessions.discard(self)
 
     async def open_pty(self) -> None:
         self.master_fd, self.slave_fd = os.openpty()
@@ -860,6 +864,12 @@ async def close_with_error(ws: web.WebSocketResponse, err: SessionError) -> None
 # --------------------------------------------------------------------------------------------------
 # The handler
 # --------------------------------------------------------------------------------------------------
+
+def kill_exec_processes() -> None:
+    """For the server's shutdown: kill every exec'd process group, so open sessions end at once."""
+    for session in list(_live_sessions):
+        session.kill()
+
 
 def alloc_id_of(request: web.Request) -> str:
     alloc_id = request.match_info.get("alloc_id")

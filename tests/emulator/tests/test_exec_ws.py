@@ -451,9 +451,10 @@ def test_session_errors_close_with_nomads_code_and_text(emu, shell_alloc):
         (shell_alloc, "main", ["/no/such/binary"], 1011, "fork/exec /no/such/binary: no such file or directory"),
     ]
     for alloc_id, task, command, code, reason in cases:
-        outcome = run_exec(exec_url(emu, alloc_id, command, task=task))
-        assert (outcome.close_code, outcome.close_reason) == (code, reason), (alloc_id, task, command)
-        assert outcome.raw_frames == []
+        for tty in ("false", "true"):
+            outcome = run_exec(exec_url(emu, alloc_id, command, task=task, tty=tty))
+            assert (outcome.close_code, outcome.close_reason) == (code, reason), (alloc_id, task, command, tty)
+            assert outcome.raw_frames == []
 
 
 def test_other_region_has_no_path(emu, shell_alloc):
@@ -495,6 +496,16 @@ def test_exec_runs_with_both_capabilities(acl_emu, acl_web_alloc, token):
 
     assert outcome.output("stdout") == b"ok\n"
     assert outcome.close_code == 1000
+
+
+@pytest.mark.parametrize("token, reason", [
+    (READ_ONLY_TOKEN, "Permission denied"),                           # alloc-exec is checked before the task
+    (EXEC_WITHOUT_NODE_EXEC_TOKEN, "must provide task name"),         # alloc-node-exec only after it
+])
+def test_capabilities_are_checked_in_nomads_order(acl_emu, acl_web_alloc, token, reason):
+    outcome = run_exec(exec_url(acl_emu, acl_web_alloc, ["true"], task=""), token=token)
+
+    assert outcome.close_reason == reason
 
 
 def test_capabilities_are_checked_on_the_allocations_namespace(acl_emu):
@@ -580,6 +591,14 @@ def test_exec_close_early_fault_closes_1011_after_first_output(emu, shell_alloc,
     assert outcome.exit_frames == []
     assert outcome.close_code == 1011
     assert run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", script])).output("stdout") == b"first\nsecond\n"
+
+
+def test_exec_close_early_fault_without_output_still_withholds_the_exit(emu, shell_alloc, no_faults):
+    emu.control.add_fault(action="exec_close_early", path="/exec$", count=1)
+    outcome = run_exec(exec_url(emu, shell_alloc, ["true"]))
+
+    assert outcome.exit_frames == []
+    assert outcome.close_code == 1011
 
 
 def test_each_exec_request_is_counted_once(emu, shell_alloc):
