@@ -115,3 +115,22 @@ def test_bulk_restart_with_parallelism_one_restarts_every_allocation(emulator, a
     assert sorted(restart_posts(emulator).values()) == [1, 1, 1]
     for alloc_id, pid in before.items():
         assert emulator.control.tasks(alloc_id)["server"]["pid"] != pid
+
+
+def test_a_restart_answered_with_an_error_is_not_resent(emulator, ansible_runner):
+    target = running_allocations(emulator, "web")[0]
+    path = f"/v1/client/allocation/{target['ID']}/restart"
+    pid = emulator.control.tasks(target["ID"])["server"]["pid"]
+    emulator.control.reset_requests()
+    emulator.control.add_fault(method="POST", path=f"^{path}$", count=3, action="status", status=503,
+                               body="No cluster leader", retry_after=1)
+    try:
+        run = ansible_runner.adhoc(RESTART_MODULE, f"id={target['ID']} task=server")
+    finally:
+        emulator.control.clear_faults()
+
+    assert run.rc != 0
+    assert run.results[-1]["result"]["msg"] == (
+        f"1 of 1 allocation failed: {target['ID'][:8]} ({target['Name']}): No cluster leader")
+    assert restart_posts(emulator) == {f"POST {path}": 1}
+    assert emulator.control.tasks(target["ID"])["server"]["pid"] == pid

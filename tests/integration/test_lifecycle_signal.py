@@ -118,3 +118,25 @@ def test_terminal_allocations_are_skipped(emulator, ansible_runner):
     assert result["changed"] is False
     assert "terminal (ClientStatus complete)" in result["allocations"][0]["skipped_reason"]
     assert signal_posts(emulator) == {}
+
+
+def test_a_dropped_signal_request_is_not_resent(emulator, ansible_runner):
+    first, second = running_allocations(emulator, "web")[:2]
+    path = f"/v1/client/allocation/{first['ID']}/signal"
+    before = {a["ID"]: emulator.control.tasks(a["ID"])["server"]["signals"] for a in (first, second)}
+    emulator.control.reset_requests()
+    emulator.control.add_fault(method="POST", path=f"^{path}$", count=1, action="drop")
+    try:
+        run = ansible_runner.adhoc(SIGNAL_MODULE, {"id": [first["ID"], second["ID"]], "task": "server",
+                                                   "signal": "SIGUSR1", "retries": 5})
+    finally:
+        emulator.control.clear_faults()
+
+    assert run.rc != 0
+    result = run.results[-1]["result"]
+    assert result["msg"].startswith(f"1 of 2 allocations failed: {first['ID'][:8]} ({first['Name']}): POST {path} ")
+    assert result["msg"].endswith("the request may or may not have been applied")
+    assert [(a["changed"], a["tasks"]) for a in result["allocations"]] == [(False, []), (True, ["server"])]
+    assert signal_posts(emulator) == {f"POST {path}": 1, f"POST /v1/client/allocation/{second['ID']}/signal": 1}
+    after = emulator.control.tasks(second["ID"])["server"]["signals"]
+    assert after == before[second["ID"]] + ["SIGUSR1"]
