@@ -70,18 +70,7 @@ class ActionModule(ModuleLikeActionBase):
             module.fail_json(msg=missing_required_lib("websocket-client"), exception=str(WEBSOCKET_IMPORT_ERROR))
         params = module.params
         try:
-            request = exec_request_from_params(params, allocation_id="", task=params["task"] or "")
-            options = connection_options_from_params(
-                dict(params, timeout=min(request.timeout, DEFAULT_TIMEOUT))
-            )
-            module.add_no_log_values(options.secrets)
-            client = NomadClient(options)
-            allocation = self._full_allocation(client, params["id"], options.namespace)
-            task = choose_task(allocation, params["task"])
-            check_task_runs(allocation, task)
-            request = request._replace(allocation_id=allocation["ID"], task=task)
-            self._display.vvv(f"nomad_alloc_exec: allocation {request.allocation_id} task {task}")
-            outcome = run_exec(client, request)
+            request, outcome = self._run_command(module, params)
         except (NomadOptionError, NomadError, ExecError) as error:
             module.fail_json(msg=str(error))
 
@@ -95,6 +84,20 @@ class ActionModule(ModuleLikeActionBase):
         if outcome.exit_code != 0:
             module.fail_json(msg="non-zero return code", **returned)
         module.exit_json(**returned)
+
+    def _run_command(self, module, params):
+        """(ExecRequest, ExecOutcome): everything is checked before the first request to Nomad."""
+        request = exec_request_from_params(params, allocation_id="", task=params["task"] or "")
+        # HTTP requests before the session: at most the connection default, never more than the whole timeout.
+        options = connection_options_from_params(dict(params, timeout=min(request.timeout, DEFAULT_TIMEOUT)))
+        module.add_no_log_values(options.secrets)
+        with NomadClient(options) as client:
+            allocation = self._full_allocation(client, params["id"], options.namespace)
+            task = choose_task(allocation, params["task"])
+            check_task_runs(allocation, task)
+            request = request._replace(allocation_id=allocation["ID"], task=task)
+            self._display.vvv(f"nomad_alloc_exec: allocation {request.allocation_id}, task {task}")
+            return request, run_exec(client, request)
 
     @staticmethod
     def _full_allocation(client, id_or_prefix, namespace):

@@ -448,7 +448,6 @@ class ExecSession:
         self._ws = None
         self._stop = threading.Event()
         self._timed_out = threading.Event()
-        self._sender_error: BaseException | None = None
 
     def run(self) -> ExecOutcome:
         watchdog = threading.Timer(self.request.timeout, self._on_deadline)
@@ -500,7 +499,7 @@ class ExecSession:
         except websocket.WebSocketTimeoutException:
             raise ExecTimeoutError(self._timeout_message()) from None
         except ssl.SSLError as error:
-            raise ExecError(f"TLS error talking to {netloc_of(self.url)}: {tls_reason(error)}") from None
+            raise ExecError(tls_failure_message(netloc_of(self.url), error)) from None
         except websocket.WebSocketAddressException as error:
             raise ExecError(f"cannot resolve {netloc_of(self.url)}: {one_line(str(error))}") from None
         except OSError as error:
@@ -527,7 +526,8 @@ class ExecSession:
         try:
             self._ws.close(timeout=CLOSE_GRACE)
         except (websocket.WebSocketException, OSError):
-            pass
+            # The command has exited and its result is complete; a failed goodbye changes nothing.
+            return
 
     def _drop(self) -> None:
         if self._ws is not None:
@@ -537,7 +537,7 @@ class ExecSession:
         if self._timed_out.is_set():
             return ExecTimeoutError(self._timeout_message())
         if isinstance(error, ssl.SSLError):
-            return ExecError(f"TLS error talking to {netloc_of(self.url)}: {tls_reason(error)}")
+            return ExecError(tls_failure_message(netloc_of(self.url), error))
         if isinstance(error, (websocket.WebSocketConnectionClosedException, OSError)):
             return ExecClosedError(closed_before_exit_message(None, ""))
         return ExecError(f"exec session failed: {one_line(str(error)) or type(error).__name__}")
@@ -556,9 +556,10 @@ class ExecSession:
                 ws.send(frame)
             while not self._stop.wait(HEARTBEAT_INTERVAL):
                 ws.send(HEARTBEAT_FRAME)
-        except (websocket.WebSocketException, OSError) as error:
-            # The reader sees the same broken connection (or already has the exit code).
-            self._sender_error = error
+        except (websocket.WebSocketException, OSError):
+            # A broken connection ends the reader too, which reports it (or already has the exit code, when
+            # the command exited without reading all of its input).
+            return
 
     def _receive_until_exit(self) -> ExecOutcome:
         collector = OutputCollector()
@@ -577,8 +578,14 @@ class ExecSession:
                 raise ExecClosedError(closed_before_exit_message(code, reason), code, reason)
 
 
-def tls_reason(error: ssl.SSLError) -> str:
-    return one_line(getattr(error, "verify_message", None) or getattr(error, "reason", None) or str(error))
+def tls_failure_message(where: str, error: ssl.SSLError) -> str:
+    reason = one_line(getattr(error, "verify_message", None) or getattr(error, "reason", None) or str(error))
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            f"TLS verification failed for {where}: {reason} (set ca_cert or ca_path to the CA that signed Nomad's "
+            "certificate, tls_server_name if the certificate names another host, or validate_certs=false)"
+        )
+    return f"TLS handshake with {where} failed: {reason}"
 
 
 def os_reason(error: OSError) -> str:
