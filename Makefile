@@ -16,6 +16,10 @@ DIST_DIR := $(CURDIR)/build/dist
 
 # Python version ansible-test runs sanity and unit tests with.
 TEST_PYTHON ?= 3.11
+# Further Pythons the plugins are compiled and imported with (3.8 is the oldest module target of
+# ansible-core 2.19; 3.12/3.13 are controller versions). Interpreters are looked up in pyenv, then PATH.
+TARGET_PYTHONS ?= 3.8 3.12 3.13
+PYENV_BINS := $(foreach version,$(TARGET_PYTHONS),$(firstword $(wildcard $(HOME)/.pyenv/versions/$(version).*/bin)))
 # pytest-xdist workers for the integration suite ("0" runs it in one process).
 INTEGRATION_WORKERS ?= 2
 # Emulator scenario and playbook used by `make demo`.
@@ -24,7 +28,7 @@ DEMO_PLAYBOOK ?= playbooks/demo.yml
 MOLECULE_SCENARIO ?= alloc_rolling_restart
 
 # Gates run by `make test`, in this order (scripts/run_gates.py stops at the first failure).
-TEST_GATES := venv changelog-lint sanity units emulator-test integration lint docs-lint molecule build
+TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test integration lint docs-lint molecule build
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
@@ -40,7 +44,7 @@ COPY_EXCLUDES := \
 
 PYTEST_OPTIONS := -p no:cacheprovider -ra
 
-.PHONY: help venv collection get-pip sanity units emulator-test integration lint docs-lint changelog-lint \
+.PHONY: help venv collection get-pip sanity sanity-targets units emulator-test integration lint docs-lint changelog-lint \
 	molecule build test test-matrix demo docs bench clean distclean
 
 help: ## List the targets
@@ -68,8 +72,16 @@ get-pip: venv ## Install the offline get-pip stand-in ansible-test bootstraps it
 sanity: venv collection get-pip ## ansible-test sanity (no ignore files) in the collection copy
 	cd $(COLLECTION_COPY) && $(BIN)/ansible-test sanity --venv --python $(TEST_PYTHON)
 
-units: venv collection get-pip ## ansible-test units on tests/unit
+sanity-targets: venv collection get-pip ## ansible-test sanity compile + import on $(TARGET_PYTHONS)
+	$(BIN)/python scripts/install_get_pip_standin.py $(TARGET_PYTHONS)
+	cd $(COLLECTION_COPY) && for version in $(TARGET_PYTHONS); do \
+		PATH="$(BIN):$(subst $(eval) ,:,$(PYENV_BINS)):$$PATH" \
+			$(BIN)/ansible-test sanity --venv --python $$version --test compile --test import || exit 1; \
+	done
+
+units: venv collection get-pip ## ansible-test units on tests/unit (fails when no test ran)
 	cd $(COLLECTION_COPY) && $(BIN)/ansible-test units --venv --python $(TEST_PYTHON)
+	$(BIN)/python scripts/check_junit_counts.py units $(COLLECTION_COPY)/tests/output/junit
 
 emulator-test: venv ## The Nomad API emulator's own test suite
 	$(BIN)/python -m pytest $(PYTEST_OPTIONS) tests/emulator/tests
