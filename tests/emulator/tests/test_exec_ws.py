@@ -17,6 +17,7 @@ import pytest
 import requests
 import websocket
 
+from tests.emulator import exec_ws
 from tests.emulator.harness import EmulatorProcess
 
 EXEC_SCENARIO = Path(__file__).parent / "data" / "exec.yml"
@@ -608,3 +609,73 @@ def test_each_exec_request_is_counted_once(emu, shell_alloc):
     plain_get(emu, shell_alloc, {"task": "main", "command": '["true"]'})
 
     assert emu.control.requests().get(key, 0) == before + 2
+
+
+# --- Go's JSON error texts (pure functions of the handler) -----------------------------------------
+
+@pytest.mark.parametrize("command, error", [
+    ("", "unexpected end of JSON input"),
+    ('["ls"', "unexpected end of JSON input"),
+    ("[tru]", "invalid character ']' in literal true (expecting 'e')"),
+    ('["a\x01"]', "invalid character '\\x01' in string literal"),
+    ('["\\q"]', "invalid character 'q' in string escape code"),
+    ('["\\u12"]', "invalid character '\"' in \\u hexadecimal character escape"),
+    ("[01]", "invalid character '1' after array element"),
+    ("[1.]", "invalid character ']' after decimal point in numeric literal"),
+    ("[1e]", "invalid character ']' in exponent of numeric literal"),
+    ("[-]", "invalid character ']' in numeric literal"),
+    ('{"a" 1}', "invalid character '1' after object key"),
+    ("{1:2}", "invalid character '1' looking for beginning of object key string"),
+    ('{"a":1 "b"}', "invalid character '\"' after object key:value pair"),
+    ("['ls']", "invalid character '\\'' looking for beginning of value"),
+    ("[true]", "json: cannot unmarshal bool into Go value of type string"),
+    ('[["ls"]]', "json: cannot unmarshal array into Go value of type string"),
+])
+def test_command_errors_are_gos(command, error):
+    with pytest.raises(exec_ws.ExecQueryError) as raised:
+        exec_ws.parse_command(command)
+
+    assert str(raised.value) == f"failed to marshal command into json: {error}"
+
+
+@pytest.mark.parametrize("command, argv", [
+    ("null", []),
+    ("[]", []),
+    ('[null, "a b", "\\u00e9"]', ["", "a b", "é"]),
+    (' [ "ls" , "-l" ] ', ["ls", "-l"]),
+])
+def test_command_decodes_like_go(command, argv):
+    assert exec_ws.parse_command(command) == argv
+
+
+@pytest.mark.parametrize("frame, expected", [
+    ("{}", exec_ws.ClientFrame()),
+    ("null", exec_ws.ClientFrame()),
+    ('{"STDIN":{"Data":"aGk="}}', exec_ws.ClientFrame(stdin_data=b"hi")),
+    ('{"stdin":{"close":true},"tty_size":{"height":5,"width":7}}',
+     exec_ws.ClientFrame(stdin_close=True, tty_size=(5, 7))),
+])
+def test_client_frames_decode_like_go(frame, expected):
+    assert exec_ws.decode_client_frame(frame) == expected
+
+
+@pytest.mark.parametrize("frame, error", [
+    ('{"stdin":"x"}', "json: cannot unmarshal string into Go struct field ExecTaskStreamingRequest.stdin "
+                      "of type proto.ExecTaskStreamingIOOperation"),
+    ('{"tty_size":{"height":1.5}}', "json: cannot unmarshal number 1.5 into Go struct field "
+                                    "ExecTaskStreamingRequest_TerminalSize.tty_size.height of type int32"),
+    ('{"stdin":{"close":1}}', "json: cannot unmarshal number into Go struct field "
+                              "ExecTaskStreamingIOOperation.stdin.close of type bool"),
+])
+def test_client_frame_type_errors_are_gos(frame, error):
+    with pytest.raises(exec_ws.GoJSONError) as raised:
+        exec_ws.decode_client_frame(frame)
+
+    assert str(raised.value) == error
+
+
+def test_close_reasons_fit_a_control_frame():
+    reason = exec_ws.truncate_reason("é" * 100)
+
+    assert len(reason.encode("utf-8")) <= 123
+    assert reason == "é" * 61
