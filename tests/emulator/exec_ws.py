@@ -632,6 +632,7 @@ class ExecSession:
         self.output_readers: dict = {}
         self.master_transports: list = []
         self.master_fd: int | None = None
+        self.slave_fd: int | None = None
         self.stdin_closed = False
         self.last_stdin_byte = b"\n"
         self.first_frame = asyncio.Event()
@@ -639,36 +640,36 @@ class ExecSession:
 
     async def run(self) -> None:
         """Bridge until the process has exited (exit frame + close 1000), the peer left, or a stream error."""
-        input_task = None
-        exit_task = None
+        helpers: list = []
         _live_sessions.add(self)
         try:
-            if self.tty:
-                await self.open_pty()
-                input_task = asyncio.ensure_future(self.pump_input())
-                await self.wait_for_initial_frame(input_task)
-                await self.spawn()
-            else:
-                await self.spawn()
-                input_task = asyncio.ensure_future(self.pump_input())
-            exit_task = asyncio.ensure_future(self.wait_exit())
-            waiters = {input_task, exit_task}
-            early_task = None
-            if self.close_early:
-                early_task = asyncio.ensure_future(self.first_output_sent.wait())
-                waiters.add(early_task)
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            if early_task is not None and early_task in done:
+            input_task = await self.start(helpers)
+            exit_task = track(helpers, self.wait_exit())
+            early_task = track(helpers, self.first_output_sent.wait()) if self.close_early else None
+            done, _ = await asyncio.wait(helpers, return_when=asyncio.FIRST_COMPLETED)
+            if early_task in done:
                 await self.finish_with_error(SessionError(EARLY_CLOSE_REASON))
             elif exit_task in done:
                 await self.finish_with_exit(exit_task, input_task)
             else:
                 await self.finish_after_input(input_task)
-            if early_task is not None:
-                early_task.cancel()
         finally:
-            await self.cleanup(input_task, exit_task)
+            self.kill()
+            for helper in helpers:
+                await cancel_and_wait(helper)
+            await self.release()
             _live_sessions.discard(self)
+
+    async def start(self, helpers: list) -> asyncio.Future:
+        """Start the command and the input pump; a tty session first waits briefly for its initial size."""
+        if not self.tty:
+            await self.spawn()
+            return track(helpers, self.pump_input())
+        await self.open_pty()
+        input_task = track(helpers, self.pump_input())
+        await self.wait_for_initial_frame(input_task)
+        await self.spawn()
+        return input_task
 
     async def open_pty(self) -> None:
         self.master_fd, self.slave_fd = os.openpty()
@@ -712,8 +713,7 @@ class ExecSession:
         except OSError as err:
             raise start_failure(self.argv[0], err) from err
         finally:
-            if self.tty:
-                os.close(self.slave_fd)
+            self.close_slave()
         if not self.tty:
             self.stdin_writer = self.process.stdin
             self.output_readers = {"stdout": self.process.stdout, "stderr": self.process.stderr}
@@ -828,19 +828,29 @@ class ExecSession:
         except (ProcessLookupError, PermissionError):
             pass
 
-    async def cleanup(self, input_task, exit_task) -> None:
-        self.kill()
-        for task in (input_task, exit_task):
-            if task is not None:
-                await cancel_and_wait(task)
+    def close_slave(self) -> None:
+        """Our copy of the pty slave must go once the child has its own, or the master never sees EOF."""
+        if self.slave_fd is not None:
+            os.close(self.slave_fd)
+            self.slave_fd = None
+
+    async def release(self) -> None:
+        """Reap the process and close the pipes or the pty."""
         if self.process is not None:
             await self.process.wait()
-        if self.tty and self.process is None and self.master_fd is not None and not self.master_transports:
+        self.close_slave()
+        if self.tty and self.master_fd is not None and not self.master_transports:
             os.close(self.master_fd)
         for transport in self.master_transports:
             transport.close()
         if not self.tty and self.stdin_writer is not None:
             self.stdin_writer.close()
+
+
+def track(helpers: list, coroutine) -> asyncio.Future:
+    task = asyncio.ensure_future(coroutine)
+    helpers.append(task)
+    return task
 
 
 async def cancel_and_wait(task: asyncio.Future) -> None:
