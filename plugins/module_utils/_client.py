@@ -427,10 +427,17 @@ class NomadClient(object):
             )
         applied = "" if method in RETRYABLE_METHODS else "; the request may or may not have been applied"
         return NomadConnectionError(
-            "%s %s failed: the connection to Nomad at %s broke before a complete answer (%s)%s"
-            % (method, path, address, self.scrub(_last_words(exc)), applied),
+            "%s %s failed: the connection to Nomad at %s broke before a complete answer (%s)%s%s"
+            % (method, path, address, self.scrub(_last_words(exc)), applied, self._broken_connection_hint()),
             method=method, path=path,
         )
+
+    def _broken_connection_hint(self):
+        if not self.options.uses_tls:
+            return "; check whether Nomad expects https:// in address"
+        if not self.options.client_cert:
+            return "; if Nomad requires client certificates, set client_cert and client_key"
+        return ""
 
     # -- pagination and blocking queries
     def paginate(self, path, params=None, per_page=None, limit=None, on_response=None):
