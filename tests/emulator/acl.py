@@ -60,7 +60,7 @@ def token_from_headers(headers) -> str:
     if direct:
         return direct
     authorization = headers.get("Authorization", "").strip()
-    scheme, _, rest = authorization.partition(" ")
+    scheme, rest = (authorization.split(" ", 1) + [""])[:2]
     if scheme.lower() != "bearer":
         return ""
     words = rest.strip().split(" ")

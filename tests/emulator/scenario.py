@@ -188,4 +188,3 @@ def _build_virtual(emulator: Emulator, settings: dict) -> None:
     emulator.index = first_index + count - 1
     emulator.allocs_index = emulator.index
     emulator.bulk_add(allocs)
-

@@ -10,9 +10,9 @@ import requests
 def test_status_fault_with_retry_after_then_normal(api, fresh_emulator):
     fresh_emulator.control.add_fault(method="GET", path="^/v1/allocations$", count=2, action="status", status=500,
                                      body="No cluster leader", retry_after=1)
-    for _ in range(2):
+    for attempt in range(2):
         response = api.get("/v1/allocations")
-        assert (response.status_code, response.text) == (500, "No cluster leader")
+        assert (response.status_code, response.text) == (500, "No cluster leader"), attempt
         assert response.headers["Retry-After"] == "1"
     assert api.get("/v1/allocations").status_code == 200
     assert fresh_emulator.control.requests()["GET /v1/allocations"] == 3

@@ -295,7 +295,7 @@ def test_concurrent_restarts_leave_one_process(api, fresh_emulator):
     path = f"/v1/client/allocation/{alloc['ID']}/restart"
     answers = []
     threads = [threading.Thread(target=lambda: answers.append(api.post(path, json={"TaskName": "server"})))
-               for _ in range(3)]
+               for _thread in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:

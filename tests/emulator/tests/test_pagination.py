@@ -15,7 +15,7 @@ def walk(api: Api, **params):
     """Follow X-Nomad-NextToken to the end; returns (allocations, tokens seen)."""
     allocations, tokens = [], []
     token = None
-    for _ in range(10_000):
+    for _page in range(10_000):
         query = dict(params)
         if token:
             query["next_token"] = token
@@ -59,7 +59,7 @@ def test_create_indexes_cross_digit_boundaries(vapi):
 
 def test_reverse_pagination(vapi):
     everything = vapi.allocations()
-    pages, _ = walk(vapi, namespace="*", per_page=400, reverse="true")
+    pages, _tokens = walk(vapi, namespace="*", per_page=400, reverse="true")
     assert [alloc["ID"] for alloc in pages] == [alloc["ID"] for alloc in everything][::-1]
 
 
@@ -68,13 +68,13 @@ def test_prefix_pagination_uses_bare_ids(vapi):
     assert len(matching) > 4
     response = vapi.get("/v1/allocations", params={"namespace": "*", "prefix": "ab", "per_page": 2})
     assert response.headers["X-Nomad-NextToken"] == matching[2]["ID"]
-    pages, _ = walk(vapi, namespace="*", prefix="ab", per_page=2)
+    pages, _tokens = walk(vapi, namespace="*", prefix="ab", per_page=2)
     assert [a["ID"] for a in pages] == [a["ID"] for a in matching] == sorted(a["ID"] for a in matching)
 
 
 def test_single_namespace_pagination(vapi):
     default = vapi.allocations(namespace="default")
-    pages, _ = walk(vapi, namespace="default", per_page=999)
+    pages, _tokens = walk(vapi, namespace="default", per_page=999)
     assert [a["ID"] for a in pages] == [a["ID"] for a in default]
     assert {a["Namespace"] for a in pages} == {"default"}
 
