@@ -218,6 +218,17 @@ def test_ansible_variables_set_the_connection(ansible_runner, integration_emulat
     assert run.task("from variables")["rc"] == 0
 
 
+def test_ansible_cfg_section_sets_the_connection_above_the_environment(ansible_runner, integration_emulator,
+                                                                       tmp_path):
+    cache = running_allocation(integration_emulator, "cache")
+    config = tmp_path / "ansible.cfg"
+    config.write_text(f"[nomadops_nomad]\naddress = {integration_emulator.address}\nnamespace = prod\n")
+    run = ansible_runner.playbook(play(exec_task("from ansible.cfg", id=cache["ID"][:8], command="true")),
+                                  env={"ANSIBLE_CONFIG": str(config), "NOMAD_NAMESPACE": "default",
+                                       "NOMAD_ADDR": "http://127.0.0.1:1"}).assert_ok()
+    assert run.task("from ansible.cfg")["allocation_id"] == cache["ID"]
+
+
 def test_check_mode_skips_and_runs_nothing(ansible_runner, integration_emulator, web):
     marker = "check-mode-ran"
     run = ansible_runner.playbook(play(exec_task(
