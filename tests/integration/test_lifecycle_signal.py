@@ -135,7 +135,7 @@ def test_a_dropped_signal_request_is_not_resent(emulator, ansible_runner):
     assert run.rc != 0
     result = run.results[-1]["result"]
     assert result["msg"].startswith(f"1 of 2 allocations failed: {first['ID'][:8]} ({first['Name']}): POST {path} ")
-    assert result["msg"].endswith("the request may or may not have been applied")
+    assert "the request may or may not have been applied" in result["msg"]
     assert [(a["changed"], a["tasks"]) for a in result["allocations"]] == [(False, []), (True, ["server"])]
     assert signal_posts(emulator) == {f"POST {path}": 1, f"POST /v1/client/allocation/{second['ID']}/signal": 1}
     after = emulator.control.tasks(second["ID"])["server"]["signals"]
