@@ -583,6 +583,21 @@ def test_peer_closing_early_kills_the_command(emu, shell_alloc):
     wait_until(lambda: process_gone(pid), f"exec'd process {pid} to be killed")
 
 
+def test_abandoned_sessions_leave_no_open_files_in_the_server(emu, shell_alloc):
+    def open_files() -> int:
+        return len(os.listdir(f"/proc/{emu.process.pid}/fd"))
+
+    run_exec(exec_url(emu, shell_alloc, ["true"], tty="true"))
+    baseline = open_files()
+    for tty in ("false", "true"):
+        ws = connect(exec_url(emu, shell_alloc, ["cat"], tty=tty))
+        ws.sock.close()
+        run_exec(exec_url(emu, shell_alloc, ["sleep", "30"], tty=tty), send=[{"setup": {}}])
+        run_exec(exec_url(emu, shell_alloc, ["no-such-binary"], tty=tty))
+
+    wait_until(lambda: open_files() <= baseline, f"the server to close its files again (baseline {baseline})")
+
+
 def test_exec_close_early_fault_closes_1011_after_first_output(emu, shell_alloc, no_faults):
     emu.control.add_fault(action="exec_close_early", path="/exec$", count=1)
     script = "echo first; sleep 0.5; echo second"
