@@ -900,7 +900,8 @@ async def handle_exec(request: web.Request) -> web.StreamResponse:
     if refusal is not None:
         return upgrade_failure_response(*refusal)
 
-    ws = web.WebSocketResponse(compress=False, timeout=2.0)
+    # gorilla as Nomad configures it: no compression, no message size limit.
+    ws = web.WebSocketResponse(compress=False, max_msg_size=0, timeout=2.0)
     await ws.prepare(request)
     try:
         token = await read_auth_token(request, ws, emulator)

@@ -234,6 +234,12 @@ def test_stdin_in_many_frames_is_counted_whole(emu, shell_alloc):
     assert outcome.output("stdout").strip() == b"10240"
 
 
+def test_stdin_frame_larger_than_aiohttps_default_limit_is_accepted(emu, shell_alloc):
+    outcome = run_exec(exec_url(emu, shell_alloc, ["wc", "-c"]), send=[stdin_frame(b"z" * 5_000_000), STDIN_CLOSE])
+
+    assert outcome.output("stdout").strip() == b"5000000"
+
+
 def test_heartbeats_and_unknown_keys_are_ignored(emu, shell_alloc):
     outcome = run_exec(exec_url(emu, shell_alloc, ["cat"]),
                        send=[{}, {"unknown": 1}, stdin_frame(b"x"), {}, STDIN_CLOSE])
