@@ -338,20 +338,21 @@ def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, 
         "POST", "/v1/client/allocation/{0}/restart".format(alloc["ID"]), params=_namespace_params(alloc), body=body
     )
     if wait:
-        restarted = [name for name in tasks if not _is_finished_prestart(full, name)]
+        restarted = [name for name in tasks if not _runs_once(full, name)]
         wait_until_restarted(client, full, restarted, wait_timeout)
     return {"changed": True, "tasks": tasks}
 
 
-def _is_finished_prestart(alloc: dict, task: str) -> bool:
-    """A prestart task that is not a sidecar runs once and exits; it never 'runs again'."""
+def _runs_once(alloc: dict, task: str) -> bool:
+    """A task with a lifecycle hook that is not a sidecar (prestart, poststart, poststop) runs once and exits,
+    so it never 'runs again' after a restart."""
     for group in ((alloc.get("Job") or {}).get("TaskGroups") or []):
         if group.get("Name") != alloc.get("TaskGroup"):
             continue
         for spec in group.get("Tasks") or []:
             if spec.get("Name") == task:
                 lifecycle = spec.get("Lifecycle") or {}
-                return lifecycle.get("Hook") == "prestart" and not lifecycle.get("Sidecar")
+                return bool(lifecycle.get("Hook")) and not lifecycle.get("Sidecar")
     return False
 
 

@@ -48,7 +48,8 @@ options:
     description:
       - After restarting an allocation, wait until every restarted task runs again (state C(running) with a
         higher C(Restarts) count or a newer C(LastRestart)), using Nomad blocking queries on the allocation
-        (no polling sleeps). Prestart tasks that are not sidecars run once and exit, so they are not waited for.
+        (no polling sleeps). Tasks with a lifecycle hook that are not sidecars (prestart, poststart, poststop) run once
+        and exit, so they are not waited for.
       - An allocation whose tasks do not run again within O(wait_timeout) counts as a failure (it was restarted,
         so it is still reported with C(changed=true)).
     type: bool

@@ -281,6 +281,19 @@ def test_restart_wait_ignores_a_prestart_task_that_ran_to_completion():
     assert lifecycle.restart_allocation(nomad, alloc, all_tasks=True, wait=True, wait_timeout=30)["changed"]
 
 
+@pytest.mark.parametrize("lifecycle_spec, runs_once", [
+    (None, False),
+    ({"Hook": "prestart", "Sidecar": False}, True),
+    ({"Hook": "prestart", "Sidecar": True}, False),
+    ({"Hook": "poststart", "Sidecar": False}, True),
+    ({"Hook": "poststop", "Sidecar": False}, True),
+])
+def test_tasks_that_run_once_are_not_waited_for(lifecycle_spec, runs_once):
+    alloc = allocation(tasks=("hooked",))
+    alloc["Job"]["TaskGroups"][0]["Tasks"][0]["Lifecycle"] = lifecycle_spec
+    assert lifecycle._runs_once(alloc, "hooked") is runs_once
+
+
 def test_restart_wait_timeout_reports_the_tasks_and_that_the_restart_happened():
     alloc = allocation(tasks=("server",))
     nomad = FakeNomad(alloc)
