@@ -139,6 +139,14 @@ def test_tty_gets_the_requested_size(ansible_runner, web):
     assert merged["stdout_lines"] == ["is-a-tty", "err"] and merged["stderr"] == ""
 
 
+def test_a_session_longer_than_the_heartbeat_interval(ansible_runner, web):
+    # The action sends {} every 10 s; the server must take it as a heartbeat, not as a bad frame.
+    run = ansible_runner.playbook(play(exec_task(
+        "quiet for 11 s", id=web["ID"], task="server", argv=["/bin/sh", "-c", "sleep 11; echo done"], timeout=60,
+    ))).assert_ok()
+    assert run.task("quiet for 11 s")["stdout"] == "done"
+
+
 def test_a_command_that_never_ends_hits_the_timeout(ansible_runner, web):
     marker = f"exec-timeout-marker-{os.getpid()}"
     run = ansible_runner.playbook(play(exec_task(
