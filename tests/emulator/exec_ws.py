@@ -633,6 +633,7 @@ class ExecSession:
         self.master_transports: list = []
         self.master_fd: int | None = None
         self.slave_fd: int | None = None
+        self.winsize_fd: int | None = None   # our own handle on the master: the read side closes at EOF
         self.stdin_closed = False
         self.last_stdin_byte = b"\n"
         self.first_frame = asyncio.Event()
@@ -673,7 +674,8 @@ class ExecSession:
 
     async def open_pty(self) -> None:
         self.master_fd, self.slave_fd = os.openpty()
-        set_window_size(self.master_fd, 0, 0)
+        self.winsize_fd = os.dup(self.master_fd)
+        set_window_size(self.winsize_fd, 0, 0)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=PIPE_READ_BYTES)
         read_transport, _ = await loop.connect_read_pipe(
@@ -740,7 +742,7 @@ class ExecSession:
         if frame.stdin_close:
             await self.close_stdin()
         if frame.tty_size is not None and self.tty:
-            set_window_size(self.master_fd, *frame.tty_size)
+            set_window_size(self.winsize_fd, *frame.tty_size)
 
     async def write_stdin(self, data: bytes) -> None:
         if self.stdin_closed or self.stdin_writer is None:
@@ -839,6 +841,9 @@ class ExecSession:
         if self.process is not None:
             await self.process.wait()
         self.close_slave()
+        if self.winsize_fd is not None:
+            os.close(self.winsize_fd)
+            self.winsize_fd = None
         if self.tty and self.master_fd is not None and not self.master_transports:
             os.close(self.master_fd)
         for transport in self.master_transports:

@@ -321,6 +321,18 @@ def test_tty_resize_during_session_is_seen_by_the_command(emu, shell_alloc):
     assert outcome.exit_code == 0
 
 
+def test_tty_resize_after_the_command_ended_is_harmless(emu, shell_alloc):
+    ws = connect(exec_url(emu, shell_alloc, ["echo", "done"], tty="true"))
+    outcome = ExecOutcome()
+    while not outcome.raw_frames or outcome.raw_frames[-1] != '{"stdout":{"close":true}}':
+        outcome.raw_frames.append(ws.recv())
+    ws.send(json.dumps({"tty_size": {"height": 10, "width": 10}}))
+    read_until_close(ws, outcome)
+
+    assert outcome.exit_code == 0
+    assert outcome.close_code == 1000
+
+
 def test_tty_gives_a_terminal_and_merges_stderr_into_stdout(emu, shell_alloc):
     outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", "tty; echo err >&2; exit 3"], tty="true"))
 
