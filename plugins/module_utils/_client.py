@@ -428,11 +428,13 @@ class NomadClient(object):
         applied = "" if method in RETRYABLE_METHODS else "; the request may or may not have been applied"
         return NomadConnectionError(
             "%s %s failed: the connection to Nomad at %s broke before a complete answer (%s)%s%s"
-            % (method, path, address, self.scrub(_last_words(exc)), applied, self._broken_connection_hint()),
+            % (method, path, address, self.scrub(_last_words(exc)), applied, self._broken_connection_hint(exc)),
             method=method, path=path,
         )
 
-    def _broken_connection_hint(self):
+    def _broken_connection_hint(self, exc):
+        if isinstance(exc, (ChunkedEncodingError, ContentDecodingError)):
+            return ""  # an answer had started, so scheme and certificates were fine
         if not self.options.uses_tls:
             return "; check whether Nomad expects https:// in address"
         if not self.options.client_cert:

@@ -34,6 +34,7 @@ class Reply:
     status: int = 200
     body: object = None  # dict/list -> JSON, str -> plain text, None -> empty
     headers: dict = field(default_factory=dict)
+    cut_body: bool = False  # announce the whole body, send half of it, close the connection
 
     def encoded(self):
         if self.body is None:
@@ -89,6 +90,12 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
+        if reply.cut_body:
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve

@@ -204,6 +204,30 @@ def test_dropped_read_is_retried():
     assert len(nomad.requests) == 2
 
 
+def test_read_whose_answer_broke_off_is_retried():
+    broken = Reply(200, [{"ID": "x" * 40}] * 20, cut_body=True)
+    with FakeNomad(scripted(broken, broken, json_reply(["ok"]))) as nomad:
+        assert make_client(nomad.address).read("/v1/allocations").data == ["ok"]
+    assert len(nomad.requests) == 3
+
+
+def test_read_whose_answer_keeps_breaking_off_fails_clearly():
+    with FakeNomad(scripted(Reply(200, [{"ID": "x" * 40}] * 20, cut_body=True))) as nomad:
+        with pytest.raises(NomadConnectionError) as failure:
+            make_client(nomad.address, retries=1).read("/v1/allocations")
+    assert str(failure.value).startswith(
+        "GET /v1/allocations failed: the connection to Nomad at %s broke before a complete answer (" % nomad.address
+    )
+    assert len(nomad.requests) == 2
+
+
+def test_mutation_whose_answer_broke_off_is_not_resent():
+    with FakeNomad(scripted(Reply(200, {"EvalID": "e" * 200}, cut_body=True), json_reply({"EvalID": "e"}))) as nomad:
+        with pytest.raises(NomadConnectionError, match="may or may not have been applied"):
+            make_client(nomad.address).write("POST", "/v1/allocation/a/stop")
+    assert len(nomad.requests) == 1
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT"])
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
 def test_mutations_are_never_resent_on_status(method, status):
