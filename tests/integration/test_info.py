@@ -284,3 +284,27 @@ def test_token_from_environment_is_not_shown(start_emulator, tmp_path):
     assert "403 Permission denied (check that the token has read-job in namespace \\\"prod\\\")" in run.output or \
         '403 Permission denied (check that the token has read-job in namespace "prod")' in run.output
     assert read_only not in run.output
+
+
+# ------------------------------------------------------------------------------------------ faults
+def test_reads_survive_transient_faults(ansible_runner, integration_emulator):
+    control = integration_emulator.control
+    try:
+        control.add_fault(method="GET", path="^/v1/allocations$", count=1, action="drop_mid_body")
+        control.add_fault(method="GET", path="^/v1/allocations$", count=1, action="drop")
+        control.add_fault(method="GET", path="^/v1/allocations$", count=1, action="status", status=500,
+                          body="No cluster leader")
+        control.add_fault(method="GET", path="^/v1/allocations$", count=1, action="status", status=429,
+                          body="Too many requests", retry_after=1)
+        control.reset_requests()
+        run = ansible_runner.playbook(play(info("flaky", job="web", retries=4))).assert_ok()
+        assert run.task("flaky")["count"] == 3
+        assert control.requests()["GET /v1/allocations"] == 5
+        control.add_fault(method="GET", path="^/v1/allocations$", count=10, action="status", status=500,
+                          body="No cluster leader")
+        failing = ansible_runner.playbook(play(info("no leader", job="web", retries=1, ignore_errors=True))).assert_ok()
+        assert failing.task("no leader")["msg"] == (
+            "GET /v1/allocations failed: 500 No cluster leader (the Nomad servers have no leader; try again later)"
+        )
+    finally:
+        control.clear_faults()
