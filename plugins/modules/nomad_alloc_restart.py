@@ -25,6 +25,8 @@ description:
   - Many allocations are restarted concurrently (O(parallelism)). When some fail, the others are still restarted,
     and the task fails with a message naming every failed allocation; per-allocation results are returned too.
   - Refuses to run without any selector option, which would restart every allocation in the namespace.
+  - A selector that matches no allocation is not an error; the task reports no change. An O(id) that matches no
+    allocation is an error, before anything is sent.
 author:
   - nomadops.nomad developers (@nomadops)
 options:

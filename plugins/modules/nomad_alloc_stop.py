@@ -22,6 +22,8 @@ description:
     allocation gets its own result. When some fail, the others are still stopped, and the task fails with a
     message that names every failed allocation and the reason. The per-allocation results are returned as well.
   - Refuses to run without any selector option, which would stop every allocation in the namespace.
+  - A selector that matches no allocation is not an error; the task reports no change. An O(id) that matches no
+    allocation is an error, before anything is sent.
 author:
   - nomadops.nomad developers (@nomadops)
 options:

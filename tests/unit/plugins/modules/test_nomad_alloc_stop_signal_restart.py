@@ -148,3 +148,16 @@ def test_restart_explicit_all_tasks_false_with_a_task_is_fine(capsys):
 
     assert result["_rc"] == 0
     assert [m[3] for m in mutations(nomad)] == [{"TaskName": "server"}]
+
+
+@pytest.mark.parametrize("module, args", [
+    (nomad_alloc_stop, {}),
+    (nomad_alloc_signal, {"signal": "HUP"}),
+    (nomad_alloc_restart, {}),
+])
+def test_a_selector_matching_nothing_changes_nothing(capsys, module, args):
+    with FakeNomad(lambda request: json_reply([], index=5)) as nomad:
+        result = run_module(module, dict(args, address=nomad.address, job="nope"), capsys)
+
+    assert result["_rc"] == 0 and result["changed"] is False and result["allocations"] == []
+    assert [r.path for r in nomad.requests] == ["/v1/allocations"]
