@@ -67,7 +67,7 @@ class ActionModule(ModuleLikeActionBase):
 
     def run_module(self, module, task_vars):
         if not HAS_WEBSOCKET:
-            module.fail_json(msg=missing_required_lib("websocket-client"), exception=str(WEBSOCKET_IMPORT_ERROR))
+            module.fail_json(msg=missing_required_lib("websocket-client"), exception=WEBSOCKET_IMPORT_ERROR)
         params = module.params
         try:
             request, outcome = self._run_command(module, params)

@@ -18,6 +18,7 @@ import ssl
 import struct
 import threading
 import time
+import traceback
 import typing as t
 
 try:
@@ -25,9 +26,9 @@ try:
 
     HAS_WEBSOCKET = True
     WEBSOCKET_IMPORT_ERROR = None
-except ImportError as import_error:
+except ImportError:
     HAS_WEBSOCKET = False
-    WEBSOCKET_IMPORT_ERROR = import_error
+    WEBSOCKET_IMPORT_ERROR = traceback.format_exc()
 
 if HAS_WEBSOCKET:
 
@@ -47,6 +48,7 @@ if HAS_WEBSOCKET:
 if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+DEFAULT_EXEC_TIMEOUT = 300
 HEARTBEAT_INTERVAL = 10.0
 STDIN_CHUNK_SIZE = 32 * 1024
 # After the exited frame, how long to wait for the server's close frame before dropping the socket.
@@ -92,7 +94,7 @@ class ExecRequest(t.NamedTuple):
     tty: bool = False
     tty_size: tuple | None = None  # (height, width)
     ws_handshake: bool = False
-    timeout: float = 300.0
+    timeout: float = float(DEFAULT_EXEC_TIMEOUT)
 
 
 class ExecOutcome(t.NamedTuple):
@@ -102,8 +104,6 @@ class ExecOutcome(t.NamedTuple):
     stdout: bytes
     stderr: bytes
 
-
-DEFAULT_EXEC_TIMEOUT = 300
 
 # The exec action's own options; the connection options (CONNECTION_ARGUMENT_SPEC) come on top, except
 # `timeout`, which this spec redefines as the limit for the whole command.

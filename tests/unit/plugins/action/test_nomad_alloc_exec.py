@@ -130,3 +130,12 @@ def test_run_returns_the_validation_failure_without_secrets():
     assert result["failed"] is True
     assert result["msg"] == "parameters are mutually exclusive: command|argv"
     assert SECRET not in repr(result)
+
+
+def test_missing_websocket_client_is_reported(monkeypatch):
+    from ansible_collections.nomadops.nomad.plugins.action import nomad_alloc_exec
+
+    monkeypatch.setattr(nomad_alloc_exec, "HAS_WEBSOCKET", False)
+    result = make_action({"id": "ab12", "command": "true"}).run(task_vars={})
+    assert result["failed"] is True
+    assert "websocket-client" in result["msg"] and "\n" not in result["msg"]
