@@ -95,7 +95,7 @@ class ActionModule(ModuleLikeActionBase):
             allocation = self._full_allocation(client, params["id"], options.namespace)
             task = choose_task(allocation, params["task"])
             check_task_runs(allocation, task)
-            request = request._replace(allocation_id=allocation["ID"], task=task)
+            request = request._replace(allocation_id=allocation["ID"], task=task, namespace=allocation.get("Namespace"))
             self._display.vvv(f"nomad_alloc_exec: allocation {request.allocation_id}, task {task}")
             return request, run_exec(client, request)
 

@@ -95,6 +95,7 @@ class ExecRequest(t.NamedTuple):
     tty_size: tuple | None = None  # (height, width)
     ws_handshake: bool = False
     timeout: float = float(DEFAULT_EXEC_TIMEOUT)
+    namespace: str | None = None  # the allocation's; None keeps the client's
 
 
 class ExecOutcome(t.NamedTuple):
@@ -206,12 +207,15 @@ def exec_path(allocation_id: str) -> str:
 
 def exec_query(request: ExecRequest) -> dict:
     """Query parameters of the exec upgrade request."""
-    return {
+    query = {
         "task": request.task,
         "command": json.dumps(request.argv, separators=(",", ":")),
         "tty": "true" if request.tty else "false",
         "ws_handshake": "true" if request.ws_handshake else "false",
     }
+    if request.namespace:
+        query["namespace"] = request.namespace
+    return query
 
 
 def split_token_header(headers: Mapping[str, str] | Sequence[str], take_token: bool) -> tuple:

@@ -220,10 +220,10 @@ def test_module_defaults_group_and_task_default(ansible_runner, integration_emul
 def test_ansible_variables_set_the_connection(ansible_runner, integration_emulator):
     cache = running_allocation(integration_emulator, "cache")
     run = ansible_runner.playbook(play(
-        exec_task("from variables", id=cache["ID"], command="true"),
-        vars={"ansible_nomad_address": integration_emulator.address, "ansible_nomad_namespace": "prod"},
+        exec_task("from variables", id=cache["ID"][:8], command="printenv NOMAD_NAMESPACE"),
+        vars={"ansible_nomad_address": integration_emulator.address, "ansible_nomad_namespace": "*"},
     ), nomad_addr=False).assert_ok()
-    assert run.task("from variables")["rc"] == 0
+    assert run.task("from variables")["stdout"] == "prod"
 
 
 def test_ansible_cfg_section_sets_the_connection_above_the_environment(ansible_runner, integration_emulator,

@@ -101,6 +101,7 @@ def test_query_parameters_as_nomad_reads_them():
     query = exec_query(request)
     assert query == {"task": "server", "command": '["sh","-c","echo \\"x\\""]', "tty": "true", "ws_handshake": "false"}
     assert json.loads(query["command"]) == ["sh", "-c", 'echo "x"']
+    assert exec_query(request._replace(namespace="prod"))["namespace"] == "prod"
 
 
 def test_token_moves_from_the_header_to_the_handshake_frame_only_when_asked():
