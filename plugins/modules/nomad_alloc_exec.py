@@ -52,8 +52,9 @@ options:
   id:
     description:
       - The allocation to exec into, as a full ID or a unique short prefix of at least two characters.
-      - A prefix is resolved in O(namespace) the way C(nomad alloc exec) does; a prefix that matches
-        several allocations is an error listing them.
+      - The allocation is looked up in O(namespace) the way C(nomad alloc exec) does; use O(namespace=*) to
+        find it in any namespace the token may read. A prefix that matches several allocations is an error
+        listing them.
     type: str
     required: true
   task:
@@ -142,8 +143,8 @@ options:
     default: false
 notes:
   - Nomad needs the C(alloc-exec) capability on the allocation's namespace, and also C(alloc-node-exec)
-    for drivers without filesystem isolation (C(raw_exec)). Resolving a short O(id) and choosing the
-    default task also need C(read-job).
+    for drivers without filesystem isolation (C(raw_exec)). The action first looks the allocation up
+    (to resolve O(id) and check O(task)), which needs C(read-job) too.
   - The connection keeps itself alive with a heartbeat message every 10 seconds.
   - >-
     If the server closes the session before the command reported its exit code, the task fails with
