@@ -96,8 +96,8 @@ class ConnectionOptions:
         values = [self.token] if self.token else []
         if self.http_auth and self.http_auth[1]:
             values.append(self.http_auth[1])
-        # Very short values would garble every message they were scrubbed from.
-        return tuple(value for value in values if len(value) >= 4)
+        # Very short values would garble every message they were scrubbed from (a token "denied"...).
+        return tuple(value for value in values if len(value) >= 8)
 
 
 def _split_address(address):

@@ -43,12 +43,12 @@ class AmbiguousPrefixError(SelectorError):
 
 
 # --------------------------------------------------------------------------------------------- quoting
-_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+_SHORT_ESCAPES = {"\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
                   "\t": "\\t", "\v": "\\v"}
 
 
 def _is_printable(char):
-    if char in " ":
+    if char == " ":
         return True
     return unicodedata.category(char)[0] not in ("C", "Z")
 
@@ -57,6 +57,8 @@ def _go_escape(char):
     if char in _SHORT_ESCAPES:
         return _SHORT_ESCAPES[char]
     code = ord(char)
+    if char == '"':
+        return "\\x22"
     if 0xD800 <= code <= 0xDFFF:
         raise SelectorError("value contains a lone surrogate (U+%04X), which is not valid text" % code)
     if _is_printable(char):
@@ -69,25 +71,17 @@ def _go_escape(char):
 
 
 def bexpr_quote(value):
-    """A go-bexpr string literal that evaluates to exactly `value`.
+    """A go-bexpr string literal that evaluates to exactly `value`, whatever characters it holds.
 
-    go-bexpr ends a double-quoted literal at the first `"` even after a backslash (its grammar has
-    `DoubleStringChar <- !'"' .`) and then applies Go's strconv.Unquote, so: values without `"` are
-    written as Go double-quoted strings (backslashes and control characters escaped); values with `"`
-    as Go raw strings in backticks (which cannot hold a backtick or a carriage return).
+    go-bexpr's grammar ends a double-quoted literal at the first `"` even after a backslash
+    (`DoubleStringChar <- !'"' .`) and then applies Go's strconv.Unquote, so a quote is written `\\x22`.
+    A quoted text shaped like `/a/b` is read as a JSON-pointer selector (its text loses the slash), so a
+    leading slash is written `\\x2f`.  Backslashes and control characters get Go escapes.
     """
-    value = str(value)
-    if '"' not in value:
-        return '"' + "".join(_go_escape(char) for char in value) + '"'
-    if "`" in value or "\r" in value:
-        raise SelectorError(
-            "value %r contains a double quote together with a backtick or carriage return; "
-            "go-bexpr cannot express such a string (write the condition in filter instead)" % value
-        )
-    for char in value:
-        if 0xD800 <= ord(char) <= 0xDFFF:
-            raise SelectorError("value contains a lone surrogate (U+%04X), which is not valid text" % ord(char))
-    return "`" + value + "`"
+    body = "".join(_go_escape(char) for char in str(value))
+    if body.startswith("/"):
+        body = "\\x2f" + body[1:]
+    return '"' + body + '"'
 
 
 def _equals(field, value):

@@ -111,6 +111,10 @@ def test_path_prefix_is_kept():
     assert resolve({"address": "https://proxy.example.com/nomad/"}).address == "https://proxy.example.com/nomad"
 
 
+def test_short_secrets_are_not_scrubbed_from_messages():
+    assert resolve({"token": "denied", "http_auth": "ops:pw"}).secrets == ()
+
+
 def test_secrets_are_not_in_repr():
     options = resolve({"token": "3c9c5b8e-6a1d-4f0e-9d2a-3f5e8b7c1a01", "http_auth": "ops:hunter22"})
     assert "3c9c5b8e" not in repr(options)
