@@ -70,15 +70,23 @@ def _go_escape(char):
     return "\\U%08x" % code
 
 
+def _has_surrogate(text):
+    return any(0xD800 <= ord(char) <= 0xDFFF for char in text)
+
+
 def bexpr_quote(value):
     """A go-bexpr string literal that evaluates to exactly `value`, whatever characters it holds.
 
     go-bexpr's grammar ends a double-quoted literal at the first `"` even after a backslash
     (`DoubleStringChar <- !'"' .`) and then applies Go's strconv.Unquote, so a quote is written `\\x22`.
     A quoted text shaped like `/a/b` is read as a JSON-pointer selector (its text loses the slash), so a
-    leading slash is written `\\x2f`.  Backslashes and control characters get Go escapes.
+    leading slash is written `\\x2f`.  Backslashes and control characters get Go escapes.  Values with a
+    quote but no backtick or carriage return are written as Go raw strings in backticks instead.
     """
-    body = "".join(_go_escape(char) for char in str(value))
+    value = str(value)
+    if '"' in value and "`" not in value and "\r" not in value and not _has_surrogate(value):
+        return "`" + value + "`"  # a Go raw string reads more naturally than \x22 escapes
+    body = "".join(_go_escape(char) for char in value)
     if body.startswith("/"):
         body = "\\x2f" + body[1:]
     return '"' + body + '"'
