@@ -323,12 +323,13 @@ class NomadClient(object):
         """GET path; retried on transient failures; raises a NomadError subclass on failure."""
         return self._request("GET", path, params, None, timeout)
 
-    def write(self, method, path, params=None, body=None):
-        """POST/PUT path; never re-sent once it may have reached the server."""
+    def write(self, method, path, params=None, body=None, timeout=None):
+        """POST/PUT path; never re-sent once it may have reached the server.  `timeout` (seconds) replaces
+        the read timeout for calls that Nomad answers only when done (restart)."""
         method = method.upper()
         if method not in ("POST", "PUT", "DELETE"):
             raise ValueError("write() is for POST/PUT/DELETE, not %s" % method)
-        return self._request(method, path, params, body, None)
+        return self._request(method, path, params, body, timeout)
 
     def _request(self, method, path, params, body, timeout):
         query = self.query(params)
@@ -346,7 +347,7 @@ class NomadClient(object):
     def _send_once(self, method, path, query, body, timeout):
         kwargs = dict(
             params=query,
-            timeout=timeout or self.options.timeout,
+            timeout=(self.options.timeout, timeout or self.options.timeout),  # (connect, read)
             verify=self.options.validate_certs,
             allow_redirects=False,
         )
@@ -410,8 +411,9 @@ class NomadClient(object):
                 method=method, path=path,
             )
         if isinstance(exc, ReadTimeout):
+            applied = "" if method in RETRYABLE_METHODS else "; the request may or may not have been applied"
             return NomadTimeoutError(
-                "%s %s failed: Nomad at %s did not answer within the timeout (raise timeout)" % (method, path, address),
+                "%s %s failed: Nomad at %s did not answer in time (raise timeout)%s" % (method, path, address, applied),
                 method=method, path=path,
             )
         if _first(chain, ConnectionRefusedError) is not None:

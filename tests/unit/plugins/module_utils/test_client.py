@@ -277,3 +277,20 @@ def test_websocket_target_carries_token_namespace_and_scheme():
 def test_websocket_target_plain_http():
     url, headers, sslopt = make_client("http://127.0.0.1:4646").websocket_target("/v1/x")
     assert url == "ws://127.0.0.1:4646/v1/x?namespace=default" and headers == [] and sslopt == {}
+
+
+def test_slow_answer_is_a_timeout_error():
+    import time
+
+    def slow(request):
+        time.sleep(1.0)
+        return json_reply([])
+
+    with FakeNomad(slow) as nomad:
+        with pytest.raises(NomadError) as failure:
+            make_client(nomad.address, retries=0, timeout=0.2).write("POST", "/v1/allocation/a/stop")
+    assert type(failure.value).__name__ == "NomadTimeoutError"
+    assert str(failure.value) == (
+        "POST /v1/allocation/a/stop failed: Nomad at %s did not answer in time (raise timeout); "
+        "the request may or may not have been applied" % nomad.address
+    )
