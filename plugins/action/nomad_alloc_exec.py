@@ -71,7 +71,12 @@ class ActionModule(ModuleLikeActionBase):
         params = module.params
         try:
             request, outcome = self._run_command(module, params)
-        except (NomadOptionError, NomadError, ExecError) as error:
+        except ExecError as error:
+            partial = {}
+            if error.partial is not None:
+                partial = shape_output(error.partial, params["output_encoding"], params["strip_empty_ends"])
+            module.fail_json(msg=str(error), **partial)
+        except (NomadOptionError, NomadError) as error:
             module.fail_json(msg=str(error))
 
         returned = dict(

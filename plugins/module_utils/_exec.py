@@ -64,7 +64,12 @@ OUTPUT_ENCODINGS = ("text", "base64")
 
 
 class ExecError(Exception):
-    """An exec session could not run the command to its end. str() is one line, never the token."""
+    """An exec session could not run the command to its end. str() is one line, never the token.
+
+    `partial` holds the output received before the failure (an ExecOutcome whose exit_code is None).
+    """
+
+    partial = None
 
 
 class ExecArgumentError(ExecError):
@@ -99,9 +104,9 @@ class ExecRequest(t.NamedTuple):
 
 
 class ExecOutcome(t.NamedTuple):
-    """Raw result of a finished command."""
+    """Raw result of a command; exit_code is None when it did not finish."""
 
-    exit_code: int
+    exit_code: int | None
     stdout: bytes
     stderr: bytes
 
@@ -318,9 +323,11 @@ class OutputCollector:
             chunks.append(decode_base64(data))
 
     def outcome(self) -> ExecOutcome:
-        if self.exit_code is None:
-            raise ExecError("exec session has not exited")
         return ExecOutcome(self.exit_code, b"".join(self.stdout), b"".join(self.stderr))
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.stdout or self.stderr)
 
 
 def exit_code_of(message: Mapping) -> int:
@@ -399,25 +406,21 @@ def strip_trailing_newlines(text: str) -> str:
 
 
 def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: bool) -> dict:
-    """rc/stdout/stderr (+ *_lines in text mode) as returned to the user."""
+    """rc/stdout/stderr (+ *_lines in text mode) as returned to the user; no rc for unfinished commands."""
+    shaped = {} if outcome.exit_code is None else {"rc": outcome.exit_code}
     if output_encoding == "base64":
-        return {
-            "rc": outcome.exit_code,
-            "stdout": base64.b64encode(outcome.stdout).decode("ascii"),
-            "stderr": base64.b64encode(outcome.stderr).decode("ascii"),
-        }
+        shaped.update(
+            stdout=base64.b64encode(outcome.stdout).decode("ascii"),
+            stderr=base64.b64encode(outcome.stderr).decode("ascii"),
+        )
+        return shaped
     stdout = outcome.stdout.decode("utf-8", errors="replace")
     stderr = outcome.stderr.decode("utf-8", errors="replace")
     if strip_empty_ends:
         stdout = strip_trailing_newlines(stdout)
         stderr = strip_trailing_newlines(stderr)
-    return {
-        "rc": outcome.exit_code,
-        "stdout": stdout,
-        "stderr": stderr,
-        "stdout_lines": stdout.splitlines(),
-        "stderr_lines": stderr.splitlines(),
-    }
+    shaped.update(stdout=stdout, stderr=stderr, stdout_lines=stdout.splitlines(), stderr_lines=stderr.splitlines())
+    return shaped
 
 
 def netloc_of(url: str) -> str:
@@ -452,6 +455,7 @@ class ExecSession:
         self._ws = None
         self._stop = threading.Event()
         self._timed_out = threading.Event()
+        self._collector = OutputCollector()
 
     def run(self) -> ExecOutcome:
         watchdog = threading.Timer(self.request.timeout, self._on_deadline)
@@ -459,10 +463,12 @@ class ExecSession:
         watchdog.start()
         try:
             return self._run_until_exit(time.monotonic() + self.request.timeout)
+        except ExecError as error:
+            raise self._with_partial_output(error)
         except websocket.WebSocketException as error:
-            raise self._transport_error(error) from None
+            raise self._with_partial_output(self._transport_error(error)) from None
         except OSError as error:  # includes ssl.SSLError
-            raise self._transport_error(error) from None
+            raise self._with_partial_output(self._transport_error(error)) from None
         finally:
             watchdog.cancel()
             self._stop.set()
@@ -565,8 +571,13 @@ class ExecSession:
             # the command exited without reading all of its input).
             return
 
+    def _with_partial_output(self, error: ExecError) -> ExecError:
+        if self._collector.has_output:
+            error.partial = self._collector.outcome()
+        return error
+
     def _receive_until_exit(self) -> ExecOutcome:
-        collector = OutputCollector()
+        collector = self._collector
         recv_data = self._ws.recv_data
         feed = collector.feed
         while True:

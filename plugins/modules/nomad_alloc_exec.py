@@ -227,7 +227,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rc:
-  description: Exit code of the command (Nomad reports 0 when it omits the code).
+  description: Exit code of the command (Nomad's exited frame omits it when it is 0).
   returned: when the command ran to its end
   type: int
   sample: 0
@@ -235,25 +235,27 @@ stdout:
   description:
     - Standard output of the command (everything, when O(tty=true)).
     - With O(output_encoding=base64), the exact bytes, base64 encoded.
-  returned: when the command ran to its end
+    - When the session failed (timeout, connection closed), the output received until then.
+  returned: when the command ran to its end, or produced output before the session failed
   type: str
   sample: hello
 stderr:
   description:
     - Standard error of the command (empty when O(tty=true)).
     - With O(output_encoding=base64), the exact bytes, base64 encoded.
-  returned: when the command ran to its end
+    - When the session failed (timeout, connection closed), the output received until then.
+  returned: when the command ran to its end, or produced output before the session failed
   type: str
   sample: ""
 stdout_lines:
   description: RV(stdout) split into lines.
-  returned: when the command ran to its end and O(output_encoding=text)
+  returned: when RV(stdout) is returned and O(output_encoding=text)
   type: list
   elements: str
   sample: [hello]
 stderr_lines:
   description: RV(stderr) split into lines.
-  returned: when the command ran to its end and O(output_encoding=text)
+  returned: when RV(stderr) is returned and O(output_encoding=text)
   type: list
   elements: str
   sample: []

@@ -151,12 +151,13 @@ def test_a_command_that_never_ends_hits_the_timeout(ansible_runner, web):
     marker = f"exec-timeout-marker-{os.getpid()}"
     run = ansible_runner.playbook(play(exec_task(
         "sleeps", id=web["ID"], task="server", timeout=2,
-        argv=["/bin/sh", "-c", f"sleep 120; echo {marker}"],
+        argv=["/bin/sh", "-c", f"echo started; sleep 120; echo {marker}"],
     )))
     assert run.rc == 2
     result = run.task("sleeps")
     assert result["_status"] == "failed"
     assert result["msg"] == "command did not finish within 2 s"
+    assert result["stdout"] == "started" and "rc" not in result  # the output so far helps to see where it hung
     # Dropping the session ends the command (the emulator kills it as Nomad does).
     deadline = time.monotonic() + 15
     while subprocess.run(["pgrep", "-f", marker], capture_output=True, check=False).returncode == 0:
@@ -177,6 +178,7 @@ def test_server_closing_before_the_exit_frame_is_an_error(ansible_runner, integr
     assert result["msg"] == (
         "exec session closed before the command exited (close code 1011: io: read/write on closed pipe)"
     )
+    assert result["stdout"] == "first" and "rc" not in result
 
 
 # ------------------------------------------------------------------------------------------- concurrency

@@ -270,6 +270,11 @@ def test_invalid_utf8_is_replaced_in_text_mode():
     assert shape_output(ExecOutcome(1, b"ok \xff", b""), "text", True)["stdout"] == "ok \ufffd"
 
 
+def test_unfinished_commands_have_output_but_no_rc():
+    assert shape_output(ExecOutcome(None, b"so far\n", b""), "text", True) == {
+        "stdout": "so far", "stderr": "", "stdout_lines": ["so far"], "stderr_lines": []}
+
+
 def test_base64_output_is_byte_exact_and_has_no_lines():
     raw = bytes(range(256)) + b"\n\n"
     shaped = shape_output(ExecOutcome(0, raw, b"\x00"), "base64", strip_empty_ends=True)
