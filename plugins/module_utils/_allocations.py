@@ -84,15 +84,26 @@ def read_allocation(client, allocation_id, tracker=None):
 def attach_services(client, allocations):
     """Add each allocation's Nomad services (GET /v1/allocation/<id>/services in its namespace) as `Services`."""
     for allocation in allocations:
-        response = client.read(
-            "/v1/allocation/%s/services" % allocation["ID"], {"namespace": allocation.get("Namespace") or "default"}
-        )
+        try:
+            response = client.read(
+                "/v1/allocation/%s/services" % allocation["ID"], {"namespace": allocation.get("Namespace") or "default"}
+            )
+        except NomadNotFoundError:
+            allocation[SERVICES_KEY] = []  # garbage-collected since it was listed
+            continue
         allocation[SERVICES_KEY] = response.data or []
     return allocations
 
 
 def full_objects(client, stubs, tracker=None):
-    return [read_allocation(client, stub["ID"], tracker) for stub in stubs]
+    """GET /v1/allocation/<id> for each stub; allocations garbage-collected since the listing are left out."""
+    allocations = []
+    for stub in stubs:
+        try:
+            allocations.append(read_allocation(client, stub["ID"], tracker))
+        except NomadNotFoundError:
+            continue
+    return allocations
 
 
 def gather_allocations(client, selector, list_options, services=False):
@@ -147,18 +158,8 @@ def wait_for_allocations(client, selector, list_options, condition, timeout, ser
     if ids and outcome.allocations:
         tracker = IndexTracker()
         tracker.index = outcome.index
-        outcome.allocations = _full_objects_still_present(client, outcome.allocations, tracker)
+        outcome.allocations = full_objects(client, outcome.allocations, tracker)
         outcome.index = tracker.index
     if services:
         attach_services(client, outcome.allocations)
     return outcome
-
-
-def _full_objects_still_present(client, stubs, tracker):
-    allocations = []
-    for stub in stubs:
-        try:
-            allocations.append(read_allocation(client, stub["ID"], tracker))
-        except NomadNotFoundError:
-            continue  # garbage-collected between listing and reading
-    return allocations
