@@ -96,7 +96,7 @@ class ActionModule(ModuleLikeActionBase):
         # HTTP requests before the session: at most the connection default, never more than the whole timeout.
         options = connection_options_from_params(dict(params, timeout=min(request.timeout, DEFAULT_TIMEOUT)))
         module.add_no_log_values(options.secrets)
-        with NomadClient(options) as client:
+        with NomadClient(options, pool_size=1, warn=module.warn) as client:
             allocation = self._full_allocation(client, params["id"], options.namespace)
             task = choose_task(allocation, params["task"])
             check_task_runs(allocation, task)
