@@ -19,8 +19,11 @@ TEST_PYTHON ?= 3.11
 # Further Pythons the plugins are compiled and imported with (3.8 is the oldest module target of
 # ansible-core 2.19; 3.12/3.13 are controller versions). Interpreters are looked up in pyenv, then PATH.
 TARGET_PYTHONS ?= 3.8 3.12 3.13
-PYENV_BINS := $(foreach version,$(TARGET_PYTHONS),$(firstword $(wildcard $(HOME)/.pyenv/versions/$(version).*/bin)))
-# pytest-xdist workers for the integration suite ("0" runs it in one process).
+PYENV_ROOT ?= $(HOME)/.pyenv
+PYENV_BINS := $(foreach version,$(TARGET_PYTHONS),$(firstword $(wildcard $(PYENV_ROOT)/versions/$(version).*/bin)))
+# pytest-xdist workers for the integration suite ("0" runs it in one process). Each test module keeps
+# its own emulator, so whole modules go to one worker (--dist loadfile). Measured on 2 cores:
+# about 6 min with 2 workers against 7.5 min in one process.
 INTEGRATION_WORKERS ?= 2
 # Emulator scenario and playbook used by `make demo`.
 DEMO_SCENARIO ?= tests/emulator/scenarios/demo.yml
@@ -87,7 +90,7 @@ emulator-test: venv ## The Nomad API emulator's own test suite
 	$(BIN)/python -m pytest $(PYTEST_OPTIONS) tests/emulator/tests
 
 integration: venv collection ## Real ansible runs against the emulator (pytest tests/integration)
-	$(BIN)/python -m pytest $(PYTEST_OPTIONS) $(if $(filter-out 0,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS)) tests/integration
+	$(BIN)/python -m pytest $(PYTEST_OPTIONS) $(if $(filter-out 0,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS) --dist loadfile) tests/integration
 
 lint: venv ## ansible-lint, production profile, offline (.ansible-lint)
 	$(BIN)/ansible-lint

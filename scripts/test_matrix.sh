@@ -14,7 +14,7 @@ fi
 
 find_python() {
     local version=$1 candidate
-    for candidate in "${HOME}"/.pyenv/versions/"${version}".*/bin/python"${version}" "$(command -v "python${version}" || true)"; do
+    for candidate in "${PYENV_ROOT:-${HOME}/.pyenv}"/versions/"${version}".*/bin/python"${version}" "$(command -v "python${version}" || true)"; do
         if [ -x "${candidate}" ] && "${candidate}" -c 'pass' 2>/dev/null; then
             echo "${candidate}"
             return 0
