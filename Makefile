@@ -37,14 +37,6 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-# Generated paths that never go into the collection copy (same list as .gitignore / build_ignore).
-COPY_EXCLUDES := \
-	--exclude=./.git --exclude=./.venv --exclude=./.venv-* --exclude=./build --exclude=./tests/output \
-	--exclude=./tests/integration/inventory --exclude=./collections --exclude=./docs/build \
-	--exclude=./docs/rst --exclude=./docs/temp-rst --exclude=.ansible --exclude=.pytest_cache \
-	--exclude=.hypothesis --exclude=__pycache__ --exclude='*.pyc' --exclude='*.tar.gz' \
-	--exclude=./changelogs/.plugin-cache.yaml --exclude=.cache --exclude=.molecule
-
 PYTEST_OPTIONS := -p no:cacheprovider -ra
 
 .PHONY: help venv collection get-pip sanity sanity-targets units emulator-test integration lint docs-lint changelog-lint \
@@ -61,13 +53,8 @@ $(VENV_STAMP): requirements.txt requirements-dev.txt
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-dev.txt
 	touch $@
 
-collection: ## Copy the tree to build/collections/ansible_collections/nomadops/nomad
-	rm -rf $(COLLECTION_COPY)
-	mkdir -p $(COLLECTION_COPY)
-	tar -cf - $(COPY_EXCLUDES) . | tar -xf - -C $(COLLECTION_COPY)
-	@# ansible-test lists content with git from the nearest .git upwards; without its own repository the
-	@# copy would be read through this checkout's .git, which ignores build/, and every target is skipped.
-	git -C $(COLLECTION_COPY) init --quiet
+collection: ## Mirror the tree into build/collections/ansible_collections/nomadops/nomad (in place)
+	$(PYTHON) scripts/sync_collection_copy.py
 
 get-pip: venv ## Install the offline get-pip stand-in ansible-test bootstraps its environments with
 	$(BIN)/python scripts/install_get_pip_standin.py $(TEST_PYTHON)
@@ -83,6 +70,7 @@ sanity-targets: venv collection get-pip ## ansible-test sanity compile + import 
 	done
 
 units: venv collection get-pip ## ansible-test units on tests/unit (fails when no test ran)
+	rm -rf $(COLLECTION_COPY)/tests/output/junit
 	cd $(COLLECTION_COPY) && $(BIN)/ansible-test units --venv --python $(TEST_PYTHON)
 	$(BIN)/python scripts/check_junit_counts.py units $(COLLECTION_COPY)/tests/output/junit
 
