@@ -85,7 +85,10 @@ def alternate(variants: dict, repetitions: int) -> dict:
     for repetition in range(repetitions):
         shift = repetition % len(names)
         for name in names[shift:] + names[:shift]:
-            samples[name].append(variants[name]())
+            sample = variants[name]()
+            samples[name].append(sample)
+            print(f"bench:   {name} #{repetition + 1}: {sample.wall:.2f} s wall, {sample.peak_rss_kib // 1024} MiB",
+                  flush=True)
     return samples
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import subprocess
 import sys
@@ -77,11 +78,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def machine_facts(started: datetime.datetime, python_nomad_state: str) -> list:
-    import os
+def load_average() -> str:
+    return "%.1f / %.1f / %.1f" % os.getloadavg()
 
+
+def machine_facts(started: datetime.datetime, python_nomad_state: str, load_at_start: str) -> list:
     return [
         ("date (UTC)", started.strftime("%Y-%m-%d %H:%M")),
+        ("load average (1/5/15 min) at start / end", f"{load_at_start} — {load_average()}"),
         ("CPU", f"{os.cpu_count()} cores, {cpu_model()}"),
         ("OS", f"{platform.system()} {platform.release()}"),
         ("Python", platform.python_version()),
@@ -139,6 +143,7 @@ def main(argv=None) -> int:
     arguments = parse_arguments(argv)
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = time.monotonic()
+    load_at_start = load_average()
     python_nomad_state = ensure_python_nomad() if "list" in arguments.only else "not used"
     results = []
     with tempfile.TemporaryDirectory(prefix="nomadops-bench-") as workdir:
@@ -149,7 +154,7 @@ def main(argv=None) -> int:
                 section_start = time.monotonic()
                 results.append(sections.RUNNERS[name](settings))
                 print(f"bench: {name} done in {time.monotonic() - section_start:.0f} s", flush=True)
-    report = render(results, machine_facts(started, python_nomad_state), arguments, time.monotonic() - clock)
+    report = render(results, machine_facts(started, python_nomad_state, load_at_start), arguments, time.monotonic() - clock)
     if arguments.output:
         arguments.output.write_text(report)
         print(f"bench: wrote {arguments.output}")
