@@ -231,8 +231,8 @@ def lookup_result(settings: Settings, samples: dict) -> SectionResult:
         f"`job=virtual-0` matches all {settings.lookup_count:,} allocations of the emulator (server-side filter "
         "`JobID == \"virtual-0\"`); lookup defaults kept (task states included, no per_page).",
         f"In a playbook the lookup adds {playbook_extra:.2f} s to Ansible's fixed cost "
-        f"({ratio(playbook_extra, raw_work)} the floor's work): templating marks the returned data unsafe "
-        "and `length` walks it.",
+        f"({ratio(playbook_extra, raw_work)} the floor's work; the in-process row shows how much of that is the "
+        "lookup itself).",
     ]
     return SectionResult(2, f"`nomad_alloc` lookup over {settings.lookup_count:,} allocations",
                          "Lookup with a job selector, in a fresh process each time.",
