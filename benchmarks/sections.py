@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -422,7 +421,3 @@ def exec_result(settings: Settings, throughput: dict, latency: dict) -> SectionR
 
 ORDER = ("list", "lookup", "bulk", "exec")
 RUNNERS = {"list": run_list, "lookup": run_lookup, "bulk": run_bulk, "exec": run_exec}
-
-
-def dump(value) -> str:
-    return json.dumps(value, sort_keys=True)
