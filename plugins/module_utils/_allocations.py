@@ -6,6 +6,9 @@ selector, full objects for IDs, optionally with their services, waiting for a co
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadNotFoundError
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     ALLOCATIONS_PATH,
@@ -19,6 +22,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import wait_for_condition
 
 SERVICES_KEY = "Services"
+MAX_CONCURRENT_READS = 8  # below NomadClient's default pool size, so connections are reused
 
 LIST_ARGUMENT_SPEC = dict(
     per_page=dict(type="int"),
@@ -31,14 +35,26 @@ LIST_ARGUMENT_SPEC = dict(
 
 
 class IndexTracker(object):
-    """Remembers the highest X-Nomad-Index of the responses it is given."""
+    """Remembers the highest X-Nomad-Index of the responses it is given (from any thread)."""
 
     def __init__(self):
         self.index = None
+        self._lock = threading.Lock()
 
     def __call__(self, response):
-        if response.index is not None and (self.index is None or response.index > self.index):
-            self.index = response.index
+        with self._lock:
+            if response.index is not None and (self.index is None or response.index > self.index):
+                self.index = response.index
+
+
+def concurrently(function, items):
+    """[function(item) for item in items], up to MAX_CONCURRENT_READS at a time, in input order.
+    The first exception is raised once every started call has ended."""
+    items = list(items)
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_READS, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 class ListOptions(object):
@@ -83,27 +99,31 @@ def read_allocation(client, allocation_id, tracker=None):
 
 def attach_services(client, allocations):
     """Add each allocation's Nomad services (GET /v1/allocation/<id>/services in its namespace) as `Services`."""
-    for allocation in allocations:
+
+    def services_of(allocation):
         try:
             response = client.read(
                 "/v1/allocation/%s/services" % allocation["ID"], {"namespace": allocation.get("Namespace") or "default"}
             )
         except NomadNotFoundError:
-            allocation[SERVICES_KEY] = []  # garbage-collected since it was listed
-            continue
-        allocation[SERVICES_KEY] = response.data or []
+            return []  # garbage-collected since it was listed
+        return response.data or []
+
+    for allocation, services in zip(allocations, concurrently(services_of, allocations)):
+        allocation[SERVICES_KEY] = services
     return allocations
 
 
 def full_objects(client, stubs, tracker=None):
     """GET /v1/allocation/<id> for each stub; allocations garbage-collected since the listing are left out."""
-    allocations = []
-    for stub in stubs:
+
+    def full_object(stub):
         try:
-            allocations.append(read_allocation(client, stub["ID"], tracker))
+            return read_allocation(client, stub["ID"], tracker)
         except NomadNotFoundError:
-            continue
-    return allocations
+            return None
+
+    return [allocation for allocation in concurrently(full_object, stubs) if allocation is not None]
 
 
 def gather_allocations(client, selector, list_options, services=False):

@@ -140,3 +140,24 @@ def test_check_mode_reads_the_same(capsys):
     with FakeNomad(nomad_like) as nomad:
         result = run_module({"address": nomad.address, "job": "web", "_ansible_check_mode": True}, capsys)
     assert result["_rc"] == 0 and result["count"] == 1
+
+
+def test_many_ids_keep_their_order_with_services(capsys):
+    ids = ["%02x%06d-0000-4000-8000-000000000000" % (n * 7, n) for n in range(12)]
+    by_id = {alloc_id: {"ID": alloc_id, "Namespace": "default", "JobID": "j%d" % n} for n, alloc_id in enumerate(ids)}
+
+    def handler(request):
+        if request.path == "/v1/allocations":
+            prefix = request.query["prefix"]
+            return json_reply([by_id[i] for i in sorted(by_id) if i.startswith(prefix)], index=50)
+        alloc_id = request.path.split("/")[3]
+        if request.path.endswith("/services"):
+            return json_reply([{"AllocID": alloc_id}], index=2)
+        return json_reply(dict(by_id[alloc_id], Job={}), index=40)
+
+    wanted = list(reversed(ids))
+    with FakeNomad(handler) as nomad:
+        result = run_module({"address": nomad.address, "id": [i[:8] for i in wanted], "services": True}, capsys)
+    assert [a["ID"] for a in result["allocations"]] == wanted
+    assert all(a["Services"] == [{"AllocID": a["ID"]}] for a in result["allocations"])
+    assert result["index"] == 50
