@@ -10,6 +10,7 @@ the mapping of HTTP statuses to typed exceptions with one-line messages, paginat
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -142,25 +143,27 @@ def build_ssl_context(options):
     never replace the user's CA, and so that ca_path works with a plain directory of PEM files (OpenSSL's
     capath would need c_rehash'ed names).
     """
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=None)
     if not options.validate_certs:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     elif options.ca_cert or options.ca_path:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = True
-        context.verify_mode = ssl.CERT_REQUIRED
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificate and host name
         if options.ca_cert:
             _load_ca_file(context, options.ca_cert, "ca_cert")
         else:
             _load_ca_directory(context, options.ca_path)
+    else:
+        context = ssl.create_default_context()  # the system trust store
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if options.client_cert:
         try:
             context.load_cert_chain(options.client_cert, options.client_key)
         except (ssl.SSLError, OSError) as exc:
+            key = "client_key %r" % options.client_key if options.client_key else "its key in the same file"
             raise NomadOptionError(
-                "cannot load client_cert %r / client_key %r: %s" % (options.client_cert, options.client_key, _ssl_reason(exc))
+                "cannot load client_cert %r with %s: %s (both must be PEM, and the key must match the certificate)"
+                % (options.client_cert, key, _ssl_reason(exc))
             )
     return context
 
@@ -188,8 +191,16 @@ def _load_ca_directory(context, directory):
         raise NomadOptionError("ca_path %r contains no CA certificate files" % directory)
 
 
+_OPENSSL_DECORATION = re.compile(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$")
+
+
 def _ssl_reason(exc):
-    return getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+    """The readable part of an ssl/OS error: `certificate verify failed: ...` without OpenSSL's codes."""
+    verify_message = getattr(exc, "verify_message", None)
+    if verify_message:
+        return verify_message
+    text = getattr(exc, "strerror", None) or str(exc)
+    return _OPENSSL_DECORATION.sub("", str(text)) or type(exc).__name__
 
 
 class NomadHTTPAdapter(HTTPAdapter):
@@ -588,8 +599,6 @@ def go_duration(seconds):
 
 
 def _basic_credentials(auth):
-    import base64
-
     return base64.b64encode(("%s:%s" % auth).encode("utf-8")).decode("ascii")
 
 
