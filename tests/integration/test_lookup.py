@@ -106,3 +106,9 @@ def test_lookup_data_is_never_templated(start_emulator, tmp_path):
     )).assert_ok()
     assert [item["msg"] for item in run.task("job id")["results"]] == ["evil-{{ 7 * 7 }}"]
     assert run.task("via set_fact")["msg"] == "evil-{{ 7 * 7 }}"
+
+
+def test_playbook_file(ansible_runner):
+    run = ansible_runner.playbook("lookup_loop.yml").assert_ok()
+    assert len(run.task("Loop over the running allocations of web")["results"]) == 3
+    assert run.task("Check the summary")["_status"] == "ok"
