@@ -71,11 +71,11 @@ def test_stop_with_wait_stops_the_process_and_nomad_places_a_replacement(emulato
 
 
 def test_second_stop_is_not_a_change_and_sends_nothing(emulator, ansible_runner):
-    stopped = [a for a in emulator.allocations("default") if a["JobID"] == "web" and a["DesiredStatus"] == "stop"]
-    assert stopped, "the previous test stopped one web allocation"
+    target = running_allocations(emulator, "web")[-1]
+    ansible_runner.adhoc(STOP_MODULE, f"id={target['ID']} wait=true").assert_ok()
     emulator.control.reset_requests()
 
-    run = ansible_runner.adhoc(STOP_MODULE, f"id={stopped[0]['ID'][:6]}").assert_ok()
+    run = ansible_runner.adhoc(STOP_MODULE, f"id={target['ID'][:6]}").assert_ok()
 
     result = run.results[-1]["result"]
     assert result["changed"] is False
