@@ -61,8 +61,8 @@ def run_bulk(items, action, parallelism: int, expected_errors=ALLOCATION_ERRORS)
     """Call `action(item)` for every item, at most `parallelism` at a time.
 
     Returns one BulkOutcome per item, in the order of `items`. An error of a type in `expected_errors`
-    is recorded on its item and the other items still run; any other exception propagates once the
-    items already started have finished.
+    is recorded on its item and the other items still run. Any other exception is a bug: it propagates,
+    but only after every submitted item has run, so no action is left half-reported.
     """
     items = list(items)
     if not items:
