@@ -4,11 +4,21 @@
 
 from __future__ import annotations
 
+import socket
 import json
 
 import pytest
 
 MODULE = "nomadops.nomad.nomad_alloc_info"
+
+
+
+def closed_address():
+    """http://127.0.0.1:<port> with nothing listening (a port that was just free; never a fixed one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return "http://127.0.0.1:%d" % port
 
 
 def play(*tasks, **options):
@@ -126,7 +136,7 @@ def test_module_defaults_for_the_action_group(ansible_runner, integration_emulat
         info("defaults", job="cache"),
         module_defaults={"group/nomadops.nomad.nomad": {"address": integration_emulator.address, "namespace": "prod"}},
     )
-    run = ansible_runner.playbook(playbook, env={"NOMAD_ADDR": "http://127.0.0.1:1"}).assert_ok()
+    run = ansible_runner.playbook(playbook, env={"NOMAD_ADDR": closed_address()}).assert_ok()
     assert run.task("defaults")["count"] == 2
 
 
@@ -210,6 +220,7 @@ def test_ambiguous_prefix_lists_matches(start_emulator, tmp_path):
 
 # ------------------------------------------------------------------------------------------ bad inputs
 def test_bad_inputs_fail_with_one_line_messages(ansible_runner, tmp_path):
+    unreachable = closed_address()
     run = ansible_runner.playbook(play(
         info("non-hex id", id=["zz"], ignore_errors=True),
         info("one character", id=["a"], ignore_errors=True),
@@ -220,7 +231,7 @@ def test_bad_inputs_fail_with_one_line_messages(ansible_runner, tmp_path):
         info("unknown field", filter='JobType == "service"', ignore_errors=True),
         info("negative per_page", per_page=-1, ignore_errors=True),
         info("bad client_status", client_status=["runing"], ignore_errors=True),
-        info("unreachable", address="http://127.0.0.1:1", retries=0, ignore_errors=True),
+        info("unreachable", address=unreachable, retries=0, ignore_errors=True),
         info("bad ca", address="https://127.0.0.1:4646", ca_cert=str(tmp_path / "missing-ca.pem"), ignore_errors=True),
         info("bad region", region="mars", retries=0, ignore_errors=True),
         info("bad wait", wait_for="running", wait_timeout=-1, job="web", ignore_errors=True),
@@ -235,7 +246,7 @@ def test_bad_inputs_fail_with_one_line_messages(ansible_runner, tmp_path):
         "unknown field": "GET /v1/allocations failed: 400 failed to read result page: error finding value in datum: /JobType",
         "negative per_page": "per_page must be 1 or more (got -1)",
         "bad client_status": "value of client_status must be one or more of",
-        "unreachable": "cannot reach Nomad at http://127.0.0.1:1: connection refused (check address / NOMAD_ADDR)",
+        "unreachable": "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % unreachable,
         "bad ca": "ca_cert '%s' is not a readable file" % (tmp_path / "missing-ca.pem"),
         "bad region": "GET /v1/allocations failed: 500 No path to region (check region / NOMAD_REGION)",
         "bad wait": "wait_timeout must be 0 or more seconds (got -1)",

@@ -4,9 +4,19 @@
 
 from __future__ import annotations
 
+import socket
 import yaml
 
 LOOKUP = "nomadops.nomad.nomad_alloc"
+
+
+
+def closed_address():
+    """http://127.0.0.1:<port> with nothing listening (a port that was just free; never a fixed one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return "http://127.0.0.1:%d" % port
 
 
 def play(*tasks, **options):
@@ -59,7 +69,7 @@ def test_precedence_keyword_over_variable_over_environment(ansible_runner, integ
         debug("variable beats environment", "{{ query('%s', job='cache') | length }}" % LOOKUP),
         debug("keyword beats variable", "{{ query('%s', job='cache', namespace='default') | length }}" % LOOKUP),
         vars={"ansible_nomad_address": address, "ansible_nomad_namespace": "prod"},
-    ), env={"NOMAD_ADDR": "http://127.0.0.1:1", "NOMAD_NAMESPACE": "default"}).assert_ok()
+    ), env={"NOMAD_ADDR": closed_address(), "NOMAD_NAMESPACE": "default"}).assert_ok()
     assert run.task("variable beats environment")["msg"] == 2
     assert run.task("keyword beats variable")["msg"] == 0
     env_only = ansible_runner.playbook(play(
@@ -69,16 +79,17 @@ def test_precedence_keyword_over_variable_over_environment(ansible_runner, integ
 
 
 def test_lookup_errors_are_one_line_without_traceback(ansible_runner):
+    unreachable = closed_address()
     run = ansible_runner.playbook(play(
         debug("bad id", "{{ query('%s', 'zz') }}" % LOOKUP, ignore_errors=True),
         debug("bad filter", "{{ query('%s', filter='JobID ==') }}" % LOOKUP, ignore_errors=True),
-        debug("unreachable", "{{ query('%s', address='http://127.0.0.1:1', retries=0) }}" % LOOKUP, ignore_errors=True),
+        debug("unreachable", "{{ query('%s', address='%s', retries=0) }}" % (LOOKUP, unreachable), ignore_errors=True),
         debug("bad option", "{{ query('%s', per_page='many') }}" % LOOKUP, ignore_errors=True),
     )).assert_ok()
     expected = {
         "bad id": 'id "zz" is not an allocation ID or ID prefix',
         "bad filter": "GET /v1/allocations failed: 400 failed to create result paginator",
-        "unreachable": "cannot reach Nomad at http://127.0.0.1:1: connection refused (check address / NOMAD_ADDR)",
+        "unreachable": "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % unreachable,
         "bad option": "per_page",
     }
     for name, text in expected.items():
