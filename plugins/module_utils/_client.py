@@ -31,10 +31,12 @@ try:
         ConnectTimeout,
         ContentDecodingError,
         ReadTimeout,
+        RequestException,
         SSLError,
     )
     from requests.exceptions import ConnectionError as RequestsConnectionError
     from requests.utils import get_environ_proxies
+    from urllib3.exceptions import HTTPError as Urllib3Error
     from urllib3.util.retry import Retry
 
     HAS_REQUESTS = True
@@ -372,6 +374,12 @@ class NomadClient(object):
             raise
         except (RequestsConnectionError, ReadTimeout, ConnectTimeout) as exc:
             raise self._connection_error(method, path, exc)
+        except (RequestException, Urllib3Error) as exc:  # invalid URL or header and the like: a setting, not the network
+            raise NomadError(
+                "%s %s failed: %s (check address and the other connection options)"
+                % (method, path, self.scrub(_one_line(str(exc)) or _last_words(exc))),
+                method=method, path=path,
+            )
         if response.status_code >= 400:
             raise self._status_error(method, path, response.status_code, content, query)
         return NomadResponse(response.status_code, self._decode(method, path, content), response.headers)

@@ -106,7 +106,10 @@ def _split_address(address):
     if "://" not in address:
         # Nomad's SDK accepts a bare host:port and assumes http.
         address = "http://" + address
-    parts = urlsplit(address)
+    try:
+        parts = urlsplit(address)
+    except ValueError as exc:
+        raise NomadOptionError("address %r is not a valid URL: %s" % (_without_userinfo(address), exc))
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise NomadOptionError(
@@ -139,6 +142,19 @@ def _parse_http_auth(value):
         return None
     user, _sep, password = value.partition(":")
     return (user, password)
+
+
+def _clean_token(token):
+    """Nomad trims the token header, so a trailing newline (a token read from a file) is harmless there too;
+    other control characters cannot be sent in a header.  The message never shows the token."""
+    if token is None:
+        return None
+    token = token.strip()
+    if not token:
+        return None
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
+        raise NomadOptionError("token contains control characters (check how it was read or templated)")
+    return token
 
 
 def _check_file(name, path):
@@ -195,7 +211,7 @@ def connection_options_from_params(params):
     validate_certs = params.get("validate_certs")
     return ConnectionOptions(
         address=base,
-        token=_clean(params.get("token")),
+        token=_clean_token(params.get("token")),
         namespace=namespace,
         region=_clean(params.get("region")),
         ca_cert=ca_cert,

@@ -294,3 +294,11 @@ def test_slow_answer_is_a_timeout_error():
         "POST /v1/allocation/a/stop failed: Nomad at %s did not answer in time (raise timeout); "
         "the request may or may not have been applied" % nomad.address
     )
+
+
+@pytest.mark.parametrize("address", ["http://exa mple.com:4646", "http://example..com:4646"])
+def test_malformed_host_is_a_one_line_error(address):
+    with pytest.raises(NomadError) as failure:
+        make_client(address, retries=0).read("/v1/allocations")
+    assert str(failure.value).startswith("GET /v1/allocations failed: ")
+    assert str(failure.value).endswith("(check address and the other connection options)")

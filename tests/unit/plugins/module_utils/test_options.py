@@ -138,6 +138,18 @@ def test_bad_values_give_one_line_messages(params, message):
     assert "\n" not in str(failure.value)
 
 
+def test_token_is_trimmed_and_control_characters_refused_without_showing_it():
+    assert resolve({"token": "  3c9c5b8e-6a1d-4f0e-9d2a-3f5e8b7c1a01\n"}).token == "3c9c5b8e-6a1d-4f0e-9d2a-3f5e8b7c1a01"
+    with pytest.raises(NomadOptionError) as failure:
+        resolve({"token": "3c9c5b8e\r\nX-Evil: 1"})
+    assert "3c9c5b8e" not in str(failure.value)
+
+
+def test_malformed_ipv6_address():
+    with pytest.raises(NomadOptionError, match="is not a valid URL"):
+        resolve({"address": "http://[::1:4646"})
+
+
 def test_client_key_without_client_cert(tmp_path):
     key = tmp_path / "key.pem"
     key.write_text("x")
