@@ -33,5 +33,8 @@ if os.environ.get('DOCS_INTERSPHINX') == '1':
     }
 else:
     intersphinx_mapping = {}
+    # Without the inventories, references into docs.ansible.com (common_return_values, ...) cannot
+    # resolve; references between this collection's own plugins are checked by `make docs-lint`.
+    suppress_warnings = ['ref.ref']
 
 default_role = 'any'
