@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import socket
 import json
+import socket
 
 import pytest
 
 MODULE = "nomadops.nomad.nomad_alloc_info"
-
 
 
 def closed_address():

@@ -5,10 +5,10 @@
 from __future__ import annotations
 
 import socket
+
 import yaml
 
 LOOKUP = "nomadops.nomad.nomad_alloc"
-
 
 
 def closed_address():
