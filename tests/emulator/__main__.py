@@ -74,8 +74,17 @@ async def serve(args, state_dir: str) -> None:
         print(f"Nomad emulator listening on {scheme}://{args.host}:{port}", flush=True)
         await stopping.wait()
     finally:
+        end_exec_sessions()
         await emulator.supervisor.shutdown()
         await runner.cleanup()
+
+
+def end_exec_sessions() -> None:
+    """Kill the processes of open exec sessions (only if an exec request ever loaded the handler)."""
+    exec_module = sys.modules.get(f"{__package__}.exec_ws")
+    kill = getattr(exec_module, "kill_exec_processes", None)
+    if kill is not None:
+        kill()
 
 
 def main(argv=None) -> int:

@@ -56,3 +56,38 @@ def test_help_runs():
                                capture_output=True, text=True, timeout=30, check=False)
     assert completed.returncode == 0
     assert "--string-token-compare" in completed.stdout
+
+
+def test_stopping_the_emulator_ends_exec_sessions(emulator_factory):
+    import json
+    import os
+    from urllib.parse import quote
+
+    import websocket
+
+    from conftest import wait_until
+
+    emulator = emulator_factory()
+    web = next(a for a in emulator.allocations() if a["JobID"] == "web")
+    task_dir = emulator.control.tasks(web["ID"])["server"]["task_dir"]
+    pid_file = os.path.join(task_dir, "exec.pid")
+    command = quote(json.dumps(["/bin/sh", "-c", 'echo $$ > "$NOMAD_TASK_DIR/exec.pid"; exec sleep 300']))
+    url = emulator.address.replace("http://", "ws://")
+    session = websocket.create_connection(f"{url}/v1/client/allocation/{web['ID']}/exec?task=server&command={command}",
+                                          timeout=10)
+    try:
+        wait_until(lambda: os.path.exists(pid_file) and open(pid_file, encoding="utf-8").read().strip(),
+                   what="the exec'd command to start")
+        pid = int(open(pid_file, encoding="utf-8").read())
+        emulator.stop()
+        assert emulator.process.returncode == 0
+
+        def gone():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+        wait_until(gone, timeout=10, what="the exec'd process to be killed")
+    finally:
+        session.close()
