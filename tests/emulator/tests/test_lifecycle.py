@@ -259,16 +259,17 @@ def test_stop_escalates_to_sigkill_after_kill_timeout(emulator_factory, tmp_path
     assert alloc["TaskStates"]["t"]["Events"][-2]["Type"] in ("Terminated", "Killing")
 
 
-@pytest.mark.parametrize("signal_name", ["SIGTERM"])
-def test_sigterm_to_the_emulator_kills_every_task(emulator_factory, signal_name):
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_sigterm_or_sigint_to_the_emulator_kills_every_task(emulator_factory, signal_name):
+    import signal
     emulator = emulator_factory()
     from conftest import Api
     api = Api(emulator)
     pids = [task["pid"] for alloc in api.allocations() for task in emulator.control.tasks(alloc["ID"]).values()
             if task["pid"]]
     assert pids
-    emulator.stop()
-    assert emulator.process.returncode == 0
+    emulator.process.send_signal(getattr(signal, signal_name))
+    assert emulator.process.wait(timeout=15) == 0
     for pid in pids:
         assert wait_until(lambda: not pid_alive(pid), timeout=5, what=f"pid {pid} to be gone")
 
