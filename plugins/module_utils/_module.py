@@ -20,6 +20,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
     NomadOptionError,
     connection_options_from_params,
+    secrets_in_params,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_ARGUMENT_SPEC, SELECTOR_KEYS
 
@@ -42,8 +43,14 @@ class NomadAnsibleModule(AnsibleModule):
 
     def __init__(self, argument_spec=None, selector=False, **kwargs):
         super(NomadAnsibleModule, self).__init__(argument_spec=nomad_argument_spec(argument_spec, selector), **kwargs)
+        self.no_log_values.update(secrets_in_params(self.params))
         if not HAS_REQUESTS:
             self.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+
+    def _log_invocation(self):
+        # Runs inside AnsibleModule.__init__, before the line above: hide the address password from the log too.
+        self.no_log_values.update(secrets_in_params(self.params))
+        super(NomadAnsibleModule, self)._log_invocation()
 
     def connection_options(self):
         return connection_options_from_params(self.params)

@@ -178,6 +178,21 @@ def _clean(value):
     return value
 
 
+def secrets_in_params(params):
+    """Secret values inside options that are not no_log themselves: the password of a
+    `user:password@` in address.  Runtimes add them to their no_log values so nothing echoes them."""
+    address = params.get("address")
+    if not isinstance(address, str) or "@" not in address:
+        return set()
+    try:
+        password = urlsplit(address if "://" in address else "http://" + address).password
+    except ValueError:
+        return set()
+    if not password:
+        return set()
+    return {password, unquote(password)}
+
+
 def connection_options_from_params(params):
     """Turn validated parameters (module.params, lookup options, action args) into ConnectionOptions.
 

@@ -174,3 +174,12 @@ def test_empty_environment_values_mean_unset(monkeypatch):
 def test_spec_secrets_are_no_log():
     assert CONNECTION_ARGUMENT_SPEC["token"]["no_log"] is True
     assert CONNECTION_ARGUMENT_SPEC["http_auth"]["no_log"] is True
+
+
+def test_password_in_address_is_reported_as_a_secret():
+    from ansible_collections.nomadops.nomad.plugins.module_utils._options import secrets_in_params
+
+    assert secrets_in_params({"address": "https://ops:p%40ss@nomad:4646"}) == {"p%40ss", "p@ss"}
+    assert secrets_in_params({"address": "https://ops@nomad:4646"}) == set()
+    assert secrets_in_params({"address": "http://[::1"}) == set()
+    assert secrets_in_params({}) == set()

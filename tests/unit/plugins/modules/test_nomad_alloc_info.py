@@ -161,3 +161,13 @@ def test_many_ids_keep_their_order_with_services(capsys):
     assert [a["ID"] for a in result["allocations"]] == wanted
     assert all(a["Services"] == [{"AllocID": a["ID"]}] for a in result["allocations"])
     assert result["index"] == 50
+
+
+def test_password_in_address_is_censored_in_the_result(capsys):
+    with FakeNomad(nomad_like) as nomad:
+        address = nomad.address.replace("http://", "http://ops:nomadops-secret-pw@")
+        result = run_module({"address": address, "job": "web", "token": TOKEN}, capsys)
+    assert result["_rc"] == 0
+    assert nomad.requests[0].headers["Authorization"].startswith("Basic ")
+    output = json.dumps(result)
+    assert "nomadops-secret-pw" not in output and TOKEN not in output
