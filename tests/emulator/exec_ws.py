@@ -198,7 +198,7 @@ class _GoScanner:
                 if escape is None or chr(escape) not in '"\\/bfnrtu':
                     self.fail("in string escape code")
                 if escape == 0x75:
-                    for _ in range(4):
+                    for _digit in range(4):
                         self.pos += 1
                         digit = self.peek()
                         if digit is None or chr(digit) not in "0123456789abcdefABCDEF":
@@ -647,7 +647,7 @@ class ExecSession:
             input_task = await self.start(helpers)
             exit_task = track(helpers, self.wait_exit())
             early_task = track(helpers, self.first_output_sent.wait()) if self.close_early else None
-            done, _ = await asyncio.wait(helpers, return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait(helpers, return_when=asyncio.FIRST_COMPLETED)
             if early_task in done:
                 await self.finish_with_error(SessionError(EARLY_CLOSE_REASON))
             elif exit_task in done:
@@ -678,7 +678,7 @@ class ExecSession:
         set_window_size(self.winsize_fd, 0, 0)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=PIPE_READ_BYTES)
-        read_transport, _ = await loop.connect_read_pipe(
+        read_transport, _protocol = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(self.master_fd, "rb", buffering=0))
         write_transport, write_protocol = await loop.connect_write_pipe(
             asyncio.streams.FlowControlMixin, os.fdopen(os.dup(self.master_fd), "wb", buffering=0))

@@ -14,6 +14,23 @@ SHUTDOWN_GRACE_SECONDS = 2.0
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 
+
+def reset_inherited_signal_state():
+    """Run in the forked child: a Nomad task starts with default signal dispositions and an empty mask.
+
+    Ignored signals survive exec, so an emulator started under nohup (SIGHUP ignored) would otherwise
+    give every task a SIGHUP it cannot trap.
+    """
+    for signum in signal.valid_signals():
+        if signum in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
 class TaskNotRunning(Exception):
     pass
 
@@ -141,7 +158,8 @@ class Supervisor:
                     open(os.path.join(logs, f"{task.name}.stderr.0"), "ab") as stderr:
                 process = await asyncio.create_subprocess_exec(
                     *task.command, cwd=task.task_dir, env=task.env, stdin=subprocess.DEVNULL,
-                    stdout=stdout, stderr=stderr, start_new_session=True)
+                    stdout=stdout, stderr=stderr, start_new_session=True,
+                    preexec_fn=reset_inherited_signal_state)
         except OSError as err:
             task.state = "dead"
             task.failed = True
