@@ -54,7 +54,9 @@ def run_child(argv: list, env: dict | None = None, cwd: Path | None = None) -> S
     if process.returncode != 0:
         tail = (stdout + stderr)[-3000:]
         raise BenchmarkError(f"{' '.join(map(str, argv[:4]))} ... exited with {process.returncode}:\n{tail}")
-    return Sample(wall=wall, peak_rss_kib=usage.ru_maxrss, data=_last_json_line(stdout))
+    data = _last_json_line(stdout)
+    # A worker reports its own peak (VmHWM); ru_maxrss also holds the parent's peak inherited through fork.
+    return Sample(wall=wall, peak_rss_kib=data.get("peak_kib", usage.ru_maxrss), data=data)
 
 
 def _last_json_line(stdout: str) -> dict:

@@ -109,9 +109,10 @@ HOW_TO_READ = """\
 - *floor* = the least a client can do for the same result: a hand-written `requests` loop or a bare
   `websocket-client` loop over the same pages / frames, same page size and concurrency. Ratios are
   collection ÷ floor (lower is better for time, higher is better for throughput).
-- *peak RSS* is `ru_maxrss` of the measured process and the descendants it waited for (for
-  `ansible-playbook`: the controller, its workers and the module process). *decoded data* is the deep
-  `sys.getsizeof` of the decoded list (every distinct dict, list, str, ... once).
+- *peak RSS*: for Python workers, their own `VmHWM`; for `ansible-playbook`, `ru_maxrss` from `os.wait4`,
+  the largest of the controller, its workers and the module process (on Linux it also carries the peak
+  of the benchmark's own process inherited through fork, so that process never holds large data).
+  *decoded data* is the deep `sys.getsizeof` of the decoded list (every distinct dict, list, str, ... once).
 - The emulator is the same server for the collection and the floor; where it is the bottleneck (it is
   for large listings and exec output), the ratios still compare the clients, but absolute numbers say
   more about the emulator than about a real Nomad.

@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 import yaml
 
 from benchmarks.collection_path import REPO_ROOT
@@ -262,6 +263,15 @@ def uri_loop_playbook(ansible: Ansible) -> Path:
     return ansible.write_playbook("uri-loop-signal", [task])
 
 
+def first_ids(address: str, job: str, count: int) -> list:
+    """IDs of the job's first allocations, read without holding a large list in this (parent) process: the
+    peak RSS of every child started later would include it (fork before exec)."""
+    response = requests.get(f"{address}/v1/allocations", timeout=60, params={
+        "namespace": "default", "filter": f'JobID == "{job}"', "per_page": count, "task_states": "false"})
+    response.raise_for_status()
+    return [alloc["ID"] for alloc in response.json()]
+
+
 def run_bulk(settings: Settings) -> SectionResult:
     ansible = settings.ansible()
     playbooks = bulk_playbooks(ansible, settings.bulk_parallelism)
@@ -281,12 +291,15 @@ def run_bulk(settings: Settings) -> SectionResult:
                 "module": lambda op=operation: ansible.playbook(playbooks[op], address, {"job": job_for(op)}),
                 "raw": lambda op=operation: worker("bulk-raw", address=address, operation=op, job=job_for(op),
                                                     parallelism=settings.bulk_parallelism),
+                # Interleaved with the others, so that a change of machine load hits the fixed cost alike.
+                "baseline": lambda: ansible.playbook(baseline, address),
+                "empty": lambda op=operation: ansible.playbook(playbooks[op], address, {"job": "no-such-job"}),
             }
             samples[operation] = alternate(variants, settings.bulk_reps)
-        samples["baseline"] = [ansible.playbook(baseline, address) for _ in range(settings.bulk_reps)]
-        ids = [alloc["ID"] for alloc in emulator.allocations("default") if alloc["JobID"] == "virtual-0"]
-        ids_file = ansible.write_vars("uri-ids", {"alloc_ids": ids[:settings.uri_count], "nomad_addr": address})
+        ids_file = ansible.write_vars("uri-ids", {"alloc_ids": first_ids(address, "virtual-0", settings.uri_count),
+                                                  "nomad_addr": address})
         samples["uri"] = [ansible.playbook(uri_loop_playbook(ansible), address, vars_file=ids_file)]
+        samples["uri_baseline"] = [ansible.playbook(baseline, address)]
     for operation in MODULE_ARGUMENTS:
         counts = {sample.data.get("count") for sample in samples[operation]["raw"]}
         if counts != {settings.bulk_count}:
@@ -295,16 +308,18 @@ def run_bulk(settings: Settings) -> SectionResult:
 
 
 def bulk_result(settings: Settings, samples: dict) -> SectionResult:
-    baseline = walls(samples["baseline"]).median
+    uri_baseline = samples["uri_baseline"][0].wall
     uri_wall = samples["uri"][0].wall
-    uri_per_item = (uri_wall - baseline) / settings.uri_count
-    uri_equivalent = baseline + uri_per_item * settings.bulk_count
+    uri_per_item = (uri_wall - uri_baseline) / settings.uri_count
+    uri_equivalent = uri_baseline + uri_per_item * settings.bulk_count
     rows, targets = [], []
     for operation in MODULE_ARGUMENTS:
         module_wall = walls(samples[operation]["module"])
         raw_wall = walls(samples[operation]["raw"])
-        task_time = module_wall.median - baseline
+        baseline = walls(samples[operation]["baseline"])
+        task_time = module_wall.median - baseline.median
         rows.append([f"`{MODULE_ARGUMENTS[operation][0].split('.')[-1]}` (one task)", module_wall.seconds(),
+                     baseline.seconds(), walls(samples[operation]["empty"]).seconds(),
                      f"{task_time:.3f} s", raw_wall.seconds(), ratio(module_wall.median, raw_wall.median),
                      ratio(task_time, raw_wall.median), f"{uri_equivalent / module_wall.median:.0f}x"])
         targets.append(Target(f"{operation} {settings.bulk_count:,}: one task ≤ 2x the requests floor "
@@ -314,7 +329,8 @@ def bulk_result(settings: Settings, samples: dict) -> SectionResult:
                               f"{uri_equivalent / module_wall.median:.0f}x",
                               uri_equivalent >= 100 * module_wall.median))
     uri_note = (f"The `ansible.builtin.uri` `loop:` ran ONCE, signalling {settings.uri_count:,} allocations: "
-                f"{uri_wall:.1f} s wall, {uri_per_item * 1000:.0f} ms per item after Ansible's fixed cost. ")
+                f"{uri_wall:.1f} s wall, {uri_per_item * 1000:.0f} ms per item after Ansible's fixed cost "
+                f"({uri_baseline:.2f} s, a debug playbook run right after it). ")
     if settings.uri_count != settings.bulk_count:
         uri_note += (f"The speed-ups use {settings.bulk_count:,} × that per-item cost + the fixed cost "
                      f"= {uri_equivalent:.1f} s. ")
@@ -327,12 +343,15 @@ def bulk_result(settings: Settings, samples: dict) -> SectionResult:
         "The modules also read each allocation before signalling or restarting it (to skip terminal ones and "
         "find running tasks, as the design asks); the floor does not, so it makes half the requests.",
         uri_note,
-        f"Ansible's fixed cost (playbook with one debug task): {walls(samples['baseline']).seconds()}.",
+        "*debug playbook* = Ansible's fixed cost (one `debug` task); *empty selection* = the same module task "
+        "with a job that matches nothing (Ansible's cost of running a module: AnsiballZ, a Python process, "
+        "the imports, one list request); *task time* = playbook wall − debug playbook (medians), the floor "
+        "is a whole Python process too.",
     ]
     return SectionResult(3, f"Stop / signal / restart {settings.bulk_count:,} allocations",
                          "One Ansible task against a hand-written concurrent `requests` floor and a `uri` loop.",
-                         ["operation", "playbook wall", "task time", "floor wall", "playbook ÷ floor",
-                          "task ÷ floor", "vs `uri` loop"], rows, targets, notes)
+                         ["operation", "playbook wall", "debug playbook", "empty selection", "task time",
+                          "floor wall", "playbook ÷ floor", "task ÷ floor", "vs `uri` loop"], rows, targets, notes)
 
 
 # ------------------------------------------------------------------------------------------ 4. exec

@@ -1,15 +1,14 @@
 """Child-process workers for benchmarks/run.py: each one measured thing in a fresh Python process.
 
 Usage: python benchmarks/workers.py <worker> '<json arguments>'
-Prints one JSON line: {"seconds": <time of the work itself>, "rss_before_kib": <peak RSS after imports>, ...}.
-The parent measures the wall time of the whole process and its peak RSS (os.wait4).
+Prints one JSON line: {"seconds": <time of the work itself>, "rss_before_kib": <RSS after the imports>,
+"peak_kib": <peak RSS of this process>, ...}. The parent measures the wall time of the whole process.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import resource
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +25,24 @@ sys.path.insert(0, str(collections_path()))
 ALLOCATIONS_PATH = "/v1/allocations"
 
 
+def _status_kib(field: str) -> int:
+    """A memory line of /proc/self/status in KiB (VmRSS: now, VmHWM: peak of this program's own memory).
+
+    ru_maxrss is not used: on Linux it also counts the parent's peak inherited through fork before exec.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def rss_now_kib() -> int:
+    return _status_kib("VmRSS")
+
+
 def peak_rss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _status_kib("VmHWM")
 
 
 def deep_size(root) -> int:
@@ -91,11 +106,11 @@ def list_query(args: dict) -> dict:
 
 
 def measured_list(args: dict, list_items) -> dict:
-    before = peak_rss_kib()
+    before = rss_now_kib()
     start = time.perf_counter()
     items, json_bytes = list_items()
     seconds = time.perf_counter() - start
-    answer = {"seconds": seconds, "count": len(items), "rss_before_kib": before, "rss_after_kib": peak_rss_kib()}
+    answer = {"seconds": seconds, "count": len(items), "rss_before_kib": before}
     if json_bytes is not None:
         answer["json_bytes"] = json_bytes
     if args.get("deep_size"):
@@ -180,7 +195,7 @@ def worker_bulk_raw(args: dict) -> dict:
                                     params={"namespace": "default"}, json={}, timeout=60)
         response.raise_for_status()
 
-    before = peak_rss_kib()
+    before = rss_now_kib()
     start = time.perf_counter()
     allocations, _bytes = raw_list(session, address, query, None)
     ids = [alloc["ID"] for alloc in allocations]
@@ -195,7 +210,7 @@ def worker_exec_session(args: dict) -> dict:
 
     client = collection_client(args["address"])
     request = ExecRequest(allocation_id=args["alloc_id"], task="main", argv=args["argv"], timeout=600.0)
-    before = peak_rss_kib()
+    before = rss_now_kib()
     start = time.perf_counter()
     outcome = run_exec(client, request)
     seconds = time.perf_counter() - start
@@ -210,7 +225,7 @@ def worker_exec_raw(args: dict) -> dict:
 
     url = "%s/v1/client/allocation/%s/exec?namespace=default&task=main&tty=false&command=%s" % (
         args["address"].replace("http://", "ws://", 1), args["alloc_id"], quote(json.dumps(args["argv"])))
-    before = peak_rss_kib()
+    before = rss_now_kib()
     start = time.perf_counter()
     ws = websocket.create_connection(url, skip_utf8_validation=True, suppress_origin=True)
     ws.send('{"stdin":{"close":true}}')
@@ -243,7 +258,9 @@ WORKERS = {
 
 def main() -> None:
     name, arguments = sys.argv[1], json.loads(sys.argv[2])
-    print(json.dumps(WORKERS[name](arguments)), flush=True)
+    answer = WORKERS[name](arguments)
+    answer["peak_kib"] = peak_rss_kib()
+    print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":
