@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pathlib
 import sys
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 COUNTERS = ('tests', 'failures', 'errors', 'skipped')
 
@@ -22,7 +22,7 @@ def main() -> int:
     if len(sys.argv) != 3:
         sys.exit('usage: check_junit_counts.py LABEL DIRECTORY')
     label, directory = sys.argv[1], pathlib.Path(sys.argv[2])
-    totals = dict.fromkeys(COUNTERS, 0)
+    totals = {counter: 0 for counter in COUNTERS}
     for path in sorted(directory.glob('*.xml')):
         for counter, value in suite_counts(path).items():
             totals[counter] += value
