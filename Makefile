@@ -36,6 +36,10 @@ TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test inte
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
+ifeq ($(CI),true)
+# Plain logs in CI (ansible, ansible-lint, molecule and pytest honour NO_COLOR).
+export NO_COLOR := 1
+endif
 
 PYTEST_OPTIONS := -p no:cacheprovider -ra
 
