@@ -101,13 +101,19 @@ def read_paths(emulator):
                    lambda r: r["ansible_facts"]["found"]),
         "wait_running": ("^/v1/allocations$", {INFO: connection(job="web", wait_for="running", wait_timeout=20)},
                          lambda r: r["allocations"]),
+        # The exec action resolves its short ID through the same client before opening the session.
+        "exec_short_id": ("^/v1/allocations$",
+                          {"nomadops.nomad.nomad_alloc_exec": dict(id=prefix, task="server", retries=RETRIES,
+                                                                   argv=["/bin/sh", "-c",
+                                                                         'printf %s "$NOMAD_ALLOC_ID"'])},
+                          lambda r: [{"ID": r["stdout"]}]),
     }, target
 
 
 # Every fault on the paths with their own request shape; the other paths (same client.read underneath)
 # get the faults that break a request in different places (status, no answer, half an answer).
 EVERY_FAULT_PATHS = ("info_selector", "short_id", "lookup")
-SOME_FAULT_PATHS = ("info_full_id", "wait_running")
+SOME_FAULT_PATHS = ("info_full_id", "wait_running", "exec_short_id")
 SOME_FAULTS = ("no_leader_500", "reset", "cut_mid_body")
 
 
@@ -122,7 +128,7 @@ def failure_cases():
     # read_timeout's message has its own test below (test_read_timeout_after_retries_is_reported_as_a_timeout).
     cases = [("info_selector", fault) for fault in FAULTS if fault != "read_timeout"]
     return cases + [(path, fault) for fault in SOME_FAULTS for path in ("lookup", "short_id", "info_full_id",
-                                                                         "wait_running")]
+                                                                         "wait_running", "exec_short_id")]
 
 
 def matrix_playbook(address, paths, cases, count_for):
@@ -151,7 +157,7 @@ def test_every_read_path_survives_every_fault_within_its_retries(emulator, ansib
                 problems.append(f"{case}: {result.get('msg')}")
                 continue
             found = sorted(a["ID"] for a in paths[path_name][2](result))
-            expected = [target] if path_name in ("info_full_id", "short_id") else web_ids
+            expected = [target] if path_name in ("info_full_id", "short_id", "exec_short_id") else web_ids
             if found != expected:
                 problems.append(f"{case}: got {found}, expected {expected}")
         assert not problems, "\n".join(problems)

@@ -119,17 +119,29 @@ def test_secrets_from_the_environment_never_appear_with_ansible_debug(acl_emulat
 
 def test_password_in_the_address_userinfo_never_appears(acl_emulator, tmp_path):
     """address may carry user:password@ (Nomad's SDK reads it as HTTP basic auth, so does _options);
-    `address` is not a no_log option, so the password must still not be echoed back."""
+    `address` is not a no_log option, so the password must still not be echoed back by any runtime."""
     runner = AnsibleRunner(None, tmp_path / "userinfo")
-    address = acl_emulator.address.replace("http://", f"http://{HTTP_AUTH}@")
-    closed = closed_address().replace("http://", f"http://{HTTP_AUTH}@")
-    run = runner.playbook([dict(hosts="localhost", gather_facts=False, tasks=[
-        {"name": "ok", "nomadops.nomad.nomad_alloc_info": dict(job="web", address="{{ lookup('env', 'ADDR_OK') }}"),
-         "environment": {}},
-        {"name": "unreachable", "nomadops.nomad.nomad_alloc_info": dict(
-            job="web", retries=0, address="{{ lookup('env', 'ADDR_CLOSED') }}"), "ignore_errors": True},
-    ], environment={"NOMAD_TOKEN": MANAGEMENT_TOKEN})], verbosity=4, nomad_addr=False,
-        env={"ADDR_OK": address, "ADDR_CLOSED": closed})
-    assert run.task("ok")["_status"] == "ok", run.output[-2000:]
-    assert run.task("unreachable")["_status"] == "ignored"
-    assert [leak for leak in leaks(run, tmp_path / "userinfo") if leak[0] == "password"] == []
+    web_id = next(a["ID"] for a in acl_emulator.allocations("*") if a["JobID"] == "web")
+    env = {"ADDR_OK": acl_emulator.address.replace("http://", f"http://{HTTP_AUTH}@"),
+           "ADDR_CLOSED": closed_address().replace("http://", f"http://{HTTP_AUTH}@"),
+           "NOMAD_TOKEN": MANAGEMENT_TOKEN}
+    tasks = []
+    for outcome, variable in (("ok", "ADDR_OK"), ("unreachable", "ADDR_CLOSED")):
+        address = "{{ lookup('env', '%s') }}" % variable
+        tasks += [
+            {"name": f"info {outcome}", "nomadops.nomad.nomad_alloc_info": dict(job="web", retries=0,
+                                                                                 address=address)},
+            {"name": f"lookup {outcome}", "ansible.builtin.set_fact": {
+                "found": "{{ lookup('nomadops.nomad.nomad_alloc', job='web', retries=0, address=lookup('env', '%s')) }}"
+                         % variable}},
+            {"name": f"exec {outcome}", "nomadops.nomad.nomad_alloc_exec": dict(id=web_id, command="true",
+                                                                                address=address)},
+        ]
+    for task in tasks:
+        task["ignore_errors"] = True
+    run = runner.playbook([dict(hosts="localhost", gather_facts=False, tasks=tasks)], verbosity=4,
+                          nomad_addr=False, env=env)
+    assert [run.task(f"{kind} ok")["_status"] for kind in ("info", "lookup", "exec")] == ["ok", "ok", "changed"], \
+        run.output[-3000:]
+    assert {run.task(f"{kind} unreachable")["_status"] for kind in ("info", "lookup", "exec")} == {"ignored"}
+    assert [leak for leak in leaks(run, tmp_path / "userinfo") if leak[0] in ("password", "basic credentials")] == []
