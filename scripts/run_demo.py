@@ -69,6 +69,7 @@ def stop_emulator(process: subprocess.Popen) -> None:
 def run_playbook(playbook: str, address: str, extra_arguments: list[str]) -> int:
     environment = dict(os.environ, NOMAD_ADDR=address)
     environment.pop('NOMAD_TOKEN', None)
+    environment.setdefault('ANSIBLE_COLLECTIONS_PATH', str(REPOSITORY_ROOT / 'build' / 'collections'))
     command = [str(pathlib.Path(sys.executable).with_name('ansible-playbook')), playbook] + extra_arguments
     print('demo: NOMAD_ADDR=%s %s' % (address, ' '.join(command)), flush=True)
     return subprocess.run(command, cwd=REPOSITORY_ROOT, env=environment, check=False).returncode
