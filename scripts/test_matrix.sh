@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test-matrix`: ansible-test sanity and units with newer ansible-core releases, which need
-# Python 3.12+. Each release gets its own virtual environment under .venv-matrix/ (reused when present).
+# Python 3.12+. Each release gets its own virtual environment under build/matrix-venvs/ (reused when present).
 # Usage: scripts/test_matrix.sh [CORE_VERSION...]   (default: 2.20 2.21)
 set -euo pipefail
 
@@ -36,7 +36,7 @@ failures=()
 make -C "${repository_root}" --no-print-directory collection
 
 for core in "${core_versions[@]}"; do
-    venv="${repository_root}/.venv-matrix/core-${core}"
+    venv="${repository_root}/build/matrix-venvs/core-${core}"
     echo "=== ansible-core ${core} on Python ${matrix_python_version} (${venv})"
     if [ ! -x "${venv}/bin/ansible-test" ]; then
         "${python}" -m venv "${venv}"
