@@ -184,3 +184,29 @@ def test_heartbeats_keep_a_quiet_thirty_second_command_alive(integration_emulato
     # frames, at least two of them in 30 quiet seconds.
     quiet = [size for when, size in proxy.client_chunks if when - started > 5]
     assert len(quiet) >= 2 and all(size <= 16 for size in quiet), quiet
+
+
+@pytest.mark.parametrize("rule", [
+    dict(action="status", status=500, body="No cluster leader"),
+    dict(action="status", status=429, body="Too many requests", retry_after=1),
+    dict(action="drop"),
+], ids=["500", "429", "reset"])
+def test_a_failed_upgrade_is_one_clear_line_and_runs_nothing(integration_emulator, web, rule):
+    """A fault on the WebSocket upgrade: one-line error, and the command never ran (not even on a retry,
+    since a second upgrade would run it)."""
+    task_dir = integration_emulator.control.tasks(web[0]["ID"])["server"]["task_dir"]
+    marker = f"upgrade-{rule['action']}-{rule.get('status', 0)}"
+    integration_emulator.control.add_fault(method="GET", path="/exec$", count=1, **rule)
+    try:
+        with client_for(integration_emulator.address, retries=3) as client:
+            with pytest.raises(collection("_exec").ExecError) as failed:
+                exec_in(client, web[0]["ID"], "server", ["/bin/sh", "-c", f'touch "$NOMAD_TASK_DIR/{marker}"'],
+                        timeout=20)
+    finally:
+        integration_emulator.control.clear_faults()
+    message = str(failed.value)
+    assert "\n" not in message and message, message
+    if rule["action"] == "status":
+        assert str(rule["status"]) in message, message
+    time.sleep(0.5)
+    assert not os.path.exists(os.path.join(task_dir, marker))

@@ -360,3 +360,29 @@ def test_stop_and_restart_are_never_resent_after_the_server_acted(emulator, ansi
     assert posts(emulator, "/restart") == {f"POST {restart_path}": 1}
     tasks = emulator.control.tasks(web_target["ID"])
     assert tasks["server"]["restarts"] >= 1 and tasks["server"]["pid"] != pid_before
+
+
+def test_a_failed_restart_among_many_names_it_and_the_others_restart_once(emulator, ansible_runner):
+    web = running(emulator, "web")
+    victim = web[1]["ID"]
+    restarts = {a["ID"]: emulator.control.tasks(a["ID"])["server"]["restarts"] for a in web}
+    path = f"/v1/client/allocation/{victim}/restart"
+    emulator.control.reset_requests()
+    emulator.control.add_fault(method="POST", path=f"^{path}$", count=1, action="status", status=503,
+                               body="Service Unavailable")
+    try:
+        run = ansible_runner.adhoc("nomadops.nomad.nomad_alloc_restart", dict(job="web", task="server", retries=5))
+    finally:
+        emulator.control.clear_faults()
+    result = run.results[-1]["result"]
+    assert run.rc != 0
+    assert result["msg"].startswith(f"1 of 3 allocations failed: {victim[:8]} "), result["msg"]
+    assert result["msg"].endswith("Service Unavailable") and "\n" not in result["msg"]
+    assert posts(emulator, "/restart") == {f"POST /v1/client/allocation/{a['ID']}/restart": 1 for a in web}
+    by_id = {entry["ID"]: entry for entry in result["allocations"]}
+    for alloc_id, before in restarts.items():
+        after = emulator.control.tasks(alloc_id)["server"]["restarts"]
+        if alloc_id == victim:
+            assert by_id[alloc_id].get("error") and after == before
+        else:
+            assert by_id[alloc_id]["changed"] is True and after == before + 1
