@@ -68,13 +68,13 @@ def bad_inputs(web_id, files):
         ("info ca_cert not PEM", INFO, dict(job="web", address="https://127.0.0.1:1", ca_cert=files["garbage"]),
          "ca_cert"),
         ("info ca_path is a file", INFO, dict(job="web", ca_path=files["garbage"]), "ca_path"),
-        ("info ca_path empty directory", INFO, dict(job="web", address="https://127.0.0.1:1",
-                                                     ca_path=files["empty_dir"]), "ca_path"),
+        ("info ca_path empty directory", INFO,
+         dict(job="web", address="https://127.0.0.1:1", ca_path=files["empty_dir"]), "ca_path"),
         ("info client_key without client_cert", INFO, dict(job="web", client_key=files["garbage"]), "client_cert"),
-        ("info client_cert missing file", INFO, dict(job="web", client_cert="/nonexistent/c.pem",
-                                                      client_key=files["garbage"]), "client_cert"),
-        ("info client_cert not PEM", INFO, dict(job="web", address="https://127.0.0.1:1",
-                                                 client_cert=files["garbage"], client_key=files["garbage"]),
+        ("info client_cert missing file", INFO,
+         dict(job="web", client_cert="/nonexistent/c.pem", client_key=files["garbage"]), "client_cert"),
+        ("info client_cert not PEM", INFO,
+         dict(job="web", address="https://127.0.0.1:1", client_cert=files["garbage"], client_key=files["garbage"]),
          "client_cert"),
         ("info validate_certs not a bool", INFO, dict(job="web", validate_certs="perhaps"), "validate_certs"),
         # --- stop
@@ -164,12 +164,12 @@ def test_every_bad_input_fails_with_one_line_and_changes_nothing(emulator, ansib
     empty_dir.mkdir()
     web_id = next(a["ID"] for a in emulator.allocations("*") if a["JobID"] == "web" and a["ClientStatus"] == "running")
     table = bad_inputs(web_id, {"garbage": str(garbage), "empty_dir": str(empty_dir)})
-    assert len(table) >= 40 and len({name for name, *_ in table}) == len(table)
+    assert len(table) >= 40 and len({entry[0] for entry in table}) == len(table)
     before = process_state(emulator)
     emulator.control.reset_requests()
 
     run = ansible_runner.playbook([dict(hosts="localhost", gather_facts=False,
-                                        tasks=[as_task(name, plugin, dict(args)) for name, plugin, args, _ in table])])
+                                        tasks=[as_task(name, plugin, dict(args)) for name, plugin, args, _text in table])])
 
     problems = []
     for name, _plugin, _args, expected in table:

@@ -140,7 +140,7 @@ class IdleTimeoutProxy:
     def _accept(self):
         while True:
             try:
-                conn, _ = self.listener.accept()
+                conn, _peer = self.listener.accept()
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
@@ -150,7 +150,7 @@ class IdleTimeoutProxy:
         last = time.monotonic()
         with client, upstream:
             while True:
-                ready, _, _ = select.select([client, upstream], [], [], 0.2)
+                ready = select.select([client, upstream], [], [], 0.2)[0]
                 if not ready:
                     if time.monotonic() - last > self.idle:
                         self.idle_closes += 1

@@ -127,8 +127,8 @@ def success_cases():
 def failure_cases():
     # read_timeout's message has its own test below (test_read_timeout_after_retries_is_reported_as_a_timeout).
     cases = [("info_selector", fault) for fault in FAULTS if fault != "read_timeout"]
-    return cases + [(path, fault) for fault in SOME_FAULTS for path in ("lookup", "short_id", "info_full_id",
-                                                                         "wait_running", "exec_short_id")]
+    other_paths = ("lookup", "short_id", "info_full_id", "wait_running", "exec_short_id")
+    return cases + [(path, fault) for fault in SOME_FAULTS for path in other_paths]
 
 
 def matrix_playbook(address, paths, cases, count_for):

@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO_ROOT, collections_path
+from conftest import collections_path
 from tests.emulator import bexpr
 from tests.emulator.harness import EmulatorProcess
 
@@ -168,8 +168,8 @@ def test_the_string_token_bug_is_really_exercised(virtual_emulator):
         response = client.read("/v1/allocations", {"namespace": "*", "per_page": 7})
         while response.next_token and response.next_token not in tokens and len(tokens) < 500:
             tokens.append(response.next_token)
-            response = client.read("/v1/allocations", {"namespace": "*", "per_page": 7,
-                                                        "next_token": response.next_token})
+            query = {"namespace": "*", "per_page": 7, "next_token": response.next_token}
+            response = client.read("/v1/allocations", query)
         assert response.next_token in tokens, "the emulator did not reproduce hashicorp/nomad#25435"
         client.warnings.clear()
         listed = selector_module.select_allocations(client, {key: None for key in selector_module.SELECTOR_KEYS},
