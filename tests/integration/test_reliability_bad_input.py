@@ -191,3 +191,33 @@ def test_every_bad_input_fails_with_one_line_and_changes_nothing(emulator, ansib
     acted = {key: count for key, count in counts.items() if not key.startswith("GET ") or key.endswith("/exec")}
     assert acted == {}, acted
     assert process_state(emulator) == before
+
+
+def test_a_token_or_password_outside_latin1_fails_with_one_line_not_a_traceback(emulator, ansible_runner):
+    """HTTP header values are latin-1: a token or http_auth password with other characters (a pasted
+    Cyrillic or emoji text) cannot be sent and must be refused with a one-line message, in every runtime."""
+    web_id = next(a["ID"] for a in emulator.allocations("*") if a["JobID"] == "web" and a["ClientStatus"] == "running")
+    token = "токен-не-латиница"
+    password = "user:пароль-🙂"
+    table = [
+        ("info token", INFO, dict(job="web", token=token)),
+        ("info http_auth", INFO, dict(job="web", http_auth=password)),
+        ("signal token", SIGNAL, dict(id=[web_id], signal="SIGHUP", token=token)),
+        ("exec token", EXEC, dict(id=web_id, task="server", command="true", token=token)),
+        ("lookup token", LOOKUP, dict(job="web", token=token)),
+    ]
+    emulator.control.reset_requests()
+    run = ansible_runner.playbook([dict(hosts="localhost", gather_facts=False,
+                                        tasks=[as_task(name, plugin, dict(args)) for name, plugin, args in table])])
+    problems = []
+    for name, _plugin, _args in table:
+        result = run.task(name)
+        message = str(result.get("msg", ""))
+        crashed = any(text in message for text in ("\n", "MODULE FAILURE", "Traceback", "codec can't"))
+        names_the_option = "token" in message or "http_auth" in message
+        if result["_status"] != "ignored" or crashed or not names_the_option:
+            problems.append(f"{name}: {result['_status']}: {message[:300]!r}")
+        if token in json.dumps(result, ensure_ascii=False) or "пароль" in json.dumps(result, ensure_ascii=False):
+            problems.append(f"{name}: the secret is in the result")
+    assert not problems, "\n".join(problems)
+    assert not [key for key in emulator.control.requests() if not key.startswith("GET ")]

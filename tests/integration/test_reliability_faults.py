@@ -386,3 +386,29 @@ def test_a_failed_restart_among_many_names_it_and_the_others_restart_once(emulat
             assert by_id[alloc_id].get("error") and after == before
         else:
             assert by_id[alloc_id]["changed"] is True and after == before + 1
+
+
+def test_stop_whose_wait_fails_reports_the_stops_as_done(emulator, ansible_runner):
+    """The stops were accepted, then every read of the wait fails: the result must still say which
+    allocations were stopped (changed, EvalID) and that only the waiting failed."""
+    targets = running(emulator, "cache")
+    emulator.control.reset_requests()
+    # The first list (the selection) only gets a harmless delay; every later list (the wait) fails.
+    emulator.control.add_fault(method="GET", path="^/v1/allocations$", count=1, action="delay", delay_ms=10)
+    emulator.control.add_fault(method="GET", path="^/v1/allocations$", count=50, action="status", status=500,
+                               body="No cluster leader")
+    try:
+        run = ansible_runner.adhoc("nomadops.nomad.nomad_alloc_stop",
+                                   dict(job="cache", namespace="prod", wait=True, wait_timeout=10, retries=1))
+    finally:
+        emulator.control.clear_faults()
+    result = run.results[-1]["result"]
+    assert run.rc != 0 and "\n" not in result["msg"]
+    assert result["changed"] is True
+    by_id = {entry["ID"]: entry for entry in result["allocations"]}
+    assert set(by_id) == {a["ID"] for a in targets}
+    for entry in by_id.values():
+        assert entry["changed"] is True and entry["EvalID"], entry
+        assert entry["error"].startswith("stopped, but waiting for it to finish failed"), entry
+    assert sorted(result["evaluation_ids"]) == sorted(entry["EvalID"] for entry in by_id.values())
+    assert posts(emulator, "/stop") == {f"POST /v1/allocation/{a['ID']}/stop": 1 for a in targets}
