@@ -140,8 +140,21 @@ def _parse_http_auth(value):
     """NOMAD_HTTP_AUTH semantics: 'user:pass' or just 'user'."""
     if value is None or value == "":
         return None
+    _require_header_text("http_auth", value)
     user, _sep, password = value.partition(":")
     return (user, password)
+
+
+def _require_header_text(option, value):
+    """HTTP header values are Latin-1: anything else cannot be sent, so refuse it here, once, for every runtime.
+    The message names the option, never the value."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise NomadOptionError(
+            "%s contains characters that cannot be sent in an HTTP header (only Latin-1 text works); "
+            "check that the right secret was given" % option
+        )
 
 
 def _clean_token(token):
@@ -154,6 +167,7 @@ def _clean_token(token):
         return None
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
         raise NomadOptionError("token contains control characters (check how it was read or templated)")
+    _require_header_text("token", token)
     return token
 
 
@@ -201,6 +215,8 @@ def connection_options_from_params(params):
     address = _clean(params.get("address")) or DEFAULT_ADDRESS
     base, address_auth = _split_address(address)
     http_auth = address_auth or _parse_http_auth(_clean(params.get("http_auth")))
+    if address_auth:
+        _require_header_text("the user:password in address", ":".join(address_auth))
 
     namespace = _clean(params.get("namespace")) or DEFAULT_NAMESPACE
     timeout = params.get("timeout")

@@ -145,6 +145,19 @@ def test_token_is_trimmed_and_control_characters_refused_without_showing_it():
     assert "3c9c5b8e" not in str(failure.value)
 
 
+@pytest.mark.parametrize("params, option", [
+    ({"token": "токен-secret"}, "token"),
+    ({"http_auth": "user:пароль"}, "http_auth"),
+    ({"address": "http://user:%D0%BF%D0%B0@127.0.0.1:4646"}, "address"),
+])
+def test_secrets_that_cannot_be_sent_in_a_header_are_refused_by_name(params, option):
+    with pytest.raises(NomadOptionError) as failure:
+        resolve(params)
+    message = str(failure.value)
+    assert option in message and "Latin-1" in message
+    assert "токен" not in message and "пароль" not in message and "па" not in message
+
+
 def test_malformed_ipv6_address():
     with pytest.raises(NomadOptionError, match="is not a valid URL"):
         resolve({"address": "http://[::1:4646"})
