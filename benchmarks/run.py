@@ -14,6 +14,7 @@ import argparse
 import datetime
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -140,7 +141,13 @@ def render(results: list, facts: list, arguments, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def stop_on_sigterm(signum, frame):
+    """Turn SIGTERM into an exception, so that the emulators and the work directory are cleaned up."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     arguments = parse_arguments(argv)
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = time.monotonic()

@@ -219,7 +219,7 @@ def lookup_result(settings: Settings, samples: dict) -> SectionResult:
          inners(samples["raw"]).seconds(), walls(samples["raw"]).seconds(), "1.00x", rss(samples["raw"]).mib()],
         ["collection: lookup called in-process through `lookup_loader`", inners(samples["lookup"]).seconds(),
          walls(samples["lookup"]).seconds(), ratio(lookup_work, raw_work), rss(samples["lookup"]).mib()],
-        ["collection: `ansible-playbook`, `debug: msg={{ lookup(...) | length }}`", "—",
+        ["collection: `ansible-playbook`, `debug: msg={{ lookup(...) \\| length }}`", "—",
          walls(samples["playbook"]).seconds(), f"{ratio(playbook_extra, raw_work)} (wall − baseline)",
          rss(samples["playbook"]).mib()],
         ["Ansible's fixed cost: the same playbook with `debug: msg=hi`", "—", walls(samples["baseline"]).seconds(),
