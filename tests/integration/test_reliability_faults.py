@@ -393,13 +393,15 @@ def test_stop_whose_wait_fails_reports_the_stops_as_done(emulator, ansible_runne
     allocations were stopped (changed, EvalID) and that only the waiting failed."""
     targets = running(emulator, "cache")
     emulator.control.reset_requests()
-    # The first list (the selection) only gets a harmless delay; every later list (the wait) fails.
-    emulator.control.add_fault(method="GET", path="^/v1/allocations$", count=1, action="delay", delay_ms=10)
+    # The ID resolutions (one list each) only get a harmless delay; every later list (the wait) fails.
+    emulator.control.add_fault(method="GET", path="^/v1/allocations$", count=len(targets), action="delay",
+                               delay_ms=10)
     emulator.control.add_fault(method="GET", path="^/v1/allocations$", count=50, action="status", status=500,
                                body="No cluster leader")
     try:
         run = ansible_runner.adhoc("nomadops.nomad.nomad_alloc_stop",
-                                   dict(job="cache", namespace="prod", wait=True, wait_timeout=10, retries=1))
+                                   dict(id=[a["ID"] for a in targets], namespace="prod", wait=True, wait_timeout=10,
+                                        retries=1))
     finally:
         emulator.control.clear_faults()
     result = run.results[-1]["result"]
