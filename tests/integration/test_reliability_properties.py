@@ -188,8 +188,8 @@ def closed_port():
         return probe.getsockname()[1]
 
 
-ANY_TEXT = st.one_of(st.text(), st.lists(st.one_of(TRICKY, st.sampled_from(["://", "@", ":", "?", "#", "%zz"]),
-                                                  st.text(max_size=3)), max_size=6).map("".join))
+URL_PIECES = st.sampled_from(["://", "@", ":", "?", "#", "%zz"])
+ANY_TEXT = st.one_of(st.text(), st.lists(st.one_of(TRICKY, URL_PIECES, st.text(max_size=3)), max_size=6).map("".join))
 
 
 @settings(max_examples=300, deadline=None)
