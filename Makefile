@@ -66,7 +66,7 @@ get-pip: venv ## Install the offline get-pip stand-in ansible-test bootstraps it
 sanity: venv collection get-pip ## ansible-test sanity (no ignore files) in the collection copy
 	cd $(COLLECTION_COPY) && $(BIN)/ansible-test sanity --venv --python $(TEST_PYTHON)
 
-sanity-targets: venv collection get-pip ## ansible-test sanity compile + import on $(TARGET_PYTHONS)
+sanity-targets: venv collection get-pip ## ansible-test sanity compile + import on TARGET_PYTHONS (3.8 3.12 3.13)
 	$(BIN)/python scripts/install_get_pip_standin.py $(TARGET_PYTHONS)
 	cd $(COLLECTION_COPY) && for version in $(TARGET_PYTHONS); do \
 		PATH="$(BIN):$(subst $(eval) ,:,$(PYENV_BINS)):$$PATH" \
@@ -97,7 +97,7 @@ docs-lint: venv collection ## antsibull-docs lint-collection-docs --plugin-docs 
 changelog-lint: venv ## antsibull-changelog lint (fragments and config)
 	$(BIN)/antsibull-changelog lint
 
-molecule: venv collection ## molecule test of the role's scenario (extensions/molecule/$(MOLECULE_SCENARIO))
+molecule: venv collection ## molecule test of extensions/molecule/alloc_rolling_restart (MOLECULE_SCENARIO)
 	test -d extensions/molecule/$(MOLECULE_SCENARIO) || { echo "molecule: no scenario extensions/molecule/$(MOLECULE_SCENARIO)" >&2; exit 1; }
 	cd $(COLLECTION_COPY) && $(BIN)/molecule test -s $(MOLECULE_SCENARIO)
 
