@@ -85,7 +85,7 @@ options:
   retries:
     description:
       - How many times a read (C(GET)) is retried after a connection error, a broken answer, or status 429, 500, 502, 503 or 504,
-        with exponential backoff and respecting C(Retry-After).
+        with exponential backoff and respecting C(Retry-After) (waiting at most 30 seconds per attempt).
       - Changes (C(POST)/C(PUT)) are only retried when the connection could not be established, so they are never sent twice.
     type: int
     default: 3

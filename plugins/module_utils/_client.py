@@ -37,6 +37,7 @@ try:
     from requests.exceptions import ConnectionError as RequestsConnectionError
     from requests.utils import get_environ_proxies
     from urllib3.exceptions import HTTPError as Urllib3Error
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
     from urllib3.util.retry import Retry
 
     HAS_REQUESTS = True
@@ -45,11 +46,13 @@ except ImportError:  # pragma: no cover - exercised by the sanity import test
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = traceback.format_exc()
     HTTPAdapter = object
+    Retry = object
 
 USER_AGENT = "nomadops.nomad (python-requests)"
 RETRY_STATUSES = frozenset((429, 500, 502, 503, 504))
 RETRYABLE_METHODS = frozenset(("GET", "HEAD"))
 BACKOFF_FACTOR = 0.25
+MAX_RETRY_AFTER = 30
 MAX_MESSAGE_BODY = 400
 ID_PREFIXES = tuple("%02x" % value for value in range(256))
 _REDACTED = "********"
@@ -233,6 +236,14 @@ class NomadHTTPAdapter(HTTPAdapter):
         return None
 
 
+class CappedRetry(Retry):
+    """urllib3's Retry, honouring Retry-After up to MAX_RETRY_AFTER seconds: a proxy answering
+    `Retry-After: 3600` must not stall a task for an hour per attempt."""
+
+    def parse_retry_after(self, retry_after):
+        return min(super(CappedRetry, self).parse_retry_after(retry_after), MAX_RETRY_AFTER)
+
+
 def _retry_policy(retries):
     """Reads: retried on connect/read errors and 429/500/502/503/504 (Retry-After honoured).
     Writes: only connection attempts that failed before anything was sent are retried."""
@@ -249,9 +260,9 @@ def _retry_policy(retries):
         raise_on_redirect=False,
     )
     try:
-        return Retry(allowed_methods=RETRYABLE_METHODS, **settings)
+        return CappedRetry(allowed_methods=RETRYABLE_METHODS, **settings)
     except TypeError:  # urllib3 < 1.26
-        return Retry(method_whitelist=RETRYABLE_METHODS, **settings)
+        return CappedRetry(method_whitelist=RETRYABLE_METHODS, **settings)
 
 
 # --------------------------------------------------------------------------------------------- client
@@ -424,15 +435,17 @@ class NomadClient(object):
                 "if Nomad requires client certificates)" % (address, reason),
                 method=method, path=path,
             )
-        if isinstance(exc, ConnectTimeout):
+        # After retries, requests reports a timeout as ConnectionError(MaxRetryError(reason=...TimeoutError)).
+        if isinstance(exc, ConnectTimeout) or _is_connect_timeout(chain):
             return NomadTimeoutError(
                 "cannot reach Nomad at %s: no connection within %g s (check address / NOMAD_ADDR)" % (address, self.options.timeout),
                 method=method, path=path,
             )
-        if isinstance(exc, ReadTimeout):
+        if isinstance(exc, ReadTimeout) or _first(chain, ReadTimeoutError) is not None:
             applied = "" if method in RETRYABLE_METHODS else "; the request may or may not have been applied"
             return NomadTimeoutError(
-                "%s %s failed: Nomad at %s did not answer in time (raise timeout)%s" % (method, path, address, applied),
+                "%s %s failed: Nomad at %s did not answer within the timeout of %g s (raise timeout)%s"
+                % (method, path, address, self.options.timeout, applied),
                 method=method, path=path,
             )
         if _first(chain, ConnectionRefusedError) is not None:
@@ -671,6 +684,11 @@ def _exception_chain(exc):
             if isinstance(value, BaseException):
                 pending.append(value)
     return chain
+
+
+def _is_connect_timeout(chain):
+    # urllib3 2.x derives NewConnectionError (refused, unresolvable) from ConnectTimeoutError.
+    return any(isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError) for exc in chain)
 
 
 def _first(chain, exception_type):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
+    MAX_RETRY_AFTER,
+    CappedRetry,
     NomadBadRequestError,
     NomadClient,
     NomadConnectionError,
@@ -291,7 +293,7 @@ def test_slow_answer_is_a_timeout_error():
             make_client(nomad.address, retries=0, timeout=0.2).write("POST", "/v1/allocation/a/stop")
     assert type(failure.value).__name__ == "NomadTimeoutError"
     assert str(failure.value) == (
-        "POST /v1/allocation/a/stop failed: Nomad at %s did not answer in time (raise timeout); "
+        "POST /v1/allocation/a/stop failed: Nomad at %s did not answer within the timeout of 0.2 s (raise timeout); "
         "the request may or may not have been applied" % nomad.address
     )
 
@@ -302,3 +304,8 @@ def test_malformed_host_is_a_one_line_error(address):
         make_client(address, retries=0).read("/v1/allocations")
     assert str(failure.value).startswith("GET /v1/allocations failed: ")
     assert str(failure.value).endswith("(check address and the other connection options)")
+
+
+@pytest.mark.parametrize("header, seconds", [("3600", MAX_RETRY_AFTER), ("2", 2), ("0", 0)])
+def test_retry_after_is_honoured_up_to_a_cap(header, seconds):
+    assert CappedRetry(total=1).parse_retry_after(header) == seconds
