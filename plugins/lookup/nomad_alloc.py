@@ -14,7 +14,8 @@ description:
   - Always returns a list; with terms (or O(id)) the entries are full allocation objects, otherwise list stubs.
     Use C(query()) or C(lookup(..., wantlist=true)) to receive the list as is, since C(lookup()) turns a
     one-element list into its element.
-  - The returned data is marked unsafe, so text inside allocations is never evaluated as a template.
+  - Text inside allocations is never evaluated as a template (ansible-core 2.19 and later treat data a lookup
+    decodes from an API as untrusted).
 author:
   - nomadops.nomad developers (@nomadops)
 options:
@@ -95,7 +96,6 @@ from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
-from ansible.utils.unsafe_proxy import wrap_var
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
     LIST_ARGUMENT_SPEC,
@@ -126,7 +126,9 @@ class LookupModule(LookupBase):
             allocations = self._allocations(params)
         except (NomadError, NomadOptionError) as exc:
             raise AnsibleLookupError(one_line(exc))
-        return wrap_var(allocations)
+        # ansible-core 2.19+ only templates text tagged as trusted, and decoded API data never is;
+        # wrap_var would copy every value of a large result for nothing (BENCHMARKS.md, section 2).
+        return allocations
 
     def _explicit_options(self):
         """Options that were set (keyword, variable or ini); unset ones fall back to NOMAD_* via the spec."""
