@@ -236,6 +236,29 @@ def read_allocation(client, alloc: dict) -> dict:
     return client.read("/v1/allocation/{0}".format(alloc["ID"]), params=_namespace_params(alloc)).data or {}
 
 
+def plan_action(client, alloc: dict, choose, need_job: bool = False) -> tuple:
+    """(allocation, choose(allocation), skip reason or None) for one signal or restart.
+
+    The selection's list stub already carries ClientStatus and TaskStates, so most allocations are decided
+    without another request (the full allocation is the largest answer of the API). The full allocation is
+    read only when the stub cannot decide: no TaskStates yet, the job spec is needed (lifecycle hooks for
+    `wait`), or `choose` refuses the stub, so that refusals are always judged on fresh data.
+    """
+    reason = terminal_skip_reason(alloc)
+    if reason:
+        return alloc, None, reason
+    if alloc.get("TaskStates") and (alloc.get("Job") or not need_job):
+        try:
+            return alloc, choose(alloc), None
+        except LifecycleError:
+            pass
+    full = read_allocation(client, alloc)
+    reason = terminal_skip_reason(full)
+    if reason:
+        return full, None, reason
+    return full, choose(full), None
+
+
 def describe_error(error: Exception, alloc: dict) -> str:
     """One line for a per-allocation failure, with the fix where the error has an obvious one."""
     if isinstance(error, NomadPermissionDeniedError):
@@ -275,18 +298,15 @@ def stop_allocation(client, alloc: dict, no_shutdown_delay: bool = False, check_
 
 def signal_allocation(client, alloc: dict, signal: str, task=None, check_mode: bool = False) -> dict:
     """Signal `task`, or every running task one by one (Nomad fails a task-less signal when any task is dead)."""
-    reason = terminal_skip_reason(alloc)
+    def choose(current):
+        if task:
+            require_task(current, task)
+            return [task]
+        return require_running_tasks(current, "signal")
+
+    _current, tasks, reason = plan_action(client, alloc, choose)
     if reason:
         return {"changed": False, "skipped_reason": reason, "tasks": []}
-    full = read_allocation(client, alloc)
-    reason = terminal_skip_reason(full)
-    if reason:
-        return {"changed": False, "skipped_reason": reason, "tasks": []}
-    if task:
-        require_task(full, task)
-        tasks = [task]
-    else:
-        tasks = require_running_tasks(full, "signal")
     if check_mode:
         return {"changed": True, "tasks": tasks}
     signalled = []
@@ -318,20 +338,18 @@ def _signal_failure(error: NomadError, alloc: dict, task: str, several_tasks: bo
 def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, check_mode: bool = False,
                        wait: bool = False, wait_timeout: float = 120) -> dict:
     """Restart `task`, every task (`all_tasks`), or the running tasks; optionally wait until they run again."""
-    reason = terminal_skip_reason(alloc)
+    def choose(current):
+        if task:
+            require_task(current, task)
+            return [task], {"TaskName": task}
+        if all_tasks:
+            return task_names(current), {"AllTasks": True}
+        return require_running_tasks(current, "restart"), {}
+
+    full, chosen, reason = plan_action(client, alloc, choose, need_job=wait or all_tasks)
     if reason:
         return {"changed": False, "skipped_reason": reason, "tasks": []}
-    full = read_allocation(client, alloc)
-    reason = terminal_skip_reason(full)
-    if reason:
-        return {"changed": False, "skipped_reason": reason, "tasks": []}
-    if task:
-        require_task(full, task)
-        tasks, body = [task], {"TaskName": task}
-    elif all_tasks:
-        tasks, body = task_names(full), {"AllTasks": True}
-    else:
-        tasks, body = require_running_tasks(full, "restart"), {}
+    tasks, body = chosen
     if check_mode:
         return {"changed": True, "tasks": tasks}
     client.write(
