@@ -340,8 +340,9 @@ def bulk_result(settings: Settings, samples: dict) -> SectionResult:
         f"{settings.bulk_count:,} virtual allocations of one job per run, `parallelism: {settings.bulk_parallelism}`; the floor "
         f"lists the job's allocations and POSTs with a ThreadPoolExecutor of {settings.bulk_parallelism} over one "
         "`requests.Session`. Every stop run (module or floor) acts on another job's fresh allocations.",
-        "The modules also read each allocation before signalling or restarting it (to skip terminal ones and "
-        "find running tasks, as the design asks); the floor does not, so it makes half the requests.",
+        "Signal and restart decide from each allocation's list entry (`TaskStates`) and read the full "
+        "allocation only when that entry cannot decide, so with these healthy allocations they make one "
+        "request per allocation, like the floor.",
         uri_note,
         "*debug playbook* = Ansible's fixed cost (one `debug` task); *empty selection* = the same module task "
         "with a job that matches nothing (Ansible's cost of running a module: AnsiballZ, a Python process, "
