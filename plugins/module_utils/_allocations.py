@@ -174,7 +174,7 @@ def wait_for_allocations(client, selector, list_options, condition, timeout, ser
     def wait_for_change(index, seconds):
         client.blocking_read(ALLOCATIONS_PATH, dict(query, per_page=1), index, seconds)
 
-    outcome = wait_for_condition(condition, list_allocations, wait_for_change, timeout)
+    outcome = wait_for_condition(condition, list_allocations, wait_for_change, timeout, fixed_selection=bool(ids))
     if ids and outcome.allocations:
         tracker = IndexTracker()
         tracker.index = outcome.index

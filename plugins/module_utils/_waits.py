@@ -69,35 +69,50 @@ def condition_met(condition, allocations):
     return True
 
 
+def can_never_be_met(condition, allocations):
+    """For a fixed set of allocations (selected by ID): once none of them should run or all have finished,
+    running/healthy cannot happen any more (terminal is final; replacements have other IDs)."""
+    return condition in _PER_ALLOCATION and not any(is_active(allocation) for allocation in allocations)
+
+
+def _list_some(allocations):
+    names = ", ".join(
+        "%s (%s)" % (allocation.get("ID", "")[:8], allocation.get("ClientStatus")) for allocation in allocations[:MAX_LISTED]
+    )
+    more = "" if len(allocations) <= MAX_LISTED else " and %d more" % (len(allocations) - MAX_LISTED)
+    return names + more
+
+
 def describe_progress(condition, allocations):
     """One line: how far the allocations are from the condition."""
     pending = pending_allocations(condition, allocations)
     if condition in _PER_ALLOCATION and not any(is_active(allocation) for allocation in allocations):
-        return "no allocation that should run is selected"
+        if not allocations:
+            return "no allocation that should run is selected"
+        return "none of the selected allocations should run any more: %s" % _list_some(allocations)
     if condition == "absent":
         return "%d allocation(s) still selected" % len(pending)
-    names = ", ".join(
-        "%s (%s)" % (allocation.get("ID", "")[:8], allocation.get("ClientStatus")) for allocation in pending[:MAX_LISTED]
-    )
-    more = "" if len(pending) <= MAX_LISTED else " and %d more" % (len(pending) - MAX_LISTED)
-    return "%d allocation(s) not %s yet: %s%s" % (len(pending), condition, names, more)
+    return "%d allocation(s) not %s yet: %s" % (len(pending), condition, _list_some(pending))
 
 
 class WaitOutcome(object):
-    __slots__ = ("allocations", "index", "met", "waited")
+    __slots__ = ("allocations", "index", "met", "waited", "hopeless")
 
-    def __init__(self, allocations, index, met, waited):
+    def __init__(self, allocations, index, met, waited, hopeless=False):
         self.allocations = allocations
         self.index = index
         self.met = met
         self.waited = waited
+        self.hopeless = hopeless  # given up before the timeout: the condition can never be met
 
 
-def wait_for_condition(condition, list_allocations, wait_for_change, timeout, clock=time.monotonic):
+def wait_for_condition(condition, list_allocations, wait_for_change, timeout, clock=time.monotonic,
+                       fixed_selection=False):
     """Re-list until `condition` holds or `timeout` seconds pass.
 
     list_allocations() -> (allocations, index); wait_for_change(index, seconds) blocks until Nomad's index
     moves past `index` or `seconds` pass (a blocking query).  Returns a WaitOutcome; never sleeps itself.
+    With `fixed_selection` (allocations chosen by ID) it gives up as soon as the condition can never be met.
     """
     started = clock()
     deadline = started + timeout
@@ -105,6 +120,8 @@ def wait_for_condition(condition, list_allocations, wait_for_change, timeout, cl
         allocations, index = list_allocations()
         if condition_met(condition, allocations):
             return WaitOutcome(allocations, index, True, clock() - started)
+        if fixed_selection and allocations and can_never_be_met(condition, allocations):
+            return WaitOutcome(allocations, index, False, clock() - started, hopeless=True)
         remaining = deadline - clock()
         if remaining <= 0:
             return WaitOutcome(allocations, index, False, clock() - started)

@@ -62,6 +62,9 @@ options:
       - V(absent) - no allocation matches the selector any more (for example after C(client_status=[running])
         allocations were stopped, or after garbage collection).
       - The module fails when O(wait_timeout) passes first, reporting what it last saw.
+      - With O(id), waiting for V(running) or V(healthy) fails at once when none of those allocations should run
+        any more (all stopped or finished), since they can never run again; a selector such as O(job) keeps
+        waiting, because Nomad may place replacement allocations.
     type: str
     choices: [running, healthy, terminal, absent]
   wait_timeout:
@@ -204,11 +207,12 @@ def list_or_wait(module):
     facts = dict(allocations=outcome.allocations, count=len(outcome.allocations), index=outcome.index,
                  waited=round(outcome.waited, 3))
     if not outcome.met:
-        module.fail_json(
-            msg="timed out after %s s waiting for the allocations to be %s: %s"
-            % (timeout, condition, describe_progress(condition, outcome.allocations)),
-            **facts
-        )
+        progress = describe_progress(condition, outcome.allocations)
+        if outcome.hopeless:
+            message = "the allocations can no longer become %s: %s" % (condition, progress)
+        else:
+            message = "timed out after %s s waiting for the allocations to be %s: %s" % (timeout, condition, progress)
+        module.fail_json(msg=message, **facts)
     module.exit_json(changed=False, **facts)
 
 

@@ -159,6 +159,7 @@ def test_wait_for_terminal_running_and_absent(start_emulator, tmp_path):
     emulator = start_emulator("integration.yml")
     runner = AnsibleRunner(emulator.address, tmp_path / "ansible")
     victim = allocations_of(emulator, "web")[0]
+    report = allocations_of(emulator, "report")[0]
     stopped = emulator.control.session.post("%s/v1/allocation/%s/stop" % (emulator.address, victim["ID"]), timeout=30)
     stopped.raise_for_status()
     run = runner.playbook(play(
@@ -167,6 +168,7 @@ def test_wait_for_terminal_running_and_absent(start_emulator, tmp_path):
         info("healthy", job="web", wait_for="healthy", wait_timeout=60),
         info("absent", id=[victim["ID"]], client_status=["running", "pending"], wait_for="absent", wait_timeout=60),
         info("never", job="report", wait_for="running", wait_timeout=2, ignore_errors=True),
+        info("never by id", id=[report["ID"]], wait_for="running", wait_timeout=600, ignore_errors=True),
     )).assert_ok()
     terminal = run.task("terminal")
     assert terminal["allocations"][0]["ID"] == victim["ID"]
@@ -178,8 +180,14 @@ def test_wait_for_terminal_running_and_absent(start_emulator, tmp_path):
     assert run.task("absent")["count"] == 0
     never = run.task("never")
     assert never["_status"] == "ignored"
-    assert never["msg"] == ("timed out after 2 s waiting for the allocations to be running: "
-                            "no allocation that should run is selected")
+    # A job selection keeps waiting (Nomad may place replacements), so it times out naming what it saw.
+    assert never["msg"].startswith("timed out after 2 s waiting for the allocations to be running: "
+                                   "none of the selected allocations should run any more: ")
+    assert never["msg"].endswith("(complete)")
+    # Chosen by ID, a finished allocation can never run again: no point waiting out wait_timeout.
+    assert run.task("never by id")["msg"] == (
+        "the allocations can no longer become running: none of the selected allocations should run any more: "
+        "%s (complete)" % report["ID"][:8])
 
 
 # ------------------------------------------------------------------------------------------ scale

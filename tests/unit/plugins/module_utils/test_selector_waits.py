@@ -98,3 +98,28 @@ def test_blocking_waits_are_capped_at_nomads_maximum():
 
     wait_for_condition("absent", lambda: ([alloc()], 1), wait_for_change, 700, clock=clock)
     assert waits == [300, 300, 100]
+
+
+def test_allocations_chosen_by_id_that_all_failed_are_given_up_at_once():
+    failed = [alloc("failed", alloc_id="bbbbbbbb-1"), alloc("complete", desired="stop", alloc_id="cccccccc-1")]
+
+    def wait_for_change(index, seconds):
+        raise AssertionError("must not block: these allocations can never run again")
+
+    outcome = wait_for_condition("running", lambda: (failed, 7), wait_for_change, 300, clock=FakeClock(),
+                                 fixed_selection=True)
+    assert not outcome.met and outcome.hopeless and outcome.index == 7
+    assert describe_progress("running", failed) == (
+        "none of the selected allocations should run any more: bbbbbbbb (failed), cccccccc (complete)"
+    )
+
+
+def test_a_job_selection_keeps_waiting_for_replacements_when_all_failed():
+    clock = FakeClock()
+    states = [([alloc("failed")], 3), ([alloc("failed"), alloc("running", alloc_id="dddddddd-1")], 4)]
+
+    def wait_for_change(index, seconds):
+        clock.now += 1
+
+    outcome = wait_for_condition("running", lambda: states.pop(0), wait_for_change, 60, clock=clock)
+    assert outcome.met and not outcome.hopeless
