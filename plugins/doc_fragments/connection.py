@@ -92,8 +92,9 @@ options:
 notes:
   - >-
     Connection option precedence, highest first: task arguments (including C(module_defaults) for
-    C(group/nomadops.nomad.nomad)), then (lookup and exec action only) the Ansible variables and ini entries listed
-    with each option, then the C(NOMAD_*) environment variables Nomad's CLI reads, then the defaults.
+    C(group/nomadops.nomad.nomad)), then (lookup and exec action only) the Ansible variables
+    C(ansible_nomad_<option>) and the C([nomadops_nomad]) ini entries, then the C(NOMAD_*) environment
+    variables Nomad's CLI reads, then the defaults.
     Modules read the environment of the host they run on (usually the controller via C(delegate_to) or C(localhost)).
 requirements:
   - requests (Python library, on the host that talks to Nomad)
