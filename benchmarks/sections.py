@@ -289,8 +289,8 @@ def run_bulk(settings: Settings) -> SectionResult:
         for operation in MODULE_ARGUMENTS:
             variants = {
                 "module": lambda op=operation: ansible.playbook(playbooks[op], address, {"job": job_for(op)}),
-                "raw": lambda op=operation: worker("bulk-raw", address=address, operation=op, job=job_for(op),
-                                                    parallelism=settings.bulk_parallelism),
+                "raw": lambda op=operation: worker(
+                    "bulk-raw", address=address, operation=op, job=job_for(op), parallelism=settings.bulk_parallelism),
                 # Interleaved with the others, so that a change of machine load hits the fixed cost alike.
                 "baseline": lambda: ansible.playbook(baseline, address),
                 "empty": lambda op=operation: ansible.playbook(playbooks[op], address, {"job": "no-such-job"}),

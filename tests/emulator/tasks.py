@@ -14,7 +14,6 @@ SHUTDOWN_GRACE_SECONDS = 2.0
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 
-
 def reset_inherited_signal_state():
     """Run in the forked child: a Nomad task starts with default signal dispositions and an empty mask.
 
@@ -30,6 +29,7 @@ def reset_inherited_signal_state():
         except (OSError, ValueError):
             continue
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
 
 class TaskNotRunning(Exception):
     pass

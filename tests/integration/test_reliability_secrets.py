@@ -90,15 +90,15 @@ def secrets_run(emulator, tmp_path, name, use_arguments, env, verbosity=4):
 
 
 def assert_the_playbook_really_ran(run):
-    ok = ("info ok", "lookup ok", "signal ok", "restart ok", "exec ok", "exec ok with the token in the handshake frame",
-          "stop ok")
-    failing = ("info bad filter", "signal denied", "info denied in prod", "exec denied",
-               "exec denied in the handshake frame", "lookup denied", "info unreachable", "exec unreachable",
-               "lookup unreachable")
+    ok = ("Info ok", "Lookup ok", "Signal ok", "Restart ok", "Exec ok", "Exec ok with the token in the handshake frame",
+          "Stop ok")
+    failing = ("Info bad filter", "Signal denied", "Info denied in prod", "Exec denied",
+               "Exec denied in the handshake frame", "Lookup denied", "Info unreachable", "Exec unreachable",
+               "Lookup unreachable")
     assert [name for name in ok if run.task(name)["_status"] not in ("ok", "changed")] == [], run.output[-3000:]
     assert [name for name in failing if run.task(name)["_status"] != "ignored"] == [], run.output[-3000:]
-    assert "Permission denied" in run.task("signal denied")["msg"]
-    assert "exec-ran" in run.task("exec ok")["stdout"]
+    assert "Permission denied" in run.task("Signal denied")["msg"]
+    assert "exec-ran" in run.task("Exec ok")["stdout"]
 
 
 def test_secrets_as_arguments_never_appear_at_vvvv(acl_emulator, tmp_path):
