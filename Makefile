@@ -31,7 +31,7 @@ DEMO_PLAYBOOK ?= playbooks/demo.yml
 MOLECULE_SCENARIO ?= alloc_rolling_restart
 
 # Gates run by `make test`, in this order (scripts/run_gates.py stops at the first failure).
-TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test integration lint docs-lint molecule build
+TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test integration lint docs-lint molecule build ee
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
@@ -44,7 +44,7 @@ endif
 PYTEST_OPTIONS := -p no:cacheprovider -ra
 
 .PHONY: help venv collection get-pip sanity sanity-targets units emulator-test integration lint docs-lint changelog-lint \
-	molecule build test test-matrix demo docs bench clean distclean
+	molecule build ee test test-matrix demo docs bench clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -104,6 +104,14 @@ build: venv ## ansible-galaxy collection build into build/dist, checking no test
 	rm -rf $(DIST_DIR)
 	$(BIN)/ansible-galaxy collection build --output-path $(DIST_DIR) .
 	$(BIN)/python scripts/check_collection_artifact.py $(DIST_DIR)/nomadops-nomad-*.tar.gz
+
+ee: venv ## ansible-builder create with extensions/ee (no container engine needed), checking its dependencies
+	rm -rf build/ee
+	$(BIN)/ansible-builder create --file extensions/ee/execution-environment.yml --context build/ee
+	grep -qx 'requests>=2.25' build/ee/_build/requirements.txt
+	grep -qx 'websocket-client>=1.2' build/ee/_build/requirements.txt
+	grep -q 'name: nomadops.nomad' build/ee/_build/requirements.yml
+	@echo "ee: build context in build/ee accepted by ansible-builder"
 
 test: ## Every gate, in order, stopping at the first failure (KEEP_GOING=1 runs them all)
 	$(PYTHON) scripts/run_gates.py $(if $(KEEP_GOING),--keep-going) $(TEST_GATES)
