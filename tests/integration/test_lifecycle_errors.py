@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+
+from tests.integration.observe import wait_until
 
 STOP = "nomadops.nomad.nomad_alloc_stop"
 SIGNAL = "nomadops.nomad.nomad_alloc_signal"
 RESTART = "nomadops.nomad.nomad_alloc_restart"
 READ_ONLY_TOKEN = "00000000-0000-4000-8000-000000000002"  # scenarios/acl.yml: read-job only
 MUTATIONS = ("/stop", "/signal", "/restart")
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def running_allocations(emulator, job):

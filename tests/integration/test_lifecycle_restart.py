@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.integration.observe import running_allocations, wait_until
+
 RESTART_MODULE = "nomadops.nomad.nomad_alloc_restart"
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def running_allocations(emulator, job):
-    allocs = [a for a in emulator.allocations("*") if a["JobID"] == job and a["ClientStatus"] == "running"]
-    return sorted(allocs, key=lambda a: a["Name"])
 
 
 def restart_posts(emulator):

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.integration.observe import running_allocations, wait_until
+
 SIGNAL_MODULE = "nomadops.nomad.nomad_alloc_signal"
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def allocations_of(emulator, job, namespace="*"):
     return sorted((a for a in emulator.allocations(namespace) if a["JobID"] == job), key=lambda a: a["Name"])
-
-
-def running_allocations(emulator, job):
-    return [a for a in allocations_of(emulator, job) if a["ClientStatus"] == "running"]
 
 
 def signals_log(tasks, task):

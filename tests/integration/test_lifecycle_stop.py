@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+
+from tests.integration.observe import running_allocations, wait_until
 
 STOP_MODULE = "nomadops.nomad.nomad_alloc_stop"
 
 
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def allocations_by_id(emulator):
     return {a["ID"]: a for a in emulator.allocations("*")}
-
-
-def running_allocations(emulator, job):
-    allocs = [a for a in emulator.allocations("*") if a["JobID"] == job and a["ClientStatus"] == "running"]
-    return sorted(allocs, key=lambda a: a["Name"])
 
 
 def stop_posts(emulator):
