@@ -31,7 +31,7 @@ DEMO_PLAYBOOK ?= playbooks/demo.yml
 MOLECULE_SCENARIO ?= alloc_rolling_restart
 
 # Gates run by `make test`, in this order (scripts/run_gates.py stops at the first failure).
-TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test integration lint docs-lint molecule build ee
+TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test integration demo lint docs-lint molecule build ee
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
