@@ -82,7 +82,7 @@ emulator-test: venv ## The Nomad API emulator's own test suite
 	$(BIN)/python -m pytest $(PYTEST_OPTIONS) tests/emulator/tests
 
 integration: venv collection ## Real ansible runs against the emulator (pytest tests/integration)
-	$(BIN)/python -m pytest $(PYTEST_OPTIONS) $(if $(filter-out 0,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS) --dist loadfile) tests/integration
+	NOMADOPS_COLLECTIONS_PATH=$(COLLECTIONS_ROOT) $(BIN)/python -m pytest $(PYTEST_OPTIONS) $(if $(filter-out 0,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS) --dist loadfile) tests/integration
 
 lint: venv collection ## ansible-lint, production profile, offline (.ansible-lint)
 	@# ansible-lint searches ~/.ansible/collections before this checkout, so a copy installed there (for

@@ -1,24 +1,12 @@
-"""Where ansible (and the in-process workers) find nomadops.nomad, the same way tests/integration does."""
+"""Where ansible (and the in-process workers) find nomadops.nomad: the same place as the test suites."""
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
-
-def collections_path() -> Path:
-    """NOMADOPS_COLLECTIONS_PATH if set, else build/dev-collections (a symlink tree to this checkout)."""
-    configured = os.environ.get("NOMADOPS_COLLECTIONS_PATH")
-    if configured:
-        return Path(configured)
-    root = REPO_ROOT / "build" / "dev-collections"
-    link = root / "ansible_collections" / "nomadops" / "nomad"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            link.symlink_to(REPO_ROOT, target_is_directory=True)
-        except FileExistsError:  # another process made it first
-            pass
-    return root
+from tests.collection_tree import collections_path  # noqa: E402,F401  (re-exported for the benchmark modules)

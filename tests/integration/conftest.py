@@ -20,24 +20,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.emulator.harness import EmulatorProcess  # noqa: E402  (needs the repo root on sys.path)
+from tests.collection_tree import collections_path  # noqa: E402  (needs the repo root on sys.path)
+from tests.emulator.harness import EmulatorProcess  # noqa: E402
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 SCENARIOS = REPO_ROOT / "tests" / "emulator" / "scenarios"
 VENV_BIN = Path(sys.executable).parent
-
-
-def collections_path() -> Path:
-    """Where playbooks find nomadops.nomad: the Makefile's copy, else a dev symlink to this checkout."""
-    configured = os.environ.get("NOMADOPS_COLLECTIONS_PATH")
-    if configured:
-        return Path(configured)
-    root = REPO_ROOT / "build" / "dev-collections"
-    link = root / "ansible_collections" / "nomadops" / "nomad"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(REPO_ROOT, target_is_directory=True)
-    return root
 
 
 @dataclass
