@@ -9,4 +9,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.collection_tree import collections_path  # noqa: E402,F401  (re-exported for the benchmark modules)
+from tests.collection_tree import collections_path  # noqa: E402  (re-exported for the benchmark modules)
+
+__all__ = ("REPO_ROOT", "collections_path")
