@@ -1,7 +1,9 @@
-"""What integration tests read back from the emulator while they wait for real processes to react."""
+"""Small pieces integration tests share: plays they build, addresses nothing listens on, and what they read
+back from the emulator while they wait for real processes to react."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 
@@ -21,3 +23,15 @@ def running_allocations(emulator, job):
     """The running allocations of `job` in every namespace, sorted by name."""
     allocs = [a for a in emulator.allocations("*") if a["JobID"] == job and a["ClientStatus"] == "running"]
     return sorted(allocs, key=lambda a: a["Name"])
+
+
+def play(*tasks, **options):
+    """One localhost play (without fact gathering) running `tasks`, as AnsibleRunner.playbook() takes it."""
+    return [dict(hosts="localhost", gather_facts=False, tasks=list(tasks), **options)]
+
+
+def closed_address():
+    """http://127.0.0.1:<port> with nothing listening (a port that was just free; never a fixed one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return "http://127.0.0.1:%d" % probe.getsockname()[1]

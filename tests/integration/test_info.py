@@ -5,23 +5,12 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
+from tests.integration.observe import closed_address, play
+
 MODULE = "nomadops.nomad.nomad_alloc_info"
-
-
-def closed_address():
-    """http://127.0.0.1:<port> with nothing listening (a port that was just free; never a fixed one)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return "http://127.0.0.1:%d" % port
-
-
-def play(*tasks, **options):
-    return [dict(hosts="localhost", gather_facts=False, tasks=list(tasks), **options)]
 
 
 def info(name, ignore_errors=False, **args):

@@ -4,23 +4,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import yaml
 
+from tests.integration.observe import closed_address, play
+
 LOOKUP = "nomadops.nomad.nomad_alloc"
-
-
-def closed_address():
-    """http://127.0.0.1:<port> with nothing listening (a port that was just free; never a fixed one)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return "http://127.0.0.1:%d" % port
-
-
-def play(*tasks, **options):
-    return [dict(hosts="localhost", gather_facts=False, tasks=list(tasks), **options)]
 
 
 def debug(name, msg, **extra):

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.integration.observe import closed_address
 
 from conftest import INTEGRATION_DIR, AnsibleRunner
 
@@ -50,12 +51,6 @@ def leaks(run, workdir: Path, ignore=()):
             if secret in text:
                 found.append((name, place))
     return found
-
-
-def closed_address():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def wait_until(predicate, timeout=20.0):
