@@ -7,8 +7,10 @@ Nomad and option errors become a one-line `fail_json(msg=...)`."""
 from __future__ import annotations
 
 import copy
+import json
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     HAS_REQUESTS,
@@ -38,8 +40,25 @@ def one_line(text):
     return " ".join(str(text).split())
 
 
+def result_holds_no_log_value(value, no_log_values):
+    """Whether a no_log value may occur in `value` (plain JSON data): True unless none is in its JSON text.
+
+    json escapes each character on its own, so a secret inside a string, or inside a number's text (what
+    ansible-core's remove_values also scrubs), appears escaped in the text. Errs towards True: keys,
+    text across neighbouring values, and anything json cannot encode count as holding one."""
+    if not no_log_values:
+        return False
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return True
+    return any(json.dumps(to_native(secret, errors="surrogate_or_strict"))[1:-1] in text for secret in no_log_values)
+
+
 class NomadAnsibleModule(AnsibleModule):
     """AnsibleModule with the connection options (and optionally the selector) already in its spec."""
+
+    _listing_set_aside = None  # (key, listing) while exit_json_with_listing exits
 
     def __init__(self, argument_spec=None, selector=False, **kwargs):
         super(NomadAnsibleModule, self).__init__(argument_spec=nomad_argument_spec(argument_spec, selector), **kwargs)
@@ -61,6 +80,25 @@ class NomadAnsibleModule(AnsibleModule):
 
     def selector(self):
         return dict((key, self.params.get(key)) for key in SELECTOR_KEYS)
+
+    def exit_json_with_listing(self, key, listing, **result):
+        """exit_json(**result, key=listing) for a large, plain JSON `listing` (decoded API answers).
+
+        ansible-core's no_log scrub (remove_values) copies every value of a result, with or without
+        no_log values; when no no_log value occurs in the listing, it is set aside and only the rest is
+        scrubbed. Otherwise, or on an ansible-core without the result hook (2.19.0), plain exit_json."""
+        if hasattr(AnsibleModule, "_record_module_result") and not result_holds_no_log_value(listing, self.no_log_values):
+            self._listing_set_aside = (key, listing)
+        else:
+            result[key] = listing
+        self.exit_json(**result)
+
+    def _record_module_result(self, o):
+        # ansible-core >= 2.19.1 calls this with the scrubbed result: graft the listing set aside back on.
+        if self._listing_set_aside is not None:
+            key, listing = self._listing_set_aside
+            o[key] = listing
+        super()._record_module_result(o)
 
 
 def run_with_nomad_errors(module, function):

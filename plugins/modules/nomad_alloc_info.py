@@ -197,7 +197,7 @@ def list_or_wait(module):
     condition = module.params["wait_for"]
     if condition is None:
         allocations, index = gather_allocations(client, selector, list_options, services=module.params["services"])
-        module.exit_json(changed=False, allocations=allocations, count=len(allocations), index=index)
+        module.exit_json_with_listing("allocations", allocations, changed=False, count=len(allocations), index=index)
 
     timeout = module.params["wait_timeout"]
     if timeout < 0:
