@@ -29,6 +29,9 @@ INTEGRATION_WORKERS ?= 2
 DEMO_SCENARIO ?= tests/emulator/scenarios/demo.yml
 DEMO_PLAYBOOK ?= playbooks/demo.yml
 MOLECULE_SCENARIO ?= alloc_rolling_restart
+# `make bench`: full (every section at full size, writes BENCHMARKS.md and docs/benchmarks/) or quick (small
+# sizes, one repetition, report on stdout and charts in build/bench-charts). Neither is part of `make test`.
+BENCH_MODE ?= full
 
 # Gates run by `make test`, in this order (scripts/run_gates.py stops at the first failure).
 TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test integration demo lint docs-lint molecule build ee
@@ -125,9 +128,10 @@ demo: venv collection ## Start the emulator with the demo scenario and run playb
 docs: venv collection ## Render the collection docs to docs/build/html (offline)
 	./docs/build.sh
 
-bench: venv collection ## Run the benchmarks (benchmarks/run.py)
+bench: venv collection ## Run the benchmarks: BENCHMARKS.md + docs/benchmarks (~20 min); BENCH_MODE=quick: ~3 min smoke run
 	test -f benchmarks/run.py || { echo "bench: benchmarks/run.py does not exist" >&2; exit 1; }
-	$(BIN)/python benchmarks/run.py
+	case "$(BENCH_MODE)" in full|quick) ;; *) echo "bench: BENCH_MODE must be full or quick (got '$(BENCH_MODE)')" >&2; exit 1;; esac
+	$(BIN)/python benchmarks/run.py $(if $(filter quick,$(BENCH_MODE)),--quick)
 
 clean: ## Remove build output, test output and caches (keeps .venv)
 	rm -rf build tests/output .pytest_cache .hypothesis docs/build docs/rst docs/temp-rst .ansible collections \
