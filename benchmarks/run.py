@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import sections  # noqa: E402
 from benchmarks.collection_path import REPO_ROOT  # noqa: E402
+from benchmarks.measure import BenchmarkError  # noqa: E402
 
 PYTHON_NOMAD_PIN = "python-nomad==2.1.0"
 NOTES_FILE = REPO_ROOT / "benchmarks" / "analysis.md"
@@ -169,6 +170,20 @@ def render(results: list, facts: list, arguments, seconds: float, drawn: list) -
     return "\n".join(lines)
 
 
+def run_section(name: str, settings) -> sections.SectionResult:
+    """One section; a failed command or check becomes a missed target, so the other sections still run."""
+    try:
+        return sections.RUNNERS[name](settings)
+    except (BenchmarkError, RuntimeError) as error:
+        print(f"bench: {name} FAILED: {error}", file=sys.stderr, flush=True)
+        lines = str(error).splitlines() or [type(error).__name__]
+        first_line = next((line for line in lines if line.startswith("[ERROR]")), lines[0])
+        return sections.SectionResult(
+            0, f"{name} (failed)", f"The section failed, nothing of it was measured:\n\n```\n{error}\n```",
+            ["section"], [[name]], [sections.Target(f"{name}: the section runs", first_line[:200], False)],
+            failed=True)
+
+
 def stop_on_sigterm(signum, frame):
     """Turn SIGTERM into an exception, so that the emulators and the work directory are cleaned up."""
     raise SystemExit(128 + signum)
@@ -219,7 +234,7 @@ def main(argv=None) -> int:
             if name in arguments.only:
                 print(f"bench: {name} ...", flush=True)
                 section_start = time.monotonic()
-                results.append(sections.RUNNERS[name](settings))
+                results.append(run_section(name, settings))
                 print(f"bench: {name} done in {time.monotonic() - section_start:.0f} s", flush=True)
     print(f"bench: wrote {write_results(results, arguments.charts_dir)}")
     drawn = draw_charts(results, arguments.charts_dir)
@@ -230,7 +245,10 @@ def main(argv=None) -> int:
         print(f"bench: wrote {arguments.output}")
     else:
         print(report)
-    return 0
+    failed = [result.title for result in results if result.failed]
+    if failed:
+        print(f"bench: failed sections: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

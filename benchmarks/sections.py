@@ -92,9 +92,11 @@ class SectionResult:
     targets: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
+    failed: bool = False  # set by run.py when the section raised; its one target is then missed
 
     def markdown(self) -> list:
-        lines = [f"## {self.number}. {self.title}", "", self.intro, ""]
+        heading = self.title if self.failed else f"{self.number}. {self.title}"
+        lines = [f"## {heading}", "", self.intro, ""]
         lines.append("| " + " | ".join(self.header) + " |")
         lines.append("|" + "---|" * len(self.header))
         lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in self.rows]
