@@ -543,49 +543,80 @@ def task_to_floor_per_run(size: int, throughput: dict) -> list:
     return [(size / (action.wall - baseline.wall)) / (size / raw.inner) for action, baseline, raw in pairs]
 
 
-def exec_result(settings: Settings, throughput: dict, latency: dict) -> SectionResult:
-    size = settings.exec_bytes
-    raw_rate = size / inners(throughput["raw"]).median
-    session_rate = size / inners(throughput["session"]).median
-    baseline_wall = walls(throughput["baseline"]).median
-    action_time = walls(throughput["action"]).median - baseline_wall
-    action_rate = size / action_time
-    lines_time = throughput["lines"][0].wall - baseline_wall
-    per_run = task_to_floor_per_run(size, throughput)
-    echo = walls(latency["echo"])
-    command = walls(latency["command"])
-    difference = echo.median - command.median
-    skip = ", ".join(f"`{name}: {str(value).lower()}`" for name, value in EXEC_SKIP_LINES_ARGUMENTS.items())
-    rows = [
+@dataclass
+class ExecRates:
+    """Section 4's medians: bytes per second of the floor, ExecSession, the task (with and without lines)."""
+
+    size: int
+    raw: float
+    session: float
+    action_time: float
+    lines_time: float
+
+    @classmethod
+    def of(cls, size: int, throughput: dict) -> "ExecRates":
+        baseline_wall = walls(throughput["baseline"]).median
+        return cls(size=size, raw=size / inners(throughput["raw"]).median,
+                   session=size / inners(throughput["session"]).median,
+                   action_time=walls(throughput["action"]).median - baseline_wall,
+                   lines_time=throughput["lines"][0].wall - baseline_wall)
+
+    @property
+    def action(self) -> float:
+        return self.size / self.action_time
+
+
+def skip_lines_text() -> str:
+    return ", ".join(f"`{name}: {str(value).lower()}`" for name, value in EXEC_SKIP_LINES_ARGUMENTS.items())
+
+
+def exec_rows(rates: ExecRates, throughput: dict, latency: dict) -> list:
+    size, raw_rate = rates.size, rates.raw
+    return [
         [f"floor: bare `websocket-client` loop ({mib_of(size)} stdout)", inners(throughput["raw"]).seconds(),
          walls(throughput["raw"]).seconds(), f"{raw_rate / MIB:.1f} MiB/s", "1.00x", rss(throughput["raw"]).mib()],
         ["collection: `ExecSession` in-process", inners(throughput["session"]).seconds(),
-         walls(throughput["session"]).seconds(), f"{session_rate / MIB:.1f} MiB/s", ratio(session_rate, raw_rate),
+         walls(throughput["session"]).seconds(), f"{rates.session / MIB:.1f} MiB/s", ratio(rates.session, raw_rate),
          rss(throughput["session"]).mib()],
-        [f"collection: `ansible-playbook`, one `nomad_alloc_exec` task with {skip} (register + assert length)",
-         f"{action_time:.3f} s (wall − baseline)", walls(throughput["action"]).seconds(),
-         f"{action_rate / MIB:.1f} MiB/s", ratio(action_rate, raw_rate), rss(throughput["action"]).mib()],
-        ["the same task with `stdout_lines` (the default; one run, no target)", f"{lines_time:.3f} s (wall − baseline)",
-         walls(throughput["lines"]).seconds(), f"{size / lines_time / MIB:.1f} MiB/s", ratio(size / lines_time, raw_rate),
+        [f"collection: `ansible-playbook`, one `nomad_alloc_exec` task with {skip_lines_text()} (register + assert "
+         "length)", f"{rates.action_time:.3f} s (wall − baseline)", walls(throughput["action"]).seconds(),
+         f"{rates.action / MIB:.1f} MiB/s", ratio(rates.action, raw_rate), rss(throughput["action"]).mib()],
+        ["the same task with `stdout_lines` (the default; one run, no target)",
+         f"{rates.lines_time:.3f} s (wall − baseline)", walls(throughput["lines"]).seconds(),
+         f"{size / rates.lines_time / MIB:.1f} MiB/s", ratio(size / rates.lines_time, raw_rate),
          rss(throughput["lines"]).mib()],
         ["Ansible's fixed cost: playbook with `debug: msg=hi`", "—", walls(throughput["baseline"]).seconds(), "—", "—",
          rss(throughput["baseline"]).mib()],
-        ["latency: playbook with one `nomad_alloc_exec` `echo hi` task", "—", echo.seconds(), "—", "—", rss(latency["echo"]).mib()],
-        ["latency: playbook with one `ansible.builtin.command` `echo hi` task", "—", command.seconds(), "—", "—",
-         rss(latency["command"]).mib()],
+        ["latency: playbook with one `nomad_alloc_exec` `echo hi` task", "—", walls(latency["echo"]).seconds(), "—",
+         "—", rss(latency["echo"]).mib()],
+        ["latency: playbook with one `ansible.builtin.command` `echo hi` task", "—", walls(latency["command"]).seconds(),
+         "—", "—", rss(latency["command"]).mib()],
     ]
+
+
+def exec_targets(rates: ExecRates, per_run: list, echo: Summary, command: Summary) -> list:
+    size, raw_rate = rates.size, rates.raw
+    floor = f"websocket-client loop {raw_rate / MIB:.1f} MiB/s"
     runs_met = sum(1 for value in per_run if value >= 0.9)
-    targets = [
+    difference = echo.median - command.median
+    return [
         Target(f"exec {mib_of(size)}: `ExecSession` ≥ 0.8x the websocket-client floor's throughput",
-               ratio(session_rate, raw_rate), session_rate >= 0.8 * raw_rate,
-               f"websocket-client loop {raw_rate / MIB:.1f} MiB/s"),
-        Target(f"exec {mib_of(size)}: `nomad_alloc_exec` task with {skip} ≥ 0.9x the floor's throughput (task time) "
-               f"in {len(per_run)} of {len(per_run)} runs",
+               ratio(rates.session, raw_rate), rates.session >= 0.8 * raw_rate, floor),
+        Target(f"exec {mib_of(size)}: `nomad_alloc_exec` task with {skip_lines_text()} ≥ 0.9x the floor's throughput "
+               f"(task time) in {len(per_run)} of {len(per_run)} runs",
                f"{runs_met} of {len(per_run)} runs; {min(per_run):.2f}x–{max(per_run):.2f}x", runs_met == len(per_run),
-               f"websocket-client loop {raw_rate / MIB:.1f} MiB/s"),
+               floor),
         Target("exec `echo hi` task ≤ +150 ms over an `ansible.builtin.command` task (playbook wall, medians)",
                f"{difference * 1000:+.0f} ms", difference <= 0.150, f"`command` task {command.median:.3f} s"),
     ]
+
+
+def exec_result(settings: Settings, throughput: dict, latency: dict) -> SectionResult:
+    size = settings.exec_bytes
+    rates = ExecRates.of(size, throughput)
+    per_run = task_to_floor_per_run(size, throughput)
+    echo, command = walls(latency["echo"]), walls(latency["command"])
+    difference = echo.median - command.median
     notes = [
         f"Output: `head -c {size} /dev/zero` in the task of a virtual allocation (the emulator runs it as a real "
         "process and sends Nomad's base64 JSON frames). Throughput = bytes ÷ work time; for the task, bytes ÷ "
@@ -595,12 +626,13 @@ def exec_result(settings: Settings, throughput: dict, latency: dict) -> SectionR
         f"(`nomad_alloc_exec` reads the allocation, then opens the WebSocket; `command` forks a module process).",
     ]
     metrics = {"throughput": [
-        {"label": f"exec stdout\n{mib_of(size)}", "collection": action_rate, "collection_label": "nomad_alloc_exec task",
-         "floor": raw_rate, "floor_label": "websocket-client loop"},
+        {"label": f"exec stdout\n{mib_of(size)}", "collection": rates.action, "collection_label": "nomad_alloc_exec task",
+         "floor": rates.raw, "floor_label": "websocket-client loop"},
     ]}
     return SectionResult(4, "Exec: stdout throughput and latency",
                          "Exec output streamed through the collection against a bare websocket-client loop.",
-                         ["command", "work", "wall", "throughput", "÷ floor", "peak RSS"], rows, targets, notes,
+                         ["command", "work", "wall", "throughput", "÷ floor", "peak RSS"],
+                         exec_rows(rates, throughput, latency), exec_targets(rates, per_run, echo, command), notes,
                          metrics)
 
 
