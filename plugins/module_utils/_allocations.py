@@ -104,13 +104,19 @@ def namespace_of(allocation, default=None):
     return allocation.get("Namespace") or default
 
 
+def namespace_params(namespace):
+    """Query parameters that send `namespace`; None leaves the connection option's namespace in place
+    (NomadClient.query would drop a None value, and with it the namespace)."""
+    return {} if namespace is None else {"namespace": namespace}
+
+
 def read_allocation(client, allocation, tracker=None, namespace=None):
     """GET /v1/allocation/<id> in the allocation's namespace (a stub dict or an ID with `namespace`)."""
     if isinstance(allocation, dict):
         allocation_id, namespace = allocation["ID"], namespace_of(allocation, namespace)
     else:
         allocation_id = allocation
-    response = client.read("/v1/allocation/%s" % allocation_id, {"namespace": namespace})
+    response = client.read("/v1/allocation/%s" % allocation_id, namespace_params(namespace))
     if tracker is not None:
         tracker(response)
     return response.data or {}
@@ -119,7 +125,7 @@ def read_allocation(client, allocation, tracker=None, namespace=None):
 def blocking_read_allocation(client, allocation, index, seconds):
     """(allocation, index): GET /v1/allocation/<id> as a blocking query on the allocation's ModifyIndex."""
     response = client.blocking_read("/v1/allocation/%s" % allocation["ID"],
-                                    {"namespace": namespace_of(allocation)}, index, seconds)
+                                    namespace_params(namespace_of(allocation)), index, seconds)
     return response.data or {}, response.index
 
 
@@ -131,7 +137,7 @@ def read_checks(client, allocation):
     """
     try:
         response = client.read("/v1/allocation/%s/checks" % allocation["ID"],
-                               {"namespace": namespace_of(allocation)})
+                               namespace_params(namespace_of(allocation)))
     except NomadNotFoundError:
         return {}
     return response.data or {}
