@@ -43,7 +43,7 @@ LIST_ARGUMENT_SPEC = dict(
 )
 
 
-class IndexTracker(object):
+class IndexTracker:
     """Remembers the highest X-Nomad-Index of the responses it is given (from any thread)."""
 
     def __init__(self):
@@ -66,16 +66,16 @@ def concurrently(function, items):
         return list(pool.map(function, items))
 
 
-class ListOptions(object):
+class ListOptions:
     """How to list: namespace, page size, limit, order and which stub fields Nomad should include."""
 
     __slots__ = ("namespace", "per_page", "limit", "reverse", "resources", "task_states")
 
     def __init__(self, namespace=None, per_page=None, limit=None, reverse=False, resources=False, task_states=True):
         if per_page is not None and per_page < 1:
-            raise SelectorError("per_page must be 1 or more (got %s)" % per_page)
+            raise SelectorError(f"per_page must be 1 or more (got {per_page})")
         if limit is not None and limit < 1:
-            raise SelectorError("limit must be 1 or more (got %s)" % limit)
+            raise SelectorError(f"limit must be 1 or more (got {limit})")
         self.namespace = namespace
         self.per_page = per_page
         self.limit = limit
@@ -116,7 +116,7 @@ def read_allocation(client, allocation, tracker=None, namespace=None):
         allocation_id, namespace = allocation["ID"], namespace_of(allocation, namespace)
     else:
         allocation_id = allocation
-    response = client.read("/v1/allocation/%s" % allocation_id, namespace_params(namespace))
+    response = client.read(f"/v1/allocation/{allocation_id}", namespace_params(namespace))
     if tracker is not None:
         tracker(response)
     return response.data or {}
@@ -124,7 +124,7 @@ def read_allocation(client, allocation, tracker=None, namespace=None):
 
 def blocking_read_allocation(client, allocation, index, seconds):
     """(allocation, index): GET /v1/allocation/<id> as a blocking query on the allocation's ModifyIndex."""
-    response = client.blocking_read("/v1/allocation/%s" % allocation["ID"],
+    response = client.blocking_read(f"/v1/allocation/{allocation['ID']}",
                                     namespace_params(namespace_of(allocation)), index, seconds)
     return response.data or {}, response.index
 
@@ -136,7 +136,7 @@ def read_checks(client, allocation):
     yet, or it is being stopped; that, and an allocation garbage-collected since it was listed, is {}.
     """
     try:
-        response = client.read("/v1/allocation/%s/checks" % allocation["ID"],
+        response = client.read(f"/v1/allocation/{allocation['ID']}/checks",
                                namespace_params(namespace_of(allocation)))
     except NomadNotFoundError:
         return {}
@@ -149,7 +149,7 @@ def attach_services(client, allocations):
     def services_of(allocation):
         try:
             response = client.read(
-                "/v1/allocation/%s/services" % allocation["ID"], {"namespace": namespace_of(allocation, "default")}
+                f"/v1/allocation/{allocation['ID']}/services", {"namespace": namespace_of(allocation, "default")}
             )
         except NomadNotFoundError:
             return []  # garbage-collected since it was listed

@@ -161,10 +161,10 @@ def failing_checks(allocation):
 def health_problem(allocation):
     """Why an allocation is not healthy (one short phrase), or None when it is healthy."""
     if not is_running(allocation):
-        return "client status %s" % allocation.get("ClientStatus")
+        return f"client status {allocation.get('ClientStatus')}"
     not_running = tasks_not_running(allocation)
     if not_running or not main_tasks_running(allocation):
-        return "tasks not running: %s" % (", ".join(not_running) or "none started")
+        return f"tasks not running: {', '.join(not_running) or 'none started'}"
     if deployment_verdict(allocation) is False:
         return "deployment health is unhealthy"
     failing = failing_checks(allocation)
@@ -180,7 +180,9 @@ def describe_check(check):
     status = check.get("Status") or "pending"
     if status == CHECK_PASSING:
         status = "not run since the last task restart"
-    return 'check "%s" %s%s' % (check.get("Check"), status, ": %s" % output if output else "")
+    name = check.get("Check")
+    detail = f": {output}" if output else ""
+    return f'check "{name}" {status}{detail}'
 
 
 def is_healthy(allocation):
@@ -234,19 +236,19 @@ def waits_on_checks(condition, allocations):
 def label(allocation):
     name = allocation.get("Name")
     short = (allocation.get("ID") or "")[:8]
-    return "%s (%s)" % (short, name) if name else short
+    return f"{short} ({name})" if name else short
 
 
 def _why(condition, allocation):
     if condition == "healthy":
         return health_problem(allocation) or "healthy"
-    return "client status %s" % allocation.get("ClientStatus")
+    return f"client status {allocation.get('ClientStatus')}"
 
 
 def _list_some(condition, allocations):
-    shown = ", ".join("%s: %s" % (label(allocation), _why(condition, allocation))
+    shown = ", ".join(f"{label(allocation)}: {_why(condition, allocation)}"
                       for allocation in allocations[:MAX_LISTED])
-    more = "" if len(allocations) <= MAX_LISTED else " and %d more" % (len(allocations) - MAX_LISTED)
+    more = "" if len(allocations) <= MAX_LISTED else f" and {len(allocations) - MAX_LISTED} more"
     return shown + more
 
 
@@ -256,14 +258,14 @@ def describe_progress(condition, allocations):
     if condition in _PER_ALLOCATION and not any(is_active(allocation) for allocation in allocations):
         if not allocations:
             return "no allocation that should run is selected"
-        return "none of the selected allocations should run any more: %s" % _list_some("running", allocations)
+        return f"none of the selected allocations should run any more: {_list_some('running', allocations)}"
     if condition == "absent":
-        return "%d allocation(s) still selected" % len(pending)
-    return "%d allocation(s) not %s yet: %s" % (len(pending), condition, _list_some(condition, pending))
+        return f"{len(pending)} allocation(s) still selected"
+    return f"{len(pending)} allocation(s) not {condition} yet: {_list_some(condition, pending)}"
 
 
 # --------------------------------------------------------------------------------------------- the engine
-class Deadline(object):
+class Deadline:
     """A monotonic deadline, so that changes of the wall clock never shorten or stretch a wait."""
 
     def __init__(self, seconds, clock=time.monotonic):
@@ -286,7 +288,7 @@ class Deadline(object):
         return max(1, min(int(self.remaining() + 0.999), cap))
 
 
-class Verdict(object):
+class Verdict:
     """What a judge says about one read: met, hopeless (can never be met), or keep waiting; `round_cap`
     shortens the next blocking query when the awaited change does not move Nomad's index."""
 
@@ -298,7 +300,7 @@ class Verdict(object):
         self.round_cap = round_cap
 
 
-class WaitOutcome(object):
+class WaitOutcome:
     __slots__ = ("value", "index", "met", "waited", "hopeless", "progress")
 
     def __init__(self, value, index, met, waited, hopeless=False):

@@ -54,7 +54,7 @@ options:
   checks:
     description:
       - Attach the results of each allocation's Nomad service checks (C(GET /v1/allocation/<id>/checks) in the
-        allocation's namespace) under the key C(Checks) of each returned allocation, as Nomad returns them: a
+        allocation's namespace) under the key C(Checks) of each returned allocation, as Nomad returns them - a
         dict keyed by check ID of C(Check), C(Service), C(Group), C(Task), C(Mode) (C(healthiness) or
         C(readiness)), C(Status) (C(success), C(failure) or C(pending)), C(StatusCode), C(Output) and
         C(Timestamp) (Unix seconds).
