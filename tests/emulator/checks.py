@@ -105,7 +105,7 @@ class Check:
             *argv, cwd=task.task_dir or None, env=dict(task.env), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), self.timeout)
+            output, _stderr = await asyncio.wait_for(process.communicate(), self.timeout)
         except asyncio.TimeoutError:
             _kill_group(process.pid)
             await process.wait()
