@@ -87,12 +87,13 @@ def test_healthy_waits_for_the_check_to_pass(emulator, runner):
     set_healthy(emulator, first, True)
     set_healthy(emulator, second, False)
     outcome = {}
+    emulator.control.reset_requests()
     waiting = threading.Thread(target=lambda: outcome.update(run=runner.playbook(play(
         task("healthy", INFO, job="probe", wait_for="healthy", wait_timeout=60)))))
     waiting.start()
-    # The wait cannot end while the check fails; give it time to see the failing check at least once.
-    wait_until(lambda: any(p["ID"] == second["ID"] for p in probes(emulator)), what="the probe listing")
-    waiting.join(timeout=6)
+    # The wait has read the failing check several times (it re-reads checks at least every 2 s) and goes on.
+    checks_path = "GET /v1/allocation/%s/checks" % second["ID"]
+    wait_until(lambda: emulator.control.requests().get(checks_path, 0) >= 3, timeout=60, what="the wait to re-read")
     assert waiting.is_alive(), "wait_for=healthy returned while a check was failing"
     set_healthy(emulator, second, True)
     waiting.join(timeout=60)
