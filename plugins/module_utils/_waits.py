@@ -18,6 +18,9 @@ WAIT_CONDITIONS = ("running", "healthy", "terminal", "absent")
 TERMINAL_CLIENT_STATUSES = frozenset(("complete", "failed", "lost"))
 FAILED_CLIENT_STATUSES = frozenset(("failed", "lost"))
 MAX_BLOCKING_WAIT = 300  # Nomad clamps blocking queries to 5 minutes
+# Nomad answers a blocking query up to wait/16 late (jitter), so rounds are kept short enough that the
+# deadline is overshot by a few seconds at most.
+ROUND_SECONDS = 60
 # Check results are not part of any blocking query's index, so while a check is what the wait waits for,
 # each round is at most this long (a change of the allocations still ends it early).
 CHECK_ROUND_SECONDS = 2
@@ -283,9 +286,9 @@ class Deadline:
     def elapsed(self):
         return self._clock() - self.started
 
-    def round_seconds(self, cap=MAX_BLOCKING_WAIT):
-        """Seconds for the next blocking query: whole seconds, at least 1, at most `cap`."""
-        return max(1, min(int(self.remaining() + 0.999), cap))
+    def round_seconds(self, cap=ROUND_SECONDS):
+        """Seconds for the next blocking query: whole seconds, at least 1, at most `cap` (and Nomad's maximum)."""
+        return max(1, min(int(self.remaining() + 0.999), cap, MAX_BLOCKING_WAIT))
 
 
 class Verdict:
@@ -294,7 +297,7 @@ class Verdict:
 
     __slots__ = ("met", "hopeless", "round_cap")
 
-    def __init__(self, met=False, hopeless=False, round_cap=MAX_BLOCKING_WAIT):
+    def __init__(self, met=False, hopeless=False, round_cap=ROUND_SECONDS):
         self.met = met
         self.hopeless = hopeless
         self.round_cap = round_cap
@@ -339,7 +342,7 @@ def allocation_judge(condition, fixed_selection=False):
             return Verdict(met=True)
         if fixed_selection and can_never_be_met(condition, allocations):
             return Verdict(hopeless=True)
-        cap = CHECK_ROUND_SECONDS if waits_on_checks(condition, allocations) else MAX_BLOCKING_WAIT
+        cap = CHECK_ROUND_SECONDS if waits_on_checks(condition, allocations) else ROUND_SECONDS
         return Verdict(round_cap=cap)
 
     return judge
@@ -366,7 +369,7 @@ def restart_judge(before, tasks, condition="running"):
         if any(not has_restarted(before, allocation, task) for task in tasks):
             return Verdict()
         if condition == "healthy" and not is_healthy(allocation):
-            return Verdict(round_cap=CHECK_ROUND_SECONDS if failing_checks(allocation) else MAX_BLOCKING_WAIT)
+            return Verdict(round_cap=CHECK_ROUND_SECONDS if failing_checks(allocation) else ROUND_SECONDS)
         return Verdict(met=True)
 
     return judge

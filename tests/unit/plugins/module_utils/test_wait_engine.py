@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
     CHECK_ROUND_SECONDS,
+    ROUND_SECONDS,
     Deadline,
     allocation_judge,
     condition_met,
@@ -150,7 +151,7 @@ def test_wait_blocks_on_the_last_index_until_met():
     states = [([alloc("pending")], 10), ([alloc("pending")], 11), ([alloc("running")], 12)]
     outcome = wait_until(scripted_reader(states, clock, blocked), allocation_judge("running"), 60, clock=clock)
     assert outcome.met and outcome.index == 12 and outcome.waited == 2
-    assert blocked == [(10, 60), (11, 59)]
+    assert blocked == [(10, 60), (11, 59)]  # 60 s rounds, then what is left
 
 
 def test_wait_times_out_with_what_it_saw():
@@ -160,11 +161,12 @@ def test_wait_times_out_with_what_it_saw():
     assert not outcome.met and not outcome.hopeless and outcome.allocations == [alloc("running")]
 
 
-def test_blocking_waits_are_capped_at_nomads_maximum():
+def test_blocking_rounds_are_short_enough_to_keep_the_deadline():
     clock, blocked = FakeClock(), []
-    wait_until(scripted_reader([([alloc()], 1)], clock, blocked, advance=None), allocation_judge("absent"), 700,
+    wait_until(scripted_reader([([alloc()], 1)], clock, blocked, advance=None), allocation_judge("absent"), 150,
                clock=clock)
-    assert [seconds for _index, seconds in blocked] == [300, 300, 100]
+    assert [seconds for _index, seconds in blocked] == [ROUND_SECONDS, ROUND_SECONDS, 30]
+    assert Deadline(900, clock).round_seconds(cap=1000) == 300  # never above Nomad's maximum
 
 
 def test_a_failing_check_shortens_the_blocking_rounds():
