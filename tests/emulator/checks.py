@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Nomad service checks, run for real against the tasks, and `GET /v1/allocation/:id/checks`.
 
 Like Nomad 1.6's checks hook for `provider = "nomad"` services (reference: nomad-fs-logs-checks-behaviour.md §3):
