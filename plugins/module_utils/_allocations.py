@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reading allocations the way nomad_alloc_info and the nomad_alloc lookup return them: stubs for a
-selector, full objects for IDs, optionally with their services, waiting for a condition."""
+"""The one way the collection reads allocations: stubs for a selector, full objects for IDs, one
+allocation (plain or as a blocking query), their services and check results, and the waits over them.
+The namespace of an allocation is always sent with every request about it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     select_allocations,
     id_filter,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import wait_for_condition
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
+    CHECKS_KEY,
+    allocation_judge,
+    describe_progress,
+    needs_checks,
+    still_running,
+    terminal_judge,
+    wait_until,
+)
 
 SERVICES_KEY = "Services"
 MAX_CONCURRENT_READS = 8  # below NomadClient's default pool size, so connections are reused
@@ -34,7 +43,7 @@ LIST_ARGUMENT_SPEC = dict(
 )
 
 
-class IndexTracker(object):
+class IndexTracker:
     """Remembers the highest X-Nomad-Index of the responses it is given (from any thread)."""
 
     def __init__(self):
@@ -57,16 +66,16 @@ def concurrently(function, items):
         return list(pool.map(function, items))
 
 
-class ListOptions(object):
+class ListOptions:
     """How to list: namespace, page size, limit, order and which stub fields Nomad should include."""
 
     __slots__ = ("namespace", "per_page", "limit", "reverse", "resources", "task_states")
 
     def __init__(self, namespace=None, per_page=None, limit=None, reverse=False, resources=False, task_states=True):
         if per_page is not None and per_page < 1:
-            raise SelectorError("per_page must be 1 or more (got %s)" % per_page)
+            raise SelectorError(f"per_page must be 1 or more (got {per_page})")
         if limit is not None and limit < 1:
-            raise SelectorError("limit must be 1 or more (got %s)" % limit)
+            raise SelectorError(f"limit must be 1 or more (got {limit})")
         self.namespace = namespace
         self.per_page = per_page
         self.limit = limit
@@ -90,11 +99,48 @@ class ListOptions(object):
                     resources=self.resources, task_states=self.task_states)
 
 
-def read_allocation(client, allocation_id, tracker=None):
-    response = client.read("/v1/allocation/%s" % allocation_id)
+def namespace_of(allocation, default=None):
+    """The namespace to send for an allocation: its own, else `default`, else the options' (None)."""
+    return allocation.get("Namespace") or default
+
+
+def namespace_params(namespace):
+    """Query parameters that send `namespace`; None leaves the connection option's namespace in place
+    (NomadClient.query would drop a None value, and with it the namespace)."""
+    return {} if namespace is None else {"namespace": namespace}
+
+
+def read_allocation(client, allocation, tracker=None, namespace=None):
+    """GET /v1/allocation/<id> in the allocation's namespace (a stub dict or an ID with `namespace`)."""
+    if isinstance(allocation, dict):
+        allocation_id, namespace = allocation["ID"], namespace_of(allocation, namespace)
+    else:
+        allocation_id = allocation
+    response = client.read(f"/v1/allocation/{allocation_id}", namespace_params(namespace))
     if tracker is not None:
         tracker(response)
-    return response.data
+    return response.data or {}
+
+
+def blocking_read_allocation(client, allocation, index, seconds):
+    """(allocation, index): GET /v1/allocation/<id> as a blocking query on the allocation's ModifyIndex."""
+    response = client.blocking_read(f"/v1/allocation/{allocation['ID']}",
+                                    namespace_params(namespace_of(allocation)), index, seconds)
+    return response.data or {}, response.index
+
+
+def read_checks(client, allocation):
+    """The allocation's Nomad service check results (GET /v1/allocation/<id>/checks), keyed by check ID.
+
+    Nomad answers `null` when the allocation has no Nomad-provider checks, its checks have not started
+    yet, or it is being stopped; that, and an allocation garbage-collected since it was listed, is {}.
+    """
+    try:
+        response = client.read(f"/v1/allocation/{allocation['ID']}/checks",
+                               namespace_params(namespace_of(allocation)))
+    except NomadNotFoundError:
+        return {}
+    return response.data or {}
 
 
 def attach_services(client, allocations):
@@ -103,7 +149,7 @@ def attach_services(client, allocations):
     def services_of(allocation):
         try:
             response = client.read(
-                "/v1/allocation/%s/services" % allocation["ID"], {"namespace": allocation.get("Namespace") or "default"}
+                f"/v1/allocation/{allocation['ID']}/services", {"namespace": namespace_of(allocation, "default")}
             )
         except NomadNotFoundError:
             return []  # garbage-collected since it was listed
@@ -114,26 +160,41 @@ def attach_services(client, allocations):
     return allocations
 
 
+def attach_checks(client, allocations, only=None):
+    """Add each allocation's check results as `Checks` (those for which only(allocation) holds, when given)."""
+    chosen = [allocation for allocation in allocations if only is None or only(allocation)]
+    for allocation, checks in zip(chosen, concurrently(lambda allocation: read_checks(client, allocation), chosen)):
+        allocation[CHECKS_KEY] = checks
+    return allocations
+
+
 def full_objects(client, stubs, tracker=None):
     """GET /v1/allocation/<id> for each stub; allocations garbage-collected since the listing are left out."""
 
     def full_object(stub):
         try:
-            return read_allocation(client, stub["ID"], tracker)
+            return read_allocation(client, stub, tracker)
         except NomadNotFoundError:
             return None
 
     return [allocation for allocation in concurrently(full_object, stubs) if allocation is not None]
 
 
-def gather_allocations(client, selector, list_options, services=False):
+def gather_allocations(client, selector, list_options, services=False, checks=False):
     """(allocations, index): stubs for a selector, full objects when `id` is given."""
     tracker = IndexTracker()
     stubs = select_allocations(client, selector, on_response=tracker, **list_options.select_kwargs())
     allocations = full_objects(client, stubs, tracker) if selector.get("id") else stubs
+    attach_extras(client, allocations, services, checks)
+    return allocations, tracker.index
+
+
+def attach_extras(client, allocations, services=False, checks=False):
     if services:
         attach_services(client, allocations)
-    return allocations, tracker.index
+    if checks:
+        attach_checks(client, allocations)
+    return allocations
 
 
 # --------------------------------------------------------------------------------------------- waiting
@@ -152,34 +213,70 @@ def _resolve_for_wait(client, selector, condition, namespace):
     return found
 
 
-def wait_for_allocations(client, selector, list_options, condition, timeout, services=False):
+def listing_reader(client, query, per_page=None, limit=None, with_checks=False):
+    """A read(index, seconds) for the wait engine over GET /v1/allocations with `query`.
+
+    The blocking query asks for one item only (it just waits for the allocations table to change), then
+    the whole selection is listed again.  With `with_checks`, every allocation that can run and runs gets
+    its check results (they are not part of the listing, nor of any blocking index).
+    """
+
+    def read(index, seconds):
+        if index is not None:
+            client.blocking_read(ALLOCATIONS_PATH, dict(query, per_page=1), index, seconds)
+        tracker = IndexTracker()
+        stubs = list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit, on_response=tracker))
+        if with_checks:
+            attach_checks(client, stubs, only=needs_checks)
+        return stubs, tracker.index
+
+    return read
+
+
+def wait_for_allocations(client, selector, list_options, condition, timeout, services=False, checks=False):
     """Wait until the selected allocations meet `condition`; a WaitOutcome with what was read last."""
     ids = selector.get("id") or []
     id_clause = None
     if ids:
         resolved = _resolve_for_wait(client, selector, condition, list_options.namespace)
         if not resolved:
-            return wait_for_condition(condition, lambda: ([], None), lambda index, seconds: None, timeout)
+            return wait_until(lambda index, seconds: ([], None), allocation_judge(condition), timeout)
         id_clause = id_filter(resolved)
-    list_selector = dict(selector, id=None)
-    query = list_query(list_selector, list_options.namespace, list_options.reverse, list_options.resources,
-                       list_options.task_states, extra_filter=id_clause)
-
-    def list_allocations():
-        tracker = IndexTracker()
-        stubs = list(client.paginate(ALLOCATIONS_PATH, query, per_page=list_options.per_page,
-                                     limit=list_options.limit, on_response=tracker))
-        return stubs, tracker.index
-
-    def wait_for_change(index, seconds):
-        client.blocking_read(ALLOCATIONS_PATH, dict(query, per_page=1), index, seconds)
-
-    outcome = wait_for_condition(condition, list_allocations, wait_for_change, timeout, fixed_selection=bool(ids))
-    if ids and outcome.allocations:
+    query = list_query(dict(selector, id=None), list_options.namespace, list_options.reverse,
+                       list_options.resources, list_options.task_states, extra_filter=id_clause)
+    if condition == "healthy":
+        query.pop("task_states", None)  # health is judged from the task states, whatever the stubs show
+    read = listing_reader(client, query, list_options.per_page, list_options.limit, with_checks=condition == "healthy")
+    outcome = wait_until(read, allocation_judge(condition, fixed_selection=bool(ids)), timeout)
+    outcome.progress = None if outcome.met else describe_progress(condition, outcome.value)
+    if ids and outcome.value:
         tracker = IndexTracker()
         tracker.index = outcome.index
-        outcome.allocations = full_objects(client, outcome.allocations, tracker)
+        full = {allocation["ID"]: allocation for allocation in full_objects(client, outcome.value, tracker)}
+        outcome.value = [_keep_checks(full.get(stub["ID"]), stub) for stub in outcome.value if stub["ID"] in full]
         outcome.index = tracker.index
-    if services:
-        attach_services(client, outcome.allocations)
+    for allocation in outcome.value if not checks else ():
+        allocation.pop(CHECKS_KEY, None)
+    attach_extras(client, outcome.value, services, checks)
     return outcome
+
+
+def _keep_checks(full, stub):
+    if CHECKS_KEY in stub:
+        full[CHECKS_KEY] = stub[CHECKS_KEY]
+    return full
+
+
+def wait_for_terminal(client, allocations, timeout):
+    """Block on the allocation list until every one of `allocations` is terminal (or gone).
+
+    Returns the IDs still not terminal when the deadline passed (empty when all finished).
+    """
+    ids = [allocation["ID"] for allocation in allocations]
+    if not ids:
+        return []
+    namespaces = {namespace_of(allocation, "default") for allocation in allocations}
+    query = list_query({}, namespaces.pop() if len(namespaces) == 1 else "*", task_states=False,
+                       extra_filter=id_filter(ids))
+    outcome = wait_until(listing_reader(client, query), terminal_judge(ids), timeout)
+    return still_running(ids, outcome.value)

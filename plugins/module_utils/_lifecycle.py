@@ -9,7 +9,6 @@ anything, and the waits are driven by Nomad's blocking queries.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
@@ -17,13 +16,24 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadNotFoundError,
     NomadPermissionDeniedError,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, bexpr_quote
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
+    attach_checks,
+    blocking_read_allocation,
+    read_allocation,
+    wait_for_terminal,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
+    TERMINAL_CLIENT_STATUSES,
+    has_restarted,
+    health_problem,
+    is_terminal,
+    restart_judge,
+    wait_until,
+)
 
-TERMINAL_CLIENT_STATUSES = ("complete", "failed", "lost")
 STOPPED_DESIRED_STATUSES = ("stop", "evict")
-
-# Nomad caps a blocking query at 300 s; shorter rounds keep the deadline accurate.
-BLOCKING_ROUND_SECONDS = 60
+RESTART_WAIT_CONDITIONS = ("running", "healthy")
 
 
 class LifecycleError(Exception):
@@ -157,10 +167,6 @@ def allocation_summary(alloc: dict) -> dict:
     }
 
 
-def is_terminal(alloc: dict) -> bool:
-    return alloc.get("ClientStatus") in TERMINAL_CLIENT_STATUSES
-
-
 def stop_skip_reason(alloc: dict):
     """Why stopping `alloc` would change nothing, or None when it would."""
     desired = alloc.get("DesiredStatus")
@@ -229,11 +235,6 @@ def _task_state_list(alloc: dict) -> str:
 def _namespace_params(alloc: dict) -> dict:
     namespace = alloc.get("Namespace")
     return {"namespace": namespace} if namespace else {}
-
-
-def read_allocation(client, alloc: dict) -> dict:
-    """The full allocation (with its job and TaskStates)."""
-    return client.read("/v1/allocation/{0}".format(alloc["ID"]), params=_namespace_params(alloc)).data or {}
 
 
 def plan_action(client, alloc: dict, choose, need_job: bool = False) -> tuple:
@@ -336,8 +337,9 @@ def _signal_failure(error: NomadError, alloc: dict, task: str, several_tasks: bo
 
 
 def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, check_mode: bool = False,
-                       wait: bool = False, wait_timeout: float = 120) -> dict:
-    """Restart `task`, every task (`all_tasks`), or the running tasks; optionally wait until they run again."""
+                       wait=None, wait_timeout: float = 120) -> dict:
+    """Restart `task`, every task (`all_tasks`), or the running tasks; optionally wait until they run again
+    (`wait` is `running` or `healthy`, see wait_after_restart; true means `running`)."""
     def choose(current):
         if task:
             require_task(current, task)
@@ -357,7 +359,8 @@ def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, 
     )
     if wait:
         restarted = [name for name in tasks if not _runs_once(full, name)]
-        wait_until_restarted(client, full, restarted, wait_timeout)
+        condition = wait if wait in RESTART_WAIT_CONDITIONS else "running"
+        wait_after_restart(client, full, restarted, condition, wait_timeout)
     return {"changed": True, "tasks": tasks}
 
 
@@ -375,91 +378,45 @@ def _runs_once(alloc: dict, task: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Waits (blocking queries, never sleeps)
+# Waits: the one engine of _waits, with the readers of _allocations
 
 
-class Deadline:
-    def __init__(self, seconds: float, clock=time.monotonic):
-        self._clock = clock
-        self._end = clock() + seconds
-        self.seconds = seconds
+def wait_after_restart(client, before: dict, tasks: list, condition: str, timeout: float) -> dict:
+    """Block on GET /v1/allocation/:id until every task in `tasks` runs again (and, for `healthy`, the
+    allocation is healthy, its Nomad service checks included); LifecycleError when it cannot or times out."""
 
-    def remaining(self) -> float:
-        return max(0.0, self._end - self._clock())
+    def read(index, seconds):
+        if index is None:
+            current, current_index = read_allocation(client, before), None
+        else:
+            current, current_index = blocking_read_allocation(client, before, index, seconds)
+        if condition == "healthy" and current.get("ClientStatus") == "running":
+            attach_checks(client, [current])
+        return current, current_index
 
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
-    def round_seconds(self) -> float:
-        return min(self.remaining(), BLOCKING_ROUND_SECONDS)
-
-
-def has_restarted(before: dict, after: dict, task: str) -> bool:
-    """True when `task` runs again after a restart that happened since `before` was read."""
-    old, new = task_state(before, task), task_state(after, task)
-    if new.get("State") != "running":
-        return False
-    if (new.get("Restarts") or 0) > (old.get("Restarts") or 0):
-        return True
-    return bool(new.get("LastRestart")) and new.get("LastRestart") != old.get("LastRestart")
+    outcome = wait_until(read, restart_judge(before, tasks, condition), timeout)
+    if outcome.met:
+        return outcome.value
+    raise LifecycleError(_restart_wait_failure(outcome, before, tasks, condition, timeout),
+                         partial={"changed": True, "tasks": tasks})
 
 
-def wait_until_restarted(client, before: dict, tasks: list, timeout: float) -> dict:
-    """Block on GET /v1/allocation/:id until every task in `tasks` runs again; LifecycleError on timeout."""
-    deadline = Deadline(timeout)
-    path = "/v1/allocation/{0}".format(before["ID"])
-    params = _namespace_params(before)
-    response = client.read(path, params=params)
-    while True:
-        current = response.data or {}
-        pending = [task for task in tasks if not has_restarted(before, current, task)]
-        if not pending:
-            return current
-        if is_terminal(current):
-            raise LifecycleError(
-                "allocation became {0} while waiting for its tasks to run again".format(current.get("ClientStatus")),
-                partial={"changed": True, "tasks": tasks},
-            )
-        if deadline.expired():
-            raise LifecycleError(
-                "restarted, but tasks {0} did not run again within {1}s".format(", ".join(pending), deadline.seconds),
-                partial={"changed": True, "tasks": tasks},
-            )
-        response = client.blocking_read(path, params, response.index, deadline.round_seconds())
-
-
-def wait_until_terminal(client, allocs: list, timeout: float) -> list:
-    """Block on the allocation list until every allocation in `allocs` is terminal (or gone).
-
-    Returns the IDs still not terminal when the deadline passed (empty when all stopped).
-    """
-    pending = {alloc["ID"] for alloc in allocs}
-    if not pending:
-        return []
-    deadline = Deadline(timeout)
-    path, params = "/v1/allocations", _list_params_for(allocs)
-    response = client.read(path, params=params)
-    while True:
-        pending = _still_running(pending, response.data or [])
-        if not pending or deadline.expired():
-            return [alloc["ID"] for alloc in allocs if alloc["ID"] in pending]
-        response = client.blocking_read(path, params, response.index, deadline.round_seconds())
-
-
-def _list_params_for(allocs: list) -> dict:
-    namespaces = sorted({alloc.get("Namespace") or "default" for alloc in allocs})
-    jobs = sorted({alloc.get("JobID") for alloc in allocs if alloc.get("JobID")})
-    params = {"namespace": namespaces[0] if len(namespaces) == 1 else "*", "task_states": "false"}
-    if jobs:
-        params["filter"] = " or ".join("JobID == {0}".format(bexpr_quote(job)) for job in jobs)
-    return params
+def _restart_wait_failure(outcome, before: dict, tasks: list, condition: str, timeout: float) -> str:
+    current = outcome.value
+    if outcome.hopeless:
+        state = current.get("ClientStatus") if is_terminal(current) else "stopped"
+        return "allocation became {0} while waiting for its tasks to run again".format(state)
+    pending = [task for task in tasks if not has_restarted(before, current, task)]
+    if pending:
+        return "restarted, but tasks {0} did not run again within {1}s".format(", ".join(pending), timeout)
+    return "restarted, but not healthy within {0}s: {1}".format(timeout, health_problem(current))
 
 
 def wait_for_stopped(client, results: list, timeout: float) -> None:
     """Wait until the allocations stopped in `results` are terminal; mark the ones that are not with `error`."""
     stopped = [entry for entry in results if entry.get("changed") and not entry.get("error")]
     try:
-        not_stopped = set(wait_until_terminal(client, stopped, timeout))
+        not_stopped = set(wait_for_terminal(client, stopped, timeout))
         reason = "stopped, but still not terminal after {0}s".format(timeout)
     except NomadError as error:
         not_stopped = {entry["ID"] for entry in stopped}
@@ -467,12 +424,6 @@ def wait_for_stopped(client, results: list, timeout: float) -> None:
     for entry in stopped:
         if entry["ID"] in not_stopped:
             entry["error"] = reason
-
-
-def _still_running(pending: set, listed: list) -> set:
-    """IDs in `pending` that the listing still shows as not terminal (a missing one was garbage-collected)."""
-    by_id = {alloc.get("ID"): alloc for alloc in listed}
-    return {alloc_id for alloc_id in pending if alloc_id in by_id and not is_terminal(by_id[alloc_id])}
 
 
 # ---------------------------------------------------------------------------------------------------

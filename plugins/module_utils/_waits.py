@@ -1,19 +1,35 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Wait conditions for allocation sets: small pure predicates, and a loop driven by Nomad's blocking
-queries (it re-reads only when the allocations table changed, or when the wait runs out)."""
+"""The one wait engine: small pure predicates over allocations, and one loop driven by Nomad's blocking
+queries with a monotonic deadline (it re-reads when Nomad's index moved, or when a round runs out).
+
+Every wait of the collection (nomad_alloc_info's ``wait_for``, stop's and restart's ``wait``, the role) is
+``wait_until(read, judge, timeout)`` with a different ``read`` and ``judge``.
+"""
 
 from __future__ import annotations
 
+import calendar
+import re
 import time
 
 WAIT_CONDITIONS = ("running", "healthy", "terminal", "absent")
 TERMINAL_CLIENT_STATUSES = frozenset(("complete", "failed", "lost"))
+FAILED_CLIENT_STATUSES = frozenset(("failed", "lost"))
 MAX_BLOCKING_WAIT = 300  # Nomad clamps blocking queries to 5 minutes
+# Nomad answers a blocking query up to wait/16 late (jitter), so rounds are kept short enough that the
+# deadline is overshot by a few seconds at most.
+ROUND_SECONDS = 60
+# Check results are not part of any blocking query's index, so while a check is what the wait waits for,
+# each round is at most this long (a change of the allocations still ends it early).
+CHECK_ROUND_SECONDS = 2
 MAX_LISTED = 5
+CHECKS_KEY = "Checks"
+CHECK_PASSING = "success"
 
 
+# --------------------------------------------------------------------------------------------- predicates
 def is_terminal(allocation):
     return allocation.get("ClientStatus") in TERMINAL_CLIENT_STATUSES
 
@@ -22,35 +38,170 @@ def should_run(allocation):
     return (allocation.get("DesiredStatus") or "run") == "run"
 
 
+def is_unreplaced_failure(allocation):
+    """Failed or lost while Nomad still wants it to run, and no replacement placed yet."""
+    return (allocation.get("ClientStatus") in FAILED_CLIENT_STATUSES and should_run(allocation)
+            and not allocation.get("NextAllocation"))
+
+
 def is_active(allocation):
-    """Meant to run and not finished: the allocations that `running` and `healthy` wait for."""
-    return should_run(allocation) and not is_terminal(allocation)
+    """The allocations `running` and `healthy` judge: meant to run and not finished, or failed and not
+    replaced yet (such an allocation keeps the wait going instead of being left out)."""
+    if not should_run(allocation):
+        return False
+    return not is_terminal(allocation) or is_unreplaced_failure(allocation)
 
 
 def is_running(allocation):
     return allocation.get("ClientStatus") == "running"
 
 
-def is_healthy(allocation):
-    """Running and healthy: the deployment health Nomad reports, else every task running or finished cleanly."""
-    if not is_running(allocation):
-        return False
+def _lifecycles(allocation):
+    """{task: lifecycle dict or None} when the allocation says (full object or resources), else None."""
+    resources = allocation.get("AllocatedResources") or {}
+    if resources.get("TaskLifecycles") is not None:
+        return resources["TaskLifecycles"]
+    for group in ((allocation.get("Job") or {}).get("TaskGroups") or []):
+        if group.get("Name") == allocation.get("TaskGroup"):
+            return {task.get("Name"): task.get("Lifecycle") for task in group.get("Tasks") or []}
+    return None
+
+
+def _runs_for_good(lifecycle):
+    """Main tasks and sidecars keep running; other lifecycle hooks run once and exit."""
+    return not lifecycle or not lifecycle.get("Hook") or bool(lifecycle.get("Sidecar"))
+
+
+def tasks_not_running(allocation):
+    """Names of the tasks that should be running and are not (a finished lifecycle hook is fine)."""
+    states = allocation.get("TaskStates") or {}
+    lifecycles = _lifecycles(allocation)
+    missing = []
+    for name, state in sorted(states.items()):
+        if state.get("State") == "running":
+            continue
+        if lifecycles is not None and name in lifecycles and not _runs_for_good(lifecycles[name]):
+            if not state.get("Failed"):
+                continue
+        elif lifecycles is None and state.get("State") == "dead" and not state.get("Failed"):
+            continue  # without the job spec, a task that finished cleanly is taken for a lifecycle hook
+        missing.append(name)
+    return missing
+
+
+def main_tasks_running(allocation):
+    states = allocation.get("TaskStates") or {}
+    running = [name for name, state in states.items() if state.get("State") == "running"]
+    return bool(running) and not tasks_not_running(allocation)
+
+
+_RFC3339 = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+
+
+def rfc3339_seconds(text):
+    """Unix seconds (float) of Nomad's RFC 3339 times; None for empty, zero (0001-01-01) or odd values."""
+    match = _RFC3339.match(text or "")
+    if not match:
+        return None
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    if year <= 1:
+        return None
+    seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0))
+    fraction = match.group(7)
+    if fraction:
+        seconds += float("0." + fraction)
+    zone = match.group(8)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    return seconds
+
+
+def last_task_start(allocation):
+    """Unix seconds of the latest start or restart of any task, or None when none is known."""
+    times = []
+    for state in (allocation.get("TaskStates") or {}).values():
+        for key in ("StartedAt", "LastRestart"):
+            value = rfc3339_seconds(state.get(key))
+            if value is not None:
+                times.append(value)
+    return max(times) if times else None
+
+
+def deployment_verdict(allocation):
+    """True/False when Nomad's deployment health applies to the tasks as they run now, else None.
+
+    Nomad sets DeploymentStatus.Healthy once, during a deployment, and an in-place restart never resets it;
+    a verdict older than the latest task (re)start says nothing about the running processes.
+    """
     deployment = allocation.get("DeploymentStatus") or {}
-    if deployment.get("Healthy") is not None:
-        return deployment["Healthy"] is True
-    states = list((allocation.get("TaskStates") or {}).values())
-    if not states:
-        return False
-    finished_cleanly = [state for state in states if state.get("State") == "dead" and not state.get("Failed")]
-    running = [state for state in states if state.get("State") == "running"]
-    return bool(running) and len(running) + len(finished_cleanly) == len(states)
+    healthy = deployment.get("Healthy")
+    if healthy is None:
+        return None
+    decided = rfc3339_seconds(deployment.get("Timestamp"))
+    started = last_task_start(allocation)
+    if decided is not None and started is not None and started > decided:
+        return None
+    return healthy is True
+
+
+def check_results(allocation):
+    """The attached check results (a list of Nomad's CheckQueryResult dicts), [] when none."""
+    return list((allocation.get(CHECKS_KEY) or {}).values())
+
+
+def failing_checks(allocation):
+    """Checks that do not pass: not `success`, or a success from before the latest task (re)start."""
+    started = last_task_start(allocation)
+    failing = []
+    for check in check_results(allocation):
+        stale = started is not None and check.get("Timestamp") and int(check["Timestamp"]) < int(started)
+        if check.get("Status") != CHECK_PASSING or stale:
+            failing.append(check)
+    return failing
+
+
+def health_problem(allocation):
+    """Why an allocation is not healthy (one short phrase), or None when it is healthy."""
+    if not is_running(allocation):
+        return f"client status {allocation.get('ClientStatus')}"
+    not_running = tasks_not_running(allocation)
+    if not_running or not main_tasks_running(allocation):
+        return f"tasks not running: {', '.join(not_running) or 'none started'}"
+    if deployment_verdict(allocation) is False:
+        return "deployment health is unhealthy"
+    failing = failing_checks(allocation)
+    if failing:
+        return "; ".join(describe_check(check) for check in failing)
+    return None
+
+
+def describe_check(check):
+    output = " ".join(str(check.get("Output") or "").split())
+    if len(output) > 120:
+        output = output[:117] + "..."
+    status = check.get("Status") or "pending"
+    if status == CHECK_PASSING:
+        status = "not run since the last task restart"
+    name = check.get("Check")
+    detail = f": {output}" if output else ""
+    return f'check "{name}" {status}{detail}'
+
+
+def is_healthy(allocation):
+    return health_problem(allocation) is None
+
+
+def needs_checks(allocation):
+    """Whether judging `healthy` needs this allocation's check results (it can run and is running)."""
+    return is_active(allocation) and is_running(allocation)
 
 
 _PER_ALLOCATION = {"running": is_running, "healthy": is_healthy}
 
 
 def pending_allocations(condition, allocations):
-    """The allocations that keep `condition` from being met (empty list: met, except as below)."""
+    """The allocations that keep `condition` from being met."""
     if condition == "absent":
         return list(allocations)
     if condition == "terminal":
@@ -70,59 +221,170 @@ def condition_met(condition, allocations):
 
 
 def can_never_be_met(condition, allocations):
-    """For a fixed set of allocations (selected by ID): once none of them should run or all have finished,
-    running/healthy cannot happen any more (terminal is final; replacements have other IDs)."""
-    return condition in _PER_ALLOCATION and not any(is_active(allocation) for allocation in allocations)
+    """For a fixed set of allocations (selected by ID): running/healthy cannot happen any more once one of
+    them failed or none of them should run (replacements have other IDs; terminal is final)."""
+    if condition not in _PER_ALLOCATION or not allocations:
+        return False
+    if any(is_unreplaced_failure(allocation) for allocation in allocations):
+        return True
+    return not any(is_active(allocation) for allocation in allocations)
 
 
-def _list_some(allocations):
-    names = ", ".join(
-        "%s (%s)" % (allocation.get("ID", "")[:8], allocation.get("ClientStatus")) for allocation in allocations[:MAX_LISTED]
-    )
-    more = "" if len(allocations) <= MAX_LISTED else " and %d more" % (len(allocations) - MAX_LISTED)
-    return names + more
+def waits_on_checks(condition, allocations):
+    return condition == "healthy" and any(
+        failing_checks(allocation) for allocation in allocations if needs_checks(allocation))
+
+
+# --------------------------------------------------------------------------------------------- messages
+def label(allocation):
+    name = allocation.get("Name")
+    short = (allocation.get("ID") or "")[:8]
+    return f"{short} ({name})" if name else short
+
+
+def _why(condition, allocation):
+    if condition == "healthy":
+        return health_problem(allocation) or "healthy"
+    return f"client status {allocation.get('ClientStatus')}"
+
+
+def _list_some(condition, allocations):
+    shown = ", ".join(f"{label(allocation)}: {_why(condition, allocation)}"
+                      for allocation in allocations[:MAX_LISTED])
+    more = "" if len(allocations) <= MAX_LISTED else f" and {len(allocations) - MAX_LISTED} more"
+    return shown + more
 
 
 def describe_progress(condition, allocations):
-    """One line: how far the allocations are from the condition."""
+    """One line: how far the allocations are from the condition, naming the ones that hold it up."""
     pending = pending_allocations(condition, allocations)
     if condition in _PER_ALLOCATION and not any(is_active(allocation) for allocation in allocations):
         if not allocations:
             return "no allocation that should run is selected"
-        return "none of the selected allocations should run any more: %s" % _list_some(allocations)
+        return f"none of the selected allocations should run any more: {_list_some('running', allocations)}"
     if condition == "absent":
-        return "%d allocation(s) still selected" % len(pending)
-    return "%d allocation(s) not %s yet: %s" % (len(pending), condition, _list_some(pending))
+        return f"{len(pending)} allocation(s) still selected"
+    return f"{len(pending)} allocation(s) not {condition} yet: {_list_some(condition, pending)}"
 
 
-class WaitOutcome(object):
-    __slots__ = ("allocations", "index", "met", "waited", "hopeless")
+# --------------------------------------------------------------------------------------------- the engine
+class Deadline:
+    """A monotonic deadline, so that changes of the wall clock never shorten or stretch a wait."""
 
-    def __init__(self, allocations, index, met, waited, hopeless=False):
-        self.allocations = allocations
+    def __init__(self, seconds, clock=time.monotonic):
+        self._clock = clock
+        self.started = clock()
+        self.seconds = seconds
+        self._end = self.started + seconds
+
+    def remaining(self):
+        return max(0.0, self._end - self._clock())
+
+    def expired(self):
+        return self.remaining() <= 0
+
+    def elapsed(self):
+        return self._clock() - self.started
+
+    def round_seconds(self, cap=ROUND_SECONDS):
+        """Seconds for the next blocking query: whole seconds, at least 1, at most `cap` (and Nomad's maximum)."""
+        return max(1, min(int(self.remaining() + 0.999), cap, MAX_BLOCKING_WAIT))
+
+
+class Verdict:
+    """What a judge says about one read: met, hopeless (can never be met), or keep waiting; `round_cap`
+    shortens the next blocking query when the awaited change does not move Nomad's index."""
+
+    __slots__ = ("met", "hopeless", "round_cap")
+
+    def __init__(self, met=False, hopeless=False, round_cap=ROUND_SECONDS):
+        self.met = met
+        self.hopeless = hopeless
+        self.round_cap = round_cap
+
+
+class WaitOutcome:
+    __slots__ = ("value", "index", "met", "waited", "hopeless", "progress")
+
+    def __init__(self, value, index, met, waited, hopeless=False):
+        self.progress = None  # one line on what held the wait up, filled in by the caller that knows
+        self.value = value
         self.index = index
         self.met = met
         self.waited = waited
         self.hopeless = hopeless  # given up before the timeout: the condition can never be met
 
+    @property
+    def allocations(self):
+        return self.value
 
-def wait_for_condition(condition, list_allocations, wait_for_change, timeout, clock=time.monotonic,
-                       fixed_selection=False):
-    """Re-list until `condition` holds or `timeout` seconds pass.
 
-    list_allocations() -> (allocations, index); wait_for_change(index, seconds) blocks until Nomad's index
-    moves past `index` or `seconds` pass (a blocking query).  Returns a WaitOutcome; never sleeps itself.
-    With `fixed_selection` (allocations chosen by ID) it gives up as soon as the condition can never be met.
+def wait_until(read, judge, timeout, clock=time.monotonic):
+    """Read until judge(value) is met or hopeless, or `timeout` seconds pass; never sleeps itself.
+
+    read(index, seconds) -> (value, index): with index None a plain read, else a blocking query that
+    returns when Nomad's index moves past `index` or after `seconds`.  judge(value) -> Verdict.
     """
-    started = clock()
-    deadline = started + timeout
+    deadline = Deadline(timeout, clock)
+    value, index = read(None, 0)
     while True:
-        allocations, index = list_allocations()
+        verdict = judge(value)
+        if verdict.met or verdict.hopeless or deadline.expired():
+            return WaitOutcome(value, index, verdict.met, deadline.elapsed(), hopeless=verdict.hopeless)
+        value, index = read(index or 0, deadline.round_seconds(verdict.round_cap))
+
+
+def allocation_judge(condition, fixed_selection=False):
+    """The judge for nomad_alloc_info's conditions over a list of allocations."""
+
+    def judge(allocations):
         if condition_met(condition, allocations):
-            return WaitOutcome(allocations, index, True, clock() - started)
-        if fixed_selection and allocations and can_never_be_met(condition, allocations):
-            return WaitOutcome(allocations, index, False, clock() - started, hopeless=True)
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return WaitOutcome(allocations, index, False, clock() - started)
-        wait_for_change(index or 0, max(1, min(int(remaining + 0.999), MAX_BLOCKING_WAIT)))
+            return Verdict(met=True)
+        if fixed_selection and can_never_be_met(condition, allocations):
+            return Verdict(hopeless=True)
+        cap = CHECK_ROUND_SECONDS if waits_on_checks(condition, allocations) else ROUND_SECONDS
+        return Verdict(round_cap=cap)
+
+    return judge
+
+
+def has_restarted(before, after, task):
+    """True when `task` runs again after a restart that happened since `before` was read."""
+    old = (before.get("TaskStates") or {}).get(task) or {}
+    new = (after.get("TaskStates") or {}).get(task) or {}
+    if new.get("State") != "running":
+        return False
+    if (new.get("Restarts") or 0) > (old.get("Restarts") or 0):
+        return True
+    return bool(new.get("LastRestart")) and new.get("LastRestart") != old.get("LastRestart")
+
+
+def restart_judge(before, tasks, condition="running"):
+    """The judge for restart's wait on one allocation: every restarted task runs again (and, for
+    `healthy`, the allocation is healthy, its checks included)."""
+
+    def judge(allocation):
+        if is_terminal(allocation) or not should_run(allocation):
+            return Verdict(hopeless=True)
+        if any(not has_restarted(before, allocation, task) for task in tasks):
+            return Verdict()
+        if condition == "healthy" and not is_healthy(allocation):
+            return Verdict(round_cap=CHECK_ROUND_SECONDS if failing_checks(allocation) else ROUND_SECONDS)
+        return Verdict(met=True)
+
+    return judge
+
+
+def terminal_judge(allocation_ids):
+    """The judge for stop's wait: every allocation in `allocation_ids` is terminal or gone."""
+
+    def judge(allocations):
+        return Verdict(met=not still_running(allocation_ids, allocations))
+
+    return judge
+
+
+def still_running(allocation_ids, listed):
+    """IDs in `allocation_ids` that the listing still shows as not terminal (a missing one was garbage-collected)."""
+    by_id = {allocation.get("ID"): allocation for allocation in listed}
+    return [alloc_id for alloc_id in allocation_ids if alloc_id in by_id and not is_terminal(by_id[alloc_id])]

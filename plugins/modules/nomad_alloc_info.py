@@ -51,20 +51,41 @@ options:
       - Services registered in Consul are not returned by Nomad's API and are not included.
     type: bool
     default: false
+  checks:
+    description:
+      - Attach the results of each allocation's Nomad service checks (C(GET /v1/allocation/<id>/checks) in the
+        allocation's namespace) under the key C(Checks) of each returned allocation, as Nomad returns them - a
+        dict keyed by check ID of C(Check), C(Service), C(Group), C(Task), C(Mode) (C(healthiness) or
+        C(readiness)), C(Status) (C(success), C(failure) or C(pending)), C(StatusCode), C(Output) and
+        C(Timestamp) (Unix seconds).
+      - An allocation without Nomad-provider checks (or one being stopped) gets an empty dict. Checks of services
+        registered in Consul are not reported by Nomad's API.
+    type: bool
+    default: false
   wait_for:
     description:
       - Wait until the selected allocations reach this condition, using Nomad blocking queries (no polling sleeps).
-      - V(running) - at least one selected allocation should run, and every one that should run (desired status
-        C(run), not finished) has client status C(running).
-      - V(healthy) - as V(running), and each is healthy (deployment health when Nomad reports it, else all its tasks
-        running or finished successfully).
+      - V(running) - at least one selected allocation should run, and every one that should run has client status
+        C(running).
+      - V(healthy) - as V(running), and each is healthy - all its tasks running (a finished prestart, poststart
+        or poststop task is fine), Nomad's deployment health C(true) where Nomad tracks it, and every Nomad
+        service check of the allocation (C(GET /v1/allocation/<id>/checks), healthiness and readiness checks)
+        passing with a result newer than the latest start or restart of its tasks.
+      - Nomad never resets an allocation's deployment health after an in-place restart, so a deployment health
+        verdict older than the latest task (re)start is not trusted; the task states and the checks decide.
+      - Check results are not part of Nomad's blocking queries, so while the wait waits for a check it re-reads
+        at least every 2 seconds.
+      - For V(running) and V(healthy), an allocation that failed or was lost while Nomad still wants it to run
+        (desired status C(run)) and that has no replacement yet (no C(NextAllocation)) keeps the wait going; on
+        timeout the message names it, and names every failing check with its output. Allocations that should not
+        run any more (stopped, or replaced) are not waited for.
       - V(terminal) - every selected allocation has finished (client status C(complete), C(failed) or C(lost)).
       - V(absent) - no allocation matches the selector any more (for example after C(client_status=[running])
         allocations were stopped, or after garbage collection).
       - The module fails when O(wait_timeout) passes first, reporting what it last saw.
-      - With O(id), waiting for V(running) or V(healthy) fails at once when none of those allocations should run
-        any more (all stopped or finished), since they can never run again; a selector such as O(job) keeps
-        waiting, because Nomad may place replacement allocations.
+      - With O(id), waiting for V(running) or V(healthy) fails at once when one of those allocations failed, or
+        none of them should run any more, since they can never run again (a replacement has another ID); a
+        selector such as O(job) keeps waiting, because Nomad may place replacement allocations.
     type: str
     choices: [running, healthy, terminal, absent]
   wait_timeout:
@@ -111,11 +132,25 @@ EXAMPLES = r"""
     client_status: [failed]
     filter: 'Job.Type == "service"'
 
-- name: Wait until the new allocations of web are healthy
+- name: Wait until every allocation of web is healthy (tasks running, service checks passing)
   nomadops.nomad.nomad_alloc_info:
     job: web
     wait_for: healthy
     wait_timeout: 120
+
+- name: Read the service check results of job web
+  nomadops.nomad.nomad_alloc_info:
+    job: web
+    client_status: [running]
+    checks: true
+  register: web_checks
+
+- name: Show the checks that do not pass (Group is the allocation's name)
+  ansible.builtin.debug:
+    msg: "{{ item.Group }}: check {{ item.Check }} is {{ item.Status }} ({{ item.Output }})"
+  loop: >-
+    {{ web_checks.allocations | map(attribute='Checks') | map('dict2items') | flatten
+       | map(attribute='value') | rejectattr('Status', 'equalto', 'success') | list }}
 
 - name: Connection settings for all nomadops.nomad modules at once
   module_defaults:
@@ -140,6 +175,7 @@ allocations:
     - List stubs (C(GET /v1/allocations)) for a selector; full allocation objects (C(GET /v1/allocation/<id>)) when
       O(id) is given. Missing keys mean zero values, as in Nomad's own JSON.
     - With O(services=true), each has a C(Services) list.
+    - With O(checks=true), each has a C(Checks) dict (check ID to result, see O(checks)).
   returned: always
   type: list
   elements: dict
@@ -181,10 +217,11 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import
     wait_for_allocations,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS, describe_progress
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS
 
 ARGUMENT_SPEC = dict(
     LIST_ARGUMENT_SPEC,
+    checks=dict(type="bool", default=False),
     wait_for=dict(type="str", choices=list(WAIT_CONDITIONS)),
     wait_timeout=dict(type="int", default=300),
 )
@@ -196,18 +233,19 @@ def list_or_wait(module):
     list_options = ListOptions.from_params(module.params)
     condition = module.params["wait_for"]
     if condition is None:
-        allocations, index = gather_allocations(client, selector, list_options, services=module.params["services"])
+        allocations, index = gather_allocations(client, selector, list_options, services=module.params["services"],
+                                                checks=module.params["checks"])
         module.exit_json_with_listing("allocations", allocations, changed=False, count=len(allocations), index=index)
 
     timeout = module.params["wait_timeout"]
     if timeout < 0:
         module.fail_json(msg="wait_timeout must be 0 or more seconds (got %s)" % timeout)
     outcome = wait_for_allocations(client, selector, list_options, condition, timeout,
-                                   services=module.params["services"])
+                                   services=module.params["services"], checks=module.params["checks"])
     facts = dict(allocations=outcome.allocations, count=len(outcome.allocations), index=outcome.index,
                  waited=round(outcome.waited, 3))
     if not outcome.met:
-        progress = describe_progress(condition, outcome.allocations)
+        progress = outcome.progress
         if outcome.hopeless:
             message = "the allocations can no longer become %s: %s" % (condition, progress)
         else:

@@ -54,11 +54,24 @@ options:
         and exit, so they are not waited for.
       - An allocation whose tasks do not run again within O(wait_timeout) counts as a failure (it was restarted,
         so it is still reported with C(changed=true)).
+      - O(wait=true) is the same as O(wait_for=running).
     type: bool
     default: false
+  wait_for:
+    description:
+      - Wait after each restart until this condition holds for the allocation; setting it implies O(wait=true).
+      - V(running) - every restarted task runs again (see O(wait)).
+      - V(healthy) - as V(running), and the allocation is healthy, with the same meaning as the
+        O(nomadops.nomad.nomad_alloc_info#module:wait_for=healthy) of M(nomadops.nomad.nomad_alloc_info) - all its
+        tasks running, and every Nomad service check of the allocation (C(GET /v1/allocation/<id>/checks))
+        passing with a result newer than the restart. Nomad's deployment health is set once and never reset by
+        an in-place restart, so a verdict from before the restart is not trusted.
+      - On timeout the allocation's error names the checks that do not pass, with their output.
+    type: str
+    choices: [running, healthy]
   wait_timeout:
     description:
-      - Seconds to wait for each allocation when O(wait=true).
+      - Seconds to wait for each allocation when O(wait=true) or O(wait_for) is set.
     type: int
     default: 300
 extends_documentation_fragment:
@@ -91,6 +104,14 @@ EXAMPLES = r"""
     task: server
     parallelism: 2
     wait: true
+    wait_timeout: 120
+
+- name: Restart web one allocation at a time, each until its service checks pass again
+  nomadops.nomad.nomad_alloc_restart:
+    job: web
+    client_status: [running]
+    parallelism: 1
+    wait_for: healthy
     wait_timeout: 120
 
 - name: Restart all tasks of one allocation, including its prestart task
@@ -157,10 +178,12 @@ allocations:
       returned: when the allocation was skipped
       sample: "allocation is terminal (ClientStatus complete); its tasks no longer run"
     error:
-      description: Why restarting this allocation failed, or why it did not run again within O(wait_timeout).
+      description:
+        - Why restarting this allocation failed, or why it did not run again (or was not healthy) within
+          O(wait_timeout).
       type: str
       returned: when the allocation failed
-      sample: "task 'server' is not running (state dead)"
+      sample: 'restarted, but not healthy within 60s: check "ready" failure: nomad: http status 503'
   sample:
     - ID: 5a222182-ff6d-baf6-2a1c-1f6e0c3e8a10
       Name: web.frontend[0]
@@ -189,8 +212,14 @@ ARGUMENT_SPEC = dict(
     all_tasks=dict(type="bool", default=False),
     parallelism=dict(type="int", default=10),
     wait=dict(type="bool", default=False),
+    wait_for=dict(type="str", choices=["running", "healthy"]),
     wait_timeout=dict(type="int", default=300),
 )
+
+
+def wait_condition(params):
+    """`running`/`healthy` when restart should wait, else None (wait=true alone means running)."""
+    return params["wait_for"] or ("running" if params["wait"] else None)
 
 
 def task_choice_problem(params):
@@ -215,7 +244,7 @@ def restart(module):
             task=params["task"],
             all_tasks=params["all_tasks"],
             check_mode=module.check_mode,
-            wait=params["wait"],
+            wait=wait_condition(params),
             wait_timeout=params["wait_timeout"],
         )
 

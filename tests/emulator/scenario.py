@@ -104,6 +104,14 @@ def service_registrations(emulator: Emulator, alloc: Allocation, index: int) -> 
     return registrations
 
 
+def validate_checks(job_id: str, group_spec: dict) -> None:
+    from .checks import CheckSpecError, validate_group
+    try:
+        validate_group(group_spec)
+    except CheckSpecError as err:
+        raise ScenarioError(f"job {job_id!r} group {group_spec.get('name')!r}: {err}") from err
+
+
 def build_jobs(emulator: Emulator) -> list:
     """Register the scenario's jobs and their allocations; returns the new (process-backed) allocations."""
     created = []
@@ -116,6 +124,7 @@ def build_jobs(emulator: Emulator) -> list:
         node = node_named(emulator, spec.get("node"))
         create_index = emulator.bump()  # one plan: all allocations of the job share a create index
         for group_doc, group_spec in zip(job["TaskGroups"], spec.get("groups") or ()):
+            validate_checks(job["ID"], group_spec)
             for number in range(group_doc["Count"]):
                 alloc = new_allocation(emulator, job, group_doc, group_spec, number, node, create_index)
                 emulator.add_alloc(alloc)

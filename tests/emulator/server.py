@@ -22,7 +22,7 @@ EMULATOR_KEY = "emulator"
 MAX_BLOCK_SECONDS = 300.0
 JITTER_FRACTION = 16
 EXEC_ROUTE_NAME = "nomad-exec"
-CLIENT_ACTIONS_NOT_EMULATED = ("checks", "stats", "snapshot", "gc")
+CLIENT_ACTIONS_NOT_EMULATED = ("stats", "snapshot", "gc")
 
 
 # --- query parsing (reference §3) -------------------------------------------------------------------
@@ -287,16 +287,8 @@ class Api:
         return self.finish_read(request, options, response)
 
     async def allocation_checks(self, request, alloc_id: str) -> web.Response:
-        if request.method != "GET":
-            raise HttpError(405, "Invalid method")
-        QueryOptions(request)
-        self.check_region(request)
-        token = self.authenticate(request)
-        alloc = self.lookup_exact(alloc_id)
-        if alloc is None:
-            raise HttpError(404, "allocation not found")
-        self.require(token, alloc.namespace, "read-job")
-        return json_response(request, {})
+        from .checks import allocation_checks
+        return await allocation_checks(self, request, alloc_id)
 
     # --- /v1/client/allocation/<id>/<action> ------------------------------------------------------
     async def client_allocation(self, request, tail: str) -> web.Response:
@@ -308,6 +300,8 @@ class Api:
             return await self.signal(request, alloc_id)
         if action == "restart":
             return await self.restart(request, alloc_id)
+        if action == "checks":
+            return await self.allocation_checks(request, alloc_id)
         if action in CLIENT_ACTIONS_NOT_EMULATED or action == "exec":
             raise HttpError(501, f"the emulator does not implement /v1/client/allocation/:id/{action}")
         raise HttpError(404, "resource not found")

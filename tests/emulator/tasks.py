@@ -113,13 +113,17 @@ class Supervisor:
         self.emulator.touch(alloc, client_update=True)
 
     def register_services(self, alloc: Allocation) -> None:
+        from .checks import start_checks
         from .scenario import service_registrations
+        start_checks(self.emulator, alloc)
         if alloc.service_specs:
             index = self.emulator.bump()
             alloc.services = service_registrations(self.emulator, alloc, index)
             self.emulator.services_index = index
 
     def deregister_services(self, alloc: Allocation) -> None:
+        from .checks import stop_checks
+        stop_checks(alloc)
         if alloc.services:
             alloc.services = []
             self.emulator.services_index = self.emulator.bump()

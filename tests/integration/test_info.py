@@ -172,11 +172,11 @@ def test_wait_for_terminal_running_and_absent(start_emulator, tmp_path):
     # A job selection keeps waiting (Nomad may place replacements), so it times out naming what it saw.
     assert never["msg"].startswith("timed out after 2 s waiting for the allocations to be running: "
                                    "none of the selected allocations should run any more: ")
-    assert never["msg"].endswith("(complete)")
+    assert never["msg"].endswith("(report.report[0]): client status complete")
     # Chosen by ID, a finished allocation can never run again: no point waiting out wait_timeout.
     assert run.task("never by id")["msg"] == (
         "the allocations can no longer become running: none of the selected allocations should run any more: "
-        "%s (complete)" % report["ID"][:8])
+        "%s (report.report[0]): client status complete" % report["ID"][:8])
 
 
 # ------------------------------------------------------------------------------------------ scale

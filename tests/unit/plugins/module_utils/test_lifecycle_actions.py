@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from ansible_collections.nomadops.nomad.plugins.module_utils import _lifecycle as lifecycle
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import wait_for_terminal
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadPermissionDeniedError,
     NomadServerError,
@@ -49,6 +50,12 @@ class FakeNomad:
                 self.after_blocking.pop(0)(self.allocs)
                 self.index += 1
         return self._answer(path, params)
+
+    def paginate(self, path, params=None, per_page=None, limit=None, on_response=None):
+        response = self.read(path, params)
+        if on_response is not None:
+            on_response(response)
+        return iter(response.data)
 
     def _answer(self, path, params):
         if path == "/v1/allocations":
@@ -303,24 +310,10 @@ def test_restart_wait_timeout_reports_the_tasks_and_that_the_restart_happened():
     assert len(nomad.writes) == 1
 
 
-@pytest.mark.parametrize(
-    "before, after, expected",
-    [
-        ({"State": "running", "Restarts": 0}, {"State": "running", "Restarts": 1}, True),
-        ({"State": "running", "Restarts": 2}, {"State": "running", "Restarts": 2}, False),
-        ({"State": "running", "Restarts": 0}, {"State": "pending", "Restarts": 1}, False),
-        ({"State": "running", "LastRestart": "a"}, {"State": "running", "LastRestart": "b"}, True),
-        ({"State": "dead"}, {"State": "running", "Restarts": 0, "LastRestart": "b"}, True),
-    ],
-)
-def test_has_restarted(before, after, expected):
-    assert lifecycle.has_restarted({"TaskStates": {"t": before}}, {"TaskStates": {"t": after}}, "t") is expected
-
-
 # --- waiting for stopped allocations ----------------------------------------------------------------
 
 
-def test_wait_until_terminal_uses_blocking_list_queries_filtered_by_job():
+def test_stop_wait_uses_blocking_list_queries_filtered_by_id():
     first, second = allocation("a" * 8 + ALLOC_ID[8:]), allocation("b" * 8 + ALLOC_ID[8:], name="web.frontend[2]")
     nomad = FakeNomad(first, second)
     nomad.after_blocking = [
@@ -328,25 +321,43 @@ def test_wait_until_terminal_uses_blocking_list_queries_filtered_by_job():
         lambda allocs: allocs.pop(second["ID"]),  # garbage-collected counts as gone
     ]
 
-    assert lifecycle.wait_until_terminal(nomad, [first, second], timeout=30) == []
+    assert wait_for_terminal(nomad, [first, second], timeout=30) == []
 
     path, params = nomad.reads[0]
     assert path == "/v1/allocations"
-    assert params == {"namespace": "default", "task_states": "false", "filter": 'JobID == "web"'}
-    assert [read[2] for read in nomad.reads[1:]] == [10, 11]
+    assert params == {"namespace": "default", "task_states": False,
+                      "filter": '(ID == "{0}" or ID == "{1}")'.format(first["ID"], second["ID"])}
+    blocking = [read for read in nomad.reads if len(read) == 4]
+    assert [read[2] for read in blocking] == [10, 11]
+    assert all(read[1]["per_page"] == 1 for read in blocking)
 
 
-def test_wait_until_terminal_returns_the_allocations_still_running_at_the_deadline():
+def test_stop_wait_returns_the_allocations_still_running_at_the_deadline():
     alloc = allocation()
     nomad = FakeNomad(alloc)
-    assert lifecycle.wait_until_terminal(nomad, [alloc], timeout=0) == [ALLOC_ID]
+    assert wait_for_terminal(nomad, [alloc], timeout=0) == [ALLOC_ID]
 
 
-def test_list_params_across_namespaces_quote_job_names():
-    allocs = [dict(allocation(), Namespace="prod", JobID='we"b'), dict(allocation(), JobID="api")]
-    params = lifecycle._list_params_for(allocs)
-    assert params["namespace"] == "*"
-    assert params["filter"] == 'JobID == "api" or JobID == `we"b`'
+def test_stop_wait_across_namespaces_lists_every_namespace():
+    allocs = [dict(allocation(), Namespace="prod"), dict(allocation("c" * 8 + ALLOC_ID[8:]), Namespace="default")]
+    nomad = FakeNomad(*allocs)
+    wait_for_terminal(nomad, allocs, timeout=0)
+    assert nomad.reads[0][1]["namespace"] == "*"
+
+
+def test_restart_wait_for_healthy_waits_for_the_checks_and_names_the_failing_one():
+    alloc = allocation(tasks=("server",))
+    nomad = FakeNomad(alloc)
+    checks = {"c1": {"Check": "ready", "Status": "failure", "Output": "no healthy file", "Timestamp": 4102444800}}
+    answer = nomad._answer
+    nomad._answer = lambda path, params: FakeResponse(checks) if path.endswith("/checks") else answer(path, params)
+    nomad.after_blocking = [lambda allocs: allocs[ALLOC_ID]["TaskStates"]["server"].update(Restarts=1)] * 3
+    with pytest.raises(lifecycle.LifecycleError) as caught:
+        lifecycle.restart_allocation(nomad, alloc, task="server", wait="healthy", wait_timeout=1)
+    assert str(caught.value) == 'restarted, but not healthy within 1s: check "ready" failure: no healthy file'
+    assert ("/v1/allocation/{0}/checks".format(ALLOC_ID), {"namespace": "default"}) in nomad.reads
+    checks["c1"].update(Status="success", Output="ready")
+    assert lifecycle.restart_allocation(nomad, alloc, task="server", wait="healthy", wait_timeout=5)["changed"]
 
 
 # --- input checks and shaping -----------------------------------------------------------------------
