@@ -341,7 +341,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         try:
             config = self._read_config_data(path)
         except AnsibleError as error:
-            raise AnsibleParserError(prefix + one_line(error)) from None
+            raise AnsibleParserError(prefix + self._readable(error)) from None
         self._refuse_unknown_options(config, prefix)
         self._refuse_non_booleans(config, prefix)
         with nomad_errors_as(AnsibleParserError, prefix=prefix):
@@ -356,6 +356,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError(prefix + one_line(error)) from None
 
     # -- options
+    def _readable(self, error: AnsibleError) -> str:
+        """Ansible's config errors name this plugin by its Python module path; users know it by its FQCN."""
+        return one_line(error).replace(f"'{self._load_name}' inventory plugin", self.NAME).replace(" from 'Direct'", "")
+
     def _refuse_unknown_options(self, config: t.Mapping, prefix: str) -> None:
         unknown = sorted(str(key) for key in config if key not in self._options)
         if unknown:
