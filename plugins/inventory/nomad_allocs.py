@@ -28,8 +28,10 @@ description:
     an allocation has several running tasks and O(task) is not set), C(ansible_connection), C(ansible_nomad_alloc_id),
     C(ansible_nomad_task) (only when the task is known), and the non-secret connection options of this source as
     C(ansible_nomad_address), C(ansible_nomad_namespace) (the allocation's own namespace), C(ansible_nomad_region),
-    C(ansible_nomad_ca_cert), C(ansible_nomad_ca_path), C(ansible_nomad_client_cert), C(ansible_nomad_client_key),
-    C(ansible_nomad_tls_server_name) (each only when set) and C(ansible_nomad_validate_certs) (only when V(false)).
+    C(ansible_nomad_tls_server_name) (each only when set), C(ansible_nomad_ca_cert), C(ansible_nomad_ca_path),
+    C(ansible_nomad_client_cert), C(ansible_nomad_client_key) (only when set in the file, ini or extra variables;
+    paths from E(NOMAD_CACERT) and the like are left to the environment of the play, where AWX writes those
+    files anew for each job) and C(ansible_nomad_validate_certs) (only when V(false)).
     With O(meta=true) also C(nomad_meta)."
   - The token and O(http_auth) are never written to hosts, the cache or the output of C(ansible-inventory);
     the connection plugin reads them from its own E(NOMAD_TOKEN) or C(ansible_nomad_token).
@@ -154,16 +156,23 @@ keyed_groups:
   - key: nomad_task_group
     prefix: group
 
-# A playbook over it, run inside every allocation of job web, three at a time:
-# - name: Configure the web allocations
+# A playbook over any of these sources (ansible-playbook -i web.nomad_allocs.yml release.yml --forks 3):
+# every module runs inside the allocation's task through the nomadops.nomad.nomad_exec connection plugin,
+# which takes the allocation and task from the host variables and the token from NOMAD_TOKEN (or a vaulted
+# ansible_nomad_token variable).
+#
+# - name: Write the release marker into every web allocation
 #   hosts: nomad_job_web
 #   gather_facts: false
-#   serial: 3
 #   tasks:
-#     - name: Write the release marker into the task directory
+#     - name: Find the task directory
+#       ansible.builtin.raw: printf %s "$NOMAD_TASK_DIR"
+#       register: task_dir
+#       changed_when: false
+#     - name: Write the marker
 #       ansible.builtin.copy:
-#         content: "{{ release }}\n"
-#         dest: /local/release.txt  # inside the task's directory (NOMAD_TASK_DIR)
+#         dest: "{{ task_dir.stdout }}/release.txt"
+#         content: "{{ inventory_hostname }} {{ nomad_alloc_id }}\n"
 #         mode: "0644"
 """
 
@@ -287,12 +296,16 @@ def host_targets(record: dict, hosts_per: str, task: str | None, base_name: str)
     return [(f"{base_name}-{name_part(name)}", name) for name in tasks if name in record["Tasks"]]
 
 
-def connection_host_vars(options) -> dict:
-    """The non-secret connection options every host carries, so the connection plugin talks to the same agent."""
+def connection_host_vars(options, configured: t.Container) -> dict:
+    """The non-secret connection options every host carries, so the connection plugin talks to the same agent.
+
+    TLS file paths only when the source configured them: paths from NOMAD_CACERT & co. are left to the
+    environment of the play (AWX writes those files per run, so a stored path would not exist for the job).
+    """
     host_vars = {"ansible_nomad_address": options.address}
     for name in ("region", "tls_server_name") + _PATH_OPTIONS:
         value = getattr(options, name)
-        if value:
+        if value and (name not in _PATH_OPTIONS or name in configured):
             host_vars[f"ansible_nomad_{name}"] = value
     if not options.validate_certs:
         host_vars["ansible_nomad_validate_certs"] = False
@@ -430,7 +443,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # -- hosts and groups
     def _populate(self, records: list, options) -> None:
-        connection_vars = connection_host_vars(options)
+        connection_vars = connection_host_vars(options, explicit_option_values(self, _PATH_OPTIONS))
         names = allocation_host_names(records)
         hosts_per, task, with_meta = self.get_option("hosts_per"), self.get_option("task"), self.get_option("meta")
         added = {}  # raw group name -> the sanitised group added (thousands of hosts share a few groups)

@@ -287,3 +287,16 @@ def test_play_over_the_inventory_writes_a_file_in_every_allocation(runner, emula
         task_dir = Path(emulator.control.tasks(alloc["ID"])["server"]["task_dir"])
         host, alloc_id = (task_dir / "from-inventory.txt").read_text().split()
         assert alloc_id == alloc["ID"] and host.endswith(alloc["ID"][:8])
+
+
+def test_connection_options_reach_hosts_but_environment_tls_paths_do_not(runner, emulator, tmp_path):
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("not used over http\n")
+    configured = hostvars(Inventory(runner, "tls-file", {"job": "api", "ca_cert": str(ca_file), "region": "global",
+                                                         "validate_certs": False}).listing())
+    [values] = configured.values()
+    assert values["ansible_nomad_ca_cert"] == str(ca_file)
+    assert values["ansible_nomad_region"] == "global" and values["ansible_nomad_validate_certs"] is False
+    from_environment = hostvars(Inventory(runner, "tls-env", {"job": "api"}).listing(env={"NOMAD_CACERT": str(ca_file)}))
+    [values] = from_environment.values()
+    assert "ansible_nomad_ca_cert" not in values  # AWX writes NOMAD_CACERT's file anew for every job
