@@ -277,6 +277,12 @@ def allocation_host_names(records: list) -> dict:
     return names
 
 
+def listing_order(record: dict) -> tuple:
+    """Hosts in a stable, readable order (namespace, job, group, index) whatever order Nomad listed them in."""
+    found = _ALLOC_INDEX.search(record["Name"])
+    return (record["Namespace"], record["JobID"], record["TaskGroup"], int(found.group(1)) if found else -1, record["ID"])
+
+
 def exec_target(record: dict, task: str | None) -> str | None:
     """The task a host execs into: the given one, the only task, the only running task, or None."""
     if task:
@@ -447,7 +453,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         names = allocation_host_names(records)
         hosts_per, task, with_meta = self.get_option("hosts_per"), self.get_option("task"), self.get_option("meta")
         added = {}  # raw group name -> the sanitised group added (thousands of hosts share a few groups)
-        for record in records:
+        for record in sorted(records, key=listing_order):
             groups = [added.get(name) or added.setdefault(name, self.inventory.add_group(self._sanitize_group_name(name)))
                       for name in default_groups(record)]
             for host, host_task in host_targets(record, hosts_per, task, names[record["ID"]]):
