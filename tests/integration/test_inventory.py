@@ -300,3 +300,15 @@ def test_connection_options_reach_hosts_but_environment_tls_paths_do_not(runner,
     from_environment = hostvars(Inventory(runner, "tls-env", {"job": "api"}).listing(env={"NOMAD_CACERT": str(ca_file)}))
     [values] = from_environment.values()
     assert "ansible_nomad_ca_cert" not in values  # AWX writes NOMAD_CACERT's file anew for every job
+
+
+def test_token_from_the_file_never_reaches_the_output_even_at_vvvv(runner, emulator):
+    source = Inventory(runner, "token-in-file", {"job": "web", "token": READER})
+    proc = source.run("--list", "--export", "-vvvv", env={"NOMAD_TOKEN": None, "ANSIBLE_VERBOSE_TO_STDERR": "true"})
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["_meta"]["hostvars"]) == 3
+    assert READER not in proc.stdout + proc.stderr
+    failing = Inventory(runner, "token-in-file-bad", {"job": "web", "token": READER, "filter": "JobID =="})
+    proc = failing.run("--list", "-vvvv", env={"NOMAD_TOKEN": None})
+    assert proc.returncode != 0
+    assert READER not in proc.stdout + proc.stderr
