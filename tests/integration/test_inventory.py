@@ -169,6 +169,14 @@ def test_meta_keyed_groups_compose_and_groups(runner, emulator):
     assert {hostvars(listing)[h]["nomad_job"] for h in members(listing, "team_core")} == {"api"}
 
 
+def test_use_extra_vars_in_compose_and_lenient_compose_without_strict(runner, emulator):
+    source = Inventory(runner, "extra", {"job": "api", "use_extra_vars": True,
+                                         "compose": {"stage": "release_stage", "owner": "no_such_var.name"}})
+    [values] = hostvars(source.listing("-e", "release_stage=canary")).values()
+    assert values["stage"] == "canary"
+    assert "owner" not in values  # strict is false: an expression that fails is skipped
+
+
 def test_cache_hit_sends_no_list_request_and_failed_refresh_keeps_the_cache(runner, emulator, tmp_path):
     source = Inventory(runner, "cached", {
         "cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache"),
@@ -233,11 +241,13 @@ BAD_INPUTS = [
     ({"filter": "JobID =="}, None, "GET /v1/allocations failed: 400 failed to create result paginator"),
     ({"address": "CLOSED", "retries": 0}, None, "cannot reach Nomad at http://127.0.0.1:"),
     ({}, LIFECYCLE_ONLY, "GET /v1/allocations failed: 403 Permission denied"),
+    ({"job": "api", "strict": True, "compose": {"owner": "no_such_var.name"}}, None, "Could not set owner for host api-api-0-"),
 ]
 
 
 @pytest.mark.parametrize("options, token, message", BAD_INPUTS, ids=[
-    "unknown-option", "not-a-bool", "not-a-number", "bad-hosts_per", "bad-filter", "unreachable", "no-read-job"])
+    "unknown-option", "not-a-bool", "not-a-number", "bad-hosts_per", "bad-filter", "unreachable", "no-read-job",
+    "strict-compose"])
 def test_bad_input_fails_with_one_line_naming_the_file(runner, emulator, options, token, message):
     options = {k: (closed_address() if v == "CLOSED" else v) for k, v in options.items()}
     source = Inventory(runner, "bad", options)
