@@ -636,5 +636,7 @@ def exec_result(settings: Settings, throughput: dict, latency: dict) -> SectionR
                          metrics)
 
 
-ORDER = ("list", "lookup", "bulk", "exec")
-RUNNERS = {"list": run_list, "lookup": run_lookup, "bulk": run_bulk, "exec": run_exec}
+from benchmarks import section_inventory  # noqa: E402  (imports this module; registered below)
+
+ORDER = ("list", "lookup", "bulk", "exec", "inventory")
+RUNNERS = {"list": run_list, "lookup": run_lookup, "bulk": run_bulk, "exec": run_exec, "inventory": section_inventory.run}

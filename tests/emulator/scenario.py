@@ -61,11 +61,11 @@ def job_document(emulator: Emulator, spec: dict, index: int) -> dict:
             tasks.append({"Name": built.name, "Driver": "raw_exec",
                           "Config": {"command": built.command[0], "args": built.command[1:]},
                           "KillTimeout": int(built.kill_timeout * 1e9), "Lifecycle": built.lifecycle_dict(),
-                          "Env": None, "Services": None, "Meta": None})
+                          "Env": None, "Services": None, "Meta": dict(task.get("meta") or {}) or None})
         services = [{"Name": str(svc["name"]), "PortLabel": str(svc.get("port", "")), "Provider": "nomad",
                      "Tags": list(svc.get("tags") or [])} for svc in group.get("services") or ()]
         groups.append({"Name": str(group["name"]), "Count": int(group.get("count", 1)), "Tasks": tasks,
-                       "Services": services or None, "Meta": None})
+                       "Services": services or None, "Meta": dict(group.get("meta") or {}) or None})
     now = now_ns()
     return {
         "Region": emulator.region, "Namespace": str(spec.get("namespace", "default")), "ID": str(spec["id"]),
