@@ -204,7 +204,7 @@ dest=$1 tmp=$2 size=$3 want=$4
 dir=${tmp%/*}
 if [ -d "$dest" ]; then echo "$dest is a directory" >&2; exit 20; fi
 if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 21; fi
-if ! : 2>/dev/null > "$tmp"; then
+if ! (: > "$tmp") 2>/dev/null; then
   echo "cannot create a file in $dir (permission denied or read-only file system)" >&2; exit 22
 fi
 trap 'rm -f -- "$tmp"' EXIT
@@ -352,6 +352,7 @@ class Connection(ConnectionBase):
             )
         with nomad_errors_as(AnsibleConnectionFailure, prefix=f"nomad_exec: allocation {alloc_id}: "):
             options = plugin_connection_options(self)
+        with nomad_errors_as(AnsibleConnectionFailure, prefix=f"nomad_exec: allocation {alloc_id} at {options.address}: "):
             self._client = NomadClient(options, pool_size=1, warn=display.warning)
             self._target = self._resolve(str(alloc_id), self.get_option("task"))
         display.vvv(
@@ -442,11 +443,14 @@ class Connection(ConnectionBase):
             stderr.write(data)
             conversation.watch(data)
 
-        try:
-            exit_code = self._run([SHELL, "-c", command], stdin=conversation.stdin(in_data),
-                                  on_stdout=watch_stdout, on_stderr=watch_stderr)
-        finally:
-            ended.set()
+        exit_code = self._run([SHELL, "-c", command], stdin=conversation.stdin(in_data),
+                              on_stdout=watch_stdout, on_stderr=watch_stderr, ended=ended)
+        if not conversation.decided.is_set():
+            output = one_line(to_text(stderr.value() + stdout.value(), errors="replace"))[:300]
+            raise AnsibleError(
+                f"nomad_exec: {self._target.label}: become method {self.become.name} ended (exit code {exit_code}) "
+                f"before it asked for a password or succeeded: {output or 'no output'}"
+            )
         if conversation.prompted and not conversation.succeeded and not self.become.check_success(stdout.value()):
             if self.become.check_incorrect_password(stderr.value() + stdout.value()):
                 raise AnsibleError(f"nomad_exec: {self._target.label}: incorrect {self.become.name} password")
