@@ -439,5 +439,7 @@ def exec_result(settings: Settings, throughput: dict, latency: dict) -> SectionR
                          ["command", "work", "wall", "throughput", "÷ floor", "peak RSS"], rows, targets, notes)
 
 
-ORDER = ("list", "lookup", "bulk", "exec")
-RUNNERS = {"list": run_list, "lookup": run_lookup, "bulk": run_bulk, "exec": run_exec}
+from benchmarks import section_connection  # noqa: E402  (it uses this module's helpers)
+
+ORDER = ("list", "lookup", "bulk", "exec", "connection")
+RUNNERS = {"list": run_list, "lookup": run_lookup, "bulk": run_bulk, "exec": run_exec, "connection": section_connection.run}
