@@ -25,7 +25,7 @@ description:
     does not grow with the file size.
   - The allocation is resolved once per connection (a full ID or a unique prefix, like C(nomad alloc exec)); each
     command opens its own exec WebSocket, because Nomad runs one command per session.
-  - The inventory plugin P(nomadops.nomad.nomad_allocs#inventory) sets this connection and its variables for
+  - The inventory plugin C(nomadops.nomad.nomad_allocs) sets this connection and its variables for
     every allocation it lists.
 requirements:
   - websocket-client (Python library, on the controller)
@@ -352,7 +352,8 @@ class Connection(ConnectionBase):
             )
         with nomad_errors_as(AnsibleConnectionFailure, prefix=f"nomad_exec: allocation {alloc_id}: "):
             options = plugin_connection_options(self)
-        with nomad_errors_as(AnsibleConnectionFailure, prefix=f"nomad_exec: allocation {alloc_id} at {options.address}: "):
+        at = f"nomad_exec: allocation {alloc_id} at {options.address}: "
+        with nomad_errors_as(AnsibleConnectionFailure, prefix=at):
             self._client = NomadClient(options, pool_size=1, warn=display.warning)
             self._target = self._resolve(str(alloc_id), self.get_option("task"))
         display.vvv(
