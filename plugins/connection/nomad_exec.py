@@ -346,6 +346,9 @@ class Connection(ConnectionBase):
         if self._connected:
             return self
         alloc_id = self.get_option("alloc_id")
+        if (self.get_option("command_timeout") or 0) < 0:
+            raise AnsibleError("nomad_exec: command_timeout must be 0 (no limit) or a positive number of seconds, "
+                               f"not {self.get_option('command_timeout'):g}")
         if not alloc_id:
             raise AnsibleConnectionFailure(
                 "nomad_exec: no allocation given; set ansible_nomad_alloc_id (or ansible_host) to an allocation ID"

@@ -670,7 +670,8 @@ class StreamingExecSession:
 
     def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest, *,
                  stdin: t.Iterable[bytes] | None = None, on_stdout=None, on_stderr=None,
-                 connect_timeout: float = 30.0, deadline: float | None = None) -> None:
+                 connect_timeout: float = 30.0, deadline: float | None = None,
+                 ended: threading.Event | None = None) -> None:
         self.url = url
         self.request = request
         self.sslopt = dict(sslopt or {})
@@ -680,9 +681,10 @@ class StreamingExecSession:
         self.connect_timeout = connect_timeout
         self.deadline = deadline
         self._ws = None
-        self._stop = threading.Event()
+        # Set once the session is over (or being aborted); a source that waits for something can watch it.
+        self._stop = ended if ended is not None else threading.Event()
         self._timed_out = threading.Event()
-        self._source_error: ExecSourceError | None = None
+        self._source_error: ExecError | None = None
 
     def run(self) -> int:
         watchdog = None

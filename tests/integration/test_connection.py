@@ -177,6 +177,21 @@ def test_delegate_to_with_ansible_connection(runner, hosts, emulator):
     assert result_of(run, "delegated", "localhost")["stdout_lines"] == ["redis", "prod"]
 
 
+def test_command_timeout_fails_the_task_with_one_line(runner, hosts):
+    run = playbook(runner, host_play(
+        "app0",
+        {"name": "slow", "ansible.builtin.raw": "sleep 5", "ignore_errors": True,
+         "vars": {"ansible_nomad_command_timeout": 1}},
+        {"name": "negative", "ansible.builtin.raw": "true", "ignore_errors": True,
+         "vars": {"ansible_nomad_command_timeout": -2}},
+        {"name": "not a number", "ansible.builtin.raw": "true", "ignore_errors": True,
+         "vars": {"ansible_nomad_command_timeout": "soon"}},
+    )).assert_ok()
+    assert_one_line(result_of(run, "slow", "app0")["msg"], hosts["app0"][:8], "did not finish within 1 s")
+    assert_one_line(result_of(run, "negative", "app0")["msg"], "command_timeout must be 0")
+    assert_one_line(result_of(run, "not a number", "app0")["msg"], "command_timeout", "soon")
+
+
 # ------------------------------------------------------------------------------------------- files
 def test_copy_template_fetch_lineinfile_stat(runner, hosts, emulator):
     directory = task_dir(emulator, hosts["app0"], "main")
