@@ -181,7 +181,7 @@ def run(settings):
     scenario = sections.write_scenario(settings, "connection", virtual_jobs=1)
     local = settings.workdir / "connection-random.bin"
     with open(local, "wb") as stream:
-        for _ in range(size // MIB):
+        for _mib in range(size // MIB):
             stream.write(os.urandom(MIB))
     with emulator_class(scenario=str(scenario), virtual=1) as emulator:
         address = emulator.address

@@ -40,7 +40,7 @@ def sha256_of(path: Path) -> str:
 
 def random_file(path: Path, size: int) -> Path:
     with open(path, "wb") as stream:
-        for _ in range(size // MIB):
+        for _mib in range(size // MIB):
             stream.write(os.urandom(MIB))
         stream.write(os.urandom(size % MIB))
     return path
