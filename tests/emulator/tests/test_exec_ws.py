@@ -728,7 +728,7 @@ def test_home_and_tmpdir_are_inside_the_task_directory(emu, shell_alloc):
 
 def test_50_concurrent_sessions_each_get_their_own_bytes_back(emu, shell_alloc):
     payloads = [os.urandom(64 * 1024 + index) for index in range(50)]
-    sockets = [connect(exec_url(emu, shell_alloc, ["cat"])) for _ in payloads]
+    sockets = [connect(exec_url(emu, shell_alloc, ["cat"])) for _payload in payloads]
     for ws, payload in zip(sockets, payloads):
         ws.send(json.dumps(stdin_frame(payload)))
         ws.send(json.dumps(STDIN_CLOSE))
@@ -759,7 +759,7 @@ def test_exec_drop_after_bytes_fault_cuts_stdin(emu, shell_alloc, no_faults):
     target = os.path.join(task_dir, "cut-stdin.bin")
     ws = connect(exec_url(emu, shell_alloc, ["/bin/sh", "-c", f"cat > {target}"]))
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, BrokenPipeError)):
-        for _ in range(100):
+        for _frame in range(100):
             ws.send(json.dumps(stdin_frame(b"x" * 4096)))
         ws.send(json.dumps(STDIN_CLOSE))
         while True:
