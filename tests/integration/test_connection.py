@@ -363,3 +363,16 @@ def test_token_is_never_printed_and_refusals_are_unreachable(acl_emulator, tmp_p
         assert_one_line(refused["msg"], web[:8], "Permission denied", "alloc-node-exec")
     for token in (ACL_EXEC_TOKEN, ACL_NO_NODE_EXEC_TOKEN, ACL_READ_ONLY_TOKEN):
         assert token not in run.output
+
+
+def test_ambiguous_prefix_lists_the_matches(tmp_path):
+    with EmulatorProcess(scenario=str(SCENARIOS / "connection.yml"), virtual=300) as crowded:
+        ids = [a["ID"] for a in crowded.allocations("*")]
+        prefix = next(two for two in sorted({i[:2] for i in ids}) if sum(i.startswith(two) for i in ids) > 1)
+        runner = AnsibleRunner(crowded.address, tmp_path)
+        write_inventory(tmp_path / "crowded.ini", {"crowded": [host_line("ambiguous", prefix)]})
+        run = runner.playbook(host_play("ambiguous", {"name": "probe", "ansible.builtin.raw": "true"}),
+                              args=("-i", str(tmp_path / "crowded.ini")))
+    result = result_of(run, "probe", "ambiguous")
+    assert result["_status"] == "unreachable", result
+    assert_one_line(result["msg"], f'Prefix "{prefix}" matched', "give more characters", crowded.address)
