@@ -494,7 +494,10 @@ class Connection(ConnectionBase):
         source = to_text(in_path)
         display.vvv(f"FETCH {source} TO {out_path}", host=self._host())
         directory, name = os.path.split(os.path.abspath(out_path))
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=PART_SUFFIX)
+        try:
+            handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=PART_SUFFIX)
+        except OSError as error:
+            raise AnsibleError(f"nomad_exec: cannot write {out_path} on the controller: {error.strerror}") from None
         try:
             with io.open(handle, "wb", buffering=LOCAL_WRITE_BUFFER) as stream:
                 sink, errors = FileSink(stream), BoundedBuffer(MESSAGE_LIMIT)

@@ -179,6 +179,12 @@ def test_put_and_fetch_refusals_in_process(connection_factory, emulator, apps, t
         connection.fetch_file(f"{directory}/absent.bin", str(tmp_path / "absent.bin"))
     with pytest.raises(AnsibleFileNotFound, match="does not exist"):
         connection.put_file(str(tmp_path / "no-such-local-file"), f"{directory}/x")
+    with pytest.raises(AnsibleError, match="cannot write .* on the controller: No such file or directory"):
+        connection.fetch_file(f"{directory}/two.bin", str(tmp_path / "no/dir/x"))
+    odd = f"{directory}/name with 'quotes' and $dollar\nnewline"
+    connection.put_file(str(source), odd)
+    connection.fetch_file(odd, str(tmp_path / "odd.back"))
+    assert sha256_of(tmp_path / "odd.back") == sha256_of(source)
     faults.add_fault(method="GET", path=exec_path_of(apps[1]), action="exec_drop_after_bytes", after_bytes=MIB)
     with pytest.raises(AnsibleConnectionFailure, match="closed before the command exited"):
         connection.put_file(str(source), f"{directory}/two.bin")
