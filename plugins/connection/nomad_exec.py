@@ -176,6 +176,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     ExecArgumentError,
     ExecError,
     ExecRequest,
+    ExecSourceError,
     ExecTimeoutError,
     check_task_runs,
     choose_task,
@@ -410,9 +411,7 @@ class Connection(ConnectionBase):
         deadline = self.get_option("command_timeout") or None
         try:
             return stream_exec(self._client, request, deadline=deadline, **session_options)
-        except ExecTimeoutError as error:
-            raise AnsibleError(f"nomad_exec: {target.label}: {self._client.scrub(str(error))}") from None
-        except ExecArgumentError as error:
+        except (ExecTimeoutError, ExecArgumentError, ExecSourceError) as error:  # the task fails; the host is fine
             raise AnsibleError(f"nomad_exec: {target.label}: {self._client.scrub(str(error))}") from None
         except ExecError as error:
             raise AnsibleConnectionFailure(f"nomad_exec: {target.label}: {self._client.scrub(str(error))}") from None
