@@ -117,6 +117,6 @@ def result(samples: dict) -> sections.SectionResult:
         "Both targets are measured against a floor without Ansible's per-host cost, so at 10,000 hosts no plugin "
         "can meet them: compare the plugin and cache-hit rows with the static-script row, which has no plugin.",
     ]
-    return sections.SectionResult(5, f"Inventory plugin over {ALLOCATIONS:,} allocations",
+    return sections.SectionResult(6, f"Inventory plugin over {ALLOCATIONS:,} allocations",
                                   "`ansible-inventory` with a `nomad_allocs` source against the emulator.",
                                   ["command", "wall", "÷ floor"], rows, targets, notes)

@@ -636,7 +636,8 @@ def exec_result(settings: Settings, throughput: dict, latency: dict) -> SectionR
                          metrics)
 
 
-from benchmarks import section_inventory  # noqa: E402  (imports this module; registered below)
+from benchmarks import section_connection, section_inventory  # noqa: E402  (they use this module's helpers)
 
-ORDER = ("list", "lookup", "bulk", "exec", "inventory")
-RUNNERS = {"list": run_list, "lookup": run_lookup, "bulk": run_bulk, "exec": run_exec, "inventory": section_inventory.run}
+ORDER = ("list", "lookup", "bulk", "exec", "connection", "inventory")
+RUNNERS = {"list": run_list, "lookup": run_lookup, "bulk": run_bulk, "exec": run_exec,
+           "connection": section_connection.run, "inventory": section_inventory.run}

@@ -615,3 +615,233 @@ def run_exec(client, request: ExecRequest) -> ExecOutcome:
     """Run `request` through `client` (a NomadClient: same address, TLS settings and token)."""
     url, headers, sslopt = client.websocket_target(exec_path(request.allocation_id), exec_query(request))
     return ExecSession(url, headers, sslopt, request).run()
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming sessions: stdin from a source, output to sinks as it arrives (the connection plugin)
+# ---------------------------------------------------------------------------------------------
+
+
+def output_of_frame(payload: bytes) -> tuple:
+    """((stream, data), ...) and the exit code (None unless exited) of one server text frame."""
+    if payload.endswith(_DATA_SUFFIX):
+        stream = "stdout" if payload.startswith(_STDOUT_DATA_PREFIX) else \
+            "stderr" if payload.startswith(_STDERR_DATA_PREFIX) else None
+        if stream is not None:
+            data = payload[_DATA_PREFIX_LENGTH:-_DATA_SUFFIX_LENGTH]
+            if b'"' not in data and b"\\" not in data:
+                return ((stream, decode_base64(data)),), None
+    try:
+        message = json.loads(payload)
+    except ValueError as error:
+        raise ExecError(f"exec session sent a frame that is not JSON: {error}") from None
+    if not isinstance(message, dict):
+        raise ExecError("exec session sent a frame that is not a JSON object")
+    pieces = []
+    for stream in ("stdout", "stderr"):
+        operation = message.get(stream)
+        if isinstance(operation, dict) and operation.get("data"):
+            pieces.append((stream, decode_base64(operation["data"])))
+    return tuple(pieces), exit_code_of(message) if message.get("exited") else None
+
+
+def stdin_data_frame(chunk: bytes) -> str:
+    return '{"stdin":{"data":"' + base64.b64encode(chunk).decode("ascii") + '"}}'
+
+
+class ExecSourceError(ExecError):
+    """Reading the data to send on stdin failed (for example a local file); `cause` is the original error."""
+
+    def __init__(self, message: str, cause: BaseException) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class StreamingExecSession:
+    """One exec session that streams both ways, for transfers of any size in bounded memory.
+
+    `stdin` is an iterable of byte chunks (read lazily by a sender thread, sent in frames of at most
+    STDIN_CHUNK_SIZE bytes, then the close frame); `on_stdout` / `on_stderr` receive each output chunk as its
+    frame arrives, in the calling thread. run() returns the exit code, or raises ExecError (ExecClosedError when
+    the session ends before the exited frame, ExecTimeoutError after `deadline` seconds, ExecSourceError when
+    reading the stdin source failed, or the ExecError the source raised itself). An exception raised by a sink
+    ends the session and propagates unchanged.
+    """
+
+    def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest, *,
+                 stdin: t.Iterable[bytes] | None = None, on_stdout=None, on_stderr=None,
+                 connect_timeout: float = 30.0, deadline: float | None = None,
+                 ended: threading.Event | None = None) -> None:
+        self.url = url
+        self.request = request
+        self.sslopt = dict(sslopt or {})
+        self.headers, self.handshake_token = split_token_header(headers or {}, request.ws_handshake)
+        self.stdin = stdin if stdin is not None else ()
+        self.sinks = {"stdout": on_stdout or _discard, "stderr": on_stderr or _discard}
+        self.connect_timeout = connect_timeout
+        self.deadline = deadline
+        self._ws = None
+        # Set once the session is over (or being aborted); a source that waits for something can watch it.
+        self._stop = ended if ended is not None else threading.Event()
+        self._timed_out = threading.Event()
+        self._source_error: ExecError | None = None
+
+    def run(self) -> int:
+        watchdog = None
+        if self.deadline:
+            watchdog = threading.Timer(self.deadline, self._on_deadline)
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            return self._run_until_exit()
+        except _SinkFailure as failure:
+            raise failure.cause from None
+        except ExecError as error:
+            raise (self._source_error or error) from None
+        except (websocket.WebSocketException, OSError) as error:  # OSError includes ssl.SSLError
+            raise (self._source_error or self._transport_error(error)) from None
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            self._stop.set()
+            if self._ws is not None:
+                self._ws.shutdown()
+
+    def abort(self) -> None:
+        """End the session from another thread (the reader then fails with ExecClosedError)."""
+        self._stop.set()
+        if self._ws is not None:
+            self._ws.abort()
+
+    def _run_until_exit(self) -> int:
+        self._connect()
+        if self.request.ws_handshake:
+            self._ws.send(handshake_frame(self.handshake_token))
+        sender = threading.Thread(target=self._send_client_frames, name="nomad-exec-stream-sender", daemon=True)
+        sender.start()
+        try:
+            exit_code = self._receive_until_exit()
+        finally:
+            self._stop.set()
+            sender.join(timeout=CLOSE_GRACE)
+        if not sender.is_alive():
+            try:
+                self._ws.close(timeout=CLOSE_GRACE)
+            except (websocket.WebSocketException, OSError):
+                pass  # the command has exited; a failed goodbye changes nothing
+        return exit_code
+
+    def _connect(self) -> None:
+        timeout = min(self.connect_timeout, self.deadline) if self.deadline else self.connect_timeout
+        try:
+            self._ws = websocket.create_connection(
+                self.url, timeout=timeout, class_=_ExecWebSocket, header=self.headers, sslopt=self.sslopt,
+                suppress_origin=True, skip_utf8_validation=True, enable_multithread=True,
+            )
+        except websocket.WebSocketBadStatusException as error:
+            raise ExecError(handshake_failure_message(error.status_code, error.resp_body)) from None
+        except websocket.WebSocketTimeoutException:
+            raise ExecTimeoutError(f"no answer from {netloc_of(self.url)} within {format_seconds(timeout)} s") from None
+        except ssl.SSLError as error:
+            raise ExecError(tls_failure_message(netloc_of(self.url), error)) from None
+        except websocket.WebSocketAddressException as error:
+            raise ExecError(f"cannot resolve {netloc_of(self.url)}: {one_line(str(error))}") from None
+        except OSError as error:
+            raise ExecError(f"cannot connect to {netloc_of(self.url)}: {os_reason(error)}") from None
+        self._ws.settimeout(None)
+        if self._timed_out.is_set():
+            raise ExecTimeoutError(self._timeout_message())
+
+    def _on_deadline(self) -> None:
+        self._timed_out.set()
+        self.abort()
+
+    def _timeout_message(self) -> str:
+        return f"command did not finish within {format_seconds(self.deadline)} s"
+
+    def _transport_error(self, error: Exception) -> ExecError:
+        if self._timed_out.is_set():
+            return ExecTimeoutError(self._timeout_message())
+        if isinstance(error, ssl.SSLError):
+            return ExecError(tls_failure_message(netloc_of(self.url), error))
+        if isinstance(error, (websocket.WebSocketConnectionClosedException, OSError)):
+            return ExecClosedError(closed_before_exit_message(None, ""))
+        return ExecError(f"exec session failed: {one_line(str(error)) or type(error).__name__}")
+
+    def _send_client_frames(self) -> None:
+        ws = self._ws
+        try:
+            for chunk in self._stdin_chunks():
+                if self._stop.is_set():
+                    return
+                ws.send(stdin_data_frame(chunk))
+            ws.send(STDIN_CLOSE_FRAME)
+            while not self._stop.wait(HEARTBEAT_INTERVAL):
+                ws.send(HEARTBEAT_FRAME)
+        except ExecError as error:  # from the source: ExecSourceError, or its own (a conversation's timeout)
+            self._source_error = error
+            self.abort()
+        except (websocket.WebSocketException, OSError):
+            return  # the reader reports the broken connection (or already has the exit code)
+
+    def _stdin_chunks(self) -> t.Iterator[bytes]:
+        """The source's chunks, cut to frame size; a failing source becomes ExecSourceError."""
+        source = iter(self.stdin)
+        while True:
+            try:
+                chunk = next(source)
+            except StopIteration:
+                return
+            except OSError as error:
+                raise ExecSourceError(f"cannot read the data to send: {os_reason(error)}", error) from None
+            for start in range(0, len(chunk), STDIN_CHUNK_SIZE):
+                yield chunk[start:start + STDIN_CHUNK_SIZE]
+
+    def _receive_until_exit(self) -> int:
+        recv_data = self._ws.recv_data
+        sinks = self.sinks
+        while True:
+            opcode, payload = recv_data()
+            if opcode == _OPCODE_TEXT or opcode == _OPCODE_BINARY:
+                pieces, exit_code = output_of_frame(payload)
+                for stream, data in pieces:
+                    try:
+                        sinks[stream](data)
+                    except OSError as error:  # a sink's own failure (a full disk), not the connection's
+                        raise _SinkFailure(error) from error
+                if exit_code is not None:
+                    return exit_code
+            elif opcode == _OPCODE_CLOSE:
+                if self._timed_out.is_set():
+                    raise ExecTimeoutError(self._timeout_message())
+                code, reason = parse_close_payload(payload)
+                raise ExecClosedError(closed_before_exit_message(code, reason), code, reason)
+
+
+class _SinkFailure(Exception):
+    """Carries an OSError raised by an output sink past the transport error handling of run()."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _discard(_data: bytes) -> None:
+    return None
+
+
+def stream_exec(client, request: ExecRequest, **session_options) -> int:
+    """Run `request` through `client` as a StreamingExecSession (keyword arguments as its constructor's)."""
+    url, headers, sslopt = client.websocket_target(exec_path(request.allocation_id), exec_query(request))
+    session_options.setdefault("connect_timeout", client.options.timeout)
+    return StreamingExecSession(url, headers, sslopt, request, **session_options).run()
+
+
+def file_chunks(path: str, chunk_size: int = 256 * 1024) -> t.Iterator[bytes]:
+    """The bytes of a local file in chunks, read as they are needed."""
+    with open(path, "rb") as stream:
+        while True:
+            chunk = stream.read(chunk_size)
+            if not chunk:
+                return
+            yield chunk

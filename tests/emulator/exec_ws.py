@@ -14,6 +14,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -429,8 +430,18 @@ def _base64_error_offset(text: str) -> int:
     return len(text) - len(text) % 4
 
 
+# The frame that carries nearly all stdin traffic, in the exact form clients send it: valid JSON by construction,
+# so it skips the character-by-character Go scanner (which would make the emulator, not the client, the bottleneck
+# of big uploads). Anything else takes the full path.
+_STDIN_DATA_FRAME = re.compile(r'\{"stdin":\{"data":"([A-Za-z0-9+/]*={0,2})"\}\}')
+
+
 def decode_client_frame(data: str | bytes) -> ClientFrame:
     """A client frame as Go decodes it into proto.ExecTaskStreamingRequest (unknown keys ignored)."""
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    plain = _STDIN_DATA_FRAME.fullmatch(text)
+    if plain is not None and len(plain.group(1)) % 4 == 0:
+        return ClientFrame(stdin_data=base64.b64decode(plain.group(1)))
     top = "ExecTaskStreamingRequest"
     decoded = go_json_loads(data)
     if decoded is None:
@@ -585,6 +596,16 @@ def task_environment(alloc, task, task_dir: str) -> dict:
     return env
 
 
+def exec_environment(alloc, task, task_dir: str) -> dict:
+    """The task's environment, with HOME and TMPDIR inside the task directory (its `tmp/` made on demand), so
+    that what an exec'd command writes under `~` or the temporary directory stays in the allocation."""
+    env = task_environment(alloc, task, task_dir)
+    temporary = os.path.join(task_dir, "tmp")
+    os.makedirs(temporary, exist_ok=True)
+    env.update(HOME=task_dir, TMPDIR=temporary)
+    return env
+
+
 def resolve_executable(argv0: str, env: dict) -> str:
     """Go's exec.Command: a bare name is searched in PATH, and its failure is reported before any fork."""
     if "/" in argv0:
@@ -620,7 +641,8 @@ def become_controlling_tty() -> None:
 # --------------------------------------------------------------------------------------------------
 
 class ExecSession:
-    def __init__(self, ws: web.WebSocketResponse, argv: list, cwd: str, env: dict, tty: bool, close_early: bool):
+    def __init__(self, ws: web.WebSocketResponse, argv: list, cwd: str, env: dict, tty: bool, close_early: bool,
+                 drop_after: int | None = None, transport=None):
         self.ws = ws
         self.argv = argv
         self.cwd = cwd
@@ -638,6 +660,12 @@ class ExecSession:
         self.last_stdin_byte = b"\n"
         self.first_frame = asyncio.Event()
         self.first_output_sent = asyncio.Event()
+        # Fault exec_drop_after_bytes: drop the TCP connection (no close frame) once this many bytes of stdin and
+        # output together have passed.
+        self.drop_after = drop_after
+        self.transport = transport
+        self.transferred = 0
+        self.dropped = asyncio.Event()
 
     async def run(self) -> None:
         """Bridge until the process has exited (exit frame + close 1000), the peer left, or a stream error."""
@@ -647,8 +675,11 @@ class ExecSession:
             input_task = await self.start(helpers)
             exit_task = track(helpers, self.wait_exit())
             early_task = track(helpers, self.first_output_sent.wait()) if self.close_early else None
+            drop_task = track(helpers, self.dropped.wait()) if self.drop_after is not None else None
             done, _pending = await asyncio.wait(helpers, return_when=asyncio.FIRST_COMPLETED)
-            if early_task in done:
+            if drop_task in done:
+                self.drop_connection()
+            elif early_task in done:
                 await self.finish_with_error(SessionError(EARLY_CLOSE_REASON))
             elif exit_task in done:
                 await self.finish_with_exit(exit_task, input_task)
@@ -744,9 +775,26 @@ class ExecSession:
         if frame.tty_size is not None and self.tty:
             set_window_size(self.winsize_fd, *frame.tty_size)
 
+    def count_transfer(self, size: int) -> bool:
+        """Count bytes for exec_drop_after_bytes; False once the connection is to be dropped."""
+        if self.drop_after is None:
+            return True
+        if self.dropped.is_set() or self.transferred + size > self.drop_after:
+            self.dropped.set()
+            return False
+        self.transferred += size
+        return True
+
+    def drop_connection(self) -> None:
+        self.kill()
+        if self.transport is not None:
+            self.transport.abort()
+
     async def write_stdin(self, data: bytes) -> None:
         if self.stdin_closed or self.stdin_writer is None:
             return
+        if not self.count_transfer(len(data)):
+            await asyncio.Event().wait()   # the session ends from run(); take no more input
         try:
             self.stdin_writer.write(data)
             await self.stdin_writer.drain()
@@ -778,7 +826,10 @@ class ExecSession:
                 await self.ws.send_str(frame_json({stream: {"close": True}}))
                 return
             for start in range(0, len(chunk), OUTPUT_FRAME_BYTES):
-                await self.ws.send_str(output_frame(stream, chunk[start:start + OUTPUT_FRAME_BYTES]))
+                piece = chunk[start:start + OUTPUT_FRAME_BYTES]
+                if not self.count_transfer(len(piece)):
+                    await asyncio.Event().wait()   # the session ends from run(); stop producing frames
+                await self.ws.send_str(output_frame(stream, piece))
                 if self.close_early:
                     self.first_output_sent.set()
                     await asyncio.Event().wait()   # the session ends from run(); stop producing frames
@@ -914,7 +965,10 @@ async def handle_exec(request: web.Request) -> web.StreamResponse:
                                   request.query.get("task", ""), command, request.query.get("region", ""))
         task_dir = task_directory(emulator, alloc, task)
         close_early = emulator.faults.take("exec_close_early", request.method, request.path) is not None
-        session = ExecSession(ws, command, task_dir, task_environment(alloc, task, task_dir), tty, close_early)
+        drop_rule = emulator.faults.take("exec_drop_after_bytes", request.method, request.path)
+        session = ExecSession(ws, command, task_dir, exec_environment(alloc, task, task_dir), tty, close_early,
+                              drop_after=None if drop_rule is None else drop_rule["after_bytes"],
+                              transport=request.transport)
         await session.run()
     except SessionError as err:
         await close_with_error(ws, err)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import re
 
-ACTIONS = ("status", "delay", "drop", "drop_mid_body", "exec_close_early")
+ACTIONS = ("status", "delay", "drop", "drop_mid_body", "exec_close_early", "exec_drop_after_bytes")
+# Actions the exec handler takes itself (after the upgrade); the HTTP-level fault middleware skips them.
+EXEC_ACTIONS = ("exec_close_early", "exec_drop_after_bytes")
 
 
 class FaultRuleError(ValueError):
@@ -27,6 +29,10 @@ class Faults:
         count = rule.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool):
             raise FaultRuleError("count must be an integer")
+        if action == "exec_drop_after_bytes":
+            after = rule.get("after_bytes")
+            if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+                raise FaultRuleError("exec_drop_after_bytes needs after_bytes, a non-negative integer")
         stored = dict(rule, count=count)
         stored["_pattern"] = pattern
         self._rules.append(stored)
@@ -43,7 +49,7 @@ class Faults:
         for rule in self._rules:
             if rule["count"] <= 0:
                 continue
-            if kind is None and rule["action"] == "exec_close_early":
+            if kind is None and rule["action"] in EXEC_ACTIONS:
                 continue
             if kind is not None and rule["action"] != kind:
                 continue

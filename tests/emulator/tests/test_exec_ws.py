@@ -712,3 +712,63 @@ def test_close_reasons_fit_a_control_frame():
 
     assert len(reason.encode("utf-8")) <= 123
     assert reason == "é" * 61
+
+
+# --- what the connection plugin relies on -------------------------------------------------------------
+
+def test_home_and_tmpdir_are_inside_the_task_directory(emu, shell_alloc):
+    task_dir = task_view(emu, shell_alloc, "main")["task_dir"]
+    script = 'echo "$HOME"; echo "$TMPDIR"; test -d "$TMPDIR" && echo tmp-exists; mktemp'
+    outcome = run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", script]))
+
+    home, tmpdir, exists, made = outcome.output("stdout").decode().splitlines()
+    assert home == task_dir and tmpdir == os.path.join(task_dir, "tmp") and exists == "tmp-exists"
+    assert made.startswith(os.path.join(task_dir, "tmp") + "/")
+
+
+def test_50_concurrent_sessions_each_get_their_own_bytes_back(emu, shell_alloc):
+    payloads = [os.urandom(64 * 1024 + index) for index in range(50)]
+    sockets = [connect(exec_url(emu, shell_alloc, ["cat"])) for _payload in payloads]
+    for ws, payload in zip(sockets, payloads):
+        ws.send(json.dumps(stdin_frame(payload)))
+        ws.send(json.dumps(STDIN_CLOSE))
+    outcomes = [read_until_close(ws) for ws in sockets]
+
+    assert [outcome.output("stdout") for outcome in outcomes] == payloads
+    assert all(outcome.exit_code == 0 and outcome.close_code == 1000 for outcome in outcomes)
+
+
+def test_exec_drop_after_bytes_fault_cuts_output_without_a_close_frame(emu, shell_alloc, no_faults):
+    emu.control.add_fault(action="exec_drop_after_bytes", after_bytes=4096, path="/exec$", count=1)
+    ws = connect(exec_url(emu, shell_alloc, ["/bin/sh", "-c", "head -c 100000 /dev/zero"]))
+    received = 0
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        while True:
+            opcode, data = ws.recv_data(control_frame=True)
+            assert opcode != websocket.ABNF.OPCODE_CLOSE, "the fault drops the connection, it does not close it"
+            frame = json.loads(data)
+            assert not frame.get("exited")
+            received += len(base64.b64decode(frame.get("stdout", {}).get("data", "")))
+    assert received == 4096
+    assert run_exec(exec_url(emu, shell_alloc, ["/bin/sh", "-c", "echo whole"])).output("stdout") == b"whole\n"
+
+
+def test_exec_drop_after_bytes_fault_cuts_stdin(emu, shell_alloc, no_faults):
+    emu.control.add_fault(action="exec_drop_after_bytes", after_bytes=10000, path="/exec$", count=1)
+    task_dir = task_view(emu, shell_alloc, "main")["task_dir"]
+    target = os.path.join(task_dir, "cut-stdin.bin")
+    ws = connect(exec_url(emu, shell_alloc, ["/bin/sh", "-c", f"cat > {target}"]))
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError, BrokenPipeError)):
+        for _frame in range(100):
+            ws.send(json.dumps(stdin_frame(b"x" * 4096)))
+        ws.send(json.dumps(STDIN_CLOSE))
+        while True:
+            opcode, _data = ws.recv_data(control_frame=True)
+            assert opcode != websocket.ABNF.OPCODE_CLOSE
+    assert wait_until(lambda: os.path.exists(target), "the command to have started")
+    assert os.path.getsize(target) <= 10000
+
+
+def test_exec_drop_after_bytes_needs_a_byte_count(emu, no_faults):
+    response = requests.post(f"{emu.address}/_emulator/faults", json={"action": "exec_drop_after_bytes"}, timeout=30)
+    assert response.status_code == 400 and "after_bytes" in response.text
