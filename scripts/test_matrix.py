@@ -20,6 +20,7 @@ import dataclasses
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -138,7 +139,7 @@ def step_commands(step: str, venv_bin: pathlib.Path, python_version: str) -> lis
     if step == 'integration':
         workers = os.environ.get('INTEGRATION_WORKERS', '2')
         parallel = [] if workers == '0' else ['-n', workers, '--dist', 'loadfile']
-        selection = os.environ.get('MATRIX_INTEGRATION_TESTS', 'tests/integration').split()
+        selection = shlex.split(os.environ.get('MATRIX_INTEGRATION_TESTS', 'tests/integration'))
         return [([python, '-m', 'pytest', '-p', 'no:cacheprovider', '-ra', *parallel, *selection], REPOSITORY_ROOT)]
     if step == 'demo':
         return [([python, str(REPOSITORY_ROOT / 'scripts' / 'run_demo.py')], REPOSITORY_ROOT)]
