@@ -98,8 +98,9 @@ lint: venv ## ansible-lint, production profile (.ansible-lint), exactly as a bar
 	mkdir -p build/lint-home
 	env -u ANSIBLE_COLLECTIONS_PATH HOME=$(CURDIR)/build/lint-home $(BIN)/ansible-lint
 
-docs-lint: venv collection ## antsibull-docs lint-collection-docs --plugin-docs in the collection copy
+docs-lint: venv collection ## antsibull-docs lint-collection-docs --plugin-docs in the collection copy; no requirement twice
 	cd $(COLLECTION_COPY) && $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+	$(BIN)/python scripts/check_doc_requirements.py
 
 changelog-lint: venv collection ## antsibull-changelog lint, no Ansible markup in fragments, a dry release
 	$(BIN)/antsibull-changelog lint
