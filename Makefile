@@ -114,10 +114,11 @@ molecule: venv collection ## molecule test of extensions/molecule/alloc_rolling_
 	test -d extensions/molecule/$(MOLECULE_SCENARIO) || { echo "molecule: no scenario extensions/molecule/$(MOLECULE_SCENARIO)" >&2; exit 1; }
 	cd $(COLLECTION_COPY) && $(BIN)/molecule test -s $(MOLECULE_SCENARIO)
 
-build: venv ## ansible-galaxy collection build into build/dist, checking no test artefact is packed
+build: venv ## ansible-galaxy collection build into build/dist, checking no test artefact is packed and a release tag at HEAD equals the version
 	rm -rf $(DIST_DIR)
 	$(BIN)/ansible-galaxy collection build --output-path $(DIST_DIR) .
 	$(BIN)/python scripts/check_collection_artifact.py $(DIST_DIR)/nomadops-nomad-*.tar.gz
+	$(BIN)/python scripts/check_release_tag.py
 
 importer: build ## galaxy-importer (as Galaxy imports) on the built artifact, offline; any WARNING fails
 	$(BIN)/python scripts/run_galaxy_importer.py $(DIST_DIR)/nomadops-nomad-*.tar.gz
