@@ -93,15 +93,23 @@ def find_python(version: str) -> pathlib.Path:
                       f'install it with `pyenv install {version}`')
 
 
+def venv_has_python(python: pathlib.Path, version: str) -> bool:
+    completed = subprocess.run([str(python), '-c', 'import sys; print("%d.%d" % sys.version_info[:2])'],
+                               capture_output=True, text=True, check=False)
+    return completed.returncode == 0 and completed.stdout.strip() == version
+
+
 def ensure_venv(release: str, python_version: str) -> pathlib.Path:
     """build/venv-<release>, created or updated when its requirement list changed; returns its bin/."""
     venv = REPOSITORY_ROOT / 'build' / f'venv-{release}'
     stamp = venv / '.requirements-installed'
-    wanted = test_requirements(release)
+    wanted = f'# Python {python_version}\n' + test_requirements(release)
     python = venv / 'bin' / 'python'
     if stamp.is_file() and stamp.read_text(encoding='utf-8') == wanted and python.exists():
         print(f'matrix {release}: {venv} is up to date', flush=True)
         return venv / 'bin'
+    if python.exists() and not venv_has_python(python, python_version):
+        shutil.rmtree(venv)
     if not python.exists():
         subprocess.run([str(find_python(python_version)), '-m', 'venv', str(venv)], check=True)
     requirements = venv / 'requirements-wanted.txt'
