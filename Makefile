@@ -33,8 +33,14 @@ MOLECULE_SCENARIO ?= alloc_rolling_restart
 # sizes, one repetition, report on stdout and charts in build/bench-charts). Neither is part of `make test`.
 BENCH_MODE ?= full
 
+# Every ansible-core release meta/runtime.yml admits (requires_ansible >=2.19) is tested: 2.19 in .venv by
+# every gate, the others by scripts/test_matrix.py in build/venv-<release> (2.20: sanity + units on Python
+# 3.12; 2.21, the newest: sanity, units, integration and the demo on Python 3.13).
+MATRIX_RELEASES := 2.20 2.21
+
 # Gates run by `make test`, in this order (scripts/run_gates.py stops at the first failure).
-TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test integration demo lint docs-lint molecule build ee
+TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test integration demo lint docs-lint molecule \
+	build importer ee $(addprefix core-,$(MATRIX_RELEASES))
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
@@ -47,10 +53,11 @@ endif
 PYTEST_OPTIONS := -p no:cacheprovider -ra
 
 .PHONY: help venv collection get-pip sanity sanity-targets units emulator-test integration lint docs-lint changelog-lint \
-	molecule build ee test test-matrix demo docs bench clean distclean
+	changelog-release molecule build importer ee test test-matrix $(addprefix core-,$(MATRIX_RELEASES)) demo docs \
+	bench clean distclean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 venv: $(VENV_STAMP) ## Create .venv (Python 3.11) with requirements-dev.txt; reused while up to date
 
@@ -87,26 +94,37 @@ emulator-test: venv ## The Nomad API emulator's own test suite
 integration: venv collection ## Real ansible runs against the emulator (pytest tests/integration)
 	NOMADOPS_COLLECTIONS_PATH=$(COLLECTIONS_ROOT) $(BIN)/python -m pytest $(PYTEST_OPTIONS) $(if $(filter-out 0,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS) --dist loadfile) tests/integration
 
-lint: venv collection ## ansible-lint, production profile, offline (.ansible-lint)
-	@# ansible-lint searches ~/.ansible/collections before this checkout, so a copy installed there (for
-	@# example by someone's molecule prerun) would be linted instead: give it a HOME of its own.
+lint: venv ## ansible-lint, production profile (.ansible-lint), exactly as a bare `ansible-lint` in a clone
+	@# No ANSIBLE_COLLECTIONS_PATH: ansible-lint must find the checkout by itself (it installs it into
+	@# .ansible/collections). A HOME of its own keeps a copy in ~/.ansible/collections (someone's molecule
+	@# prerun) out of the way.
 	mkdir -p build/lint-home
-	HOME=$(CURDIR)/build/lint-home $(BIN)/ansible-lint
+	env -u ANSIBLE_COLLECTIONS_PATH HOME=$(CURDIR)/build/lint-home $(BIN)/ansible-lint
 
-docs-lint: venv collection ## antsibull-docs lint-collection-docs --plugin-docs in the collection copy
+docs-lint: venv collection ## antsibull-docs lint-collection-docs --plugin-docs in the collection copy; no requirement twice
 	cd $(COLLECTION_COPY) && $(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
+	$(BIN)/python scripts/check_doc_requirements.py
 
-changelog-lint: venv ## antsibull-changelog lint (fragments and config)
+changelog-lint: venv collection ## antsibull-changelog lint, no Ansible markup in fragments, a dry release
 	$(BIN)/antsibull-changelog lint
+	$(BIN)/python scripts/check_changelog_fragments.py --release $(COLLECTION_COPY)
+
+changelog-release: venv collection ## antsibull-changelog release of galaxy.yml's version (docs/releasing.md)
+	@# release runs ansible-doc (found on PATH, which starts with .venv/bin) on the collection copy.
+	$(BIN)/antsibull-changelog release --version "$$($(BIN)/python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')"
 
 molecule: venv collection ## molecule test of extensions/molecule/alloc_rolling_restart (MOLECULE_SCENARIO)
 	test -d extensions/molecule/$(MOLECULE_SCENARIO) || { echo "molecule: no scenario extensions/molecule/$(MOLECULE_SCENARIO)" >&2; exit 1; }
 	cd $(COLLECTION_COPY) && $(BIN)/molecule test -s $(MOLECULE_SCENARIO)
 
-build: venv ## ansible-galaxy collection build into build/dist, checking no test artefact is packed
+build: venv ## ansible-galaxy collection build into build/dist, checking no test artefact is packed and a release tag at HEAD equals the version
 	rm -rf $(DIST_DIR)
 	$(BIN)/ansible-galaxy collection build --output-path $(DIST_DIR) .
 	$(BIN)/python scripts/check_collection_artifact.py $(DIST_DIR)/nomadops-nomad-*.tar.gz
+	$(BIN)/python scripts/check_release_tag.py
+
+importer: build ## galaxy-importer (as Galaxy imports) on the built artifact, offline; any WARNING fails
+	$(BIN)/python scripts/run_galaxy_importer.py $(DIST_DIR)/nomadops-nomad-*.tar.gz
 
 ee: venv ## ansible-builder create with extensions/ee (no container engine needed), checking its dependencies
 	rm -rf build/ee
@@ -119,8 +137,14 @@ ee: venv ## ansible-builder create with extensions/ee (no container engine neede
 test: ## Every gate, in order, stopping at the first failure (KEEP_GOING=1 runs them all)
 	$(PYTHON) scripts/run_gates.py $(if $(KEEP_GOING),--keep-going) $(TEST_GATES)
 
-test-matrix: ## Sanity + units with ansible-core 2.20 and 2.21 on Python 3.12 (slow; not part of `make test`)
-	bash scripts/test_matrix.sh
+test-matrix: ## Only the other ansible-core releases: every core-<release> gate below
+	INTEGRATION_WORKERS=$(INTEGRATION_WORKERS) $(PYTHON) scripts/test_matrix.py --all
+
+core-2.20: ## sanity + units with ansible-core 2.20 (Python 3.12) in build/venv-2.20
+	INTEGRATION_WORKERS=$(INTEGRATION_WORKERS) $(PYTHON) scripts/test_matrix.py 2.20
+
+core-2.21: ## sanity, units, integration, demo with ansible-core 2.21 (Python 3.13) in build/venv-2.21
+	INTEGRATION_WORKERS=$(INTEGRATION_WORKERS) $(PYTHON) scripts/test_matrix.py 2.21
 
 demo: venv collection ## Start the emulator with the demo scenario and run playbooks/demo.yml against it
 	$(BIN)/python scripts/run_demo.py --scenario $(DEMO_SCENARIO) --playbook $(DEMO_PLAYBOOK)

@@ -29,7 +29,6 @@ description:
     every allocation it lists.
 requirements:
   - websocket-client (Python library, on the controller)
-  - requests (Python library, on the controller)
   - C(/bin/sh) in the task, and C(cat), C(wc) and C(mv) for file transfers. Python in the task only for modules
     other than V(raw).
 extends_documentation_fragment:

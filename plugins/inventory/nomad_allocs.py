@@ -42,8 +42,6 @@ description:
   - All data read from Nomad is untrusted, so text in a job's meta or names is never evaluated as a template.
 author:
   - nomadops.nomad developers (@nomadops)
-requirements:
-  - requests (Python library, on the controller)
 extends_documentation_fragment:
   - nomadops.nomad.connection
   - nomadops.nomad.connection.plugins

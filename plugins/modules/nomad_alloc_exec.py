@@ -158,8 +158,8 @@ notes:
     highest first: task arguments and C(module_defaults), variables, C(ansible.cfg), the C(NOMAD_*) environment
     variables, the defaults. This includes O(timeout), which is the limit for the whole command here.
 requirements:
-  - requests
-  - websocket-client
+  # requests comes with the nomadops.nomad.connection fragment; listing it here too showed it twice.
+  - websocket-client (Python library, on the controller, which runs the exec session)
 seealso:
   - module: ansible.builtin.command
   - name: Nomad alloc exec command
