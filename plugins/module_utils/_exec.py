@@ -21,6 +21,9 @@ import time
 import traceback
 import typing as t
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import task_names
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
+
 try:
     import websocket
 
@@ -83,11 +86,6 @@ class ExecTimeoutError(ExecError):
 class ExecClosedError(ExecError):
     """The server ended the session before the exited frame."""
 
-    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-
 
 class ExecRequest(t.NamedTuple):
     """What to run, where, and how."""
@@ -111,8 +109,8 @@ class ExecOutcome(t.NamedTuple):
     stderr: bytes
 
 
-# The exec action's own options; the connection options (CONNECTION_ARGUMENT_SPEC) come on top, except
-# `timeout`, which this spec redefines as the limit for the whole command.
+# The exec action's own options; the connection options (CONNECTION_ARGUMENT_SPEC) come on top, unchanged:
+# the connection option `timeout` is the limit of each HTTP request, `command_timeout` the command's deadline.
 EXEC_ARGUMENT_SPEC = dict(
     id=dict(type="str", required=True),
     task=dict(type="str"),
@@ -125,8 +123,9 @@ EXEC_ARGUMENT_SPEC = dict(
         type="dict",
         options=dict(height=dict(type="int", required=True), width=dict(type="int", required=True)),
     ),
-    timeout=dict(type="float", default=DEFAULT_EXEC_TIMEOUT),
+    command_timeout=dict(type="float", default=DEFAULT_EXEC_TIMEOUT),
     output_encoding=dict(type="str", default="text", choices=list(OUTPUT_ENCODINGS)),
+    output_lines=dict(type="bool", default=True),
     strip_empty_ends=dict(type="bool", default=True),
     ws_handshake=dict(type="bool", default=False),
 )
@@ -187,7 +186,7 @@ def exec_timeout_of(timeout: float | None) -> float:
     if timeout is None:
         return float(DEFAULT_EXEC_TIMEOUT)
     if timeout <= 0:
-        raise ExecArgumentError(f"timeout must be a positive number of seconds (got {format_seconds(timeout)})")
+        raise ExecArgumentError(f"command_timeout must be a positive number of seconds (got {format_seconds(timeout)})")
     return float(timeout)
 
 
@@ -202,7 +201,7 @@ def exec_request_from_params(params: Mapping, allocation_id: str, task: str) -> 
         tty=tty,
         tty_size=tty_size_of(tty, params.get("tty_size")),
         ws_handshake=bool(params.get("ws_handshake")),
-        timeout=exec_timeout_of(params.get("timeout")),
+        timeout=exec_timeout_of(params.get("command_timeout")),
     )
 
 
@@ -361,52 +360,35 @@ def closed_before_exit_message(code: int | None, reason: str) -> str:
     return f"exec session closed before the command exited ({detail})"
 
 
-def one_line(text: str) -> str:
-    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
-
-
-def task_names_of(allocation: Mapping) -> list:
-    """Task names of the allocation's group: from its job when present, else from TaskStates."""
-    group_name = allocation.get("TaskGroup")
-    job = allocation.get("Job") or {}
-    for group in job.get("TaskGroups") or []:
-        if group.get("Name") == group_name:
-            names = [task.get("Name") for task in group.get("Tasks") or [] if task.get("Name")]
-            if names:
-                return names
-    return sorted((allocation.get("TaskStates") or {}).keys())
-
-
 def choose_task(allocation: Mapping, task: str | None) -> str:
     """The task to exec into: the given one (checked), else the group's only task."""
-    names = task_names_of(allocation)
-    short_id = str(allocation.get("ID", ""))[:8]
+    names = [name for name in task_names(allocation) if name]
+    alloc = short_id(allocation.get("ID"))
     if task:
         if names and task not in names:
-            raise ExecArgumentError(
-                f"allocation {short_id} has no task named {task!r}; its tasks are: {', '.join(names)}"
-            )
+            raise ExecArgumentError(f"allocation {alloc} has no task named {task!r}; its tasks are: {', '.join(names)}")
         return task
     if len(names) == 1:
         return names[0]
     if not names:
-        raise ExecArgumentError(f"allocation {short_id} reports no tasks; set task")
-    raise ExecArgumentError(f"allocation {short_id} has several tasks ({', '.join(names)}); set task to one of them")
+        raise ExecArgumentError(f"allocation {alloc} reports no tasks; set task")
+    raise ExecArgumentError(f"allocation {alloc} has several tasks ({', '.join(names)}); set task to one of them")
 
 
 def check_task_runs(allocation: Mapping, task: str) -> None:
     """Fail early, like the server would, when the task is known not to run."""
     state = ((allocation.get("TaskStates") or {}).get(task) or {}).get("State")
     if state == "dead":
-        raise ExecError(f"task {task!r} of allocation {str(allocation.get('ID', ''))[:8]} is not running (dead)")
+        raise ExecError(f"task {task!r} of allocation {short_id(allocation.get('ID'))} is not running (dead)")
 
 
 def strip_trailing_newlines(text: str) -> str:
     return text.rstrip("\r\n")
 
 
-def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: bool) -> dict:
-    """rc/stdout/stderr (+ *_lines in text mode) as returned to the user; no rc for unfinished commands."""
+def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: bool, output_lines: bool = True) -> dict:
+    """rc/stdout/stderr (+ *_lines in text mode when `output_lines`) as returned to the user; no rc for
+    unfinished commands."""
     shaped = {} if outcome.exit_code is None else {"rc": outcome.exit_code}
     if output_encoding == "base64":
         shaped.update(
@@ -419,7 +401,9 @@ def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: b
     if strip_empty_ends:
         stdout = strip_trailing_newlines(stdout)
         stderr = strip_trailing_newlines(stderr)
-    shaped.update(stdout=stdout, stderr=stderr, stdout_lines=stdout.splitlines(), stderr_lines=stderr.splitlines())
+    shaped.update(stdout=stdout, stderr=stderr)
+    if output_lines:
+        shaped.update(stdout_lines=stdout.splitlines(), stderr_lines=stderr.splitlines())
     return shaped
 
 
@@ -529,7 +513,7 @@ class ExecSession:
             ws.abort()
 
     def _timeout_message(self) -> str:
-        return f"command did not finish within {format_seconds(self.request.timeout)} s"
+        return f"command did not finish within {format_seconds(self.request.timeout)} s (raise command_timeout)"
 
     def _close_politely(self) -> None:
         """Answer/await the server's close after the exited frame (Nomad sends 1000 right away)."""
@@ -590,7 +574,7 @@ class ExecSession:
                 if self._timed_out.is_set():
                     raise ExecTimeoutError(self._timeout_message())
                 code, reason = parse_close_payload(payload)
-                raise ExecClosedError(closed_before_exit_message(code, reason), code, reason)
+                raise ExecClosedError(closed_before_exit_message(code, reason))
 
 
 def tls_failure_message(where: str, error: ssl.SSLError) -> str:

@@ -107,21 +107,29 @@ options:
           - Columns; a positive integer.
         type: int
         required: true
-  timeout:
+  command_timeout:
     description:
       - Seconds the command may run, from opening the exec session to its exit. When the time is up the
         session is dropped (Nomad then ends the command) and the task fails with
         C(command did not finish within N s).
-      - For this module the option replaces the connection option of the same name. The HTTP requests
-        made before the session (resolving O(id)) use the smaller of this value and 30 seconds.
-      - A C(timeout) set for the whole C(group/nomadops.nomad.nomad) in C(module_defaults) applies here too.
+      - Not to be confused with the connection option O(timeout), the limit of each HTTP request (for example
+        the lookup of O(id)), which a C(module_defaults) group may set for every module.
+      - Before version 0.2.0 this option was called C(timeout). A task that still sets O(timeout) larger than
+        O(command_timeout), without O(command_timeout), gets a warning, and the timeout message says which option to raise.
     type: float
     default: 300
+  output_lines:
+    description:
+      - Also return RV(stdout_lines) and RV(stderr_lines) (with O(output_encoding=text)).
+      - Set to V(false) for commands with large output that is used as text only, so that the result does not
+        carry the output twice.
+    type: bool
+    default: true
   output_encoding:
     description:
       - How RV(stdout) and RV(stderr) are returned.
       - V(text) decodes the bytes as UTF-8, replacing invalid sequences with U+FFFD, and also returns
-        RV(stdout_lines) and RV(stderr_lines).
+        RV(stdout_lines) and RV(stderr_lines) unless O(output_lines=false).
       - V(base64) returns the exact bytes, base64 encoded, in RV(stdout) and RV(stderr) (decode them with
         the P(ansible.builtin.b64decode#filter) filter); O(strip_empty_ends) is then ignored and no
         C(*_lines) are returned.
@@ -152,11 +160,10 @@ notes:
     and 1.6 sometimes lose the reason.
   - The token never appears in the returned values or in the output, at any verbosity.
   - >-
-    Like the P(nomadops.nomad.nomad_alloc#lookup) lookup, this action also takes the connection options from
-    the Ansible variables C(ansible_nomad_<option>) (for example C(ansible_nomad_address), C(ansible_nomad_token))
-    and, except O(token) and O(http_auth), from the C([nomadops_nomad]) section of C(ansible.cfg). Precedence,
-    highest first: task arguments and C(module_defaults), variables, C(ansible.cfg), the C(NOMAD_*) environment
-    variables, the defaults. This includes O(timeout), which is the limit for the whole command here.
+    Like every module and the P(nomadops.nomad.nomad_alloc#lookup) lookup, this action also takes the connection
+    options from the Ansible variables C(ansible_nomad_<option>) and the C([nomadops_nomad]) section of
+    C(ansible.cfg), in the precedence the connection options describe. So one play reads and acts on one cluster.
+  - Errors that name no allocation the server knows, and connection errors, name the address that was asked.
 requirements:
   - requests
   - websocket-client
@@ -211,7 +218,7 @@ EXAMPLES = r"""
       height: 40
       width: 120
     ws_handshake: true
-    timeout: 30
+    command_timeout: 30
 
 - name: Connection options once for every module of the collection
   module_defaults:
@@ -249,13 +256,13 @@ stderr:
   sample: ""
 stdout_lines:
   description: RV(stdout) split into lines.
-  returned: when RV(stdout) is returned and O(output_encoding=text)
+  returned: when RV(stdout) is returned, O(output_encoding=text) and O(output_lines=true)
   type: list
   elements: str
   sample: [hello]
 stderr_lines:
   description: RV(stderr) split into lines.
-  returned: when RV(stderr) is returned and O(output_encoding=text)
+  returned: when RV(stderr) is returned, O(output_encoding=text) and O(output_lines=true)
   type: list
   elements: str
   sample: []
