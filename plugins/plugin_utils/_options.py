@@ -7,9 +7,10 @@ config system into the one resolution of ``module_utils/_options.py``.
 
 A plugin declares ``nomadops.nomad.connection`` + ``nomadops.nomad.connection.plugins`` in its
 documentation, lets Ansible set its options (``set_options()``), and calls :func:`plugin_connection_options`.
-Action plugins are not configurable plugins in ansible-core (their documentation belongs to a module), so
-:func:`action_option_source` registers the same two fragments for them with ansible-core's own fragment
-loader and answers ``get_option_and_origin()`` like a configurable plugin does.
+Action plugins are not configurable plugins in ansible-core (their documentation belongs to a module, and
+module documentation may not declare ``vars``/``ini``), so :func:`action_option_source` registers the options
+of the same two fragments for them with ansible-core's config manager and answers ``get_option_and_origin()``
+like a configurable plugin does.
 
 Only values whose origin is not ``default`` are passed on, so that the ``NOMAD_*`` fallbacks of the one
 argument spec apply below task arguments, inventory file options, ``ansible_nomad_*`` variables and ini
@@ -21,14 +22,12 @@ Private to the collection.
 from __future__ import annotations
 
 import difflib
-import os
 import typing as t
 
 from ansible import constants as C
 from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.plugins.loader import fragment_loader
-from ansible.utils.plugin_docs import add_fragments
+from ansible.module_utils.common.yaml import yaml_load
 
 from ansible_collections.nomadops.nomad.plugins.doc_fragments import connection as connection_fragment
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
@@ -38,8 +37,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     connection_options_from_params,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
-
-CONNECTION_FRAGMENTS = ("nomadops.nomad.connection", "nomadops.nomad.connection.plugins")
 
 
 def explicit_option_values(plugin, names: t.Iterable[str], templar=None) -> dict:
@@ -108,10 +105,13 @@ def refuse_unknown_keywords(keywords: t.Iterable[str], known: t.Iterable[str], w
 
 
 def connection_option_definitions() -> dict:
-    """The option definitions of the two connection fragments, read by ansible-core's own fragment loader."""
-    doc = {"extends_documentation_fragment": list(CONNECTION_FRAGMENTS), "options": {}}
-    add_fragments(doc, os.path.abspath(connection_fragment.__file__), fragment_loader)
-    return doc["options"]
+    """The option definitions of the connection fragment: ``DOCUMENTATION`` with the ``vars``/``ini`` of ``PLUGINS``
+    merged in, as ansible-core merges them for a plugin that extends both."""
+    fragment = connection_fragment.ModuleDocFragment
+    options = yaml_load(fragment.DOCUMENTATION)["options"]
+    for name, sources in yaml_load(fragment.PLUGINS)["options"].items():
+        options[name] = dict(options[name], **sources)
+    return options
 
 
 class ActionOptionSource:

@@ -47,16 +47,11 @@ def finished(action, arguments):
     return exit_.value.result
 
 
-@pytest.fixture(autouse=True)
-def no_nomad_environment(monkeypatch):
-    for name in ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_SKIP_VERIFY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_defaults_of_the_exec_options():
     action = make_action({})
     params = finished(action, {"id": "ab12", "command": "true"})["invocation"]["module_args"]
-    assert params["timeout"] == 300
+    assert params["command_timeout"] == 300 and params["timeout"] == 30
+    assert params["output_lines"] is True
     assert params["output_encoding"] == "text"
     assert params["stdin_add_newline"] is True and params["strip_empty_ends"] is True
     assert params["tty"] is False and params["ws_handshake"] is False

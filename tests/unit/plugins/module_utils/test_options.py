@@ -15,16 +15,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     parse_go_bool,
 )
 
-NOMAD_VARIABLES = ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION", "NOMAD_CACERT", "NOMAD_CAPATH",
-                   "NOMAD_CLIENT_CERT", "NOMAD_CLIENT_KEY", "NOMAD_TLS_SERVER_NAME", "NOMAD_SKIP_VERIFY", "NOMAD_HTTP_AUTH")
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    for name in NOMAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
 def resolve(params=None):
     """What every runtime does: validate against the one spec (fallbacks, defaults), then resolve."""
     result = ArgumentSpecValidator(CONNECTION_ARGUMENT_SPEC).validate(dict(params or {}))
