@@ -43,7 +43,7 @@ endif
 
 PYTEST_OPTIONS := -p no:cacheprovider -ra
 
-.PHONY: help venv collection get-pip sanity sanity-targets units emulator-test integration lint docs-lint changelog-lint \
+.PHONY: help venv collection get-pip sanity sanity-targets units emulator-test integration lint docs-lint changelog-lint ruff \
 	molecule build ee test test-matrix demo docs bench clean distclean
 
 help: ## List the targets
@@ -83,6 +83,9 @@ emulator-test: venv ## The Nomad API emulator's own test suite
 
 integration: venv collection ## Real ansible runs against the emulator (pytest tests/integration)
 	NOMADOPS_COLLECTIONS_PATH=$(COLLECTIONS_ROOT) $(BIN)/python -m pytest $(PYTEST_OPTIONS) $(if $(filter-out 0,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS) --dist loadfile) tests/integration
+
+ruff: venv ## ruff check (ruff.toml: pyflakes, pyupgrade, pycodestyle at 160 columns); RUFF_FIX=1 applies safe fixes
+	$(BIN)/ruff check $(if $(filter-out 0,$(RUFF_FIX)),--fix) $(or $(RUFF_PATHS),.)
 
 lint: venv collection ## ansible-lint, production profile, offline (.ansible-lint)
 	@# ansible-lint searches ~/.ansible/collections before this checkout, so a copy installed there (for
