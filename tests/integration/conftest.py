@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Fixtures for integration tests: real ansible-playbook / ansible runs against the Nomad emulator.
 
 Every test drives Ansible as a user would (a subprocess), with the collection found through

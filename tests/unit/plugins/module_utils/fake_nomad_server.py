@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """A scripted HTTP server on 127.0.0.1 for unit tests of the client: the tests fake Nomad at the wire,
 so requests, urllib3's Retry, TLS and connection handling all run for real.
 
