@@ -22,6 +22,7 @@ import traceback
 import typing as t
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import task_names
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
 
 try:
@@ -75,8 +76,8 @@ class ExecError(Exception):
     partial = None
 
 
-class ExecArgumentError(ExecError):
-    """The arguments cannot describe a command to run."""
+class ExecArgumentError(ExecError, NomadOptionError):
+    """The arguments cannot describe a command to run (an input check, so also a NomadOptionError)."""
 
 
 class ExecTimeoutError(ExecError):

@@ -251,7 +251,7 @@ def connection_options_from_params(params):
     timeout = params.get("timeout")
     timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
     if timeout <= 0:
-        raise NomadOptionError(f"timeout must be a positive number of seconds (got {params.get('timeout')})")
+        raise NomadOptionError(f"timeout must be a positive number of seconds (got {timeout:g})")
     retries = params.get("retries")
     retries = DEFAULT_RETRIES if retries is None else int(retries)
     if retries < 0:

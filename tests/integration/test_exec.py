@@ -91,7 +91,7 @@ def test_stdin_is_delivered_and_closed(ansible_runner, web):
         exec_task("wc without newline", id=web["ID"], task="server", command="wc -c",
                   stdin="abc", stdin_add_newline=False),
         exec_task("wc with newline", id=web["ID"], task="server", command="wc -c", stdin="abc"),
-        exec_task("cat without stdin", id=web["ID"], task="server", command="cat", timeout=30),
+        exec_task("cat without stdin", id=web["ID"], task="server", command="cat", command_timeout=30),
         exec_task("keep trailing newlines", id=web["ID"], task="server", command="cat",
                   stdin="x\n\n", strip_empty_ends=False),
     )).assert_ok()
@@ -273,7 +273,7 @@ def test_bad_inputs_fail_with_one_line_messages(ansible_runner, integration_emul
         "unbalanced quote": "cannot split command into words: No closing quotation",
         "tty_size without tty": "tty_size needs tty=true",
         "zero tty height": "tty_size height and width must be positive integers (got 0x10)",
-        "negative timeout": "timeout must be a positive number of seconds (got -1)",
+        "negative command_timeout": "command_timeout must be a positive number of seconds (got -1)",
         "unknown option": f"Unsupported parameters for ({EXEC}) module: shell",
         "bad output encoding": "value of output_encoding must be one of: text, base64, got: hex",
         "program that does not exist": (
