@@ -21,10 +21,14 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     WEBSOCKET_IMPORT_ERROR,
     ExecError,
     ExecTimeoutError,
+    allocation_exec_result,
     check_task_runs,
     choose_task,
+    exec_in_allocations,
     exec_request_from_params,
+    failures_message,
     format_seconds,
+    is_single_allocation,
     run_exec,
     shape_output,
 )
@@ -33,7 +37,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     NomadOptionError,
     connection_options_from_params,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, resolve_allocation_id, select_allocations
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
 
 
@@ -62,6 +66,8 @@ class ActionModule(ModuleLikeActionBase):
         try:
             options = connection_options_from_params(params)
             address = options.address
+            if not is_single_allocation(params):
+                self._run_in_many(module, options, output)
             request, outcome = self._run_command(module, options)
         except ExecError as error:
             failure = {} if error.partial is None else shape_output(error.partial, **output)
@@ -88,12 +94,32 @@ class ActionModule(ModuleLikeActionBase):
         request = exec_request_from_params(params, allocation_id="", task=params["task"] or "")
         module.add_no_log_values(options.secrets)
         with NomadClient(options, pool_size=1, warn=module.warn) as client:
-            allocation = full_allocation(client, params["id"], options.namespace)
+            allocation = full_allocation(client, params["id"][0], options.namespace)
             task = choose_task(allocation, params["task"])
             check_task_runs(allocation, task)
             request = request._replace(allocation_id=allocation["ID"], task=task, namespace=allocation.get("Namespace"))
             self._display.vvv(f"nomad_alloc_exec: allocation {request.allocation_id}, task {task} at {options.address}")
             return request, run_exec(client, request)
+
+    def _run_in_many(self, module, options, output):
+        """The selector's allocations, the command run in each one concurrently; ends the module."""
+        params = module.params
+        base = exec_request_from_params(params, allocation_id="", task=params["task"] or "")
+        module.add_no_log_values(options.secrets)
+        selector = {key: params.get(key) for key in SELECTOR_KEYS}
+        with NomadClient(options, pool_size=params["parallelism"], warn=module.warn) as client:
+            allocations = select_allocations(client, selector, options.namespace)
+            if not allocations:
+                module.fail_json(msg=f"no allocation matched the selector at {options.address}", address=options.address,
+                                 allocations=[])
+            named = {allocation["ID"] for allocation in allocations
+                     if any(allocation["ID"].startswith(str(given).lower()) for given in params.get("id") or [])}
+            entries = exec_in_allocations(client, allocations, base, params["task"], params["parallelism"], named)
+        returned = dict(changed=any(entry.request is not None for entry in entries), cmd=base.argv,
+                        allocations=[allocation_exec_result(entry, **output) for entry in entries])
+        if any(entry.failed for entry in entries):
+            module.fail_json(msg=failures_message(entries), **returned)
+        module.exit_json(**returned)
 
     def _leftover_timeout(self, module):
         """The task's `timeout` when it looks like the command deadline of before 0.2.0: larger than

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import concurrent.futures
 import json
 import shlex
 import ssl
@@ -23,6 +24,7 @@ import typing as t
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import task_names
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_ARGUMENT_SPEC, SELECTOR_KEYS
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
 
 try:
@@ -113,7 +115,8 @@ class ExecOutcome(t.NamedTuple):
 # The exec action's own options; the connection options (CONNECTION_ARGUMENT_SPEC) come on top, unchanged:
 # the connection option `timeout` is the limit of each HTTP request, `command_timeout` the command's deadline.
 EXEC_ARGUMENT_SPEC = dict(
-    id=dict(type="str", required=True),
+    SELECTOR_ARGUMENT_SPEC,
+    parallelism=dict(type="int", default=10),
     task=dict(type="str"),
     command=dict(type="str"),
     argv=dict(type="list", elements="str"),
@@ -131,7 +134,7 @@ EXEC_ARGUMENT_SPEC = dict(
     ws_handshake=dict(type="bool", default=False),
 )
 EXEC_MUTUALLY_EXCLUSIVE = [("command", "argv")]
-EXEC_REQUIRED_ONE_OF = [("command", "argv")]
+EXEC_REQUIRED_ONE_OF = [("command", "argv"), SELECTOR_KEYS]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -600,3 +603,101 @@ def run_exec(client, request: ExecRequest) -> ExecOutcome:
     """Run `request` through `client` (a NomadClient: same address, TLS settings and token)."""
     url, headers, sslopt = client.websocket_target(exec_path(request.allocation_id), exec_query(request))
     return ExecSession(url, headers, sslopt, request).run()
+
+
+# ---------------------------------------------------------------------------------------------
+# Many allocations
+# ---------------------------------------------------------------------------------------------
+
+
+def is_single_allocation(params: Mapping) -> bool:
+    """One ID and no other selector option: the result keeps the one-allocation shape."""
+    ids = params.get("id") or []
+    return len(ids) == 1 and not any(params.get(key) for key in SELECTOR_KEYS if key != "id")
+
+
+class AllocationExec(t.NamedTuple):
+    """What happened in one allocation: the request run (None when it could not be prepared) and its end."""
+
+    allocation: dict
+    request: ExecRequest | None
+    outcome: ExecOutcome | None = None
+    error: Exception | None = None
+    skipped: str | None = None  # why an allocation reached through the selector was left alone
+
+    @property
+    def failed(self) -> bool:
+        if self.skipped:
+            return False
+        return self.error is not None or self.outcome is None or self.outcome.exit_code != 0
+
+
+TERMINAL_CLIENT_STATUSES = ("complete", "failed", "lost")
+
+
+def prepare_exec(client, allocation: Mapping, base: ExecRequest, task: str | None, explicit: bool) -> AllocationExec:
+    """The request for one selected allocation (its task chosen and checked), or the reason it cannot run.
+
+    A finished allocation reached through the selector (not named by `id`) is skipped, not a failure."""
+    status = allocation.get("ClientStatus")
+    if not explicit and status in TERMINAL_CLIENT_STATUSES:
+        return AllocationExec(dict(allocation), None, skipped=f"allocation is {status}; its tasks no longer run")
+    try:
+        full = client.read(f"/v1/allocation/{allocation['ID']}", {"namespace": allocation.get("Namespace")}).data
+        chosen = choose_task(full, task)
+        check_task_runs(full, chosen)
+    except (ExecError, NomadOptionError) as error:
+        return AllocationExec(dict(allocation), None, error=error)
+    request = base._replace(allocation_id=full["ID"], task=chosen, namespace=full.get("Namespace"))
+    return AllocationExec(dict(allocation), request)
+
+
+def exec_in_allocations(client, allocations: Sequence[Mapping], base: ExecRequest, task: str | None,
+                        parallelism: int, explicit_ids: Sequence[str] = ()) -> list:
+    """Run `base`'s command in every allocation, at most `parallelism` at a time; one AllocationExec each, in order.
+
+    Nomad errors (NomadError) and session errors are kept per allocation; every allocation is tried.
+    """
+    if parallelism < 1:
+        raise NomadOptionError(f"parallelism must be at least 1, got {parallelism}")
+    prepared = [prepare_exec(client, allocation, base, task, allocation.get("ID") in explicit_ids)
+                for allocation in allocations]
+
+    def run(entry: AllocationExec) -> AllocationExec:
+        if entry.request is None:
+            return entry
+        try:
+            return entry._replace(outcome=run_exec(client, entry.request))
+        except ExecError as error:
+            return entry._replace(outcome=error.partial, error=error)
+        except NomadOptionError as error:
+            return entry._replace(error=error)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallelism) as pool:
+        return list(pool.map(run, prepared))
+
+
+def allocation_exec_result(entry: AllocationExec, **output) -> dict:
+    """One entry of the `allocations` result: ID, Name, task, rc/stdout/stderr, and `msg` when it failed."""
+    result = {"ID": entry.allocation.get("ID"), "Name": entry.allocation.get("Name"),
+              "task": entry.request.task if entry.request else None, "failed": entry.failed}
+    if entry.skipped:
+        return dict(result, skipped=True, msg=entry.skipped)
+    if entry.outcome is not None:
+        result.update(shape_output(entry.outcome, **output))
+    if entry.error is not None:
+        result["msg"] = one_line(entry.error)
+    elif entry.failed:
+        result["msg"] = "non-zero return code"
+    return result
+
+
+def failures_message(entries: Sequence[AllocationExec]) -> str:
+    """`the command failed in 2 of 3 allocations: 5a1f3c2e (web[0]): rc 1; ...`."""
+    failed = [entry for entry in entries if entry.failed]
+    reasons = []
+    for entry in failed:
+        label = f"{short_id(entry.allocation.get('ID'))} ({entry.allocation.get('Name')})"
+        reason = one_line(entry.error) if entry.error is not None else f"rc {entry.outcome.exit_code}"
+        reasons.append(f"{label}: {reason}")
+    return f"the command failed in {len(failed)} of {len(entries)} allocations: {'; '.join(reasons)}"

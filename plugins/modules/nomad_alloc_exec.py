@@ -22,10 +22,16 @@ description:
     does; use C(failed_when) to accept other exit codes. The output is returned either way.
   - The command is run directly, not through a shell. To use shell features, run the shell, for example
     O(argv=[/bin/sh, -c, "..."]).
+  - With one allocation (O(id) with one entry and no other selector option) the result is RV(rc), RV(stdout),
+    RV(stderr) of that command. With a selector (O(job), O(task_group), O(node), O(client_status), O(filter),
+    O(prefix)) or several IDs, the command runs in every selected allocation, O(parallelism) at a time, and the
+    result is RV(allocations), one entry per allocation; the task fails after all ran when any command failed,
+    listing them. Finished allocations reached through the selector (not named in O(id)) are skipped.
 author:
   - nomadops.nomad developers (@nomadops)
 extends_documentation_fragment:
   - nomadops.nomad.connection
+  - nomadops.nomad.selector
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.action_group
   - ansible.builtin.action_common_attributes.flow
@@ -49,14 +55,11 @@ attributes:
     details:
       - Runs on the controller and talks to Nomad over HTTP; the inventory host is not contacted.
 options:
-  id:
+  parallelism:
     description:
-      - The allocation to exec into, as a full ID or a unique short prefix of at least two characters.
-      - The allocation is looked up in O(namespace) the way C(nomad alloc exec) does; use O(namespace=*) to
-        find it in any namespace the token may read. A prefix that matches several allocations is an error
-        listing them.
-    type: str
-    required: true
+      - How many allocations run the command at the same time, when several are selected.
+    type: int
+    default: 10
   task:
     description:
       - The task to run the command in.
@@ -220,6 +223,15 @@ EXAMPLES = r"""
     ws_handshake: true
     command_timeout: 30
 
+- name: Run a command in every running allocation of job web, three at a time
+  nomadops.nomad.nomad_alloc_exec:
+    job: web
+    client_status: [running]
+    task: server
+    command: cat /local/version
+    parallelism: 3
+  register: versions
+
 - name: Connection options once for every module of the collection
   module_defaults:
     group/nomadops.nomad.nomad:
@@ -266,6 +278,23 @@ stderr_lines:
   type: list
   elements: str
   sample: []
+allocations:
+  description:
+    - One entry per selected allocation, in Nomad's list order, when the command ran in a selection (see the description).
+    - Each has C(ID), C(Name), C(task), C(failed), and C(rc), C(stdout), C(stderr) (and C(stdout_lines), C(stderr_lines)
+      as at the top level); C(msg) says why a failed entry failed; skipped finished allocations have C(skipped=true)
+      and C(msg).
+  returned: when the command ran in a selection of allocations
+  type: list
+  elements: dict
+  sample:
+    - ID: 5a1f3c2e-8a0b-4c51-9d7e-0e2f6a4b8c11
+      Name: web.frontend[0]
+      task: server
+      failed: false
+      rc: 0
+      stdout: ok
+      stderr: ""
 cmd:
   description: The argv that was run.
   returned: when the command ran to its end

@@ -65,7 +65,7 @@ def test_defaults_of_the_exec_options():
     [
         ({"id": "ab12", "command": "true", "argv": ["true"]}, "parameters are mutually exclusive: command|argv"),
         ({"id": "ab12"}, "one of the following is required: command, argv"),
-        ({"command": "true"}, "missing required arguments: id"),
+        ({"command": "true"}, "one of the following is required: id, job, task_group, node, client_status, filter, prefix"),
         ({"id": "ab12", "command": "true", "output_encoding": "hex"},
          "value of output_encoding must be one of: text, base64, got: hex"),
         ({"id": "ab12", "command": "true", "tty_size": {"height": 2}},
