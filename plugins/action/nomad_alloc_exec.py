@@ -140,8 +140,10 @@ class ActionModule(ModuleLikeActionBase):
 
     def _exec_failure_message(self, error, module):
         message = str(error)
-        if isinstance(error, ExecTimeoutError) and self._leftover_timeout(module) is not None:
-            message += "; timeout is the limit of each HTTP request, command_timeout the command's"
+        if isinstance(error, ExecTimeoutError):
+            message += " (raise command_timeout)"
+            if self._leftover_timeout(module) is not None:
+                message += "; timeout is the limit of each HTTP request, command_timeout the command's"
         return message
 
 

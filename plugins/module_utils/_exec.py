@@ -517,7 +517,7 @@ class ExecSession:
             ws.abort()
 
     def _timeout_message(self) -> str:
-        return f"command did not finish within {format_seconds(self.request.timeout)} s (raise command_timeout)"
+        return f"command did not finish within {format_seconds(self.request.timeout)} s"
 
     def _close_politely(self) -> None:
         """Answer/await the server's close after the exited frame (Nomad sends 1000 right away)."""
