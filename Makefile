@@ -53,7 +53,7 @@ endif
 PYTEST_OPTIONS := -p no:cacheprovider -ra
 
 .PHONY: help venv collection get-pip sanity sanity-targets units emulator-test integration lint docs-lint changelog-lint \
-	changelog-release molecule build importer ee test test-matrix $(addprefix core-,$(MATRIX_RELEASES)) demo docs \
+	changelog-release ruff molecule build importer ee test test-matrix $(addprefix core-,$(MATRIX_RELEASES)) demo docs \
 	bench clean distclean
 
 help: ## List the targets
@@ -93,6 +93,9 @@ emulator-test: venv ## The Nomad API emulator's own test suite
 
 integration: venv collection ## Real ansible runs against the emulator (pytest tests/integration)
 	NOMADOPS_COLLECTIONS_PATH=$(COLLECTIONS_ROOT) $(BIN)/python -m pytest $(PYTEST_OPTIONS) $(if $(filter-out 0,$(INTEGRATION_WORKERS)),-n $(INTEGRATION_WORKERS) --dist loadfile) tests/integration
+
+ruff: venv ## ruff check (ruff.toml: pyflakes, pyupgrade, pycodestyle at 160 columns); RUFF_FIX=1 applies safe fixes
+	$(BIN)/ruff check $(if $(filter-out 0,$(RUFF_FIX)),--fix) $(or $(RUFF_PATHS),.)
 
 lint: venv ## ansible-lint, production profile (.ansible-lint), exactly as a bare `ansible-lint` in a clone
 	@# No ANSIBLE_COLLECTIONS_PATH: ansible-lint must find the checkout by itself (it installs it into

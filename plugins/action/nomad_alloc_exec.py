@@ -2,13 +2,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-# The documentation lives in plugins/modules/nomad_alloc_exec.py.
+"""Runs a command in a task of a Nomad allocation, from the controller.
+
+The documentation lives in plugins/modules/nomad_alloc_exec.py. Connection options the task does not set
+come from the play (``ansible_nomad_*`` variables, ``[nomadops_nomad]`` ini) through ModuleLikeActionBase.
+"""
 
 from __future__ import annotations
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError, failure_fields
 from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     EXEC_ARGUMENT_SPEC,
     EXEC_MUTUALLY_EXCLUSIVE,
@@ -16,30 +20,25 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     HAS_WEBSOCKET,
     WEBSOCKET_IMPORT_ERROR,
     ExecError,
+    ExecTimeoutError,
+    allocation_exec_result,
     check_task_runs,
     choose_task,
+    exec_in_allocations,
     exec_request_from_params,
+    failures_message,
+    format_seconds,
+    is_single_allocation,
     run_exec,
     shape_output,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    CONNECTION_OPTION_NAMES,
-    DEFAULT_TIMEOUT,
     NomadOptionError,
     connection_options_from_params,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import (
-    ArgumentSpec,
-    ModuleLikeActionBase,
-    ini_values,
-)
-
-
-VARIABLE_PREFIX = "ansible_nomad_"
-INI_SECTION = "nomadops_nomad"
-INI_OPTIONS = tuple(name for name in CONNECTION_OPTION_NAMES if name not in ("token", "http_auth"))
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, resolve_allocation_id, select_allocations
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
 
 
 class ActionModule(ModuleLikeActionBase):
@@ -56,58 +55,101 @@ class ActionModule(ModuleLikeActionBase):
             required_one_of=EXEC_REQUIRED_ONE_OF,
         )
 
-    def option_values_from_play(self, task_vars):
-        """Connection options from `ansible_nomad_<option>` variables, then the [nomadops_nomad] ini section."""
-        values = ini_values(INI_SECTION, INI_OPTIONS, self._task.resolved_action or "nomadops.nomad.nomad_alloc_exec")
-        for name in CONNECTION_OPTION_NAMES:
-            variable = VARIABLE_PREFIX + name
-            if variable in task_vars:
-                values[name] = self._templar.template(task_vars[variable])
-        return values
-
     def run_module(self, module, task_vars):
         if not HAS_WEBSOCKET:
             module.fail_json(msg=missing_required_lib("websocket-client"), exception=WEBSOCKET_IMPORT_ERROR)
         params = module.params
+        self._warn_about_a_leftover_timeout(module)
+        output = dict(output_encoding=params["output_encoding"], strip_empty_ends=params["strip_empty_ends"],
+                      output_lines=params["output_lines"])
+        address = None
         try:
-            request, outcome = self._run_command(module, params)
+            options = connection_options_from_params(params)
+            address = options.address
+            if not is_single_allocation(params):
+                self._run_in_many(module, options, output)
+            request, outcome = self._run_command(module, options)
         except ExecError as error:
-            partial = {}
-            if error.partial is not None:
-                partial = shape_output(error.partial, params["output_encoding"], params["strip_empty_ends"])
-            module.fail_json(msg=str(error), **partial)
+            failure = {} if error.partial is None else shape_output(error.partial, **output)
+            if address:
+                failure["address"] = address
+            module.fail_json(msg=self._exec_failure_message(error, module), **failure)
         except (NomadOptionError, NomadError) as error:
-            module.fail_json(msg=str(error))
+            module.fail_json(**failure_fields(error))
 
         returned = dict(
             changed=True,
             allocation_id=request.allocation_id,
             task=request.task,
             cmd=request.argv,
-            **shape_output(outcome, params["output_encoding"], params["strip_empty_ends"]),
+            **shape_output(outcome, **output),
         )
         if outcome.exit_code != 0:
             module.fail_json(msg="non-zero return code", **returned)
         module.exit_json(**returned)
 
-    def _run_command(self, module, params):
+    def _run_command(self, module, options):
         """(ExecRequest, ExecOutcome): everything is checked before the first request to Nomad."""
+        params = module.params
         request = exec_request_from_params(params, allocation_id="", task=params["task"] or "")
-        # HTTP requests before the session: at most the connection default, never more than the whole timeout.
-        options = connection_options_from_params(dict(params, timeout=min(request.timeout, DEFAULT_TIMEOUT)))
         module.add_no_log_values(options.secrets)
         with NomadClient(options, pool_size=1, warn=module.warn) as client:
-            allocation = self._full_allocation(client, params["id"], options.namespace)
+            allocation = full_allocation(client, params["id"][0], options.namespace)
             task = choose_task(allocation, params["task"])
             check_task_runs(allocation, task)
             request = request._replace(allocation_id=allocation["ID"], task=task, namespace=allocation.get("Namespace"))
-            self._display.vvv(f"nomad_alloc_exec: allocation {request.allocation_id}, task {task}")
+            self._display.vvv(f"nomad_alloc_exec: allocation {request.allocation_id}, task {task} at {options.address}")
             return request, run_exec(client, request)
 
-    @staticmethod
-    def _full_allocation(client, id_or_prefix, namespace):
-        """The allocation with its job, found by full ID or unique short prefix."""
-        allocation = resolve_allocation_id(client, id_or_prefix, namespace)
-        if "Job" not in allocation:
-            allocation = client.read(f"/v1/allocation/{allocation['ID']}").data
-        return allocation
+    def _run_in_many(self, module, options, output):
+        """The selector's allocations, the command run in each one concurrently; ends the module."""
+        params = module.params
+        base = exec_request_from_params(params, allocation_id="", task=params["task"] or "")
+        module.add_no_log_values(options.secrets)
+        selector = {key: params.get(key) for key in SELECTOR_KEYS}
+        with NomadClient(options, pool_size=params["parallelism"], warn=module.warn) as client:
+            allocations = select_allocations(client, selector, options.namespace)
+            if not allocations:
+                module.fail_json(msg=f"no allocation matched the selector at {options.address}", address=options.address,
+                                 allocations=[])
+            named = {allocation["ID"] for allocation in allocations
+                     if any(allocation["ID"].startswith(str(given).lower()) for given in params.get("id") or [])}
+            entries = exec_in_allocations(client, allocations, base, params["task"], params["parallelism"], named)
+        returned = dict(changed=any(entry.request is not None for entry in entries), cmd=base.argv,
+                        allocations=[allocation_exec_result(entry, **output) for entry in entries])
+        if any(entry.failed for entry in entries):
+            module.fail_json(msg=failures_message(entries), **returned)
+        module.exit_json(**returned)
+
+    def _leftover_timeout(self, module):
+        """The task's `timeout` when it looks like the command deadline of before 0.2.0: larger than
+        command_timeout, with command_timeout not given."""
+        timeout = module.params.get("timeout")
+        if "command_timeout" in self._task.args or "timeout" not in self._task.args or timeout is None:
+            return None
+        return timeout if timeout > module.params["command_timeout"] else None
+
+    def _warn_about_a_leftover_timeout(self, module):
+        timeout = self._leftover_timeout(module)
+        if timeout is not None:
+            module.warn(
+                f"timeout ({format_seconds(timeout)} s) is the limit of each HTTP request; the command itself may run "
+                f"command_timeout ({format_seconds(module.params['command_timeout'])} s): set command_timeout for a "
+                "longer command"
+            )
+
+    def _exec_failure_message(self, error, module):
+        message = str(error)
+        if isinstance(error, ExecTimeoutError):
+            message += " (raise command_timeout)"
+            if self._leftover_timeout(module) is not None:
+                message += "; timeout is the limit of each HTTP request, command_timeout the command's"
+        return message
+
+
+def full_allocation(client, id_or_prefix, namespace):
+    """The allocation with its job, found by full ID or unique short prefix, read in its own namespace."""
+    allocation = resolve_allocation_id(client, id_or_prefix, namespace)
+    if "Job" not in allocation:
+        allocation = client.read(f"/v1/allocation/{allocation['ID']}", {"namespace": allocation.get("Namespace")}).data
+    return allocation

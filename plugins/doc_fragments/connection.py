@@ -1,15 +1,22 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
 
-class ModuleDocFragment(object):
-    """Connection options shared by every module, the lookup and the exec action.
+class ModuleDocFragment:
+    """Connection options shared by every plugin kind of the collection.
 
-    Use C(nomadops.nomad.connection) everywhere; the lookup and the exec action add
-    C(nomadops.nomad.connection.plugins) for the Ansible variables and ini entries that only they can read.
+    ``DOCUMENTATION`` is for everyone (modules included). ``PLUGINS`` adds the ``vars`` and ``ini`` entries for
+    the plugin kinds whose options Ansible's config system resolves (lookup, connection, inventory); module
+    documentation may not carry them, so the actions in front of the modules register both fragments with
+    ansible-core at run time (plugins/plugin_utils/_options.py) instead of repeating them.
+
+    The ``NOMAD_*`` variables are deliberately NOT declared as ``env:`` entries: Ansible ranks ``env:`` above
+    ``ini:``, but the documented precedence puts Nomad's own variables below ansible.cfg. They are read by the
+    ``fallback`` entries of the one argument spec (module_utils/_options.py), for every runtime alike, and are
+    documented in the option descriptions.
     """
 
     DOCUMENTATION = r"""
@@ -79,7 +86,10 @@ options:
     type: str
   timeout:
     description:
-      - Seconds to wait for a connection and for each answer. Blocking queries (waits) add their wait time to it.
+      - Seconds to wait for a connection and for each answer of one HTTP request. Blocking queries (waits) add their
+        wait time to it.
+      - It never limits how long a whole task may take; the deadline of a command run by
+        M(nomadops.nomad.nomad_alloc_exec) is its own option C(command_timeout).
     type: float
     default: 30
   retries:
@@ -91,11 +101,18 @@ options:
     default: 3
 notes:
   - >-
-    Connection option precedence, highest first: task arguments (including C(module_defaults) for
-    C(group/nomadops.nomad.nomad)), then (lookup and exec action only) the Ansible variables
-    C(ansible_nomad_<option>) and the C([nomadops_nomad]) ini entries, then the C(NOMAD_*) environment
-    variables Nomad's CLI reads, then the defaults.
-    Modules read the environment of the host they run on (usually the controller via C(delegate_to) or C(localhost)).
+    Connection option precedence, the same for every module, action, lookup, connection and inventory plugin of the
+    collection, highest first: task arguments (lookup keyword arguments, inventory file options), then
+    C(module_defaults) (for example for C(group/nomadops.nomad.nomad)), then the Ansible variables
+    C(ansible_nomad_<option>) (templated; for example C(ansible_nomad_address), C(ansible_nomad_token)), then the
+    C([nomadops_nomad]) section of C(ansible.cfg) (every option except O(token) and O(http_auth)), then the
+    C(NOMAD_*) environment variables Nomad's CLI reads, then the defaults.
+  - >-
+    Modules take part through an action plugin of the same name that runs on the controller: it adds the
+    C(ansible_nomad_<option>) variables and C(ansible.cfg) entries for the options the task does not set, then
+    runs the module as usual. The C(NOMAD_*) variables are read by the module, from the environment of the host
+    it runs on (usually the controller, through C(delegate_to) or C(localhost)); the task keyword C(environment)
+    sets them for a module.
 requirements:
   - requests (Python library, on the host that talks to Nomad)
 """

@@ -1,6 +1,6 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 from __future__ import annotations
 
@@ -54,6 +54,11 @@ extends_documentation_fragment:
   - nomadops.nomad.selector
 notes:
   - Lookups run on the controller; the connection environment variables are read from the controller's environment.
+  - Keyword arguments that are not options of this lookup (a typo such as C(jbo=web)) are refused with an error
+    naming them and the known options; they are never ignored.
+  - >-
+    The C(ansible_nomad_<option>) variables are templated, so a variable such as C(ansible_nomad_address) may be
+    defined through another variable.
 seealso:
   - module: nomadops.nomad.nomad_alloc_info
 """
@@ -93,7 +98,6 @@ _raw:
 """
 
 from ansible.errors import AnsibleLookupError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
@@ -102,14 +106,19 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import
     ListOptions,
     gather_allocations,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import HAS_REQUESTS, NomadClient, NomadError
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import nomad_argument_spec, one_line
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
-    NomadOptionError,
-    connection_options_from_params,
-)
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import HAS_REQUESTS, NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils._module import nomad_argument_spec
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import connection_options_from_params
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import nomad_errors_as
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import (
+    explicit_option_values,
+    refuse_unknown_keywords,
+    templated_variables,
+    validated_option_values,
+)
 
+LOOKUP_NAME = "nomadops.nomad.nomad_alloc"
 LOOKUP_ARGUMENT_SPEC = nomad_argument_spec(LIST_ARGUMENT_SPEC, selector=True)
 
 display = Display()
@@ -119,39 +128,28 @@ class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         if not HAS_REQUESTS:
-            raise AnsibleLookupError("the nomadops.nomad.nomad_alloc lookup needs the Python library 'requests' on the controller")
-        self.set_options(var_options=variables, direct=kwargs)
-        params = self._validated_params(terms)
-        try:
-            allocations = self._allocations(params)
-        except (NomadError, NomadOptionError) as exc:
-            raise AnsibleLookupError(one_line(exc))
-        # ansible-core 2.19+ only templates text tagged as trusted, and decoded API data never is;
-        # wrap_var would copy every value of a large result for nothing (BENCHMARKS.md, section 2).
-        return allocations
-
-    def _explicit_options(self):
-        """Options that were set (keyword, variable or ini); unset ones fall back to NOMAD_* via the spec."""
-        explicit = {}
-        for name in LOOKUP_ARGUMENT_SPEC:
-            value, origin = self.get_option_and_origin(name)
-            if origin != "default" and value is not None:
-                explicit[name] = value
-        return explicit
+            raise AnsibleLookupError(f"the {LOOKUP_NAME} lookup needs the Python library 'requests' on the controller")
+        with nomad_errors_as(AnsibleLookupError):
+            refuse_unknown_keywords(kwargs, LOOKUP_ARGUMENT_SPEC, LOOKUP_NAME)
+        with nomad_errors_as(AnsibleLookupError, prefix=f"{LOOKUP_NAME}: "):
+            self.set_options(var_options=templated_variables(variables, self._templar, self.option_definitions), direct=kwargs)
+            params = self._validated_params(terms)
+        with nomad_errors_as(AnsibleLookupError):
+            # ansible-core 2.19+ only templates text tagged as trusted, and decoded API data never is;
+            # wrap_var would copy every value of a large result for nothing (BENCHMARKS.md, section 2).
+            return self._allocations(params)
 
     def _validated_params(self, terms):
-        params = self._explicit_options()
+        """Keywords, variables and ini (origin not `default`), then the spec's NOMAD_* fallbacks and defaults."""
+        params = explicit_option_values(self, LOOKUP_ARGUMENT_SPEC)
         ids = [str(term) for term in terms or []] + list(params.get("id") or [])
         if ids:
             params["id"] = ids
-        result = ArgumentSpecValidator(LOOKUP_ARGUMENT_SPEC).validate(params)
-        if result.error_messages:
-            raise AnsibleLookupError("nomadops.nomad.nomad_alloc: %s" % one_line("; ".join(result.error_messages)))
-        return result.validated_parameters
+        return validated_option_values(params, LOOKUP_ARGUMENT_SPEC)
 
     def _allocations(self, params):
         with NomadClient(connection_options_from_params(params), warn=display.warning) as client:
-            selector = dict((key, params.get(key)) for key in SELECTOR_KEYS)
+            selector = {key: params.get(key) for key in SELECTOR_KEYS}
             allocations, _index = gather_allocations(client, selector, ListOptions.from_params(params),
                                                      services=params["services"])
         return allocations

@@ -1,11 +1,14 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """NomadClient: the one HTTP client every plugin of the collection talks to Nomad through.
 
 It owns the requests.Session (pooled, sized for parallel bulk work), TLS and mutual TLS, the token,
 retries with backoff (reads only, except for connection attempts that never reached the server),
 the mapping of HTTP statuses to typed exceptions with one-line messages, pagination and blocking queries.
+Every error it raises carries the address it asked (`NomadError.address`); `failure_fields()` turns an error
+into the keys every runtime's error boundary returns.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ import ssl
 import traceback
 import warnings
 
-from ansible.module_utils.six.moves.urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
 
 try:
     import requests
@@ -54,7 +58,7 @@ RETRYABLE_METHODS = frozenset(("GET", "HEAD"))
 BACKOFF_FACTOR = 0.25
 MAX_RETRY_AFTER = 30
 MAX_MESSAGE_BODY = 400
-ID_PREFIXES = tuple("%02x" % value for value in range(256))
+ID_PREFIXES = tuple(f"{value:02x}" for value in range(256))
 _REDACTED = "********"
 
 
@@ -62,12 +66,30 @@ _REDACTED = "********"
 class NomadError(Exception):
     """A request to Nomad failed.  str() is one line and never contains a secret."""
 
-    def __init__(self, message, method=None, path=None, status=None, nomad_message=None):
-        super(NomadError, self).__init__(message)
+    def __init__(self, message, method=None, path=None, status=None, nomad_message=None, address=None):
+        super().__init__(message)
         self.method = method
         self.path = path
         self.status = status
         self.nomad_message = nomad_message
+        self.address = address
+
+
+class NomadNotNomadError(NomadError):
+    """The server answered, but not like Nomad's HTTP API (an HTML page, a redirect, a login form)."""
+
+
+def failure_fields(error):
+    """The keys every error boundary returns for a NomadError / NomadOptionError: `msg` (one line),
+    `status` when an HTTP status is known, `address` when a Nomad address was asked."""
+    fields = {"msg": one_line(error)}
+    status = getattr(error, "status", None)
+    if status is not None:
+        fields["status"] = status
+    address = getattr(error, "address", None)
+    if address:
+        fields["address"] = address
+    return fields
 
 
 class NomadConnectionError(NomadError):
@@ -114,7 +136,7 @@ def error_class_for_status(status):
 
 
 # --------------------------------------------------------------------------------------------- responses
-class NomadResponse(object):
+class NomadResponse:
     """One answer from Nomad: status, decoded JSON (or None), X-Nomad-Index, X-Nomad-NextToken, headers."""
 
     __slots__ = ("status", "data", "index", "next_token", "headers")
@@ -127,7 +149,7 @@ class NomadResponse(object):
         self.next_token = headers.get("X-Nomad-NextToken") or None
 
     def __repr__(self):
-        return "NomadResponse(status=%r, index=%r, next_token=%r)" % (self.status, self.index, self.next_token)
+        return f"NomadResponse(status={self.status!r}, index={self.index!r}, next_token={self.next_token!r})"
 
 
 def _header_int(headers, name):
@@ -165,10 +187,9 @@ def build_ssl_context(options):
         try:
             context.load_cert_chain(options.client_cert, options.client_key)
         except (ssl.SSLError, OSError) as exc:
-            key = "client_key %r" % options.client_key if options.client_key else "its key in the same file"
+            key = f"client_key {options.client_key!r}" if options.client_key else "its key in the same file"
             raise NomadOptionError(
-                "cannot load client_cert %r with %s: %s (both must be PEM, and the key must match the certificate)"
-                % (options.client_cert, key, _ssl_reason(exc))
+                f"cannot load client_cert {options.client_cert!r} with {key}: {_ssl_reason(exc)} (both must be PEM, and the key must match the certificate)"
             )
     return context
 
@@ -177,14 +198,14 @@ def _load_ca_file(context, path, option):
     try:
         context.load_verify_locations(cafile=path)
     except (ssl.SSLError, OSError) as exc:
-        raise NomadOptionError("cannot load %s %r as PEM CA certificates: %s" % (option, path, _ssl_reason(exc)))
+        raise NomadOptionError(f"cannot load {option} {path!r} as PEM CA certificates: {_ssl_reason(exc)}")
 
 
 def _load_ca_directory(context, directory):
     try:
         names = sorted(os.listdir(directory))
     except OSError as exc:
-        raise NomadOptionError("cannot read ca_path %r: %s" % (directory, exc.strerror or exc))
+        raise NomadOptionError(f"cannot read ca_path {directory!r}: {exc.strerror or exc}")
     loaded = 0
     for name in names:
         path = os.path.join(directory, name)
@@ -193,7 +214,7 @@ def _load_ca_directory(context, directory):
         _load_ca_file(context, path, "ca_path file")
         loaded += 1
     if not loaded:
-        raise NomadOptionError("ca_path %r contains no CA certificate files" % directory)
+        raise NomadOptionError(f"ca_path {directory!r} contains no CA certificate files")
 
 
 _OPENSSL_DECORATION = re.compile(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$")
@@ -219,15 +240,15 @@ class NomadHTTPAdapter(HTTPAdapter):
             self._tls_pool_kwargs["server_hostname"] = server_hostname
         if ssl_context.verify_mode == ssl.CERT_NONE:
             self._tls_pool_kwargs["assert_hostname"] = False
-        super(NomadHTTPAdapter, self).__init__(**kwargs)
+        super().__init__(**kwargs)
 
     def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
         pool_kwargs.update(self._tls_pool_kwargs)
-        super(NomadHTTPAdapter, self).init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         # requests >= 2.32.2: replace whatever it derived from `verify`/`cert` with our settings.
-        host_params, _ignored = super(NomadHTTPAdapter, self).build_connection_pool_key_attributes(request, verify, cert)
+        host_params, _ignored = super().build_connection_pool_key_attributes(request, verify, cert)
         pool_kwargs = dict(self._tls_pool_kwargs) if host_params.get("scheme") == "https" else {}
         return host_params, pool_kwargs
 
@@ -241,7 +262,7 @@ class CappedRetry(Retry):
     `Retry-After: 3600` must not stall a task for an hour per attempt."""
 
     def parse_retry_after(self, retry_after):
-        return min(super(CappedRetry, self).parse_retry_after(retry_after), MAX_RETRY_AFTER)
+        return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
 
 
 def _retry_policy(retries):
@@ -266,7 +287,7 @@ def _retry_policy(retries):
 
 
 # --------------------------------------------------------------------------------------------- client
-class NomadClient(object):
+class NomadClient:
     """Talks to one Nomad agent with one pooled session; safe to share between threads for requests."""
 
     def __init__(self, options, pool_size=10, warn=None):
@@ -300,7 +321,7 @@ class NomadClient(object):
     def _silence_insecure_warning(self):
         """The user chose validate_certs=false; urllib3's per-request warning would only repeat that choice."""
         host = urlsplit(self.options.address).hostname or ""
-        warnings.filterwarnings("ignore", message="Unverified HTTPS request is being made to host '%s'" % re.escape(host))
+        warnings.filterwarnings("ignore", message=f"Unverified HTTPS request is being made to host '{re.escape(host)}'")
 
     def close(self):
         self.session.close()
@@ -352,11 +373,17 @@ class NomadClient(object):
         the read timeout for calls that Nomad answers only when done (restart)."""
         method = method.upper()
         if method not in ("POST", "PUT", "DELETE"):
-            raise ValueError("write() is for POST/PUT/DELETE, not %s" % method)
+            raise ValueError(f"write() is for POST/PUT/DELETE, not {method}")
         return self._request(method, path, params, body, timeout)
 
     def _request(self, method, path, params, body, timeout):
-        query = self.query(params)
+        try:
+            return self._request_with_retries(method, path, self.query(params), body, timeout)
+        except NomadError as error:
+            error.address = error.address or self.options.address
+            raise
+
+    def _request_with_retries(self, method, path, query, body, timeout):
         attempts = self.options.retries + 1 if method in RETRYABLE_METHODS else 1
         for attempt in range(attempts):
             try:
@@ -365,7 +392,7 @@ class NomadClient(object):
                 # The answer broke off after the headers: urllib3's Retry does not cover body reads.
                 if attempt + 1 < attempts:
                     continue
-                raise self._connection_error(method, path, exc)
+                raise self._connection_error(method, path, exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_once(self, method, path, query, body, timeout):
@@ -384,36 +411,45 @@ class NomadClient(object):
         except (ChunkedEncodingError, ContentDecodingError):
             raise
         except (RequestsConnectionError, ReadTimeout, ConnectTimeout) as exc:
-            raise self._connection_error(method, path, exc)
+            raise self._connection_error(method, path, exc) from None
         except (RequestException, Urllib3Error) as exc:  # invalid URL or header and the like: a setting, not the network
+            reason = self.scrub(_one_line(str(exc)) or _last_words(exc))
             raise NomadError(
-                "%s %s failed: %s (check address and the other connection options)"
-                % (method, path, self.scrub(_one_line(str(exc)) or _last_words(exc))),
-                method=method, path=path,
-            )
+                f"{method} {path} failed: {reason} (check address and the other connection options)", method=method, path=path,
+            ) from None
+        content_type = response.headers.get("Content-Type", "")
+        if not answers_like_nomad(response.status_code, content_type, content):
+            raise self._not_nomad_error(method, path, response.status_code, content_type)
         if response.status_code >= 400:
             raise self._status_error(method, path, response.status_code, content, query)
-        return NomadResponse(response.status_code, self._decode(method, path, content), response.headers)
+        return NomadResponse(response.status_code, self._decode(method, path, response.status_code, content_type, content),
+                             response.headers)
 
-    def _decode(self, method, path, content):
+    def _decode(self, method, path, status, content_type, content):
         if not content or not content.strip():
             return None
         try:
             return json.loads(content.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
-            raise NomadError(
-                "%s %s failed: Nomad at %s answered with something that is not JSON (is address a Nomad agent?)"
-                % (method, path, self.options.address),
-                method=method, path=path,
-            )
+            raise self._not_nomad_error(method, path, status, content_type) from None
+
+    def _not_nomad_error(self, method, path, status, content_type):
+        """One line with what was asked and what came back; the body (a proxy's HTML page) is never quoted."""
+        return NomadNotNomadError(
+            f"{method} {self.url(path)} answered {status} with {content_type or 'no content type'}, not like Nomad's API "
+            "(check that address points at a Nomad agent, including the path prefix of a proxy in front of it)",
+            method=method, path=path, status=status,
+        )
 
     # -- error messages
     def _status_error(self, method, path, status, content, query):
         text = self.scrub(_one_line(content.decode("utf-8", "replace")))
         hint = status_hint(status, text, method, path, query, has_token=bool(self.options.token))
-        message = "%s %s failed: %d %s" % (method, path, status, text or _reason_phrase(status))
+        message = f"{method} {path} failed: {status} {text or _reason_phrase(status)}"
+        if status == 404:
+            message += f" at {self.options.address}"
         if hint:
-            message += " (%s)" % hint
+            message += f" ({hint})"
         return error_class_for_status(status)(message, method=method, path=path, status=status, nomad_message=text)
 
     def _connection_error(self, method, path, exc):
@@ -423,46 +459,45 @@ class NomadClient(object):
         if cert_error is not None or "CERTIFICATE_VERIFY_FAILED" in str(exc) or "doesn't match" in str(exc):
             reason = _ssl_reason(cert_error) if cert_error is not None else _last_words(exc)
             return NomadTLSError(
-                "TLS verification failed for %s: %s (set ca_cert or ca_path to the CA that signed Nomad's certificate, "
-                "tls_server_name if the certificate names another host, or validate_certs=false)" % (address, reason),
+                f"TLS verification failed for {address}: {reason} (set ca_cert or ca_path to the CA that signed Nomad's certificate, "
+                "tls_server_name if the certificate names another host, or validate_certs=false)",
                 method=method, path=path,
             )
         ssl_error = _first(chain, ssl.SSLError)
         if ssl_error is not None or isinstance(exc, SSLError):
             reason = _ssl_reason(ssl_error) if ssl_error is not None else _last_words(exc)
             return NomadTLSError(
-                "TLS handshake with %s failed: %s (check that address uses the right scheme, and client_cert/client_key "
-                "if Nomad requires client certificates)" % (address, reason),
+                f"TLS handshake with {address} failed: {reason} (check that address uses the right scheme, and client_cert/client_key "
+                "if Nomad requires client certificates)",
                 method=method, path=path,
             )
         # After retries, requests reports a timeout as ConnectionError(MaxRetryError(reason=...TimeoutError)).
         if isinstance(exc, ConnectTimeout) or _is_connect_timeout(chain):
             return NomadTimeoutError(
-                "cannot reach Nomad at %s: no connection within %g s (check address / NOMAD_ADDR)" % (address, self.options.timeout),
+                f"cannot reach Nomad at {address}: no connection within {self.options.timeout:g} s (check address / NOMAD_ADDR)",
                 method=method, path=path,
             )
         if isinstance(exc, ReadTimeout) or _first(chain, ReadTimeoutError) is not None:
             applied = "" if method in RETRYABLE_METHODS else "; the request may or may not have been applied"
             return NomadTimeoutError(
-                "%s %s failed: Nomad at %s did not answer within the timeout of %g s (raise timeout)%s"
-                % (method, path, address, self.options.timeout, applied),
+                f"{method} {path} failed: Nomad at {address} did not answer within the timeout of {self.options.timeout:g} s (raise timeout){applied}",
                 method=method, path=path,
             )
         if _first(chain, ConnectionRefusedError) is not None:
             return NomadConnectionError(
-                "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % address,
+                f"cannot reach Nomad at {address}: connection refused (check address / NOMAD_ADDR)",
                 method=method, path=path,
             )
         if _first(chain, socket.gaierror) is not None:
             return NomadConnectionError(
-                "cannot reach Nomad at %s: cannot resolve host name %r (check address / NOMAD_ADDR)"
-                % (address, urlsplit(address).hostname),
+                f"cannot reach Nomad at {address}: cannot resolve host name {urlsplit(address).hostname!r} (check address / NOMAD_ADDR)",
                 method=method, path=path,
             )
         applied = "" if method in RETRYABLE_METHODS else "; the request may or may not have been applied"
+        reason = self.scrub(_last_words(exc))
         return NomadConnectionError(
-            "%s %s failed: the connection to Nomad at %s broke before a complete answer (%s)%s%s"
-            % (method, path, address, self.scrub(_last_words(exc)), applied, self._broken_connection_hint(exc)),
+            f"{method} {path} failed: the connection to Nomad at {address} broke before a complete answer ({reason})"
+            f"{applied}{self._broken_connection_hint(exc)}",
             method=method, path=path,
         )
 
@@ -498,12 +533,12 @@ class NomadClient(object):
         except _RepeatedToken as repeated:
             if base.get("prefix"):
                 raise NomadPaginationError(
-                    "GET %s failed: Nomad returned the pagination token %r twice" % (path, repeated.token),
+                    f"GET {path} failed: Nomad returned the pagination token {repeated.token!r} twice",
                     method="GET", path=path,
                 )
             self.warn(
-                "Nomad returned the pagination token %r a second time (string-compared tokens, hashicorp/nomad#25435); "
-                "listed the remaining items by ID prefix instead" % repeated.token
+                f"Nomad returned the pagination token {repeated.token!r} a second time (string-compared tokens, hashicorp/nomad#25435); "
+                "listed the remaining items by ID prefix instead"
             )
             yield from self._paginate_by_id_prefix(path, base, per_page, collected, on_response)
 
@@ -516,8 +551,7 @@ class NomadClient(object):
                         return
             except _RepeatedToken as again:
                 raise NomadPaginationError(
-                    "GET %s failed: Nomad returned the pagination token %r twice even when listing by prefix %s"
-                    % (path, again.token, prefix),
+                    f"GET {path} failed: Nomad returned the pagination token {again.token!r} twice even when listing by prefix {prefix}",
                     method="GET", path=path,
                 )
 
@@ -536,7 +570,7 @@ class NomadClient(object):
                 on_response(response)
             items = response.data if response.data is not None else []
             if not isinstance(items, list):
-                raise NomadError("GET %s failed: expected a JSON list from Nomad" % path, method="GET", path=path)
+                raise NomadError(f"GET {path} failed: expected a JSON list from Nomad", method="GET", path=path)
             yield items
             if not response.next_token:
                 return
@@ -559,15 +593,15 @@ class NomadClient(object):
         """(url, headers, sslopt) for websocket-client, with the same TLS settings and token as HTTP requests."""
         parts = urlsplit(self.options.address)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        url = "%s://%s%s%s" % (scheme, parts.netloc, parts.path, path)
+        url = f"{scheme}://{parts.netloc}{parts.path}{path}"
         query = self.query(params)
         if query:
             url += "?" + urlencode(sorted(query.items()))
         headers = []
         if self.options.token:
-            headers.append("X-Nomad-Token: %s" % self.options.token)
+            headers.append(f"X-Nomad-Token: {self.options.token}")
         if self.options.http_auth:
-            headers.append("Authorization: Basic %s" % _basic_credentials(self.options.http_auth))
+            headers.append(f"Authorization: Basic {_basic_credentials(self.options.http_auth)}")
         sslopt = {}
         if self._ssl_context is not None:
             sslopt = {
@@ -582,11 +616,11 @@ class NomadClient(object):
 
 class _RepeatedToken(Exception):
     def __init__(self, token):
-        super(_RepeatedToken, self).__init__(token)
+        super().__init__(token)
         self.token = token
 
 
-class _UniqueItems(object):
+class _UniqueItems:
     """Lets each item (by its ID) through once, up to an optional limit."""
 
     def __init__(self, limit):
@@ -615,19 +649,34 @@ class _UniqueItems(object):
 def go_duration(seconds):
     """A Go duration string for Nomad's `wait` parameter (`30s`, `1500ms`)."""
     if float(seconds).is_integer():
-        return "%ds" % int(seconds)
-    return "%dms" % int(round(float(seconds) * 1000))
+        return f"{int(seconds)}s"
+    return f"{int(round(float(seconds) * 1000))}ms"
 
 
 def _basic_credentials(auth):
-    return base64.b64encode(("%s:%s" % auth).encode("utf-8")).decode("ascii")
+    return base64.b64encode(("{}:{}".format(*auth)).encode("utf-8")).decode("ascii")
 
 
 def _one_line(text):
-    text = " ".join(text.split())
-    if len(text) > MAX_MESSAGE_BODY:
-        text = text[:MAX_MESSAGE_BODY] + "..."
-    return text
+    return one_line(text, max_length=MAX_MESSAGE_BODY)
+
+
+JSON_CONTENT_TYPE = "application/json"
+
+
+def answers_like_nomad(status, content_type, content):
+    """False for answers Nomad's HTTP API never gives: redirects, HTML pages, JSON-less successes with a body.
+
+    Nomad sends `application/json` with every success that has a body and plain text with errors.
+    """
+    if 300 <= status < 400:
+        return False
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in ("text/html", "application/xhtml+xml"):
+        return False
+    if media_type == "" and content.lstrip()[:1] == b"<":
+        return False
+    return not (status < 300 and content.strip() and media_type not in (JSON_CONTENT_TYPE, ""))
 
 
 _REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 429: "Too Many Requests",
@@ -651,10 +700,10 @@ def status_hint(status, text, method, path, query, has_token):
     """A short 'what to check' for well-known failures; None when there is nothing useful to add."""
     namespace = (query or {}).get("namespace", "default")
     if status == 403:
-        where = "any namespace" if namespace == "*" else "namespace %s" % json.dumps(namespace)
+        where = "any namespace" if namespace == "*" else f"namespace {json.dumps(namespace)}"
         if not has_token:
             return "no token was sent: set token or NOMAD_TOKEN"
-        return "check that the token has %s in %s" % (required_capability(method, path), where)
+        return f"check that the token has {required_capability(method, path)} in {where}"
     if status == 400 and text.startswith(("failed to create result paginator", "failed to read result page")):
         return "check the filter expression"
     if status == 404 and path.startswith("/v1/allocation/"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import concurrent.futures
 import json
 import shlex
 import ssl
@@ -20,6 +21,12 @@ import threading
 import time
 import traceback
 import typing as t
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import task_names
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_ARGUMENT_SPEC, SELECTOR_KEYS
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import TERMINAL_CLIENT_STATUSES
 
 try:
     import websocket
@@ -72,8 +79,8 @@ class ExecError(Exception):
     partial = None
 
 
-class ExecArgumentError(ExecError):
-    """The arguments cannot describe a command to run."""
+class ExecArgumentError(ExecError, NomadOptionError):
+    """The arguments cannot describe a command to run (an input check, so also a NomadOptionError)."""
 
 
 class ExecTimeoutError(ExecError):
@@ -82,11 +89,6 @@ class ExecTimeoutError(ExecError):
 
 class ExecClosedError(ExecError):
     """The server ended the session before the exited frame."""
-
-    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
 
 
 class ExecRequest(t.NamedTuple):
@@ -111,10 +113,11 @@ class ExecOutcome(t.NamedTuple):
     stderr: bytes
 
 
-# The exec action's own options; the connection options (CONNECTION_ARGUMENT_SPEC) come on top, except
-# `timeout`, which this spec redefines as the limit for the whole command.
+# The exec action's own options; the connection options (CONNECTION_ARGUMENT_SPEC) come on top, unchanged:
+# the connection option `timeout` is the limit of each HTTP request, `command_timeout` the command's deadline.
 EXEC_ARGUMENT_SPEC = dict(
-    id=dict(type="str", required=True),
+    SELECTOR_ARGUMENT_SPEC,
+    parallelism=dict(type="int", default=10),
     task=dict(type="str"),
     command=dict(type="str"),
     argv=dict(type="list", elements="str"),
@@ -125,13 +128,14 @@ EXEC_ARGUMENT_SPEC = dict(
         type="dict",
         options=dict(height=dict(type="int", required=True), width=dict(type="int", required=True)),
     ),
-    timeout=dict(type="float", default=DEFAULT_EXEC_TIMEOUT),
+    command_timeout=dict(type="float", default=DEFAULT_EXEC_TIMEOUT),
     output_encoding=dict(type="str", default="text", choices=list(OUTPUT_ENCODINGS)),
+    output_lines=dict(type="bool", default=True),
     strip_empty_ends=dict(type="bool", default=True),
     ws_handshake=dict(type="bool", default=False),
 )
 EXEC_MUTUALLY_EXCLUSIVE = [("command", "argv")]
-EXEC_REQUIRED_ONE_OF = [("command", "argv")]
+EXEC_REQUIRED_ONE_OF = [("command", "argv"), SELECTOR_KEYS]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,7 +191,7 @@ def exec_timeout_of(timeout: float | None) -> float:
     if timeout is None:
         return float(DEFAULT_EXEC_TIMEOUT)
     if timeout <= 0:
-        raise ExecArgumentError(f"timeout must be a positive number of seconds (got {format_seconds(timeout)})")
+        raise ExecArgumentError(f"command_timeout must be a positive number of seconds (got {format_seconds(timeout)})")
     return float(timeout)
 
 
@@ -202,7 +206,7 @@ def exec_request_from_params(params: Mapping, allocation_id: str, task: str) -> 
         tty=tty,
         tty_size=tty_size_of(tty, params.get("tty_size")),
         ws_handshake=bool(params.get("ws_handshake")),
-        timeout=exec_timeout_of(params.get("timeout")),
+        timeout=exec_timeout_of(params.get("command_timeout")),
     )
 
 
@@ -361,52 +365,35 @@ def closed_before_exit_message(code: int | None, reason: str) -> str:
     return f"exec session closed before the command exited ({detail})"
 
 
-def one_line(text: str) -> str:
-    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
-
-
-def task_names_of(allocation: Mapping) -> list:
-    """Task names of the allocation's group: from its job when present, else from TaskStates."""
-    group_name = allocation.get("TaskGroup")
-    job = allocation.get("Job") or {}
-    for group in job.get("TaskGroups") or []:
-        if group.get("Name") == group_name:
-            names = [task.get("Name") for task in group.get("Tasks") or [] if task.get("Name")]
-            if names:
-                return names
-    return sorted((allocation.get("TaskStates") or {}).keys())
-
-
 def choose_task(allocation: Mapping, task: str | None) -> str:
     """The task to exec into: the given one (checked), else the group's only task."""
-    names = task_names_of(allocation)
-    short_id = str(allocation.get("ID", ""))[:8]
+    names = [name for name in task_names(allocation) if name]
+    alloc = short_id(allocation.get("ID"))
     if task:
         if names and task not in names:
-            raise ExecArgumentError(
-                f"allocation {short_id} has no task named {task!r}; its tasks are: {', '.join(names)}"
-            )
+            raise ExecArgumentError(f"allocation {alloc} has no task named {task!r}; its tasks are: {', '.join(names)}")
         return task
     if len(names) == 1:
         return names[0]
     if not names:
-        raise ExecArgumentError(f"allocation {short_id} reports no tasks; set task")
-    raise ExecArgumentError(f"allocation {short_id} has several tasks ({', '.join(names)}); set task to one of them")
+        raise ExecArgumentError(f"allocation {alloc} reports no tasks; set task")
+    raise ExecArgumentError(f"allocation {alloc} has several tasks ({', '.join(names)}); set task to one of them")
 
 
 def check_task_runs(allocation: Mapping, task: str) -> None:
     """Fail early, like the server would, when the task is known not to run."""
     state = ((allocation.get("TaskStates") or {}).get(task) or {}).get("State")
     if state == "dead":
-        raise ExecError(f"task {task!r} of allocation {str(allocation.get('ID', ''))[:8]} is not running (dead)")
+        raise ExecError(f"task {task!r} of allocation {short_id(allocation.get('ID'))} is not running (dead)")
 
 
 def strip_trailing_newlines(text: str) -> str:
     return text.rstrip("\r\n")
 
 
-def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: bool) -> dict:
-    """rc/stdout/stderr (+ *_lines in text mode) as returned to the user; no rc for unfinished commands."""
+def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: bool, output_lines: bool = True) -> dict:
+    """rc/stdout/stderr (+ *_lines in text mode when `output_lines`) as returned to the user; no rc for
+    unfinished commands."""
     shaped = {} if outcome.exit_code is None else {"rc": outcome.exit_code}
     if output_encoding == "base64":
         shaped.update(
@@ -419,7 +406,9 @@ def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: b
     if strip_empty_ends:
         stdout = strip_trailing_newlines(stdout)
         stderr = strip_trailing_newlines(stderr)
-    shaped.update(stdout=stdout, stderr=stderr, stdout_lines=stdout.splitlines(), stderr_lines=stderr.splitlines())
+    shaped.update(stdout=stdout, stderr=stderr)
+    if output_lines:
+        shaped.update(stdout_lines=stdout.splitlines(), stderr_lines=stderr.splitlines())
     return shaped
 
 
@@ -590,7 +579,7 @@ class ExecSession:
                 if self._timed_out.is_set():
                     raise ExecTimeoutError(self._timeout_message())
                 code, reason = parse_close_payload(payload)
-                raise ExecClosedError(closed_before_exit_message(code, reason), code, reason)
+                raise ExecClosedError(closed_before_exit_message(code, reason))
 
 
 def tls_failure_message(where: str, error: ssl.SSLError) -> str:
@@ -815,7 +804,7 @@ class StreamingExecSession:
                 if self._timed_out.is_set():
                     raise ExecTimeoutError(self._timeout_message())
                 code, reason = parse_close_payload(payload)
-                raise ExecClosedError(closed_before_exit_message(code, reason), code, reason)
+                raise ExecClosedError(closed_before_exit_message(code, reason))
 
 
 class _SinkFailure(Exception):
@@ -845,3 +834,98 @@ def file_chunks(path: str, chunk_size: int = 256 * 1024) -> t.Iterator[bytes]:
             if not chunk:
                 return
             yield chunk
+
+
+# ---------------------------------------------------------------------------------------------
+# Many allocations
+# ---------------------------------------------------------------------------------------------
+
+
+def is_single_allocation(params: Mapping) -> bool:
+    """One ID and no other selector option: the result keeps the one-allocation shape."""
+    ids = params.get("id") or []
+    return len(ids) == 1 and not any(params.get(key) for key in SELECTOR_KEYS if key != "id")
+
+
+class AllocationExec(t.NamedTuple):
+    """What happened in one allocation: the request run (None when it could not be prepared) and its end."""
+
+    allocation: dict
+    request: ExecRequest | None
+    outcome: ExecOutcome | None = None
+    error: Exception | None = None
+    skipped: str | None = None  # why an allocation reached through the selector was left alone
+
+    @property
+    def failed(self) -> bool:
+        if self.skipped:
+            return False
+        return self.error is not None or self.outcome is None or self.outcome.exit_code != 0
+
+
+def prepare_exec(client, allocation: Mapping, base: ExecRequest, task: str | None, explicit: bool) -> AllocationExec:
+    """The request for one selected allocation (its task chosen and checked), or the reason it cannot run.
+
+    A finished allocation reached through the selector (not named by `id`) is skipped, not a failure."""
+    status = allocation.get("ClientStatus")
+    if not explicit and status in TERMINAL_CLIENT_STATUSES:
+        return AllocationExec(dict(allocation), None, skipped=f"allocation is {status}; its tasks no longer run")
+    try:
+        full = client.read(f"/v1/allocation/{allocation['ID']}", {"namespace": allocation.get("Namespace")}).data
+        chosen = choose_task(full, task)
+        check_task_runs(full, chosen)
+    except (ExecError, NomadOptionError) as error:
+        return AllocationExec(dict(allocation), None, error=error)
+    request = base._replace(allocation_id=full["ID"], task=chosen, namespace=full.get("Namespace"))
+    return AllocationExec(dict(allocation), request)
+
+
+def exec_in_allocations(client, allocations: Sequence[Mapping], base: ExecRequest, task: str | None,
+                        parallelism: int, explicit_ids: Sequence[str] = ()) -> list:
+    """Run `base`'s command in every allocation, at most `parallelism` at a time; one AllocationExec each, in order.
+
+    Nomad errors (NomadError) and session errors are kept per allocation; every allocation is tried.
+    """
+    if parallelism < 1:
+        raise NomadOptionError(f"parallelism must be at least 1, got {parallelism}")
+    prepared = [prepare_exec(client, allocation, base, task, allocation.get("ID") in explicit_ids)
+                for allocation in allocations]
+
+    def run(entry: AllocationExec) -> AllocationExec:
+        if entry.request is None:
+            return entry
+        try:
+            return entry._replace(outcome=run_exec(client, entry.request))
+        except ExecError as error:
+            return entry._replace(outcome=error.partial, error=error)
+        except NomadOptionError as error:
+            return entry._replace(error=error)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallelism) as pool:
+        return list(pool.map(run, prepared))
+
+
+def allocation_exec_result(entry: AllocationExec, **output) -> dict:
+    """One entry of the `allocations` result: ID, Name, task, rc/stdout/stderr, and `msg` when it failed."""
+    result = {"ID": entry.allocation.get("ID"), "Name": entry.allocation.get("Name"),
+              "task": entry.request.task if entry.request else None, "failed": entry.failed}
+    if entry.skipped:
+        return dict(result, skipped=True, msg=entry.skipped)
+    if entry.outcome is not None:
+        result.update(shape_output(entry.outcome, **output))
+    if entry.error is not None:
+        result["msg"] = one_line(entry.error)
+    elif entry.failed:
+        result["msg"] = "non-zero return code"
+    return result
+
+
+def failures_message(entries: Sequence[AllocationExec]) -> str:
+    """`the command failed in 2 of 3 allocations: 5a1f3c2e (web[0]): rc 1; ...`."""
+    failed = [entry for entry in entries if entry.failed]
+    reasons = []
+    for entry in failed:
+        label = f"{short_id(entry.allocation.get('ID'))} ({entry.allocation.get('Name')})"
+        reason = one_line(entry.error) if entry.error is not None else f"rc {entry.outcome.exit_code}"
+        reasons.append(f"{label}: {reason}")
+    return f"the command failed in {len(failed)} of {len(entries)} allocations: {'; '.join(reasons)}"

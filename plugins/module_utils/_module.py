@@ -1,8 +1,9 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """AnsibleModule glue: argument specs built from the shared pieces, the client, and the one place where
-Nomad and option errors become a one-line `fail_json(msg=...)`."""
+Nomad and option errors become a one-line `fail_json(msg=...)` (the module flavour of the error boundary)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     REQUESTS_IMPORT_ERROR,
     NomadClient,
     NomadError,
+    failure_fields,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
@@ -25,6 +27,9 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     secrets_in_params,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_ARGUMENT_SPEC, SELECTOR_KEYS
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
+
+__all__ = ("NomadAnsibleModule", "nomad_argument_spec", "one_line", "run_with_nomad_errors")
 
 
 def nomad_argument_spec(argument_spec=None, selector=False):
@@ -34,10 +39,6 @@ def nomad_argument_spec(argument_spec=None, selector=False):
         spec.update(copy.deepcopy(SELECTOR_ARGUMENT_SPEC))
     spec.update(copy.deepcopy(argument_spec or {}))
     return spec
-
-
-def one_line(text):
-    return " ".join(str(text).split())
 
 
 def result_holds_no_log_value(value, no_log_values):
@@ -61,7 +62,7 @@ class NomadAnsibleModule(AnsibleModule):
     _listing_set_aside = None  # (key, listing) while exit_json_with_listing exits
 
     def __init__(self, argument_spec=None, selector=False, **kwargs):
-        super(NomadAnsibleModule, self).__init__(argument_spec=nomad_argument_spec(argument_spec, selector), **kwargs)
+        super().__init__(argument_spec=nomad_argument_spec(argument_spec, selector), **kwargs)
         self.no_log_values.update(secrets_in_params(self.params))
         if not HAS_REQUESTS:
             self.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
@@ -69,7 +70,7 @@ class NomadAnsibleModule(AnsibleModule):
     def _log_invocation(self):
         # Runs inside AnsibleModule.__init__, before the line above: hide the address password from the log too.
         self.no_log_values.update(secrets_in_params(self.params))
-        super(NomadAnsibleModule, self)._log_invocation()
+        super()._log_invocation()
 
     def connection_options(self):
         return connection_options_from_params(self.params)
@@ -79,7 +80,7 @@ class NomadAnsibleModule(AnsibleModule):
         return NomadClient(self.connection_options(), pool_size=pool_size, warn=self.warn)
 
     def selector(self):
-        return dict((key, self.params.get(key)) for key in SELECTOR_KEYS)
+        return {key: self.params.get(key) for key in SELECTOR_KEYS}
 
     def exit_json_with_listing(self, key, listing, **result):
         """exit_json(**result, key=listing) for a large, plain JSON `listing` (decoded API answers).
@@ -102,14 +103,10 @@ class NomadAnsibleModule(AnsibleModule):
 
 
 def run_with_nomad_errors(module, function):
-    """Call function(); a NomadError / NomadOptionError (incl. SelectorError) becomes fail_json(msg=<one line>)."""
+    """Call function(); a NomadError / NomadOptionError (incl. SelectorError) becomes
+    fail_json(msg=<one line>, status=<HTTP status when known>, address=<the Nomad address asked>)."""
     try:
         return function()
-    except NomadError as exc:
-        failure = dict(msg=one_line(exc))
-        if exc.status is not None:
-            failure["status"] = exc.status
-        module.fail_json(**failure)
-    except NomadOptionError as exc:
-        module.fail_json(msg=one_line(exc))
+    except (NomadError, NomadOptionError) as error:
+        module.fail_json(**failure_fields(error))
     return None

@@ -1,12 +1,14 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Connection options: one argument spec, one resolution function, for modules, the lookup and the action.
+# SPDX-License-Identifier: GPL-3.0-or-later
 
-Precedence (documented once, in the ``connection`` doc fragment): task arguments and ``module_defaults``
-(and, for the lookup and the exec action, Ansible variables / ini where documented) win over the
-``NOMAD_*`` environment variables, which win over the defaults.  The environment is read only through
-the ``fallback`` entries of this spec, so every runtime sees the same variables.
+"""Connection options: one argument spec, one resolution function, for every runtime.
+
+Precedence (documented once, in the ``connection`` doc fragment): task arguments / inventory file options,
+then ``module_defaults``, then ``ansible_nomad_<option>`` variables, then the ``[nomadops_nomad]`` ini section
+(both resolved on the controller by ``plugin_utils/_options.py``), then the ``NOMAD_*`` environment variables,
+then the defaults.  The environment is read only through the ``fallback`` entries of this spec, so every
+runtime sees the same variables.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.errors import AnsibleFallbackNotFound
-from ansible.module_utils.six.moves.urllib.parse import urlsplit, unquote
+from urllib.parse import unquote, urlsplit
 
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 DEFAULT_NAMESPACE = "default"
@@ -29,7 +31,14 @@ _GO_FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
 
 
 class NomadOptionError(ValueError):
-    """An option value that cannot work; str() is a one-line message saying what to fix."""
+    """An option value that cannot work; str() is a one-line message saying what to fix.
+
+    `address` is the Nomad address the check asked, when it asked one (an unknown allocation ID).
+    """
+
+    def __init__(self, message, address=None):
+        super().__init__(message)
+        self.address = address
 
 
 def parse_go_bool(text):
@@ -41,9 +50,12 @@ def parse_go_bool(text):
     return None
 
 
+SKIP_VERIFY_VARIABLE = "NOMAD_SKIP_VERIFY"
+
+
 def validate_certs_fallback():
     """validate_certs from NOMAD_SKIP_VERIFY (inverted); unparsable values are ignored, as Nomad does."""
-    skip_verify = parse_go_bool(os.environ.get("NOMAD_SKIP_VERIFY", ""))
+    skip_verify = parse_go_bool(os.environ.get(SKIP_VERIFY_VARIABLE, ""))
     if skip_verify is None:
         raise AnsibleFallbackNotFound
     return not skip_verify
@@ -66,6 +78,23 @@ CONNECTION_ARGUMENT_SPEC = dict(
 )
 
 CONNECTION_OPTION_NAMES = tuple(CONNECTION_ARGUMENT_SPEC)
+
+
+def fallback_variables(argument_spec):
+    """Every environment variable the ``fallback`` entries of ``argument_spec`` read, in spec order."""
+    names = []
+    for option in argument_spec.values():
+        fallback = option.get("fallback")
+        if not fallback:
+            continue
+        if fallback[0] is env_fallback:
+            names.extend(fallback[1])
+        elif fallback[0] is validate_certs_fallback:
+            names.append(SKIP_VERIFY_VARIABLE)
+    return tuple(names)
+
+
+CONNECTION_ENV_VARIABLES = fallback_variables(CONNECTION_ARGUMENT_SPEC)
 
 
 @dataclass(frozen=True)
@@ -105,25 +134,25 @@ def _split_address(address):
     address = address.strip()
     if "://" not in address:
         # Nomad's SDK accepts a bare host:port and assumes http.
-        address = "http://" + address
+        address = f"http://{address}"
     try:
         parts = urlsplit(address)
     except ValueError as exc:
-        raise NomadOptionError("address %r is not a valid URL: %s" % (_without_userinfo(address), exc))
+        raise NomadOptionError(f"address {_without_userinfo(address)!r} is not a valid URL: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise NomadOptionError(
-            "address must start with http:// or https:// (got scheme %r); unix sockets are not supported" % parts.scheme
+            f"address must start with http:// or https:// (got scheme {parts.scheme!r}); unix sockets are not supported"
         )
     try:
         hostname = parts.hostname
         parts.port  # pylint: disable=pointless-statement  # raises ValueError on a bad port
     except ValueError as exc:
-        raise NomadOptionError("address %r is not a valid URL: %s" % (_without_userinfo(address), exc))
+        raise NomadOptionError(f"address {_without_userinfo(address)!r} is not a valid URL: {exc}") from None
     if not hostname:
-        raise NomadOptionError("address %r has no host name" % _without_userinfo(address))
+        raise NomadOptionError(f"address {_without_userinfo(address)!r} has no host name")
     host = parts.netloc.rpartition("@")[2]
-    base = "%s://%s%s" % (scheme, host, parts.path.rstrip("/"))
+    base = f"{scheme}://{host}{parts.path.rstrip('/')}"
     auth = None
     if parts.username is not None:
         auth = (unquote(parts.username), unquote(parts.password or ""))
@@ -152,9 +181,9 @@ def _require_header_text(option, value):
         value.encode("latin-1")
     except UnicodeEncodeError:
         raise NomadOptionError(
-            "%s contains characters that cannot be sent in an HTTP header (only Latin-1 text works); "
-            "check that the right secret was given" % option
-        )
+            f"{option} contains characters that cannot be sent in an HTTP header (only Latin-1 text works); "
+            "check that the right secret was given"
+        ) from None
 
 
 def _clean_token(token):
@@ -175,14 +204,14 @@ def _check_file(name, path):
     if path is None:
         return
     if not os.path.isfile(path):
-        raise NomadOptionError("%s %r is not a readable file" % (name, path))
+        raise NomadOptionError(f"{name} {path!r} is not a readable file")
 
 
 def _check_ca_path(path):
     if path is None:
         return
     if not os.path.isdir(path):
-        raise NomadOptionError("ca_path %r is not a directory (use ca_cert for a single PEM file)" % path)
+        raise NomadOptionError(f"ca_path {path!r} is not a directory (use ca_cert for a single PEM file)")
 
 
 def _clean(value):
@@ -199,7 +228,7 @@ def secrets_in_params(params):
     if not isinstance(address, str) or "@" not in address:
         return set()
     try:
-        password = urlsplit(address if "://" in address else "http://" + address).password
+        password = urlsplit(address if "://" in address else f"http://{address}").password
     except ValueError:
         return set()
     if not password:
@@ -222,11 +251,11 @@ def connection_options_from_params(params):
     timeout = params.get("timeout")
     timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
     if timeout <= 0:
-        raise NomadOptionError("timeout must be a positive number of seconds (got %s)" % params.get("timeout"))
+        raise NomadOptionError(f"timeout must be a positive number of seconds (got {timeout:g})")
     retries = params.get("retries")
     retries = DEFAULT_RETRIES if retries is None else int(retries)
     if retries < 0:
-        raise NomadOptionError("retries must be 0 or more (got %s)" % retries)
+        raise NomadOptionError(f"retries must be 0 or more (got {retries})")
 
     ca_cert = _clean(params.get("ca_cert"))
     ca_path = _clean(params.get("ca_path"))

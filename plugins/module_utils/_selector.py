@@ -1,6 +1,7 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The allocation selector: its argument spec, the one server-side bexpr filter it becomes, and
 short-ID resolution with the semantics of `nomad alloc status <prefix>`."""
 
@@ -10,6 +11,7 @@ import re
 import unicodedata
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
 
 CLIENT_STATUSES = ("pending", "running", "complete", "failed", "lost", "unknown")
 SELECTOR_KEYS = ("id", "job", "task_group", "node", "client_status", "filter", "prefix")
@@ -27,7 +29,6 @@ SELECTOR_ARGUMENT_SPEC = dict(
 
 MAX_LISTED_MATCHES = 10
 _HEX = re.compile(r"^[0-9a-fA-F-]+$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class SelectorError(NomadOptionError):
@@ -60,14 +61,14 @@ def _go_escape(char):
     if char == '"':
         return "\\x22"
     if 0xD800 <= code <= 0xDFFF:
-        raise SelectorError("value contains a lone surrogate (U+%04X), which is not valid text" % code)
+        raise SelectorError(f"value contains a lone surrogate (U+{code:04X}), which is not valid text")
     if _is_printable(char):
         return char
     if code < 0x80:
-        return "\\x%02x" % code
+        return f"\\x{code:02x}"
     if code <= 0xFFFF:
-        return "\\u%04x" % code
-    return "\\U%08x" % code
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
 
 
 def _has_surrogate(text):
@@ -93,7 +94,7 @@ def bexpr_quote(value):
 
 
 def _equals(field, value):
-    return "%s == %s" % (field, bexpr_quote(value))
+    return f"{field} == {bexpr_quote(value)}"
 
 
 def _any_of(field, values):
@@ -116,20 +117,16 @@ def selector_filter(selector):
         clauses.append(_equals("TaskGroup", selector["task_group"]))
     if selector.get("node"):
         node = selector["node"]
-        clauses.append("(%s or %s)" % (_equals("NodeID", node), _equals("NodeName", node)))
+        clauses.append("({} or {})".format(_equals("NodeID", node), _equals("NodeName", node)))
     statuses = _unique(selector.get("client_status") or [])
     if statuses:
         clauses.append(_any_of("ClientStatus", statuses))
     raw = selector.get("filter")
     if raw is not None and raw.strip():
-        clauses.append("(%s)" % raw.strip())
+        clauses.append(f"({raw.strip()})")
     if not clauses:
         return None
     return " and ".join(clauses)
-
-
-def selector_is_empty(selector):
-    return not any(selector.get(key) for key in SELECTOR_KEYS)
 
 
 def _unique(values):
@@ -148,13 +145,13 @@ def _hex_digits(text):
 def check_hex_id(text, option="id"):
     """Reject, before any request, what Nomad would answer with a 500 index error."""
     if len(_hex_digits(text)) < 2:
-        raise SelectorError('%s "%s" must contain at least two characters' % (option, text))
+        raise SelectorError(f'{option} "{text}" must contain at least two characters')
     if not _HEX.match(text):
         raise SelectorError(
-            '%s "%s" is not an allocation ID or ID prefix (only hexadecimal digits and hyphens)' % (option, text)
+            f'{option} "{text}" is not an allocation ID or ID prefix (only hexadecimal digits and hyphens)'
         )
     if len(text) > 36 or text.count("-") > 4:
-        raise SelectorError('%s "%s" is longer than an allocation ID' % (option, text))
+        raise SelectorError(f'{option} "{text}" is longer than an allocation ID')
 
 
 def even_length_prefix(text):
@@ -173,9 +170,7 @@ def normalize_prefix(prefix):
 
 
 def _describe_match(stub):
-    return "%s (job %s, group %s, %s)" % (
-        stub.get("ID", "")[:8], stub.get("JobID"), stub.get("TaskGroup"), stub.get("ClientStatus"),
-    )
+    return f"{short_id(stub.get('ID'))} (job {stub.get('JobID')}, group {stub.get('TaskGroup')}, {stub.get('ClientStatus')})"
 
 
 def resolve_allocation_id(client, id_or_prefix, namespace=None, on_response=None):
@@ -195,16 +190,21 @@ def resolve_allocation_id(client, id_or_prefix, namespace=None, on_response=None
     matches = [stub for stub in listed if stub.get("ID", "").startswith(text)]
     if not matches:
         where = client.query(query).get("namespace", "default")
-        hint = "" if where == "*" else ' in namespace "%s" (use namespace "*" to search all)' % where
-        raise AllocationNotFoundError('No allocation(s) with prefix or id "%s" found%s' % (text, hint))
+        address = client.options.address
+        if where == "*":
+            message = f'No allocation(s) with prefix or id "{text}" found at {address}'
+        else:
+            message = f'No allocation(s) with prefix or id "{text}" found in namespace "{where}" at {address} (use namespace "*" to search all)'
+        raise AllocationNotFoundError(message, address=address)
     exact = [stub for stub in matches if stub.get("ID") == text]
     if exact:
         return exact[0]
     if len(matches) > 1:
         shown = ", ".join(_describe_match(stub) for stub in matches[:MAX_LISTED_MATCHES])
-        more = "" if len(matches) <= MAX_LISTED_MATCHES else " and %d more" % (len(matches) - MAX_LISTED_MATCHES)
+        more = "" if len(matches) <= MAX_LISTED_MATCHES else f" and {len(matches) - MAX_LISTED_MATCHES} more"
         raise AmbiguousPrefixError(
-            'Prefix "%s" matched %d allocations: %s%s (give more characters)' % (text, len(matches), shown, more)
+            f'Prefix "{text}" matched {len(matches)} allocations: {shown}{more} (give more characters)',
+            address=client.options.address,
         )
     return matches[0]
 
@@ -226,15 +226,15 @@ def list_query(selector, namespace=None, reverse=None, resources=None, task_stat
     """Query parameters for GET /v1/allocations from a selector and list options."""
     expression = selector_filter(selector)
     if extra_filter:
-        expression = extra_filter if expression is None else "%s and %s" % (extra_filter, expression)
+        expression = extra_filter if expression is None else f"{extra_filter} and {expression}"
     query = {}
     if selector.get("prefix"):
         given = selector["prefix"].strip().lower()
         query["prefix"] = normalize_prefix(given)
         if query["prefix"] != given:
             # Nomad needs whole bytes: list by the shorter prefix, keep only IDs that start with the full text.
-            narrowing = 'ID matches "^%s"' % given
-            expression = narrowing if expression is None else "%s and %s" % (narrowing, expression)
+            narrowing = f'ID matches "^{given}"'
+            expression = narrowing if expression is None else f"{narrowing} and {expression}"
     if expression:
         query["filter"] = expression
     if namespace is not None:
@@ -266,6 +266,3 @@ def select_allocations(client, selector, namespace=None, per_page=None, limit=No
     query = list_query(selector, namespace, reverse, resources, task_states, extra_filter=id_clause)
     return list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit, on_response=on_response))
 
-
-def is_full_uuid(text):
-    return bool(_UUID.match(str(text).lower()))

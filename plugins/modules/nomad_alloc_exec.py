@@ -22,10 +22,16 @@ description:
     does; use C(failed_when) to accept other exit codes. The output is returned either way.
   - The command is run directly, not through a shell. To use shell features, run the shell, for example
     O(argv=[/bin/sh, -c, "..."]).
+  - With one allocation (O(id) with one entry and no other selector option) the result is RV(rc), RV(stdout),
+    RV(stderr) of that command. With a selector (O(job), O(task_group), O(node), O(client_status), O(filter),
+    O(prefix)) or several IDs, the command runs in every selected allocation, O(parallelism) at a time, and the
+    result is RV(allocations), one entry per allocation; the task fails after all ran when any command failed,
+    listing them. Finished allocations reached through the selector (not named in O(id)) are skipped.
 author:
   - nomadops.nomad developers (@nomadops)
 extends_documentation_fragment:
   - nomadops.nomad.connection
+  - nomadops.nomad.selector
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.action_group
   - ansible.builtin.action_common_attributes.flow
@@ -49,14 +55,11 @@ attributes:
     details:
       - Runs on the controller and talks to Nomad over HTTP; the inventory host is not contacted.
 options:
-  id:
+  parallelism:
     description:
-      - The allocation to exec into, as a full ID or a unique short prefix of at least two characters.
-      - The allocation is looked up in O(namespace) the way C(nomad alloc exec) does; use O(namespace=*) to
-        find it in any namespace the token may read. A prefix that matches several allocations is an error
-        listing them.
-    type: str
-    required: true
+      - How many allocations run the command at the same time, when several are selected.
+    type: int
+    default: 10
   task:
     description:
       - The task to run the command in.
@@ -107,21 +110,29 @@ options:
           - Columns; a positive integer.
         type: int
         required: true
-  timeout:
+  command_timeout:
     description:
       - Seconds the command may run, from opening the exec session to its exit. When the time is up the
         session is dropped (Nomad then ends the command) and the task fails with
         C(command did not finish within N s).
-      - For this module the option replaces the connection option of the same name. The HTTP requests
-        made before the session (resolving O(id)) use the smaller of this value and 30 seconds.
-      - A C(timeout) set for the whole C(group/nomadops.nomad.nomad) in C(module_defaults) applies here too.
+      - Not to be confused with the connection option O(timeout), the limit of each HTTP request (for example
+        the lookup of O(id)), which a C(module_defaults) group may set for every module.
+      - Before version 0.2.0 this option was called C(timeout). A task that still sets O(timeout) larger than
+        O(command_timeout), without O(command_timeout), gets a warning, and the timeout message says which option to raise.
     type: float
     default: 300
+  output_lines:
+    description:
+      - Also return RV(stdout_lines) and RV(stderr_lines) (with O(output_encoding=text)).
+      - Set to V(false) for commands with large output that is used as text only, so that the result does not
+        carry the output twice.
+    type: bool
+    default: true
   output_encoding:
     description:
       - How RV(stdout) and RV(stderr) are returned.
       - V(text) decodes the bytes as UTF-8, replacing invalid sequences with U+FFFD, and also returns
-        RV(stdout_lines) and RV(stderr_lines).
+        RV(stdout_lines) and RV(stderr_lines) unless O(output_lines=false).
       - V(base64) returns the exact bytes, base64 encoded, in RV(stdout) and RV(stderr) (decode them with
         the P(ansible.builtin.b64decode#filter) filter); O(strip_empty_ends) is then ignored and no
         C(*_lines) are returned.
@@ -152,11 +163,10 @@ notes:
     and 1.6 sometimes lose the reason.
   - The token never appears in the returned values or in the output, at any verbosity.
   - >-
-    Like the P(nomadops.nomad.nomad_alloc#lookup) lookup, this action also takes the connection options from
-    the Ansible variables C(ansible_nomad_<option>) (for example C(ansible_nomad_address), C(ansible_nomad_token))
-    and, except O(token) and O(http_auth), from the C([nomadops_nomad]) section of C(ansible.cfg). Precedence,
-    highest first: task arguments and C(module_defaults), variables, C(ansible.cfg), the C(NOMAD_*) environment
-    variables, the defaults. This includes O(timeout), which is the limit for the whole command here.
+    Like every module and the P(nomadops.nomad.nomad_alloc#lookup) lookup, this action also takes the connection
+    options from the Ansible variables C(ansible_nomad_<option>) and the C([nomadops_nomad]) section of
+    C(ansible.cfg), in the precedence the connection options describe. So one play reads and acts on one cluster.
+  - Errors that name no allocation the server knows, and connection errors, name the address that was asked.
 requirements:
   # requests comes with the nomadops.nomad.connection fragment; listing it here too showed it twice.
   - websocket-client (Python library, on the controller, which runs the exec session)
@@ -211,7 +221,16 @@ EXAMPLES = r"""
       height: 40
       width: 120
     ws_handshake: true
-    timeout: 30
+    command_timeout: 30
+
+- name: Run a command in every running allocation of job web, three at a time
+  nomadops.nomad.nomad_alloc_exec:
+    job: web
+    client_status: [running]
+    task: server
+    command: cat /local/version
+    parallelism: 3
+  register: versions
 
 - name: Connection options once for every module of the collection
   module_defaults:
@@ -249,16 +268,33 @@ stderr:
   sample: ""
 stdout_lines:
   description: RV(stdout) split into lines.
-  returned: when RV(stdout) is returned and O(output_encoding=text)
+  returned: when RV(stdout) is returned, O(output_encoding=text) and O(output_lines=true)
   type: list
   elements: str
   sample: [hello]
 stderr_lines:
   description: RV(stderr) split into lines.
-  returned: when RV(stderr) is returned and O(output_encoding=text)
+  returned: when RV(stderr) is returned, O(output_encoding=text) and O(output_lines=true)
   type: list
   elements: str
   sample: []
+allocations:
+  description:
+    - One entry per selected allocation, in Nomad's list order, when the command ran in a selection (see the description).
+    - Each has C(ID), C(Name), C(task), C(failed), and C(rc), C(stdout), C(stderr) (and C(stdout_lines), C(stderr_lines)
+      as at the top level); C(msg) says why a failed entry failed; skipped finished allocations have C(skipped=true)
+      and C(msg).
+  returned: when the command ran in a selection of allocations
+  type: list
+  elements: dict
+  sample:
+    - ID: 5a1f3c2e-8a0b-4c51-9d7e-0e2f6a4b8c11
+      Name: web.frontend[0]
+      task: server
+      failed: false
+      rc: 0
+      stdout: ok
+      stderr: ""
 cmd:
   description: The argv that was run.
   returned: when the command ran to its end

@@ -9,6 +9,10 @@ the task arguments (with module_defaults already merged by ansible-core) are val
 same ArgumentSpecValidator modules use, so types, defaults, environment fallbacks (read from the
 controller's environment), choices and mutual exclusions behave as in a module; no_log values are
 removed from everything returned; `exit_json`/`fail_json`/`warn` end the run like in a module.
+
+Connection options the task does not set come from the play (``ansible_nomad_*`` variables, then the
+``[nomadops_nomad]`` ini section) through ``plugin_utils/_options.py``, the same adapter every plugin kind uses,
+before the ``NOMAD_*`` fallbacks of the argument spec apply.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import abc
 import copy
 import typing as t
 
-from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import CONNECTION_ARGUMENT_SPEC, NomadOptionError
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import play_connection_values
 
 
 class _ModuleExit(Exception):
@@ -94,18 +101,6 @@ class ActionModuleContext:
         raise _ModuleExit(remove_values(result, getattr(self, "no_log_values", set())))
 
 
-def ini_values(section: str, keys: t.Iterable[str], plugin_name: str) -> dict:
-    """Values of `keys` set in `section` of the active ansible.cfg (absent keys are left out)."""
-    definitions = {key: {"ini": [{"section": section, "key": key}], "type": "string"} for key in keys}
-    C.config.initialize_plugin_configuration_definitions("action", plugin_name, definitions)
-    values = {}
-    for key in definitions:
-        value, origin = C.config.get_config_value_and_origin(key, plugin_type="action", plugin_name=plugin_name)
-        if value is not None and origin != "default":
-            values[key] = value
-    return values
-
-
 class ModuleLikeActionBase(ActionBase, metaclass=abc.ABCMeta):
     """Subclasses define argument_spec() and run_module(); the controller runs it, no connection needed."""
 
@@ -116,8 +111,13 @@ class ModuleLikeActionBase(ActionBase, metaclass=abc.ABCMeta):
         """The argument spec and its constraints."""
 
     def option_values_from_play(self, task_vars: dict) -> dict:
-        """Option values from Ansible variables / ini, below the task arguments and above the environment."""
-        return {}
+        """Option values from Ansible variables / ini, below the task arguments and above the environment.
+
+        The connection options, when the argument spec has them; override to add others.
+        """
+        if not set(CONNECTION_ARGUMENT_SPEC) <= set(self.argument_spec().argument_spec):
+            return {}
+        return play_connection_values(self, task_vars, skip=self._task.args)
 
     @abc.abstractmethod
     def run_module(self, module: ActionModuleContext, task_vars: dict) -> t.NoReturn:
@@ -127,7 +127,10 @@ class ModuleLikeActionBase(ActionBase, metaclass=abc.ABCMeta):
         result = super().run(tmp, task_vars)
         del tmp
         try:
-            arguments = self.option_values_from_play(task_vars or {})
+            try:
+                arguments = self.option_values_from_play(task_vars or {})
+            except NomadOptionError as error:
+                raise _ModuleExit(dict(failed=True, **failure_fields(error))) from None
             arguments.update(self._task.args)
             module = ActionModuleContext(self, self.argument_spec(), arguments)
             self.run_module(module, task_vars or {})

@@ -6,7 +6,8 @@
 
 Nomad and option errors are raised as typed exceptions in module_utils; here they become the Ansible
 exception of the plugin kind (AnsibleLookupError, AnsibleConnectionFailure, AnsibleParserError, ...)
-with the same one-line message modules give. Private to the collection.
+with the same one-line message modules and actions give (``failure_fields(error)["msg"]``). The exception
+keeps ``status`` and ``address`` as attributes, like the extra keys of a module's failure. Private to the collection.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError, failure_fields
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 
 EXPECTED_ERRORS = (NomadError, NomadOptionError)
 
 
 def one_line_message(error: BaseException) -> str:
-    return " ".join(str(error).split())
+    return failure_fields(error)["msg"]
 
 
 @contextlib.contextmanager
@@ -30,4 +31,8 @@ def nomad_errors_as(error_class: type[Exception], prefix: str = "") -> t.Iterato
     try:
         yield
     except EXPECTED_ERRORS as error:
-        raise error_class(prefix + one_line_message(error)) from None
+        fields = failure_fields(error)
+        converted = error_class(prefix + fields["msg"])
+        converted.nomad_status = fields.get("status")
+        converted.nomad_address = fields.get("address")
+        raise converted from None

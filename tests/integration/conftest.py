@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Fixtures for integration tests: real ansible-playbook / ansible runs against the Nomad emulator.
 
 Every test drives Ansible as a user would (a subprocess), with the collection found through
@@ -22,6 +26,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.collection_tree import collections_path  # noqa: E402  (needs the repo root on sys.path)
 from tests.emulator.harness import EmulatorProcess  # noqa: E402
+from tests.integration.observe import wait_until  # noqa: E402
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 SCENARIOS = REPO_ROOT / "tests" / "emulator" / "scenarios"
@@ -142,11 +147,33 @@ class AnsibleRunner:
         return self._run(argv, env, nomad_addr, timeout)
 
 
+DEFAULT_SCENARIO = "integration.yml"
+
+
+def scenario_of(request) -> str:
+    """The scenario a test module asks for: `@pytest.mark.parametrize("integration_emulator", ["x.yml"],
+    indirect=True)`, else a module-level `EMULATOR_SCENARIO = "x.yml"`, else integration.yml."""
+    return getattr(request, "param", None) or getattr(request.module, "EMULATOR_SCENARIO", DEFAULT_SCENARIO)
+
+
+def settled(emulator) -> bool:
+    """No allocation is still pending: service tasks run, batch tasks have finished."""
+    allocations = emulator.allocations("*")
+    return bool(allocations) and all(a["ClientStatus"] != "pending" for a in allocations)
+
+
 @pytest.fixture(scope="module")
-def integration_emulator():
-    """An emulator with tests/emulator/scenarios/integration.yml, fresh for each test module."""
-    with EmulatorProcess(scenario=str(SCENARIOS / "integration.yml")) as emulator:
+def integration_emulator(request):
+    """An emulator with the module's scenario (see scenario_of), fresh for each test module."""
+    with EmulatorProcess(scenario=str(SCENARIOS / scenario_of(request))) as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="module")
+def emulator(integration_emulator):
+    """`integration_emulator` once every allocation of its scenario has left `pending`."""
+    wait_until(lambda: settled(integration_emulator), what="the scenario's allocations to start")
+    return integration_emulator
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def test_stdin_is_delivered_and_closed(ansible_runner, web):
         exec_task("wc without newline", id=web["ID"], task="server", command="wc -c",
                   stdin="abc", stdin_add_newline=False),
         exec_task("wc with newline", id=web["ID"], task="server", command="wc -c", stdin="abc"),
-        exec_task("cat without stdin", id=web["ID"], task="server", command="cat", timeout=30),
+        exec_task("cat without stdin", id=web["ID"], task="server", command="cat", command_timeout=30),
         exec_task("keep trailing newlines", id=web["ID"], task="server", command="cat",
                   stdin="x\n\n", strip_empty_ends=False),
     )).assert_ok()
@@ -104,7 +104,7 @@ def test_stdin_is_delivered_and_closed(ansible_runner, web):
 
 def test_64_mib_of_random_bytes_arrive_byte_exact_in_base64(ansible_runner, integration_emulator, web):
     run = ansible_runner.playbook(play(exec_task(
-        "random blob", id=web["ID"], task="server", output_encoding="base64", timeout=600,
+        "random blob", id=web["ID"], task="server", output_encoding="base64", command_timeout=600,
         argv=["/bin/sh", "-c", "head -c 67108864 /dev/urandom | tee \"$NOMAD_TASK_DIR/blob\""],
     ))).assert_ok()
     result = run.task("random blob")
@@ -142,7 +142,7 @@ def test_tty_gets_the_requested_size(ansible_runner, web):
 def test_a_session_longer_than_the_heartbeat_interval(ansible_runner, web):
     # The action sends {} every 10 s; the server must take it as a heartbeat, not as a bad frame.
     run = ansible_runner.playbook(play(exec_task(
-        "quiet for 11 s", id=web["ID"], task="server", argv=["/bin/sh", "-c", "sleep 11; echo done"], timeout=60,
+        "quiet for 11 s", id=web["ID"], task="server", argv=["/bin/sh", "-c", "sleep 11; echo done"], command_timeout=60,
     ))).assert_ok()
     assert run.task("quiet for 11 s")["stdout"] == "done"
 
@@ -150,13 +150,13 @@ def test_a_session_longer_than_the_heartbeat_interval(ansible_runner, web):
 def test_a_command_that_never_ends_hits_the_timeout(ansible_runner, web):
     marker = f"exec-timeout-marker-{os.getpid()}"
     run = ansible_runner.playbook(play(exec_task(
-        "sleeps", id=web["ID"], task="server", timeout=2,
+        "sleeps", id=web["ID"], task="server", command_timeout=2,
         argv=["/bin/sh", "-c", f"echo started; sleep 120; echo {marker}"],
     )))
     assert run.rc == 2
     result = run.task("sleeps")
     assert result["_status"] == "failed"
-    assert result["msg"] == "command did not finish within 2 s"
+    assert result["msg"] == "command did not finish within 2 s (raise command_timeout)"
     assert result["stdout"] == "started" and "rc" not in result  # the output so far helps to see where it hung
     # Dropping the session ends the command (the emulator kills it as Nomad does).
     deadline = time.monotonic() + 15
@@ -273,7 +273,7 @@ def test_bad_inputs_fail_with_one_line_messages(ansible_runner, integration_emul
         "unbalanced quote": "cannot split command into words: No closing quotation",
         "tty_size without tty": "tty_size needs tty=true",
         "zero tty height": "tty_size height and width must be positive integers (got 0x10)",
-        "negative timeout": "timeout must be a positive number of seconds (got -1)",
+        "negative command_timeout": "command_timeout must be a positive number of seconds (got -1)",
         "unknown option": f"Unsupported parameters for ({EXEC}) module: shell",
         "bad output encoding": "value of output_encoding must be one of: text, base64, got: hex",
         "program that does not exist": (

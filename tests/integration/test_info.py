@@ -92,8 +92,8 @@ def test_short_ids_resolve_to_full_objects(ansible_runner, integration_emulator)
     assert [a["ID"] for a in run.task("odd length")["allocations"]] == [web["ID"]]
     failed = run.task("other namespace needs *")
     assert failed["_status"] == "ignored"
-    assert failed["msg"] == ('No allocation(s) with prefix or id "%s" found in namespace "default" '
-                             '(use namespace "*" to search all)' % cache["ID"][:8])
+    assert failed["msg"] == ('No allocation(s) with prefix or id "%s" found in namespace "default" at %s '
+                             '(use namespace "*" to search all)' % (cache["ID"][:8], ansible_runner.address))
     assert run.task("other namespace with *")["allocations"][0]["Namespace"] == "prod"
 
 
@@ -235,8 +235,8 @@ def test_bad_inputs_fail_with_one_line_messages(ansible_runner, tmp_path):
     expected = {
         "non-hex id": 'id "zz" is not an allocation ID or ID prefix (only hexadecimal digits and hyphens)',
         "one character": 'id "a" must contain at least two characters',
-        "unknown id": 'No allocation(s) with prefix or id "eeeeeeee" found in namespace "default" (use namespace "*" to search all)',
-        "unknown namespace": 'No allocation(s) with prefix or id "ee" found in namespace "nope" (use namespace "*" to search all)',
+        "unknown id": f'No allocation(s) with prefix or id "eeeeeeee" found in namespace "default" at {ansible_runner.address} (use namespace',
+        "unknown namespace": f'No allocation(s) with prefix or id "ee" found in namespace "nope" at {ansible_runner.address} (use namespace',
         "bad prefix": 'prefix "xyz" is not an allocation ID or ID prefix (only hexadecimal digits and hyphens)',
         "invalid filter": "GET /v1/allocations failed: 400 failed to create result paginator: failed to read filter expression: ",
         "unknown field": "GET /v1/allocations failed: 400 failed to read result page: error finding value in datum: /JobType",

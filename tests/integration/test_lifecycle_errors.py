@@ -40,13 +40,6 @@ def failed_message(run):
     return message
 
 
-@pytest.fixture(scope="module")
-def emulator(integration_emulator):
-    wait_until(lambda: len(running_allocations(integration_emulator, "web")) == 3, what="web to run")
-    wait_until(lambda: len(running_allocations(integration_emulator, "api")) == 1, what="api to run")
-    return integration_emulator
-
-
 @pytest.fixture
 def untouched(emulator):
     """Asserts after the test that no task process changed and no mutation request reached the emulator."""
@@ -129,7 +122,7 @@ def test_unknown_allocation_among_known_ones_stops_before_acting(emulator, ansib
     message = failed_message(ansible_runner.adhoc(module, dict(args, id=[known["ID"], "ffffffff-0000-4000-8000-0"])))
 
     assert message == ('No allocation(s) with prefix or id "ffffffff-0000-4000-8000-0" found in namespace "default" '
-                       '(use namespace "*" to search all)')
+                       f'at {emulator.address} (use namespace "*" to search all)')
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
-from tests.integration.observe import running_allocations, wait_until
+from tests.integration.observe import running_allocations
 
 RESTART_MODULE = "nomadops.nomad.nomad_alloc_restart"
 
@@ -17,13 +16,6 @@ def restart_posts(emulator):
 
 def starts(tasks, task):
     return (Path(tasks[task]["task_dir"]) / "starts.log").read_text().split()
-
-
-@pytest.fixture(scope="module")
-def emulator(integration_emulator):
-    wait_until(lambda: len(running_allocations(integration_emulator, "web")) == 3, what="web to run")
-    wait_until(lambda: len(running_allocations(integration_emulator, "api")) == 1, what="api to run")
-    return integration_emulator
 
 
 def test_restart_one_task_with_wait_gives_a_new_process(emulator, ansible_runner):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
 from tests.integration.observe import running_allocations, wait_until
 
@@ -22,13 +21,6 @@ def signals_log(tasks, task):
 
 def signal_posts(emulator):
     return {path: count for path, count in emulator.control.requests().items() if path.endswith("/signal")}
-
-
-@pytest.fixture(scope="module")
-def emulator(integration_emulator):
-    wait_until(lambda: len(running_allocations(integration_emulator, "web")) == 3, what="web to run")
-    wait_until(lambda: len(running_allocations(integration_emulator, "api")) == 1, what="api to run")
-    return integration_emulator
 
 
 def test_playbook_signal_reaches_every_server_process(emulator, ansible_runner):

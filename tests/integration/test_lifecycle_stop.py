@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from tests.integration.observe import running_allocations, wait_until
 
@@ -21,13 +20,6 @@ def full_allocation(emulator, alloc_id):
     response = emulator.control.session.get(f"{emulator.address}/v1/allocation/{alloc_id}", timeout=30)
     response.raise_for_status()
     return response.json()
-
-
-@pytest.fixture(scope="module")
-def emulator(integration_emulator):
-    wait_until(lambda: len(running_allocations(integration_emulator, "web")) == 3, what="web to run")
-    wait_until(lambda: len(running_allocations(integration_emulator, "cache")) == 2, what="cache to run")
-    return integration_emulator
 
 
 def test_stop_with_wait_stops_the_process_and_nomad_places_a_replacement(emulator, ansible_runner):

@@ -12,7 +12,6 @@ import json
 import socket
 import time
 
-import pytest
 
 INFO = "nomadops.nomad.nomad_alloc_info"
 STOP = "nomadops.nomad.nomad_alloc_stop"
@@ -149,12 +148,6 @@ def process_state(emulator):
     return {alloc["ID"]: {name: (task["pid"], tuple(task["signals"]), task["restarts"])
                           for name, task in emulator.control.tasks(alloc["ID"]).items()}
             for alloc in emulator.allocations("*")}
-
-
-@pytest.fixture(scope="module")
-def emulator(integration_emulator):
-    wait_until(lambda: sum(a["ClientStatus"] == "running" for a in integration_emulator.allocations("*")) >= 6)
-    return integration_emulator
 
 
 def test_every_bad_input_fails_with_one_line_and_changes_nothing(emulator, ansible_runner, tmp_path):

@@ -112,7 +112,7 @@ def test_socket_closed_early_is_an_error_with_the_output_so_far(integration_emul
         integration_emulator.control.clear_faults()
     message = str(closed.value)
     assert "closed before the command exited" in message and "\n" not in message
-    assert closed.value.code == 1011
+    assert "close code 1011" in message
 
 
 def test_a_session_without_exit_frame_ends_at_the_timeout(integration_emulator, web):

@@ -61,13 +61,6 @@ def running(emulator, job):
                   key=lambda a: a["Name"])
 
 
-@pytest.fixture(scope="module")
-def emulator(integration_emulator):
-    wait_until(lambda: len(running(integration_emulator, "web")) == 3, what="web to run")
-    wait_until(lambda: len(running(integration_emulator, "cache")) == 2, what="cache to run")
-    return integration_emulator
-
-
 def arm(address, name, path, count, rule):
     """A uri task that adds one fault rule through the control API."""
     return {

@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Structure of the AWX credential type in extensions/awx, checked against AWX's rules for custom types.
 
 AWX validates a credential type when it is created: inputs.fields with unique identifier ids and a

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The exec action's module-like argument handling: validation, defaults, fallbacks, play variables, no_log."""
 
 from __future__ import annotations
@@ -47,16 +49,11 @@ def finished(action, arguments):
     return exit_.value.result
 
 
-@pytest.fixture(autouse=True)
-def no_nomad_environment(monkeypatch):
-    for name in ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_SKIP_VERIFY"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_defaults_of_the_exec_options():
     action = make_action({})
     params = finished(action, {"id": "ab12", "command": "true"})["invocation"]["module_args"]
-    assert params["timeout"] == 300
+    assert params["command_timeout"] == 300 and params["timeout"] == 30
+    assert params["output_lines"] is True
     assert params["output_encoding"] == "text"
     assert params["stdin_add_newline"] is True and params["strip_empty_ends"] is True
     assert params["tty"] is False and params["ws_handshake"] is False
@@ -68,7 +65,7 @@ def test_defaults_of_the_exec_options():
     [
         ({"id": "ab12", "command": "true", "argv": ["true"]}, "parameters are mutually exclusive: command|argv"),
         ({"id": "ab12"}, "one of the following is required: command, argv"),
-        ({"command": "true"}, "missing required arguments: id"),
+        ({"command": "true"}, "one of the following is required: id, job, task_group, node, client_status, filter, prefix"),
         ({"id": "ab12", "command": "true", "output_encoding": "hex"},
          "value of output_encoding must be one of: text, base64, got: hex"),
         ({"id": "ab12", "command": "true", "tty_size": {"height": 2}},

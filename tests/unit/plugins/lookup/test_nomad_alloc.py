@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The nomad_alloc lookup against a fake Nomad on loopback: option precedence (keyword > variable >
 NOMAD_* environment > default), results, errors.
 
@@ -16,8 +18,9 @@ import yaml
 from ansible import constants as C
 from ansible.errors import AnsibleError, AnsibleLookupError
 
-from ansible_collections.nomadops.nomad.plugins.doc_fragments import connection, selector
+from ansible_collections.nomadops.nomad.plugins.doc_fragments import selector
 from ansible_collections.nomadops.nomad.plugins.lookup import nomad_alloc
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import connection_option_definitions
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
     FakeNomad,
     Reply,
@@ -48,9 +51,7 @@ def option_definitions():
     """The lookup's options: its own, the selector and connection fragments, the PLUGINS layer merged in."""
     options = {}
     options.update(yaml.safe_load(selector.ModuleDocFragment.DOCUMENTATION)["options"])
-    options.update(yaml.safe_load(connection.ModuleDocFragment.DOCUMENTATION)["options"])
-    for name, extra in yaml.safe_load(connection.ModuleDocFragment.PLUGINS)["options"].items():
-        options[name] = dict(options[name], **extra)
+    options.update(connection_option_definitions())
     options.update(yaml.safe_load(nomad_alloc.DOCUMENTATION)["options"])
     return options
 
@@ -65,12 +66,6 @@ def lookup_plugin():
         return plugin
 
     return new_plugin
-
-
-@pytest.fixture(autouse=True)
-def no_nomad_environment(monkeypatch):
-    for name in ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION", "NOMAD_SKIP_VERIFY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -136,3 +131,37 @@ def test_wrong_types_and_choices_are_refused_by_ansible_options(lookup_plugin, n
     with pytest.raises(AnsibleError, match=option):
         lookup_plugin().run([], variables={}, address=nomad.address, **kwargs)
     assert nomad.requests == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"jbo": "web"}, "nomadops.nomad.nomad_alloc: unknown keyword argument jbo (did you mean job?); known: address, "),
+    ({"namespce": "prod"}, "nomadops.nomad.nomad_alloc: unknown keyword argument namespce (did you mean namespace?); known: "),
+    ({"jbo": "web", "zzz": 1}, "nomadops.nomad.nomad_alloc: unknown keyword arguments jbo, zzz (did you mean job for jbo?); known: "),
+])
+def test_unknown_keywords_are_refused_before_any_request(lookup_plugin, nomad, kwargs, message):
+    with pytest.raises(AnsibleLookupError) as failure:
+        lookup_plugin().run([], variables={}, address=nomad.address, **kwargs)
+    assert str(failure.value).startswith(message), str(failure.value)
+    assert "task_group" in str(failure.value) and "\n" not in str(failure.value)
+    assert nomad.requests == []
+
+
+class VariableTemplar:
+    """Renders `{{ name }}` from a dict, as Ansible's templar does for the variables a lookup receives raw."""
+
+    def __init__(self, variables):
+        self.variables = variables
+
+    def template(self, value):
+        if isinstance(value, str) and value.startswith("{{"):
+            return self.variables[value.strip("{} ")]
+        return value
+
+
+def test_variables_are_templated_before_use(lookup_plugin, nomad, monkeypatch):
+    monkeypatch.setenv("NOMAD_ADDR", f"http://127.0.0.1:{free_port()}")
+    variables = {"nomad_addr": nomad.address, "ansible_nomad_address": "{{ nomad_addr }}", "ansible_nomad_timeout": "{{ t }}"}
+    plugin = lookup_plugin()
+    plugin._templar = VariableTemplar(dict(variables, t="7"))
+    assert plugin.run([], variables=variables, job="web") == [STUB]
+    assert plugin.get_option("timeout") == 7.0

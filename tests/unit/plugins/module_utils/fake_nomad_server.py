@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """A scripted HTTP server on 127.0.0.1 for unit tests of the client: the tests fake Nomad at the wire,
 so requests, urllib3's Retry, TLS and connection handling all run for real.
 
@@ -35,13 +37,16 @@ class Reply:
     body: object = None  # dict/list -> JSON, str -> plain text, None -> empty
     headers: dict = field(default_factory=dict)
     cut_body: bool = False  # announce the whole body, send half of it, close the connection
+    content_type: str = ""  # replaces the one derived from the body (an HTML page from a proxy, say)
 
     def encoded(self):
         if self.body is None:
-            return b"", "text/plain; charset=utf-8"
-        if isinstance(self.body, str):
-            return self.body.encode("utf-8"), "text/plain; charset=utf-8"
-        return json.dumps(self.body).encode("utf-8"), "application/json"
+            payload, content_type = b"", "text/plain; charset=utf-8"
+        elif isinstance(self.body, str):
+            payload, content_type = self.body.encode("utf-8"), "text/plain; charset=utf-8"
+        else:
+            payload, content_type = json.dumps(self.body).encode("utf-8"), "application/json"
+        return payload, self.content_type or content_type
 
 
 def json_reply(data, index=None, next_token=None, status=200):

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """NomadClient against a scripted HTTP server on loopback: headers, parameters, error messages, retries."""
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadConnectionError,
     NomadError,
     NomadNotFoundError,
+    NomadNotNomadError,
     NomadPermissionDeniedError,
     NomadServerError,
+    failure_fields,
     go_duration,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
@@ -93,10 +97,55 @@ def test_empty_body_decodes_to_none():
         assert make_client(nomad.address).write("PUT", "/v1/allocation/a/stop").data is None
 
 
-def test_non_json_answer_is_a_clear_error():
-    with FakeNomad(scripted(Reply(200, "<html>proxy</html>"))) as nomad:
-        with pytest.raises(NomadError, match="answered with something that is not JSON"):
+PROXY_PAGE = "<html><head><title>Sign in</title></head>\n<body>\n<form>...</form></body></html>"
+
+
+@pytest.mark.parametrize("reply, content_type", [
+    (Reply(200, PROXY_PAGE, content_type="text/html; charset=utf-8"), "text/html; charset=utf-8"),
+    (Reply(404, PROXY_PAGE, content_type="text/html"), "text/html"),
+    (Reply(502, PROXY_PAGE, content_type="text/html"), "text/html"),
+    (Reply(302, None, {"Location": "/login"}), "text/plain; charset=utf-8"),
+    (Reply(200, "plain words", content_type="text/plain"), "text/plain"),
+    (Reply(200, "not json {", content_type="application/json"), "application/json"),
+])
+def test_an_answer_not_like_nomads_is_one_line_with_status_type_and_url(reply, content_type):
+    with FakeNomad(scripted(reply)) as nomad:
+        with pytest.raises(NomadNotNomadError) as failure:
+            make_client(nomad.address, retries=0).read("/v1/allocations")
+    message = str(failure.value)
+    assert message.startswith(f"GET {nomad.address}/v1/allocations answered {reply.status} with {content_type}, not like Nomad's API")
+    assert "\n" not in message and "<" not in message and "Sign in" not in message
+    assert failure.value.status == reply.status and failure.value.address == nomad.address
+
+
+def test_an_address_with_a_path_prefix_is_asked_below_it():
+    """A reverse proxy serving Nomad under /nomad: requests go below the prefix, messages show the whole URL."""
+
+    def behind_proxy(request):
+        if request.path == "/nomad/v1/allocations":
+            return json_reply([{"ID": "a"}], index=3)
+        return Reply(404, PROXY_PAGE, content_type="text/html")
+
+    with FakeNomad(behind_proxy) as nomad:
+        assert make_client(f"{nomad.address}/nomad").read("/v1/allocations").data == [{"ID": "a"}]
+        with pytest.raises(NomadNotNomadError) as failure:
             make_client(nomad.address).read("/v1/allocations")
+    assert str(failure.value).startswith(f"GET {nomad.address}/v1/allocations answered 404 with text/html")
+
+
+def test_not_found_names_the_address_and_failure_fields_carry_it():
+    with FakeNomad(scripted(Reply(404, "alloc not found"))) as nomad:
+        with pytest.raises(NomadNotFoundError) as failure:
+            make_client(nomad.address).read("/v1/allocation/abc")
+    assert str(failure.value) == f"GET /v1/allocation/abc failed: 404 alloc not found at {nomad.address} (check the allocation ID)"
+    assert failure_fields(failure.value) == {"msg": str(failure.value), "status": 404, "address": nomad.address}
+
+
+def test_connection_errors_carry_the_address():
+    address = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(NomadConnectionError) as failure:
+        make_client(address, retries=0).read("/v1/allocations")
+    assert failure_fields(failure.value) == {"msg": str(failure.value), "address": address}
 
 
 # ------------------------------------------------------------------------------------------ errors

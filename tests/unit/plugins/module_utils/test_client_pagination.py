@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """paginate() against a server that paginates like Nomad 1.6, including its string-compared tokens
 (hashicorp/nomad#25435): every allocation must come back exactly once."""
 

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """TLS, mutual TLS, ca_path, tls_server_name and validate_certs against a real HTTPS server on loopback,
 always with REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE pointing at an unrelated CA (the trap on these hosts)."""
 

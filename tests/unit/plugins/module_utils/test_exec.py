@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The pure pieces of the exec session: argv, query, client frames, server frame decoding, task choice, results."""
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def test_token_moves_from_the_header_to_the_handshake_frame_only_when_asked():
 
 def test_request_from_action_parameters():
     params = dict(command="cat", argv=None, stdin="x", stdin_add_newline=True, tty=True,
-                  tty_size={"height": 24, "width": 80}, ws_handshake=True, timeout=5)
+                  tty_size={"height": 24, "width": 80}, ws_handshake=True, command_timeout=5,
+                  timeout=30)
     request = exec_request_from_params(params, "id", "task")
     assert request == ExecRequest("id", "task", ["cat"], b"x\n", True, (24, 80), True, 5.0)
 
@@ -137,7 +140,7 @@ def test_bad_tty_sizes(tty, size, message):
 def test_timeout_must_be_positive():
     assert exec_timeout_of(None) == 300.0
     assert exec_timeout_of(2) == 2.0
-    with pytest.raises(ExecArgumentError, match=r"^timeout must be a positive number of seconds \(got 0\)$"):
+    with pytest.raises(ExecArgumentError, match=r"^command_timeout must be a positive number of seconds \(got 0\)$"):
         exec_timeout_of(0)
 
 

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Per-allocation stop/signal/restart, the waits and the result shaping, against a fake HTTP layer."""
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ class FakeResponse:
         self.status = 200
 
 
-class FakeNomad:
-    """Answers reads from a dict of allocations; records every write; can fail chosen writes."""
+class InMemoryClient:
+    """Stands in for NomadClient (not for Nomad): answers reads from a dict of allocations, records every write,
+    can fail chosen writes."""
 
     def __init__(self, *allocs):
         self.allocs = {alloc["ID"]: copy.deepcopy(alloc) for alloc in allocs}
@@ -118,7 +121,7 @@ def server_error(message):
     ],
 )
 def test_stop_skips_allocations_that_are_already_stopped(desired, client_status, reason):
-    nomad = FakeNomad()
+    nomad = InMemoryClient()
     fields = lifecycle.stop_allocation(nomad, allocation(desired=desired, client_status=client_status))
     assert fields["changed"] is False
     assert reason in fields["skipped_reason"]
@@ -126,7 +129,7 @@ def test_stop_skips_allocations_that_are_already_stopped(desired, client_status,
 
 
 def test_stop_sends_one_post_with_namespace_and_no_shutdown_delay():
-    nomad = FakeNomad()
+    nomad = InMemoryClient()
     fields = lifecycle.stop_allocation(nomad, allocation(), no_shutdown_delay=True)
     assert fields == {"changed": True, "EvalID": "eval-1"}
     assert nomad.writes == [
@@ -136,7 +139,7 @@ def test_stop_sends_one_post_with_namespace_and_no_shutdown_delay():
 
 
 def test_stop_in_check_mode_predicts_without_writing():
-    nomad = FakeNomad()
+    nomad = InMemoryClient()
     assert lifecycle.stop_allocation(nomad, allocation(), check_mode=True) == {"changed": True, "EvalID": None}
     assert nomad.writes == []
 
@@ -147,7 +150,7 @@ def test_stop_in_check_mode_predicts_without_writing():
 def test_signal_without_task_signals_only_the_running_tasks_one_by_one():
     alloc = allocation(tasks=("init", "server", "logs"), prestart=("init",),
                        states={"init": "dead", "server": "running", "logs": "running"})
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
 
     fields = lifecycle.signal_allocation(nomad, alloc, "SIGHUP")
 
@@ -161,7 +164,7 @@ def test_signal_without_task_signals_only_the_running_tasks_one_by_one():
 
 def test_signal_with_an_unknown_task_names_the_valid_tasks_and_sends_nothing():
     alloc = allocation(tasks=("server", "logs"))
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     with pytest.raises(lifecycle.LifecycleError, match=r"task 'nope' is not in this allocation; its tasks are: server, logs"):
         lifecycle.signal_allocation(nomad, alloc, "SIGHUP", task="nope")
     assert nomad.writes == []
@@ -169,7 +172,7 @@ def test_signal_with_an_unknown_task_names_the_valid_tasks_and_sends_nothing():
 
 def test_signal_to_a_dead_task_is_refused_before_sending():
     alloc = allocation(tasks=("init", "server"), states={"init": "dead", "server": "running"})
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     with pytest.raises(lifecycle.LifecycleError, match=r"task 'init' is not running \(state dead\)"):
         lifecycle.signal_allocation(nomad, alloc, "SIGHUP", task="init")
     assert nomad.writes == []
@@ -177,7 +180,7 @@ def test_signal_to_a_dead_task_is_refused_before_sending():
 
 def test_signal_with_no_running_task_lists_the_states():
     alloc = allocation(tasks=("server",), states={"server": "pending"})
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     with pytest.raises(lifecycle.LifecycleError, match=r"no running task to signal; its tasks are: server \(pending\)"):
         lifecycle.signal_allocation(nomad, alloc, "SIGHUP")
 
@@ -186,13 +189,13 @@ def test_signal_reads_the_full_allocation_so_a_stub_without_states_is_enough():
     alloc = allocation(tasks=("server",))
     stub_keys = ("ID", "Name", "JobID", "Namespace", "TaskGroup", "DesiredStatus", "ClientStatus")
     stub = {key: alloc[key] for key in stub_keys}
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     assert lifecycle.signal_allocation(nomad, stub, "SIGUSR1")["tasks"] == ["server"]
     assert nomad.reads[0] == ("/v1/allocation/{0}".format(ALLOC_ID), {"namespace": "default"})
 
 
 def test_signal_skips_a_terminal_allocation():
-    nomad = FakeNomad()
+    nomad = InMemoryClient()
     fields = lifecycle.signal_allocation(nomad, allocation(client_status="complete"), "SIGHUP")
     assert fields["changed"] is False and "terminal" in fields["skipped_reason"]
     assert nomad.writes == [] and nomad.reads == []
@@ -200,7 +203,7 @@ def test_signal_skips_a_terminal_allocation():
 
 def test_signal_failure_after_a_first_task_keeps_what_was_signalled():
     alloc = allocation(tasks=("server", "logs"))
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     path = "/v1/client/allocation/{0}/signal".format(ALLOC_ID)
     nomad.failures[("POST", path, "logs")] = server_error("Task not running")
 
@@ -214,7 +217,7 @@ def test_signal_failure_after_a_first_task_keeps_what_was_signalled():
 
 def test_signal_permission_denied_is_not_blamed_on_a_task():
     alloc = allocation(tasks=("server", "logs"))
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     path = "/v1/client/allocation/{0}/signal".format(ALLOC_ID)
     nomad.failures[("POST", path, "server")] = NomadPermissionDeniedError("Permission denied", status=403,
                                                                           nomad_message="Permission denied")
@@ -231,7 +234,7 @@ def test_signal_permission_denied_is_not_blamed_on_a_task():
 
 def test_signal_in_check_mode_validates_but_sends_nothing():
     alloc = allocation(tasks=("server",))
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     fields = lifecycle.signal_allocation(nomad, alloc, "SIGHUP", check_mode=True)
     assert fields == {"changed": True, "tasks": ["server"]}
     assert nomad.writes == []
@@ -250,7 +253,7 @@ def test_signal_in_check_mode_validates_but_sends_nothing():
 )
 def test_restart_bodies(options, body, tasks):
     alloc = allocation(tasks=("init", "server"), prestart=("init",), states={"init": "dead", "server": "running"})
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     fields = lifecycle.restart_allocation(nomad, alloc, **options)
     assert fields == {"changed": True, "tasks": tasks}
     assert nomad.writes == [("POST", "/v1/client/allocation/{0}/restart".format(ALLOC_ID), {"namespace": "default"},
@@ -259,7 +262,7 @@ def test_restart_bodies(options, body, tasks):
 
 def test_restart_wait_blocks_until_the_task_counts_a_new_restart():
     alloc = allocation(tasks=("server",))
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
 
     def pending(allocs):
         allocs[ALLOC_ID]["TaskStates"]["server"]["State"] = "pending"
@@ -279,7 +282,7 @@ def test_restart_wait_blocks_until_the_task_counts_a_new_restart():
 
 def test_restart_wait_ignores_a_prestart_task_that_ran_to_completion():
     alloc = allocation(tasks=("init", "server"), prestart=("init",), states={"init": "dead", "server": "running"})
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
 
     def running_again(allocs):
         allocs[ALLOC_ID]["TaskStates"]["server"].update(Restarts=1)
@@ -303,7 +306,7 @@ def test_tasks_that_run_once_are_not_waited_for(lifecycle_spec, runs_once):
 
 def test_restart_wait_timeout_reports_the_tasks_and_that_the_restart_happened():
     alloc = allocation(tasks=("server",))
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     with pytest.raises(lifecycle.LifecycleError, match="did not run again within 0s") as caught:
         lifecycle.restart_allocation(nomad, alloc, task="server", wait=True, wait_timeout=0)
     assert caught.value.partial == {"changed": True, "tasks": ["server"]}
@@ -315,7 +318,7 @@ def test_restart_wait_timeout_reports_the_tasks_and_that_the_restart_happened():
 
 def test_stop_wait_uses_blocking_list_queries_filtered_by_id():
     first, second = allocation("a" * 8 + ALLOC_ID[8:]), allocation("b" * 8 + ALLOC_ID[8:], name="web.frontend[2]")
-    nomad = FakeNomad(first, second)
+    nomad = InMemoryClient(first, second)
     nomad.after_blocking = [
         lambda allocs: allocs[first["ID"]].update(ClientStatus="complete"),
         lambda allocs: allocs.pop(second["ID"]),  # garbage-collected counts as gone
@@ -334,20 +337,20 @@ def test_stop_wait_uses_blocking_list_queries_filtered_by_id():
 
 def test_stop_wait_returns_the_allocations_still_running_at_the_deadline():
     alloc = allocation()
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     assert wait_for_terminal(nomad, [alloc], timeout=0) == [ALLOC_ID]
 
 
 def test_stop_wait_across_namespaces_lists_every_namespace():
     allocs = [dict(allocation(), Namespace="prod"), dict(allocation("c" * 8 + ALLOC_ID[8:]), Namespace="default")]
-    nomad = FakeNomad(*allocs)
+    nomad = InMemoryClient(*allocs)
     wait_for_terminal(nomad, allocs, timeout=0)
     assert nomad.reads[0][1]["namespace"] == "*"
 
 
 def test_restart_wait_for_healthy_waits_for_the_checks_and_names_the_failing_one():
     alloc = allocation(tasks=("server",))
-    nomad = FakeNomad(alloc)
+    nomad = InMemoryClient(alloc)
     checks = {"c1": {"Check": "ready", "Status": "failure", "Output": "no healthy file", "Timestamp": 4102444800}}
     answer = nomad._answer
     nomad._answer = lambda path, params: FakeResponse(checks) if path.endswith("/checks") else answer(path, params)

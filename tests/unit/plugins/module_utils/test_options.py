@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Connection option resolution: defaults, NOMAD_* fallbacks and their precedence, validation messages."""
 
 from __future__ import annotations
@@ -14,16 +16,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     connection_options_from_params,
     parse_go_bool,
 )
-
-NOMAD_VARIABLES = ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION", "NOMAD_CACERT", "NOMAD_CAPATH",
-                   "NOMAD_CLIENT_CERT", "NOMAD_CLIENT_KEY", "NOMAD_TLS_SERVER_NAME", "NOMAD_SKIP_VERIFY", "NOMAD_HTTP_AUTH")
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch):
-    for name in NOMAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
 
 def resolve(params=None):
     """What every runtime does: validate against the one spec (fallbacks, defaults), then resolve."""

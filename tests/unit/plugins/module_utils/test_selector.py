@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Selector -> one bexpr filter, value quoting, short-ID resolution (against a fake Nomad on loopback)."""
 
 from __future__ import annotations
@@ -212,14 +214,15 @@ def test_unknown_prefix(nomad):
     with pytest.raises(AllocationNotFoundError) as failure:
         resolve_allocation_id(client_for(nomad), "ee")
     assert str(failure.value) == (
-        'No allocation(s) with prefix or id "ee" found in namespace "default" (use namespace "*" to search all)'
+        f'No allocation(s) with prefix or id "ee" found in namespace "default" at {nomad.address} (use namespace "*" to search all)'
     )
+    assert failure.value.address == nomad.address
 
 
 def test_unknown_prefix_in_all_namespaces(nomad):
     with pytest.raises(AllocationNotFoundError) as failure:
         resolve_allocation_id(client_for(nomad, namespace="*"), "ee")
-    assert str(failure.value) == 'No allocation(s) with prefix or id "ee" found'
+    assert str(failure.value) == f'No allocation(s) with prefix or id "ee" found at {nomad.address}'
     assert nomad.requests[-1].query["namespace"] == "*"
 
 

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """nomad_alloc_info run in-process against a fake Nomad on loopback: what it sends, returns and how it fails."""
 
 from __future__ import annotations
@@ -7,8 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.nomadops.nomad.plugins.modules import nomad_alloc_info
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
@@ -40,33 +40,18 @@ def nomad_like(request):
     return Reply(404, "resource not found")
 
 
-@pytest.fixture(autouse=True)
-def no_nomad_environment(monkeypatch):
-    for name in ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION", "NOMAD_SKIP_VERIFY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def run_module(args, capsys):
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            nomad_alloc_info.main()
-    output = json.loads(capsys.readouterr().out)
-    output["_rc"] = exit_info.value.code
-    return output
-
-
-def test_selector_returns_stubs_count_and_index(capsys):
+def test_selector_returns_stubs_count_and_index(run_module):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module({"address": nomad.address, "job": "web", "client_status": ["running"], "token": TOKEN}, capsys)
+        result = run_module(nomad_alloc_info, {"address": nomad.address, "job": "web", "client_status": ["running"], "token": TOKEN})
     assert result["_rc"] == 0 and result["changed"] is False
     assert result["allocations"] == [STUB] and result["count"] == 1 and result["index"] == 77
     assert nomad.requests[0].query["filter"] == 'JobID == "web" and (ClientStatus == "running")'
     assert "task_states" not in nomad.requests[0].query and "resources" not in nomad.requests[0].query
 
 
-def test_id_returns_full_objects_with_services_in_their_namespace(capsys):
+def test_id_returns_full_objects_with_services_in_their_namespace(run_module):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module({"address": nomad.address, "id": ["5a22"], "services": True}, capsys)
+        result = run_module(nomad_alloc_info, {"address": nomad.address, "id": ["5a22"], "services": True})
     assert result["_rc"] == 0
     assert result["allocations"] == [dict(FULL, Services=SERVICES)]
     assert result["index"] == 77
@@ -74,24 +59,24 @@ def test_id_returns_full_objects_with_services_in_their_namespace(capsys):
                                                 "/v1/allocation/%s/services" % FULL["ID"]]
 
 
-def test_nothing_matching_is_not_a_failure(capsys):
+def test_nothing_matching_is_not_a_failure(run_module):
     with FakeNomad(lambda request: json_reply([], index=5)) as nomad:
-        result = run_module({"address": nomad.address, "job": "nope"}, capsys)
+        result = run_module(nomad_alloc_info, {"address": nomad.address, "job": "nope"})
     assert result["_rc"] == 0 and result["allocations"] == [] and result["count"] == 0
 
 
-def test_environment_address_is_used(capsys, monkeypatch):
+def test_environment_address_is_used(run_module, monkeypatch):
     with FakeNomad(nomad_like) as nomad:
         monkeypatch.setenv("NOMAD_ADDR", nomad.address)
         monkeypatch.setenv("NOMAD_NAMESPACE", "prod")
-        result = run_module({"job": "web"}, capsys)
+        result = run_module(nomad_alloc_info, {"job": "web"})
     assert result["count"] == 1
     assert nomad.requests[0].query["namespace"] == "prod"
 
 
-def test_nomad_error_is_a_one_line_failure_without_the_token(capsys):
+def test_nomad_error_is_a_one_line_failure_without_the_token(run_module):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module({"address": nomad.address, "filter": "Forbidden", "token": TOKEN}, capsys)
+        result = run_module(nomad_alloc_info, {"address": nomad.address, "filter": "Forbidden", "token": TOKEN})
     assert result["_rc"] == 1 and result["failed"] is True
     assert result["msg"] == ('GET /v1/allocations failed: 403 Permission denied '
                              '(check that the token has read-job in namespace "default")')
@@ -99,9 +84,9 @@ def test_nomad_error_is_a_one_line_failure_without_the_token(capsys):
     assert "Traceback" not in json.dumps(result)
 
 
-def test_unreachable_address(capsys):
+def test_unreachable_address(run_module):
     address = "http://127.0.0.1:%d" % free_port()
-    result = run_module({"address": address, "retries": 0}, capsys)
+    result = run_module(nomad_alloc_info, {"address": address, "retries": 0})
     assert result["msg"] == "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % address
 
 
@@ -112,23 +97,23 @@ def test_unreachable_address(capsys):
     ({"prefix": "xyz"}, 'prefix "xyz" is not an allocation ID or ID prefix'),
     ({"ca_cert": "/nonexistent.pem", "address": "https://127.0.0.1:1"}, "ca_cert '/nonexistent.pem' is not a readable file"),
 ])
-def test_bad_inputs_fail_before_any_request(capsys, args, message):
+def test_bad_inputs_fail_before_any_request(run_module, args, message):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module(dict({"address": nomad.address}, **args), capsys)
+        result = run_module(nomad_alloc_info, dict({"address": nomad.address}, **args))
     assert result["_rc"] == 1 and message in result["msg"]
     assert nomad.requests == []
 
 
-def test_wait_for_running_already_met_does_not_block(capsys):
+def test_wait_for_running_already_met_does_not_block(run_module):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module({"address": nomad.address, "job": "web", "wait_for": "running", "wait_timeout": 5}, capsys)
+        result = run_module(nomad_alloc_info, {"address": nomad.address, "job": "web", "wait_for": "running", "wait_timeout": 5})
     assert result["_rc"] == 0 and result["count"] == 1 and "waited" in result
     assert all("index" not in r.query for r in nomad.requests)
 
 
-def test_wait_timeout_fails_with_progress(capsys):
+def test_wait_timeout_fails_with_progress(run_module):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module({"address": nomad.address, "job": "web", "wait_for": "terminal", "wait_timeout": 1}, capsys)
+        result = run_module(nomad_alloc_info, {"address": nomad.address, "job": "web", "wait_for": "terminal", "wait_timeout": 1})
     assert result["_rc"] == 1
     assert result["msg"] == ("timed out after 1 s waiting for the allocations to be terminal: "
                              "1 allocation(s) not terminal yet: 5a222182 (running)")
@@ -136,13 +121,13 @@ def test_wait_timeout_fails_with_progress(capsys):
     assert any(r.query.get("index") == "77" and r.query.get("wait") == "1s" for r in nomad.requests)
 
 
-def test_check_mode_reads_the_same(capsys):
+def test_check_mode_reads_the_same(run_module):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module({"address": nomad.address, "job": "web", "_ansible_check_mode": True}, capsys)
+        result = run_module(nomad_alloc_info, {"address": nomad.address, "job": "web", "_ansible_check_mode": True})
     assert result["_rc"] == 0 and result["count"] == 1
 
 
-def test_many_ids_keep_their_order_with_services(capsys):
+def test_many_ids_keep_their_order_with_services(run_module):
     ids = ["%02x%06d-0000-4000-8000-000000000000" % (n * 7, n) for n in range(12)]
     by_id = {alloc_id: {"ID": alloc_id, "Namespace": "default", "JobID": "j%d" % n} for n, alloc_id in enumerate(ids)}
 
@@ -157,16 +142,16 @@ def test_many_ids_keep_their_order_with_services(capsys):
 
     wanted = list(reversed(ids))
     with FakeNomad(handler) as nomad:
-        result = run_module({"address": nomad.address, "id": [i[:8] for i in wanted], "services": True}, capsys)
+        result = run_module(nomad_alloc_info, {"address": nomad.address, "id": [i[:8] for i in wanted], "services": True})
     assert [a["ID"] for a in result["allocations"]] == wanted
     assert all(a["Services"] == [{"AllocID": a["ID"]}] for a in result["allocations"])
     assert result["index"] == 50
 
 
-def test_password_in_address_is_censored_in_the_result(capsys):
+def test_password_in_address_is_censored_in_the_result(run_module):
     with FakeNomad(nomad_like) as nomad:
         address = nomad.address.replace("http://", "http://ops:nomadops-secret-pw@")
-        result = run_module({"address": address, "job": "web", "token": TOKEN}, capsys)
+        result = run_module(nomad_alloc_info, {"address": address, "job": "web", "token": TOKEN})
     assert result["_rc"] == 0
     assert nomad.requests[0].headers["Authorization"].startswith("Basic ")
     output = json.dumps(result)

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """nomad_alloc_stop / _signal / _restart run in-process against a fake Nomad on loopback."""
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ import json
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.nomadops.nomad.plugins.modules import (
     nomad_alloc_restart,
@@ -57,32 +58,15 @@ def nomad_like(request):
     return Reply(404, "resource not found")
 
 
-@pytest.fixture(autouse=True)
-def no_nomad_environment(monkeypatch):
-    for name in ("NOMAD_ADDR", "NOMAD_TOKEN", "NOMAD_NAMESPACE", "NOMAD_REGION", "NOMAD_SKIP_VERIFY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def run_module(module, args, capsys, check_mode=False):
-    if check_mode:
-        args = dict(args, _ansible_check_mode=True)
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as exit_info:
-            module.main()
-    output = json.loads(capsys.readouterr().out)
-    output["_rc"] = exit_info.value.code
-    return output
-
-
 def mutations(nomad):
     return [(r.method, r.path, r.query, json.loads(r.body) if r.body else None)
             for r in nomad.requests if r.method != "GET"]
 
 
-def test_stop_skips_the_stopped_allocation_and_lists_the_failure(capsys):
+def test_stop_skips_the_stopped_allocation_and_lists_the_failure(run_module):
     with FakeNomad(nomad_like) as nomad:
         result = run_module(nomad_alloc_stop, {"address": nomad.address, "job": "web", "namespace": "prod",
-                                               "no_shutdown_delay": True}, capsys)
+                                               "no_shutdown_delay": True})
 
     assert result["_rc"] == 1 and result["changed"] is True
     assert result["msg"] == "1 of 3 allocations failed: cccccccc (web.frontend[2]): rpc error: No cluster leader"
@@ -96,9 +80,9 @@ def test_stop_skips_the_stopped_allocation_and_lists_the_failure(capsys):
     ]
 
 
-def test_stop_check_mode_sends_no_stop(capsys):
+def test_stop_check_mode_sends_no_stop(run_module):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module(nomad_alloc_stop, {"address": nomad.address, "job": "web"}, capsys, check_mode=True)
+        result = run_module(nomad_alloc_stop, {"address": nomad.address, "job": "web"}, check_mode=True)
 
     assert result["_rc"] == 0 and result["changed"] is True
     assert [a["changed"] for a in result["allocations"]] == [True, False, True]
@@ -113,17 +97,17 @@ def test_stop_check_mode_sends_no_stop(capsys):
     (nomad_alloc_restart, {"job": "web", "task": "server", "all_tasks": True},
      "task and all_tasks are mutually exclusive"),
 ])
-def test_bad_input_fails_before_any_request(capsys, module, args, message):
+def test_bad_input_fails_before_any_request(run_module, module, args, message):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module(module, dict(args, address=nomad.address), capsys)
+        result = run_module(module, dict(args, address=nomad.address))
 
     assert result["_rc"] == 1 and result["msg"].startswith(message)
     assert nomad.requests == []
 
 
-def test_signal_without_task_sends_one_request_per_running_task(capsys):
+def test_signal_without_task_sends_one_request_per_running_task(run_module):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module(nomad_alloc_signal, {"address": nomad.address, "id": [RUNNING], "signal": "term"}, capsys)
+        result = run_module(nomad_alloc_signal, {"address": nomad.address, "id": [RUNNING], "signal": "term"})
 
     assert result["_rc"] == 0 and result["signal"] == "SIGTERM"
     assert result["allocations"][0]["tasks"] == ["server"]
@@ -131,20 +115,19 @@ def test_signal_without_task_sends_one_request_per_running_task(capsys):
                                  {"Task": "server", "Signal": "SIGTERM"})]
 
 
-def test_restart_all_tasks_body(capsys):
+def test_restart_all_tasks_body(run_module):
     with FakeNomad(nomad_like) as nomad:
-        result = run_module(nomad_alloc_restart, {"address": nomad.address, "id": [RUNNING], "all_tasks": True},
-                            capsys)
+        result = run_module(nomad_alloc_restart, {"address": nomad.address, "id": [RUNNING], "all_tasks": True})
 
     assert result["_rc"] == 0 and result["allocations"][0]["tasks"] == ["init", "server"]
     assert mutations(nomad) == [("POST", "/v1/client/allocation/%s/restart" % RUNNING, {"namespace": "prod"},
                                  {"AllTasks": True})]
 
 
-def test_restart_explicit_all_tasks_false_with_a_task_is_fine(capsys):
+def test_restart_explicit_all_tasks_false_with_a_task_is_fine(run_module):
     with FakeNomad(nomad_like) as nomad:
         result = run_module(nomad_alloc_restart, {"address": nomad.address, "id": [RUNNING], "task": "server",
-                                                  "all_tasks": False}, capsys)
+                                                  "all_tasks": False})
 
     assert result["_rc"] == 0
     assert [m[3] for m in mutations(nomad)] == [{"TaskName": "server"}]
@@ -155,9 +138,9 @@ def test_restart_explicit_all_tasks_false_with_a_task_is_fine(capsys):
     (nomad_alloc_signal, {"signal": "HUP"}),
     (nomad_alloc_restart, {}),
 ])
-def test_a_selector_matching_nothing_changes_nothing(capsys, module, args):
+def test_a_selector_matching_nothing_changes_nothing(run_module, module, args):
     with FakeNomad(lambda request: json_reply([], index=5)) as nomad:
-        result = run_module(module, dict(args, address=nomad.address, job="nope"), capsys)
+        result = run_module(module, dict(args, address=nomad.address, job="nope"))
 
     assert result["_rc"] == 0 and result["changed"] is False and result["allocations"] == []
     assert [r.path for r in nomad.requests] == ["/v1/allocations"]
