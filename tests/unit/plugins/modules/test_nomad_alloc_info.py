@@ -116,7 +116,7 @@ def test_wait_timeout_fails_with_progress(run_module):
         result = run_module(nomad_alloc_info, {"address": nomad.address, "job": "web", "wait_for": "terminal", "wait_timeout": 1})
     assert result["_rc"] == 1
     assert result["msg"] == ("timed out after 1 s waiting for the allocations to be terminal: "
-                             "1 allocation(s) not terminal yet: 5a222182 (running)")
+                             "1 allocation(s) not terminal yet: 5a222182: client status running")
     assert result["allocations"] == [STUB]
     assert any(r.query.get("index") == "77" and r.query.get("wait") == "1s" for r in nomad.requests)
 
