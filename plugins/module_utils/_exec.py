@@ -428,7 +428,47 @@ def handshake_failure_message(status: int, body: bytes | None) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-class ExecSession:
+class _ExecTransport:
+    """What both exec sessions share: opening the WebSocket and naming what broke in one line.
+
+    Subclasses set `url`, `headers`, `sslopt` and `_timed_out`, and define `_timeout_message()`.
+    """
+
+    def _open_websocket(self, timeout: float, timeout_message: str):
+        try:
+            ws = websocket.create_connection(
+                self.url, timeout=timeout, class_=_ExecWebSocket, header=self.headers, sslopt=self.sslopt,
+                suppress_origin=True, skip_utf8_validation=True, enable_multithread=True,
+            )
+        except websocket.WebSocketBadStatusException as error:
+            raise ExecError(handshake_failure_message(error.status_code, error.resp_body)) from None
+        except websocket.WebSocketTimeoutException:
+            raise ExecTimeoutError(timeout_message) from None
+        except ssl.SSLError as error:
+            raise ExecError(tls_failure_message(netloc_of(self.url), error)) from None
+        except websocket.WebSocketAddressException as error:
+            raise ExecError(f"cannot resolve {netloc_of(self.url)}: {one_line(str(error))}") from None
+        except OSError as error:
+            if self._timed_out.is_set():
+                raise ExecTimeoutError(self._timeout_message()) from None
+            raise ExecError(f"cannot connect to {netloc_of(self.url)}: {os_reason(error)}") from None
+        # Reads block until data, the close frame, or the watchdog's abort; the deadline is the watchdog's job.
+        ws.settimeout(None)
+        if self._timed_out.is_set():
+            raise ExecTimeoutError(self._timeout_message())
+        return ws
+
+    def _transport_error(self, error: Exception) -> ExecError:
+        if self._timed_out.is_set():
+            return ExecTimeoutError(self._timeout_message())
+        if isinstance(error, ssl.SSLError):
+            return ExecError(tls_failure_message(netloc_of(self.url), error))
+        if isinstance(error, (websocket.WebSocketConnectionClosedException, OSError)):
+            return ExecClosedError(closed_before_exit_message(None, ""))
+        return ExecError(f"exec session failed: {one_line(str(error)) or type(error).__name__}")
+
+
+class ExecSession(_ExecTransport):
     """One exec WebSocket session: connect, feed stdin, collect output until the exited frame.
 
     A sender thread writes every client frame (tty size, stdin chunks, the stdin close frame, then a
@@ -481,34 +521,7 @@ class ExecSession:
     # -- connection ---------------------------------------------------------------------------
 
     def _connect(self, deadline: float) -> None:
-        remaining = max(deadline - time.monotonic(), 0.001)
-        try:
-            self._ws = websocket.create_connection(
-                self.url,
-                timeout=remaining,
-                class_=_ExecWebSocket,
-                header=self.headers,
-                sslopt=self.sslopt,
-                suppress_origin=True,
-                skip_utf8_validation=True,
-                enable_multithread=True,
-            )
-        except websocket.WebSocketBadStatusException as error:
-            raise ExecError(handshake_failure_message(error.status_code, error.resp_body)) from None
-        except websocket.WebSocketTimeoutException:
-            raise ExecTimeoutError(self._timeout_message()) from None
-        except ssl.SSLError as error:
-            raise ExecError(tls_failure_message(netloc_of(self.url), error)) from None
-        except websocket.WebSocketAddressException as error:
-            raise ExecError(f"cannot resolve {netloc_of(self.url)}: {one_line(str(error))}") from None
-        except OSError as error:
-            if self._timed_out.is_set():
-                raise ExecTimeoutError(self._timeout_message()) from None
-            raise ExecError(f"cannot connect to {netloc_of(self.url)}: {os_reason(error)}") from None
-        # Reads block until data, the close frame, or the watchdog's abort; the deadline is the watchdog's job.
-        self._ws.settimeout(None)
-        if self._timed_out.is_set():
-            raise ExecTimeoutError(self._timeout_message())
+        self._ws = self._open_websocket(max(deadline - time.monotonic(), 0.001), self._timeout_message())
 
     def _on_deadline(self) -> None:
         self._timed_out.set()
@@ -531,15 +544,6 @@ class ExecSession:
     def _drop(self) -> None:
         if self._ws is not None:
             self._ws.shutdown()
-
-    def _transport_error(self, error: Exception) -> ExecError:
-        if self._timed_out.is_set():
-            return ExecTimeoutError(self._timeout_message())
-        if isinstance(error, ssl.SSLError):
-            return ExecError(tls_failure_message(netloc_of(self.url), error))
-        if isinstance(error, (websocket.WebSocketConnectionClosedException, OSError)):
-            return ExecClosedError(closed_before_exit_message(None, ""))
-        return ExecError(f"exec session failed: {one_line(str(error)) or type(error).__name__}")
 
     # -- frames -------------------------------------------------------------------------------
 
@@ -646,7 +650,7 @@ class ExecSourceError(ExecError):
         self.cause = cause
 
 
-class StreamingExecSession:
+class StreamingExecSession(_ExecTransport):
     """One exec session that streams both ways, for transfers of any size in bounded memory.
 
     `stdin` is an iterable of byte chunks (read lazily by a sender thread, sent in frames of at most
@@ -722,24 +726,7 @@ class StreamingExecSession:
 
     def _connect(self) -> None:
         timeout = min(self.connect_timeout, self.deadline) if self.deadline else self.connect_timeout
-        try:
-            self._ws = websocket.create_connection(
-                self.url, timeout=timeout, class_=_ExecWebSocket, header=self.headers, sslopt=self.sslopt,
-                suppress_origin=True, skip_utf8_validation=True, enable_multithread=True,
-            )
-        except websocket.WebSocketBadStatusException as error:
-            raise ExecError(handshake_failure_message(error.status_code, error.resp_body)) from None
-        except websocket.WebSocketTimeoutException:
-            raise ExecTimeoutError(f"no answer from {netloc_of(self.url)} within {format_seconds(timeout)} s") from None
-        except ssl.SSLError as error:
-            raise ExecError(tls_failure_message(netloc_of(self.url), error)) from None
-        except websocket.WebSocketAddressException as error:
-            raise ExecError(f"cannot resolve {netloc_of(self.url)}: {one_line(str(error))}") from None
-        except OSError as error:
-            raise ExecError(f"cannot connect to {netloc_of(self.url)}: {os_reason(error)}") from None
-        self._ws.settimeout(None)
-        if self._timed_out.is_set():
-            raise ExecTimeoutError(self._timeout_message())
+        self._ws = self._open_websocket(timeout, f"no answer from {netloc_of(self.url)} within {format_seconds(timeout)} s")
 
     def _on_deadline(self) -> None:
         self._timed_out.set()
@@ -747,15 +734,6 @@ class StreamingExecSession:
 
     def _timeout_message(self) -> str:
         return f"command did not finish within {format_seconds(self.deadline)} s"
-
-    def _transport_error(self, error: Exception) -> ExecError:
-        if self._timed_out.is_set():
-            return ExecTimeoutError(self._timeout_message())
-        if isinstance(error, ssl.SSLError):
-            return ExecError(tls_failure_message(netloc_of(self.url), error))
-        if isinstance(error, (websocket.WebSocketConnectionClosedException, OSError)):
-            return ExecClosedError(closed_before_exit_message(None, ""))
-        return ExecError(f"exec session failed: {one_line(str(error)) or type(error).__name__}")
 
     def _send_client_frames(self) -> None:
         ws = self._ws
