@@ -180,32 +180,51 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import
     gather_allocations,
     wait_for_allocations,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import explain_empty_selection, sent_filter
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_node_selector
+from ansible_collections.nomadops.nomad.plugins.module_utils._summary import keep_fields, summarize, without_job
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS, describe_progress
 
 ARGUMENT_SPEC = dict(
     LIST_ARGUMENT_SPEC,
     wait_for=dict(type="str", choices=list(WAIT_CONDITIONS)),
     wait_timeout=dict(type="int", default=300),
+    fields=dict(type="list", elements="str"),
 )
+
+
+def readable_facts(module, client, selector, allocations, failed=False, explain=True):
+    """`allocations` (only `fields`; without job specs when failing), `summary` and `filter`, and a warning
+    naming the missing job, namespace or node when nothing matched."""
+    if not allocations and explain:
+        missing = explain_empty_selection(client, selector)
+        if missing:
+            module.warn(missing)
+    summary = summarize(allocations)
+    kept, unknown = keep_fields(without_job(allocations) if failed else allocations, module.params["fields"])
+    if unknown:
+        module.warn("fields %s name no key of the returned allocations" % ", ".join(unknown))
+    return dict(allocations=kept, count=len(kept), summary=summary, filter=sent_filter(selector))
 
 
 def list_or_wait(module):
     client = module.client()
-    selector = module.selector()
+    selector = resolve_node_selector(client, module.selector())
     list_options = ListOptions.from_params(module.params)
     condition = module.params["wait_for"]
     if condition is None:
         allocations, index = gather_allocations(client, selector, list_options, services=module.params["services"])
-        module.exit_json(changed=False, allocations=allocations, count=len(allocations), index=index)
+        module.exit_json(changed=False, index=index, **readable_facts(module, client, selector, allocations))
 
     timeout = module.params["wait_timeout"]
     if timeout < 0:
         module.fail_json(msg="wait_timeout must be 0 or more seconds (got %s)" % timeout)
     outcome = wait_for_allocations(client, selector, list_options, condition, timeout,
                                    services=module.params["services"])
-    facts = dict(allocations=outcome.allocations, count=len(outcome.allocations), index=outcome.index,
-                 waited=round(outcome.waited, 3))
+    facts = dict(index=outcome.index, waited=round(outcome.waited, 3))
+    facts.update(readable_facts(module, client, selector, outcome.allocations, failed=not outcome.met,
+                                explain=condition != "absent"))
     if not outcome.met:
         progress = describe_progress(condition, outcome.allocations)
         if outcome.hopeless:

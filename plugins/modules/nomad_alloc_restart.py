@@ -172,7 +172,9 @@ allocations:
 """
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    finish,
+    explicit_ids_of,
+    finish_action,
+    refuse_explicit_skip,
     input_problem,
     restart_allocation,
     run_bulk,
@@ -182,7 +184,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import select_allocations
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
 
 ARGUMENT_SPEC = dict(
     task=dict(type="str"),
@@ -206,10 +208,12 @@ def task_choice_problem(params):
 def restart(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    allocations = select_allocations(client, module.selector())
+    selector = module.selector()
+    allocations, selection_filter = select_for_action(client, selector)
+    explicit = explicit_ids_of(selector, allocations)
 
     def restart_one(allocation):
-        return restart_allocation(
+        value = restart_allocation(
             client,
             allocation,
             task=params["task"],
@@ -218,8 +222,10 @@ def restart(module):
             wait=params["wait"],
             wait_timeout=params["wait_timeout"],
         )
+        return refuse_explicit_skip(value, allocation, explicit, "restart")
 
-    finish(module, shape_results(run_bulk(allocations, restart_one, params["parallelism"])))
+    results = shape_results(run_bulk(allocations, restart_one, params["parallelism"]))
+    finish_action(module, "restart", allocations, results, selection_filter)
 
 
 def main():

@@ -166,7 +166,9 @@ allocations:
 """
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    finish,
+    explicit_ids_of,
+    finish_action,
+    refuse_explicit_skip,
     input_problem,
     run_bulk,
     shape_results,
@@ -176,7 +178,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import select_allocations
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
 from ansible_collections.nomadops.nomad.plugins.module_utils._signals import UnknownSignalError, normalize_signal
 
 ARGUMENT_SPEC = dict(
@@ -189,12 +191,16 @@ ARGUMENT_SPEC = dict(
 def send_signal(module, signal):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    allocations = select_allocations(client, module.selector())
+    selector = module.selector()
+    allocations, selection_filter = select_for_action(client, selector)
+    explicit = explicit_ids_of(selector, allocations)
 
     def signal_one(allocation):
-        return signal_allocation(client, allocation, signal, params["task"], module.check_mode)
+        value = signal_allocation(client, allocation, signal, params["task"], module.check_mode)
+        return refuse_explicit_skip(value, allocation, explicit, "signal")
 
-    finish(module, shape_results(run_bulk(allocations, signal_one, params["parallelism"])), signal=signal)
+    results = shape_results(run_bulk(allocations, signal_one, params["parallelism"]))
+    finish_action(module, "signal", allocations, results, selection_filter, signal=signal)
 
 
 def main():

@@ -181,7 +181,7 @@ evaluation_ids:
 """
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    finish,
+    finish_action,
     input_problem,
     run_bulk,
     shape_results,
@@ -192,7 +192,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import select_allocations
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
 
 ARGUMENT_SPEC = dict(
     no_shutdown_delay=dict(type="bool", default=False),
@@ -205,7 +205,7 @@ ARGUMENT_SPEC = dict(
 def stop(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    allocations = select_allocations(client, module.selector())
+    allocations, selection_filter = select_for_action(client, module.selector())
 
     def stop_one(allocation):
         return stop_allocation(client, allocation, params["no_shutdown_delay"], module.check_mode)
@@ -213,7 +213,8 @@ def stop(module):
     results = shape_results(run_bulk(allocations, stop_one, params["parallelism"]))
     if params["wait"] and not module.check_mode:
         wait_for_stopped(client, results, params["wait_timeout"])
-    finish(module, results, evaluation_ids=[entry["EvalID"] for entry in results if entry.get("EvalID")])
+    evaluation_ids = [entry["EvalID"] for entry in results if entry.get("EvalID")]
+    finish_action(module, "stop", allocations, results, selection_filter, evaluation_ids=evaluation_ids)
 
 
 def main():
