@@ -13,7 +13,9 @@ description:
   - Lists the allocations that match a selector (one server-side filter, all pages), or reads allocations by ID or
     unique ID prefix.
   - Returns list stubs for a selector and full allocation objects when O(id) is given.
-  - Never fails because nothing matched; it returns an empty list.
+  - Never fails because nothing matched; it returns an empty list. When the O(namespace), O(job) or O(node) given
+    does not exist, it also warns, naming it and the address (checked only when nothing matched).
+  - Every result has a readable C(summary) (one short entry per allocation) and the C(filter) expression sent.
   - Can attach each allocation's Nomad services, and can wait (with Nomad's blocking queries) until the selected
     allocations are running, healthy, terminal or gone.
 author:
@@ -72,6 +74,14 @@ options:
       - Seconds to wait for O(wait_for).
     type: int
     default: 300
+  fields:
+    description:
+      - Keep only these keys of each returned allocation (for example V([ID, Name, ClientStatus])), applied before
+        the result is returned, so large job specs never reach the output.
+      - A name that is no key of any returned allocation gives a warning (field names are Go names, case-sensitive).
+      - C(summary) is built before the fields are applied, so it is always complete.
+    type: list
+    elements: str
 extends_documentation_fragment:
   - nomadops.nomad.connection
   - nomadops.nomad.selector
@@ -111,6 +121,20 @@ EXAMPLES = r"""
     client_status: [failed]
     filter: 'Job.Type == "service"'
 
+- name: Only the keys needed, and a readable summary of each allocation
+  nomadops.nomad.nomad_alloc_info:
+    job: web
+    fields: [ID, Name, NodeName, ClientStatus]
+  register: web_short
+
+- name: Tasks of job web that restarted more than twice, with their last event
+  ansible.builtin.debug:
+    msg: "{{ web_short.summary | map(attribute='tasks') | flatten | selectattr('restarts', 'gt', 2) }}"
+
+- name: Allocations on a node given by a unique node ID prefix, like nomad node status
+  nomadops.nomad.nomad_alloc_info:
+    node: 4f2a81c9
+
 - name: Wait until the new allocations of web are healthy
   nomadops.nomad.nomad_alloc_info:
     job: web
@@ -140,6 +164,8 @@ allocations:
     - List stubs (C(GET /v1/allocations)) for a selector; full allocation objects (C(GET /v1/allocation/<id>)) when
       O(id) is given. Missing keys mean zero values, as in Nomad's own JSON.
     - With O(services=true), each has a C(Services) list.
+    - With O(fields), only those keys. When the module fails (a O(wait_for) that timed out), the job spec
+      (C(Job)) is left out of each allocation.
   returned: always
   type: list
   elements: dict
@@ -167,6 +193,38 @@ index:
   returned: always
   type: int
   sample: 1042
+summary:
+  description:
+    - One short entry per returned allocation, in order, built before O(fields) is applied.
+    - Each has C(id) (short ID), C(name), C(node), C(client_status), C(desired_status), C(health) (C(healthy),
+      C(unhealthy) or null when Nomad tracks no deployment health), C(modified) and C(tasks).
+    - C(tasks) is a list (sorted by name) of C(task), C(state), C(failed), C(restarts), C(last_event)
+      (event type, a colon and its message) and C(last_event_time) (ISO 8601, UTC).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: 5a222182
+      name: web.frontend[0]
+      node: node-1
+      client_status: running
+      desired_status: run
+      health: healthy
+      modified: "2024-05-01T12:00:03Z"
+      tasks:
+        - task: server
+          state: running
+          failed: false
+          restarts: 0
+          last_event: "Started: Task started by client"
+          last_event_time: "2024-05-01T12:00:02Z"
+filter:
+  description:
+    - The server-side filter expression the selector became (sent as C(filter) to C(GET /v1/allocations)), or null
+      when none was needed (only O(id) given).
+  returned: always
+  type: str
+  sample: 'JobID == "web" and (ClientStatus == "running")'
 waited:
   description: Seconds spent waiting for O(wait_for).
   returned: when O(wait_for) is set

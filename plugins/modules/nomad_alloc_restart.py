@@ -20,13 +20,18 @@ description:
   - With neither, the tasks running at the time are restarted (Nomad ignores the others); an allocation without a
     running task fails.
   - Allocations that have finished (client status C(complete), C(failed) or C(lost)) are skipped and reported
-    with C(skipped_reason).
+    with C(skipped_reason) when the selector reached them; an allocation given by O(id) that has finished fails,
+    as C(nomad alloc restart) does.
+  - O(task) naming a lifecycle task that has finished (for example a prestart task) fails with a hint to use
+    O(all_tasks=true).
   - Always reports a change for every allocation it restarted.
   - Many allocations are restarted concurrently (O(parallelism)). When some fail, the others are still restarted,
     and the task fails with a message naming every failed allocation; per-allocation results are returned too.
   - Refuses to run without any selector option, which would restart every allocation in the namespace.
-  - A selector that matches no allocation is not an error; the task reports no change. An O(id) that matches no
-    allocation is an error, before anything is sent.
+  - A selector that names a O(job), O(namespace) or O(node) that does not exist fails with one line naming it and
+    the address, before anything is sent (checked only when nothing matched). A selector whose job, namespace and
+    node exist but that matches no allocation is not an error; the task reports no change and says so in C(msg).
+    An O(id) that matches no allocation is an error, before anything is sent.
 author:
   - nomadops.nomad developers (@nomadops)
 options:
@@ -66,7 +71,7 @@ extends_documentation_fragment:
   - nomadops.nomad.selector
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.ACTION_GROUP
-  - nomadops.nomad.attributes.CHECK_MODE_PREDICT
+  - nomadops.nomad.attributes.CHECK_MODE_PREDICT_DIFF
 notes:
   - In check mode every selected allocation is read and the task is validated, so unknown or stopped tasks are
     reported exactly as in a real run, but nothing is restarted.
@@ -84,6 +89,16 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Restart job web, then list tasks that have restarted more than three times with their last event
+  nomadops.nomad.nomad_alloc_restart:
+    job: web
+    client_status: [running]
+  register: restarted_web
+
+- name: Tasks that restart too often
+  ansible.builtin.debug:
+    msg: "{{ restarted_web.summary | map(attribute='tasks') | flatten | selectattr('restarts', 'gt', 3) }}"
+
 - name: Restart the server task of every running allocation of job web, two at a time, each until it runs again
   nomadops.nomad.nomad_alloc_restart:
     job: web
@@ -115,6 +130,43 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+summary:
+  description:
+    - One short entry per selected allocation, in selection order, read before acting.
+    - Each has C(id) (short ID), C(name), C(node), C(client_status), C(desired_status), C(health) (C(healthy),
+      C(unhealthy) or null when Nomad tracks no deployment health), C(modified) and C(tasks).
+    - C(tasks) is a list (sorted by name) of C(task), C(state), C(failed), C(restarts), C(last_event)
+      (event type, a colon and its message) and C(last_event_time) (ISO 8601, UTC).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: 5a222182
+      name: web.frontend[0]
+      node: node-1
+      client_status: running
+      desired_status: run
+      health: healthy
+      modified: "2024-05-01T12:00:03Z"
+      tasks:
+        - task: server
+          state: running
+          failed: false
+          restarts: 1
+          last_event: "Restarting: Task restarting in 1s"
+          last_event_time: "2024-05-01T12:00:02Z"
+filter:
+  description:
+    - The server-side filter expression the selector became (sent as C(filter) to C(GET /v1/allocations)), or null
+      when none was needed (only O(id) given).
+  returned: always
+  type: str
+  sample: 'JobID == "web" and (ClientStatus == "running")'
+msg:
+  description: Why nothing was done, when the selector matched no allocation.
+  returned: when no allocation was selected
+  type: str
+  sample: 'no allocation matched the selector (filter: JobID == "web"); nothing to do'
 allocations:
   description:
     - One entry per selected allocation, in selection order, including the skipped and the failed ones.
