@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Acting on what the user meant: typos fail naming the missing thing (and send nothing), node ID prefixes,
 explicit IDs of finished allocations, readable results (summary, filter, fields) and --diff."""
 

@@ -108,3 +108,27 @@ def test_node_prefix_resolution():
         count = len(nomad.requests)
         assert resolve_node_selector(client, {"node": "node-1"}) == {"node": "node-1"}
         assert len(nomad.requests) == count  # a name costs no request
+
+
+def test_allocation_diff_names_node_and_statuses():
+    from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import allocation_diff
+
+    alloc = {"ID": "5a222182-ff6d", "Name": "web.frontend[0]", "NodeName": "node-1", "ClientStatus": "running",
+             "DesiredStatus": "run", "TaskStates": {"server": {"State": "running", "Restarts": 1}}}
+    stop = allocation_diff("stop", alloc, {"changed": True})
+    assert stop["before_header"] == "5a222182 web.frontend[0] on node-1 (client status running, desired status run)"
+    assert (stop["before"], stop["after"]) == ("desired_status: run\n", "desired_status: stop\n")
+    signal = allocation_diff("signal", alloc, {"changed": True, "tasks": ["server"]}, signal="SIGHUP")
+    assert signal["after"] == "task server: running, restarts 1, SIGHUP sent\n"
+
+
+def test_explicit_ids_fail_where_selected_ones_are_skipped():
+    from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
+        LifecycleError,
+        refuse_explicit_skip,
+    )
+
+    skipped = {"changed": False, "skipped_reason": "allocation is terminal (ClientStatus complete)"}
+    assert refuse_explicit_skip(skipped, {"ID": "a"}, set(), "restart") is skipped
+    with pytest.raises(LifecycleError, match="cannot restart an allocation given by id: allocation is terminal"):
+        refuse_explicit_skip(skipped, {"ID": "a"}, {"a"}, "restart")
