@@ -48,6 +48,14 @@ def _exists(client, path, params=None) -> bool:
     return True
 
 
+def _job_in_any_namespace(client, job) -> bool:
+    try:
+        listed = client.read("/v1/jobs", params={"prefix": job, "namespace": "*"}).data or []
+    except NomadPermissionDeniedError:
+        return True
+    return any(stub.get("ID") == job for stub in listed)
+
+
 def _node_exists(client, node) -> bool:
     if is_full_uuid(node):
         return _exists(client, "/v1/node/{0}".format(node))
@@ -71,6 +79,8 @@ def explain_empty_selection(client, selector, namespace=None):
     if where != "*" and not _exists(client, "/v1/namespace/{0}".format(where), {"namespace": None}):
         return 'namespace "{0}" not found at {1}'.format(where, address)
     job = selector.get("job")
+    if job and where == "*" and not _job_in_any_namespace(client, job):
+        return 'job "{0}" not found in any namespace at {1}'.format(job, address)
     if job and where != "*" and not _exists(client, "/v1/job/{0}".format(quote(job, safe="")), {"namespace": where}):
         return 'job "{0}" not found in namespace "{1}" at {2}'.format(job, where, address)
     node = selector.get("node")

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Nomad 1.6's job, namespace and node readers: `GET /v1/job/:id`, `/v1/namespace/:name`, `/v1/nodes`
-(`prefix`, `filter`) and `/v1/node/:id`, with Nomad's status codes, error texts and ACL checks.
+"""Nomad 1.6's job, namespace and node readers: `GET /v1/job/:id`, `/v1/jobs` (`prefix`, any namespace),
+`/v1/namespace/:name`, `/v1/nodes` (`prefix`, `filter`) and `/v1/node/:id`, with Nomad's status codes, error texts and ACL checks.
 
 Texts from Nomad v1.6.5: command/agent/job_endpoint.go (`job not found`), namespace_endpoint.go
 (`Namespace not found`), node_endpoint.go (`node not found`); a bad node prefix is memdb's index error.
@@ -66,6 +66,8 @@ class Readers:
         path = request.path
         if path == "/v1/nodes":
             return self.list_nodes(request)
+        if path == "/v1/jobs":
+            return self.list_jobs(request)
         for prefix, handler in (("/v1/job/", self.get_job), ("/v1/namespace/", self.get_namespace),
                                 ("/v1/node/", self.get_node)):
             if path.startswith(prefix):
@@ -95,6 +97,22 @@ class Readers:
         if entry is None:
             raise HttpError(404, "job not found", self._meta())
         return json_response(request, entry["doc"], headers=self._meta())
+
+    # --- GET /v1/jobs (prefix; namespace may be "*") ---------------------------------------------------
+    def list_jobs(self, request):
+        token = self._start(request)
+        namespace = request.query.get("namespace", "") or "default"
+        prefix = request.query.get("prefix", "")
+        if namespace == "*":
+            readable = [ns for ns in self.emulator.namespaces if token is None or token.allows(ns, "list-jobs")]
+        else:
+            self.api.require(token, namespace, "list-jobs")
+            readable = [namespace]
+        stubs = [{"ID": doc["ID"], "Namespace": ns, "Name": doc["Name"], "Type": doc["Type"], "Status": doc["Status"],
+                  "CreateIndex": doc["CreateIndex"], "ModifyIndex": doc["ModifyIndex"]}
+                 for (ns, _job_id), entry in sorted(self.emulator.jobs.items()) for doc in (entry["doc"],)
+                 if ns in readable and doc["ID"].startswith(prefix)]
+        return json_response(request, stubs, headers=self._meta())
 
     # --- GET /v1/namespace/:name -------------------------------------------------------------------
     def get_namespace(self, request, name: str):

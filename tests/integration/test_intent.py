@@ -67,6 +67,7 @@ def mutations(counts):
     ("job=wbe", 'job "wbe" not found in namespace "default"'),
     ("job=web namespace=prd", 'namespace "prd" not found'),
     ("node=node-9", 'node "node-9" not found'),
+    ("job=wbe namespace=*", 'job "wbe" not found in any namespace'),
 ])
 def test_typo_fails_naming_it_and_sends_nothing(emulator, runner, requests_seen, module, typo, named):
     name, _, extra = module.partition(" ")

@@ -37,6 +37,13 @@ def test_job_found_and_not_found(management):
     assert (other_namespace.status_code, other_namespace.text) == (404, "job not found")
 
 
+def test_jobs_by_prefix_in_every_namespace(management, intent_emulator):
+    listed = management.get("/v1/jobs", params={"prefix": "we", "namespace": "*"}).json()
+    assert [(j["Namespace"], j["ID"]) for j in listed] == [("default", "web")]
+    assert management.get("/v1/jobs", params={"prefix": "wbe", "namespace": "*"}).json() == []
+    assert Api(intent_emulator).get("/v1/jobs").status_code == 403
+
+
 def test_job_needs_read_job(intent_emulator):
     anonymous = Api(intent_emulator).get("/v1/job/web")
     assert (anonymous.status_code, anonymous.text) == (403, "Permission denied")
