@@ -51,6 +51,20 @@ attributes:
     support: none
 """
 
+    CHECK_MODE_PREDICT_DIFF = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode the allocations are looked up and the result predicts what would change, without acting.
+  diff_mode:
+    support: full
+    details:
+      - With C(--diff), each allocation that changed (or would change in check mode) is shown with its short ID,
+        name, node, client and desired status, and what changed (desired status, signalled or restarted tasks).
+"""
+
     CHECK_MODE_NONE = r"""
 options: {}
 attributes:

@@ -29,7 +29,10 @@ options:
     type: str
   node:
     description:
-      - Only allocations placed on this node, given as node ID or node name.
+      - Only allocations placed on this node, given as node name, full node ID, or unique node ID prefix (like
+        C(nomad node status <prefix>); an odd-length prefix is looked up without its last digit).
+      - A prefix that several nodes share is an error listing them. Resolving a prefix costs one request
+        (C(GET /v1/nodes?prefix=)) and needs C(node:read); names and full IDs cost none.
     type: str
   client_status:
     description:
@@ -55,4 +58,11 @@ notes:
     All given selector options are combined with C(and) into one server-side filter expression, with every value
     quoted and escaped, so only matching allocations are transferred. Pages (C(X-Nomad-NextToken)) are followed
     transparently and every allocation is returned once, also on Nomad versions with string-compared page tokens.
+  - >-
+    When the selection is empty, the O(namespace), O(job) and O(node) given are checked (C(GET /v1/namespace/<name>),
+    C(GET /v1/job/<id>), C(GET /v1/nodes)); a selection that matched costs no extra request. Modules that act fail
+    with one line naming what does not exist and the address; modules that read warn and return nothing.
+  - >-
+    The server-side filter expression sent is returned as C(filter), so a result with no allocation shows what
+    was asked for (it is visible at default verbosity in ad-hoc runs and with C(-v) in playbooks).
 """

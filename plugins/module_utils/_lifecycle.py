@@ -22,7 +22,9 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import
     read_allocation,
     wait_for_terminal,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import empty_selection_message
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, bexpr_quote
+from ansible_collections.nomadops.nomad.plugins.module_utils._summary import summarize
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
     TERMINAL_CLIENT_STATUSES,
     has_restarted,
@@ -34,6 +36,12 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
 
 STOPPED_DESIRED_STATUSES = ("stop", "evict")
 RESTART_WAIT_CONDITIONS = ("running", "healthy")
+
+RESTART_FINISHED_TASK_HINT = (
+    "; it is a lifecycle task that has finished and only runs again when the whole allocation restarts: "
+    "use all_tasks=true instead of task"
+)
+
 
 
 class LifecycleError(Exception):
@@ -202,8 +210,10 @@ def running_tasks(alloc: dict) -> list:
     return [task for task in task_names(alloc) if task_state(alloc, task).get("State") == "running"]
 
 
-def require_task(alloc: dict, task: str) -> None:
-    """Raise LifecycleError unless `task` exists in the allocation and runs."""
+def require_task(alloc: dict, task: str, finished_hint: str = "") -> None:
+    """Raise LifecycleError unless `task` exists in the allocation and runs.
+
+    `finished_hint` is added when `task` is a run-once lifecycle task that has finished (see _runs_once)."""
     names = task_names(alloc)
     if task not in names:
         raise LifecycleError(
@@ -211,7 +221,8 @@ def require_task(alloc: dict, task: str) -> None:
         )
     state = task_state(alloc, task).get("State") or "pending"
     if state != "running":
-        raise LifecycleError("task {0!r} is not running (state {1})".format(task, state))
+        hint = finished_hint if finished_hint and state == "dead" and _runs_once(alloc, task) else ""
+        raise LifecycleError("task {0!r} is not running (state {1}){2}".format(task, state, hint))
 
 
 def require_running_tasks(alloc: dict, verb: str) -> list:
@@ -342,7 +353,7 @@ def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, 
     (`wait` is `running` or `healthy`, see wait_after_restart; true means `running`)."""
     def choose(current):
         if task:
-            require_task(current, task)
+            require_task(current, task, finished_hint=RESTART_FINISHED_TASK_HINT)
             return [task], {"TaskName": task}
         if all_tasks:
             return task_names(current), {"AllTasks": True}
@@ -473,3 +484,66 @@ def finish(module, results: list, **facts) -> None:
     if message:
         module.fail_json(msg=message, **facts)
     module.exit_json(**facts)
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the user meant: explicit IDs, empty selections, summary, filter and --diff
+
+
+def refuse_explicit_skip(value: dict, alloc: dict, explicit_ids, verb: str) -> dict:
+    """`value` unchanged, unless the allocation was given by `id` and was skipped: then it fails, as
+    `nomad alloc <verb> <id>` does for an allocation whose tasks no longer run."""
+    reason = value.get("skipped_reason")
+    if reason and alloc.get("ID") in explicit_ids:
+        raise LifecycleError("cannot {0} an allocation given by id: {1}".format(verb, reason))
+    return value
+
+
+def explicit_ids_of(selector: dict, allocations: list) -> set:
+    """IDs of the allocations the user named with `id` (all of them when `id` was given)."""
+    return {alloc["ID"] for alloc in allocations} if selector.get("id") else set()
+
+
+def _diff_header(alloc: dict) -> str:
+    return "{0} {1} on {2} (client status {3}, desired status {4})".format(
+        short_id(alloc.get("ID")), alloc.get("Name"), alloc.get("NodeName") or short_id(alloc.get("NodeID")),
+        alloc.get("ClientStatus"), alloc.get("DesiredStatus"),
+    )
+
+
+def _task_lines(alloc: dict, tasks: list, suffix: str = "") -> str:
+    lines = []
+    for name in tasks:
+        state = task_state(alloc, name)
+        lines.append("task {0}: {1}, restarts {2}{3}\n".format(
+            name, state.get("State") or "pending", state.get("Restarts") or 0, suffix))
+    return "".join(lines)
+
+
+def allocation_diff(verb: str, alloc: dict, entry: dict, signal=None) -> dict:
+    """One Ansible diff for an allocation that stop/signal/restart changed (or would change)."""
+    header = _diff_header(alloc)
+    if verb == "stop":
+        before, after = "desired_status: {0}\n".format(alloc.get("DesiredStatus")), "desired_status: stop\n"
+    elif verb == "signal":
+        tasks = entry.get("tasks") or []
+        before, after = _task_lines(alloc, tasks), _task_lines(alloc, tasks, ", {0} sent".format(signal))
+    else:
+        tasks = entry.get("tasks") or []
+        before, after = _task_lines(alloc, tasks), _task_lines(alloc, tasks, ", restarted")
+    return {"before_header": header, "after_header": header, "before": before, "after": after}
+
+
+def action_diffs(verb: str, allocations: list, results: list, signal=None) -> list:
+    return [allocation_diff(verb, alloc, entry, signal)
+            for alloc, entry in zip(allocations, results) if entry.get("changed")]
+
+
+def finish_action(module, verb: str, allocations: list, results: list, selection_filter, **facts) -> None:
+    """finish() with the readable keys: `summary`, `filter`, a `msg` for an empty selection, and `diff`."""
+    facts = dict(facts, summary=summarize(allocations), filter=selection_filter)
+    if not allocations:
+        facts["msg"] = empty_selection_message(selection_filter)
+    if getattr(module, "_diff", False):
+        facts["diff"] = action_diffs(verb, allocations, results, facts.get("signal"))
+    finish(module, results, **facts)

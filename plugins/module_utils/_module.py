@@ -59,9 +59,9 @@ def result_holds_no_log_value(value, no_log_values):
 class NomadAnsibleModule(AnsibleModule):
     """AnsibleModule with the connection options (and optionally the selector) already in its spec."""
 
-    _listing_set_aside = None  # (key, listing) while exit_json_with_listing exits
 
     def __init__(self, argument_spec=None, selector=False, **kwargs):
+        self._listings_set_aside = {}  # filled by exit_json_with_listings, read by _record_module_result
         super().__init__(argument_spec=nomad_argument_spec(argument_spec, selector), **kwargs)
         self.no_log_values.update(secrets_in_params(self.params))
         if not HAS_REQUESTS:
@@ -82,23 +82,24 @@ class NomadAnsibleModule(AnsibleModule):
     def selector(self):
         return {key: self.params.get(key) for key in SELECTOR_KEYS}
 
-    def exit_json_with_listing(self, key, listing, **result):
-        """exit_json(**result, key=listing) for a large, plain JSON `listing` (decoded API answers).
+    def exit_json_with_listings(self, listings, **result):
+        """exit_json(**result, **listings) for large, plain JSON `listings` (decoded API answers, key -> list).
 
         ansible-core's no_log scrub (remove_values) copies every value of a result, with or without
-        no_log values; when no no_log value occurs in the listing, it is set aside and only the rest is
-        scrubbed. Otherwise, or on an ansible-core without the result hook (2.19.0), plain exit_json."""
-        if hasattr(AnsibleModule, "_record_module_result") and not result_holds_no_log_value(listing, self.no_log_values):
-            self._listing_set_aside = (key, listing)
-        else:
-            result[key] = listing
+        no_log values; a listing in which no no_log value occurs is set aside and only the rest is
+        scrubbed. Others, and every listing on an ansible-core without the result hook (2.19.0), go
+        through plain exit_json."""
+        can_set_aside = hasattr(AnsibleModule, "_record_module_result")
+        for key, listing in listings.items():
+            if can_set_aside and not result_holds_no_log_value(listing, self.no_log_values):
+                self._listings_set_aside[key] = listing
+            else:
+                result[key] = listing
         self.exit_json(**result)
 
     def _record_module_result(self, o):
         # ansible-core >= 2.19.1 calls this with the scrubbed result: graft the listing set aside back on.
-        if self._listing_set_aside is not None:
-            key, listing = self._listing_set_aside
-            o[key] = listing
+        o.update(self._listings_set_aside)
         super()._record_module_result(o)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadPermissionDeniedError
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
 
@@ -29,6 +30,7 @@ SELECTOR_ARGUMENT_SPEC = dict(
 
 MAX_LISTED_MATCHES = 10
 _HEX = re.compile(r"^[0-9a-fA-F-]+$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 class SelectorError(NomadOptionError):
@@ -117,7 +119,8 @@ def selector_filter(selector):
         clauses.append(_equals("TaskGroup", selector["task_group"]))
     if selector.get("node"):
         node = selector["node"]
-        clauses.append("({} or {})".format(_equals("NodeID", node), _equals("NodeName", node)))
+        node_id = selector.get("node_id") or node  # node_id: a node ID prefix resolved by resolve_node_selector()
+        clauses.append(f"({_equals('NodeID', node_id)} or {_equals('NodeName', node)})")
     statuses = _unique(selector.get("client_status") or [])
     if statuses:
         clauses.append(_any_of("ClientStatus", statuses))
@@ -256,6 +259,7 @@ def select_allocations(client, selector, namespace=None, per_page=None, limit=No
     selector options then narrow those allocations down on the server.  `on_response` sees every
     list response (see NomadClient.paginate).
     """
+    selector = resolve_node_selector(client, selector)
     ids = selector.get("id") or []
     id_clause = None
     if ids:
@@ -266,3 +270,54 @@ def select_allocations(client, selector, namespace=None, per_page=None, limit=No
     query = list_query(selector, namespace, reverse, resources, task_states, extra_filter=id_clause)
     return list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit, on_response=on_response))
 
+
+def is_full_uuid(text):
+    return bool(_UUID.match(str(text).lower()))
+
+
+# --------------------------------------------------------------------------------------------- nodes
+NODES_PATH = "/v1/nodes"
+
+
+class AmbiguousNodePrefixError(SelectorError):
+    """Several nodes start with the given node ID prefix."""
+
+
+def _looks_like_node_prefix(text):
+    return bool(_HEX.match(text)) and len(_hex_digits(text)) >= 2 and len(text) <= 36 and not is_full_uuid(text)
+
+
+def resolve_node_id(client, node, on_response=None):
+    """The full node ID for a unique node ID prefix (like `nomad node status <prefix>`), else None.
+
+    Only texts that can be an ID prefix cost a request (`GET /v1/nodes?prefix=`, odd lengths without their
+    last digit, as the CLI does); names and full IDs are returned as None and matched as given. Several
+    matches raise AmbiguousNodePrefixError listing them. A token without node:read cannot resolve prefixes.
+    """
+    text = str(node).strip().lower()
+    if not _looks_like_node_prefix(text):
+        return None
+    try:
+        response = client.read(NODES_PATH, params={"prefix": even_length_prefix(text), "namespace": None})
+    except NomadPermissionDeniedError:
+        return None
+    if on_response is not None:
+        on_response(response)
+    matches = [stub for stub in response.data or [] if str(stub.get("ID", "")).startswith(text)]
+    if len(matches) > 1:
+        shown = ", ".join(f"{short_id(stub.get('ID', ''))} ({stub.get('Name')})" for stub in matches[:MAX_LISTED_MATCHES])
+        raise AmbiguousNodePrefixError(
+            f'node prefix "{text}" matched {len(matches)} nodes: {shown} (give more characters or the node name)'
+        )
+    return matches[0]["ID"] if matches else None
+
+
+def resolve_node_selector(client, selector, on_response=None):
+    """`selector` with `node_id` set when its `node` is a unique node ID prefix (see resolve_node_id)."""
+    node = selector.get("node")
+    if not node or selector.get("node_id"):
+        return selector
+    node_id = resolve_node_id(client, node, on_response)
+    if node_id is None:
+        return selector
+    return dict(selector, node_id=node_id)

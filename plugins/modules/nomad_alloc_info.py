@@ -13,7 +13,9 @@ description:
   - Lists the allocations that match a selector (one server-side filter, all pages), or reads allocations by ID or
     unique ID prefix.
   - Returns list stubs for a selector and full allocation objects when O(id) is given.
-  - Never fails because nothing matched; it returns an empty list.
+  - Never fails because nothing matched; it returns an empty list. When the O(namespace), O(job) or O(node) given
+    does not exist, it also warns, naming it and the address (checked only when nothing matched).
+  - Every result has a readable C(summary) (one short entry per allocation) and the C(filter) expression sent.
   - Can attach each allocation's Nomad services, and can wait (with Nomad's blocking queries) until the selected
     allocations are running, healthy, terminal or gone.
 author:
@@ -93,6 +95,14 @@ options:
       - Seconds to wait for O(wait_for).
     type: int
     default: 300
+  fields:
+    description:
+      - Keep only these keys of each returned allocation (for example V([ID, Name, ClientStatus])), applied before
+        the result is returned, so large job specs never reach the output.
+      - A name that is no key of any returned allocation gives a warning (field names are Go names, case-sensitive).
+      - C(summary) is built before the fields are applied, so it is always complete.
+    type: list
+    elements: str
 extends_documentation_fragment:
   - nomadops.nomad.connection
   - nomadops.nomad.selector
@@ -131,6 +141,20 @@ EXAMPLES = r"""
     namespace: "*"
     client_status: [failed]
     filter: 'Job.Type == "service"'
+
+- name: Only the keys needed, and a readable summary of each allocation
+  nomadops.nomad.nomad_alloc_info:
+    job: web
+    fields: [ID, Name, NodeName, ClientStatus]
+  register: web_short
+
+- name: Tasks of job web that restarted more than twice, with their last event
+  ansible.builtin.debug:
+    msg: "{{ web_short.summary | map(attribute='tasks') | flatten | selectattr('restarts', 'gt', 2) }}"
+
+- name: Allocations on a node given by a unique node ID prefix, like nomad node status
+  nomadops.nomad.nomad_alloc_info:
+    node: 4f2a81c9
 
 - name: Wait until every allocation of web is healthy (tasks running, service checks passing)
   nomadops.nomad.nomad_alloc_info:
@@ -176,6 +200,8 @@ allocations:
       O(id) is given. Missing keys mean zero values, as in Nomad's own JSON.
     - With O(services=true), each has a C(Services) list.
     - With O(checks=true), each has a C(Checks) dict (check ID to result, see O(checks)).
+    - With O(fields), only those keys. When the module fails (a O(wait_for) that timed out), the job spec
+      (C(Job)) is left out of each allocation.
   returned: always
   type: list
   elements: dict
@@ -203,6 +229,38 @@ index:
   returned: always
   type: int
   sample: 1042
+summary:
+  description:
+    - One short entry per returned allocation, in order, built before O(fields) is applied.
+    - Each has C(id) (short ID), C(name), C(node), C(client_status), C(desired_status), C(health) (C(healthy),
+      C(unhealthy) or null when Nomad tracks no deployment health), C(modified) and C(tasks).
+    - C(tasks) is a list (sorted by name) of C(task), C(state), C(failed), C(restarts), C(last_event)
+      (event type, a colon and its message) and C(last_event_time) (ISO 8601, UTC).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: 5a222182
+      name: web.frontend[0]
+      node: node-1
+      client_status: running
+      desired_status: run
+      health: healthy
+      modified: "2024-05-01T12:00:03Z"
+      tasks:
+        - task: server
+          state: running
+          failed: false
+          restarts: 0
+          last_event: "Started: Task started by client"
+          last_event_time: "2024-05-01T12:00:02Z"
+filter:
+  description:
+    - The server-side filter expression the selector became (sent as C(filter) to C(GET /v1/allocations)), or null
+      when none was needed (only O(id) given).
+  returned: always
+  type: str
+  sample: 'JobID == "web" and (ClientStatus == "running")'
 waited:
   description: Seconds spent waiting for O(wait_for).
   returned: when O(wait_for) is set
@@ -216,34 +274,55 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import
     gather_allocations,
     wait_for_allocations,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import explain_empty_selection, sent_filter
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_node_selector
+from ansible_collections.nomadops.nomad.plugins.module_utils._summary import keep_fields, summarize, without_job
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS, describe_progress
 
 ARGUMENT_SPEC = dict(
     LIST_ARGUMENT_SPEC,
     checks=dict(type="bool", default=False),
     wait_for=dict(type="str", choices=list(WAIT_CONDITIONS)),
     wait_timeout=dict(type="int", default=300),
+    fields=dict(type="list", elements="str"),
 )
+
+
+def readable_facts(module, client, selector, allocations, failed=False, explain=True):
+    """`allocations` (only `fields`; without job specs when failing), `summary` and `filter`, and a warning
+    naming the missing job, namespace or node when nothing matched."""
+    if not allocations and explain:
+        missing = explain_empty_selection(client, selector)
+        if missing:
+            module.warn(missing)
+    summary = summarize(allocations)
+    kept, unknown = keep_fields(without_job(allocations) if failed else allocations, module.params["fields"])
+    if unknown:
+        module.warn("fields %s name no key of the returned allocations" % ", ".join(unknown))
+    return dict(allocations=kept, count=len(kept), summary=summary, filter=sent_filter(selector))
 
 
 def list_or_wait(module):
     client = module.client()
-    selector = module.selector()
+    selector = resolve_node_selector(client, module.selector())
     list_options = ListOptions.from_params(module.params)
     condition = module.params["wait_for"]
     if condition is None:
         allocations, index = gather_allocations(client, selector, list_options, services=module.params["services"],
                                                 checks=module.params["checks"])
-        module.exit_json_with_listing("allocations", allocations, changed=False, count=len(allocations), index=index)
+        facts = readable_facts(module, client, selector, allocations)
+        listings = {key: facts.pop(key) for key in ("allocations", "summary")}
+        module.exit_json_with_listings(listings, changed=False, index=index, **facts)
 
     timeout = module.params["wait_timeout"]
     if timeout < 0:
         module.fail_json(msg="wait_timeout must be 0 or more seconds (got %s)" % timeout)
     outcome = wait_for_allocations(client, selector, list_options, condition, timeout,
                                    services=module.params["services"], checks=module.params["checks"])
-    facts = dict(allocations=outcome.allocations, count=len(outcome.allocations), index=outcome.index,
-                 waited=round(outcome.waited, 3))
+    facts = dict(index=outcome.index, waited=round(outcome.waited, 3))
+    facts.update(readable_facts(module, client, selector, outcome.allocations, failed=not outcome.met,
+                                explain=condition != "absent"))
     if not outcome.met:
         progress = outcome.progress
         if outcome.hopeless:

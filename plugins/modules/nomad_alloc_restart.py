@@ -20,13 +20,18 @@ description:
   - With neither, the tasks running at the time are restarted (Nomad ignores the others); an allocation without a
     running task fails.
   - Allocations that have finished (client status C(complete), C(failed) or C(lost)) are skipped and reported
-    with C(skipped_reason).
+    with C(skipped_reason) when the selector reached them; an allocation given by O(id) that has finished fails,
+    as C(nomad alloc restart) does.
+  - O(task) naming a lifecycle task that has finished (for example a prestart task) fails with a hint to use
+    O(all_tasks=true).
   - Always reports a change for every allocation it restarted.
   - Many allocations are restarted concurrently (O(parallelism)). When some fail, the others are still restarted,
     and the task fails with a message naming every failed allocation; per-allocation results are returned too.
   - Refuses to run without any selector option, which would restart every allocation in the namespace.
-  - A selector that matches no allocation is not an error; the task reports no change. An O(id) that matches no
-    allocation is an error, before anything is sent.
+  - A selector that names a O(job), O(namespace) or O(node) that does not exist fails with one line naming it and
+    the address, before anything is sent (checked only when nothing matched). A selector whose job, namespace and
+    node exist but that matches no allocation is not an error; the task reports no change and says so in C(msg).
+    An O(id) that matches no allocation is an error, before anything is sent.
 author:
   - nomadops.nomad developers (@nomadops)
 options:
@@ -79,7 +84,7 @@ extends_documentation_fragment:
   - nomadops.nomad.selector
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.ACTION_GROUP
-  - nomadops.nomad.attributes.CHECK_MODE_PREDICT
+  - nomadops.nomad.attributes.CHECK_MODE_PREDICT_DIFF
 notes:
   - In check mode every selected allocation is read and the task is validated, so unknown or stopped tasks are
     reported exactly as in a real run, but nothing is restarted.
@@ -97,6 +102,16 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Restart job web, then list tasks that have restarted more than three times with their last event
+  nomadops.nomad.nomad_alloc_restart:
+    job: web
+    client_status: [running]
+  register: restarted_web
+
+- name: Tasks that restart too often
+  ansible.builtin.debug:
+    msg: "{{ restarted_web.summary | map(attribute='tasks') | flatten | selectattr('restarts', 'gt', 3) }}"
+
 - name: Restart the server task of every running allocation of job web, two at a time, each until it runs again
   nomadops.nomad.nomad_alloc_restart:
     job: web
@@ -136,6 +151,43 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+summary:
+  description:
+    - One short entry per selected allocation, in selection order, read before acting.
+    - Each has C(id) (short ID), C(name), C(node), C(client_status), C(desired_status), C(health) (C(healthy),
+      C(unhealthy) or null when Nomad tracks no deployment health), C(modified) and C(tasks).
+    - C(tasks) is a list (sorted by name) of C(task), C(state), C(failed), C(restarts), C(last_event)
+      (event type, a colon and its message) and C(last_event_time) (ISO 8601, UTC).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: 5a222182
+      name: web.frontend[0]
+      node: node-1
+      client_status: running
+      desired_status: run
+      health: healthy
+      modified: "2024-05-01T12:00:03Z"
+      tasks:
+        - task: server
+          state: running
+          failed: false
+          restarts: 1
+          last_event: "Restarting: Task restarting in 1s"
+          last_event_time: "2024-05-01T12:00:02Z"
+filter:
+  description:
+    - The server-side filter expression the selector became (sent as C(filter) to C(GET /v1/allocations)), or null
+      when none was needed (only O(id) given).
+  returned: always
+  type: str
+  sample: 'JobID == "web" and (ClientStatus == "running")'
+msg:
+  description: Why nothing was done, when the selector matched no allocation.
+  returned: when no allocation was selected
+  type: str
+  sample: 'no allocation matched the selector (filter: JobID == "web"); nothing to do'
 allocations:
   description:
     - One entry per selected allocation, in selection order, including the skipped and the failed ones.
@@ -195,7 +247,9 @@ allocations:
 """
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    finish,
+    explicit_ids_of,
+    finish_action,
+    refuse_explicit_skip,
     input_problem,
     restart_allocation,
     run_bulk,
@@ -205,7 +259,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import select_allocations
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
 
 ARGUMENT_SPEC = dict(
     task=dict(type="str"),
@@ -235,10 +289,12 @@ def task_choice_problem(params):
 def restart(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    allocations = select_allocations(client, module.selector())
+    selector = module.selector()
+    allocations, selection_filter = select_for_action(client, selector)
+    explicit = explicit_ids_of(selector, allocations)
 
     def restart_one(allocation):
-        return restart_allocation(
+        value = restart_allocation(
             client,
             allocation,
             task=params["task"],
@@ -247,8 +303,10 @@ def restart(module):
             wait=wait_condition(params),
             wait_timeout=params["wait_timeout"],
         )
+        return refuse_explicit_skip(value, allocation, explicit, "restart")
 
-    finish(module, shape_results(run_bulk(allocations, restart_one, params["parallelism"])))
+    results = shape_results(run_bulk(allocations, restart_one, params["parallelism"]))
+    finish_action(module, "restart", allocations, results, selection_filter)
 
 
 def main():

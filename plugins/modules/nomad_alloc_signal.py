@@ -20,13 +20,16 @@ description:
   - With O(task), a task that is not part of the allocation, or does not run, fails that allocation with a
     message naming the allocation and its tasks, and nothing is sent to it.
   - Allocations that have finished (client status C(complete), C(failed) or C(lost)) are skipped and reported
-    with C(skipped_reason).
+    with C(skipped_reason) when the selector reached them; an allocation given by O(id) that has finished fails,
+    as C(nomad alloc signal) does.
   - Always reports a change for every allocation it signalled; a signal cannot be checked for afterwards.
   - Many allocations are signalled concurrently (O(parallelism)). When some fail, the others are still signalled,
     and the task fails with a message naming every failed allocation; per-allocation results are returned too.
   - Refuses to run without any selector option, which would signal every allocation in the namespace.
-  - A selector that matches no allocation is not an error; the task reports no change. An O(id) that matches no
-    allocation is an error, before anything is sent.
+  - A selector that names a O(job), O(namespace) or O(node) that does not exist fails with one line naming it and
+    the address, before anything is sent (checked only when nothing matched). A selector whose job, namespace and
+    node exist but that matches no allocation is not an error; the task reports no change and says so in C(msg).
+    An O(id) that matches no allocation is an error, before anything is sent.
 author:
   - nomadops.nomad developers (@nomadops)
 options:
@@ -57,7 +60,7 @@ extends_documentation_fragment:
   - nomadops.nomad.selector
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.ACTION_GROUP
-  - nomadops.nomad.attributes.CHECK_MODE_PREDICT
+  - nomadops.nomad.attributes.CHECK_MODE_PREDICT_DIFF
 notes:
   - In check mode the signal name is validated and every selected allocation is read, so unknown or stopped
     tasks are reported exactly as in a real run, but no signal is sent.
@@ -72,6 +75,13 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Show what a SIGHUP to job web would reach, per allocation, without sending it
+  nomadops.nomad.nomad_alloc_signal:
+    job: web
+    signal: SIGHUP
+  check_mode: true
+  diff: true
+
 - name: Make every running task of job web reload its configuration
   nomadops.nomad.nomad_alloc_signal:
     job: web
@@ -102,6 +112,43 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+summary:
+  description:
+    - One short entry per selected allocation, in selection order, read before acting.
+    - Each has C(id) (short ID), C(name), C(node), C(client_status), C(desired_status), C(health) (C(healthy),
+      C(unhealthy) or null when Nomad tracks no deployment health), C(modified) and C(tasks).
+    - C(tasks) is a list (sorted by name) of C(task), C(state), C(failed), C(restarts), C(last_event)
+      (event type, a colon and its message) and C(last_event_time) (ISO 8601, UTC).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: 5a222182
+      name: web.frontend[0]
+      node: node-1
+      client_status: running
+      desired_status: run
+      health: healthy
+      modified: "2024-05-01T12:00:03Z"
+      tasks:
+        - task: server
+          state: running
+          failed: false
+          restarts: 1
+          last_event: "Restarting: Task restarting in 1s"
+          last_event_time: "2024-05-01T12:00:02Z"
+filter:
+  description:
+    - The server-side filter expression the selector became (sent as C(filter) to C(GET /v1/allocations)), or null
+      when none was needed (only O(id) given).
+  returned: always
+  type: str
+  sample: 'JobID == "web" and (ClientStatus == "running")'
+msg:
+  description: Why nothing was done, when the selector matched no allocation.
+  returned: when no allocation was selected
+  type: str
+  sample: 'no allocation matched the selector (filter: JobID == "web"); nothing to do'
 signal:
   description: The signal that was sent (or would be sent), in its canonical C(SIGXXX) spelling.
   returned: always
@@ -166,7 +213,9 @@ allocations:
 """
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    finish,
+    explicit_ids_of,
+    finish_action,
+    refuse_explicit_skip,
     input_problem,
     run_bulk,
     shape_results,
@@ -176,7 +225,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import select_allocations
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
 from ansible_collections.nomadops.nomad.plugins.module_utils._signals import UnknownSignalError, normalize_signal
 
 ARGUMENT_SPEC = dict(
@@ -189,12 +238,16 @@ ARGUMENT_SPEC = dict(
 def send_signal(module, signal):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    allocations = select_allocations(client, module.selector())
+    selector = module.selector()
+    allocations, selection_filter = select_for_action(client, selector)
+    explicit = explicit_ids_of(selector, allocations)
 
     def signal_one(allocation):
-        return signal_allocation(client, allocation, signal, params["task"], module.check_mode)
+        value = signal_allocation(client, allocation, signal, params["task"], module.check_mode)
+        return refuse_explicit_skip(value, allocation, explicit, "signal")
 
-    finish(module, shape_results(run_bulk(allocations, signal_one, params["parallelism"])), signal=signal)
+    results = shape_results(run_bulk(allocations, signal_one, params["parallelism"]))
+    finish_action(module, "signal", allocations, results, selection_filter, signal=signal)
 
 
 def main():

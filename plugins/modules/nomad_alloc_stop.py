@@ -22,8 +22,10 @@ description:
     allocation gets its own result. When some fail, the others are still stopped, and the task fails with a
     message that names every failed allocation and the reason. The per-allocation results are returned as well.
   - Refuses to run without any selector option, which would stop every allocation in the namespace.
-  - A selector that matches no allocation is not an error; the task reports no change. An O(id) that matches no
-    allocation is an error, before anything is sent.
+  - A selector that names a O(job), O(namespace) or O(node) that does not exist fails with one line naming it and
+    the address, before anything is sent (checked only when nothing matched). A selector whose job, namespace and
+    node exist but that matches no allocation is not an error; the task reports no change and says so in C(msg).
+    An O(id) that matches no allocation is an error, before anything is sent.
 author:
   - nomadops.nomad developers (@nomadops)
 options:
@@ -58,7 +60,7 @@ extends_documentation_fragment:
   - nomadops.nomad.selector
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.ACTION_GROUP
-  - nomadops.nomad.attributes.CHECK_MODE_PREDICT
+  - nomadops.nomad.attributes.CHECK_MODE_PREDICT_DIFF
 notes:
   - A selector such as O(job) also matches the replacement allocations Nomad placed after an earlier stop, so running
     the same task again stops those. For a repeatable "stop exactly these" task select by O(id), or add
@@ -76,6 +78,17 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Preview which allocations of job web would stop, with node and client status (run with --check --diff)
+  nomadops.nomad.nomad_alloc_stop:
+    job: web
+  check_mode: true
+  diff: true
+  register: preview
+
+- name: One line per allocation that would stop
+  ansible.builtin.debug:
+    msg: "{{ preview.summary | map(attribute='name') | zip(preview.summary | map(attribute='node')) }}"
+
 - name: Stop one allocation by a short ID prefix and let Nomad replace it
   nomadops.nomad.nomad_alloc_stop:
     id: 5a22
@@ -111,6 +124,43 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+summary:
+  description:
+    - One short entry per selected allocation, in selection order, read before acting.
+    - Each has C(id) (short ID), C(name), C(node), C(client_status), C(desired_status), C(health) (C(healthy),
+      C(unhealthy) or null when Nomad tracks no deployment health), C(modified) and C(tasks).
+    - C(tasks) is a list (sorted by name) of C(task), C(state), C(failed), C(restarts), C(last_event)
+      (event type, a colon and its message) and C(last_event_time) (ISO 8601, UTC).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: 5a222182
+      name: web.frontend[0]
+      node: node-1
+      client_status: running
+      desired_status: run
+      health: healthy
+      modified: "2024-05-01T12:00:03Z"
+      tasks:
+        - task: server
+          state: running
+          failed: false
+          restarts: 1
+          last_event: "Restarting: Task restarting in 1s"
+          last_event_time: "2024-05-01T12:00:02Z"
+filter:
+  description:
+    - The server-side filter expression the selector became (sent as C(filter) to C(GET /v1/allocations)), or null
+      when none was needed (only O(id) given).
+  returned: always
+  type: str
+  sample: 'JobID == "web" and (ClientStatus == "running")'
+msg:
+  description: Why nothing was done, when the selector matched no allocation.
+  returned: when no allocation was selected
+  type: str
+  sample: 'no allocation matched the selector (filter: JobID == "web"); nothing to do'
 allocations:
   description:
     - One entry per selected allocation, in selection order, including the skipped and the failed ones.
@@ -181,7 +231,7 @@ evaluation_ids:
 """
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    finish,
+    finish_action,
     input_problem,
     run_bulk,
     shape_results,
@@ -192,7 +242,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import select_allocations
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
 
 ARGUMENT_SPEC = dict(
     no_shutdown_delay=dict(type="bool", default=False),
@@ -205,7 +255,7 @@ ARGUMENT_SPEC = dict(
 def stop(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    allocations = select_allocations(client, module.selector())
+    allocations, selection_filter = select_for_action(client, module.selector())
 
     def stop_one(allocation):
         return stop_allocation(client, allocation, params["no_shutdown_delay"], module.check_mode)
@@ -213,7 +263,8 @@ def stop(module):
     results = shape_results(run_bulk(allocations, stop_one, params["parallelism"]))
     if params["wait"] and not module.check_mode:
         wait_for_stopped(client, results, params["wait_timeout"])
-    finish(module, results, evaluation_ids=[entry["EvalID"] for entry in results if entry.get("EvalID")])
+    evaluation_ids = [entry["EvalID"] for entry in results if entry.get("EvalID")]
+    finish_action(module, "stop", allocations, results, selection_filter, evaluation_ids=evaluation_ids)
 
 
 def main():

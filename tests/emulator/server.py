@@ -13,6 +13,7 @@ from .faults import FaultRuleError
 from .httpjson import HttpError, decode_go_struct, error_response, json_response, wants_pretty
 from .nomadtime import GoParseBoolError, parse_go_bool, parse_go_duration
 from .pagination import ListRequest, list_page
+from .readers import Readers
 from .scenario import new_allocation
 from .state import ALLOC_MIGRATING, Allocation, Emulator, new_id
 from .tasks import Supervisor, TaskNotRunning
@@ -399,6 +400,9 @@ async def nomad_dispatch(request) -> web.StreamResponse:
             return await api.allocation_specific(request, path[len("/v1/allocation/"):])
         if path.startswith("/v1/client/allocation/"):
             return await api.client_allocation(request, path[len("/v1/client/allocation/"):])
+        answered = await request.app["readers"].dispatch(request)
+        if answered is not None:
+            return answered
     except HttpError as err:
         return err.response(request.app[EMULATOR_KEY].settings["rpc_error_prefix"])
     return web.Response(status=404, body=b"")
@@ -520,6 +524,7 @@ def make_app(emulator: Emulator) -> web.Application:
     app = web.Application(middlewares=[faults_middleware], client_max_size=16 * 1024 * 1024)
     app[EMULATOR_KEY] = emulator
     app["api"] = Api(emulator)
+    app["readers"] = Readers(app["api"])
     if emulator.supervisor is None:
         emulator.supervisor = Supervisor(emulator)
     router = app.router

@@ -64,16 +64,18 @@ def test_unknown_task_names_every_allocation_and_the_valid_tasks(emulator, ansib
                       "server, sidecar".format(", ".join(label(a) for a in web))
 
 
-@pytest.mark.parametrize("module, args", [
-    (SIGNAL, "job=api client_status=running signal=HUP task=migrate"),
-    (RESTART, "job=api client_status=running task=migrate"),
+@pytest.mark.parametrize("module, args, hint", [
+    (SIGNAL, "job=api client_status=running signal=HUP task=migrate", ""),
+    (RESTART, "job=api client_status=running task=migrate",
+     "; it is a lifecycle task that has finished and only runs again when the whole allocation restarts: "
+     "use all_tasks=true instead of task"),
 ])
-def test_task_not_running(emulator, ansible_runner, untouched, module, args):
+def test_task_not_running(emulator, ansible_runner, untouched, module, args, hint):
     api = running_allocations(emulator, "api")[0]
 
     message = failed_message(ansible_runner.adhoc(module, args))
 
-    assert message == f"1 of 1 allocation failed: {label(api)}: task 'migrate' is not running (state dead)"
+    assert message == f"1 of 1 allocation failed: {label(api)}: task 'migrate' is not running (state dead){hint}"
 
 
 def test_unknown_signal_is_refused_before_any_request(emulator, ansible_runner, untouched):

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""exit_json_with_listing skips ansible-core's no_log scrub of a listing only when no secret is in it:
+"""exit_json_with_listings skips ansible-core's no_log scrub of a listing only when no secret is in it:
 the token and the address password never leave the module, whether they are in the listing or not."""
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def scrubbed_keys(monkeypatch):
 def test_listing_without_secrets_is_returned_whole_and_the_token_is_still_scrubbed(capsys, scrubbed_keys):
     stubs = [stub(number) for number in range(50)]
     text, result = listed(stubs, capsys, token=TOKEN)
-    assert scrubbed_keys == [["changed", "count", "index", "invocation"]]
+    assert scrubbed_keys == [["changed", "count", "filter", "index", "invocation"]]
     assert result["allocations"] == stubs and result["count"] == 50 and result["index"] == 9
     assert TOKEN not in text
     assert result["invocation"]["module_args"]["token"] == PLACEHOLDER
@@ -88,7 +88,7 @@ def test_listing_without_secrets_is_returned_whole_and_the_token_is_still_scrubb
 def test_token_inside_the_listing_is_scrubbed(capsys, scrubbed_keys):
     stubs = [stub(1, Meta={"deploy_token": TOKEN, "note": "token %s here" % TOKEN}), stub(2)]
     text, result = listed(stubs, capsys, token=TOKEN)
-    assert scrubbed_keys == [["allocations", "changed", "count", "index", "invocation"]]
+    assert scrubbed_keys == [["allocations", "changed", "count", "filter", "index", "invocation"]]
     assert TOKEN not in text
     assert result["allocations"][0]["Meta"] == {"deploy_token": PLACEHOLDER, "note": "token ******** here"}
     assert result["allocations"][1] == stub(2) and result["count"] == 2

@@ -139,8 +139,29 @@ def test_restart_explicit_all_tasks_false_with_a_task_is_fine(run_module):
     (nomad_alloc_restart, {}),
 ])
 def test_a_selector_matching_nothing_changes_nothing(run_module, module, args):
+    # The fake answers 200 everywhere: namespace and job exist, so the empty selection is fine (and says so).
     with FakeNomad(lambda request: json_reply([], index=5)) as nomad:
         result = run_module(module, dict(args, address=nomad.address, job="nope"))
 
     assert result["_rc"] == 0 and result["changed"] is False and result["allocations"] == []
-    assert [r.path for r in nomad.requests] == ["/v1/allocations"]
+    assert result["msg"] == 'no allocation matched the selector (filter: JobID == "nope"); nothing to do'
+    assert [r.path for r in nomad.requests] == ["/v1/allocations", "/v1/namespace/default", "/v1/job/nope"]
+
+
+@pytest.mark.parametrize("module, args", [
+    (nomad_alloc_stop, {}),
+    (nomad_alloc_signal, {"signal": "HUP"}),
+    (nomad_alloc_restart, {}),
+])
+def test_a_missing_job_fails_naming_it_and_the_address(run_module, module, args):
+    def answer(request):
+        if request.path.startswith("/v1/job/"):
+            return Reply(status=404, body="job not found")
+        return json_reply([], index=5)
+
+    with FakeNomad(answer) as nomad:
+        result = run_module(module, dict(args, address=nomad.address, job="wbe"))
+
+    assert result["failed"] is True
+    assert result["msg"] == 'job "wbe" not found in namespace "default" at %s' % nomad.address
+    assert not [r for r in nomad.requests if r.method == "POST"]

@@ -1,0 +1,171 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Nomad 1.6's job, namespace and node readers: `GET /v1/job/:id`, `/v1/jobs` (`prefix`, any namespace),
+`/v1/namespace/:name`, `/v1/nodes` (`prefix`, `filter`) and `/v1/node/:id`, with Nomad's status codes, error texts and ACL checks.
+
+Texts from Nomad v1.6.5: command/agent/job_endpoint.go (`job not found`), namespace_endpoint.go
+(`Namespace not found`), node_endpoint.go (`node not found`); a bad node prefix is memdb's index error.
+Node ACL: a scenario token entry may carry `node: read|write` (management tokens read everything);
+namespace read needs any capability in that namespace, like Nomad's `AllowNamespace`.
+"""
+from __future__ import annotations
+
+from . import acl as acl_mod
+from .httpjson import HttpError, json_response
+from .uuidindex import IndexError_, parse_uuid
+
+READERS_PREFIXES = ("/v1/job/", "/v1/namespace/", "/v1/node/")
+
+
+def node_stub(node: dict) -> dict:
+    return {"Address": "127.0.0.1", "ID": node["ID"], "Attributes": None, "Datacenter": node.get("Datacenter", "dc1"),
+            "Name": node["Name"], "NodeClass": "", "NodePool": "default", "Version": "1.6.5", "Drain": False,
+            "SchedulingEligibility": "eligible", "Status": "ready", "StatusDescription": "", "Drivers": None,
+            "HostVolumes": None, "NodeResources": None, "ReservedResources": None, "LastDrain": None,
+            "CreateIndex": 1, "ModifyIndex": 1}
+
+
+def node_full(node: dict) -> dict:
+    full = node_stub(node)
+    full.update({"SecretID": "", "HTTPAddr": "127.0.0.1:4646", "TLSEnabled": False, "Meta": {}, "Events": None,
+                 "DrainStrategy": None, "ComputedClass": "", "Links": None})
+    return full
+
+
+class Readers:
+    def __init__(self, api):
+        self.api = api
+        self.emulator = api.emulator
+
+    # --- ACL -----------------------------------------------------------------------------------
+    def _node_policy(self, token) -> str:
+        if token is None or token.management:
+            return "write"
+        for entry in self.emulator.scenario.get("tokens") or ():
+            if str(entry.get("secret")) == token.secret:
+                return str(entry.get("node", "deny"))
+        if token.secret == "":
+            return str(self.emulator.scenario.get("anonymous_node", "deny"))
+        return "deny"
+
+    def require_node_read(self, token) -> None:
+        if self._node_policy(token) not in ("read", "write"):
+            raise HttpError(403, acl_mod.PERMISSION_DENIED)
+
+    def require_namespace(self, token, namespace: str) -> None:
+        if token is None or token.management:
+            return
+        granted = token.capabilities.get(namespace, token.capabilities.get("*", set()))
+        if not granted:
+            raise HttpError(403, acl_mod.PERMISSION_DENIED)
+
+    # --- dispatch ------------------------------------------------------------------------------
+    async def dispatch(self, request):
+        path = request.path
+        if path == "/v1/nodes":
+            return self.list_nodes(request)
+        if path == "/v1/jobs":
+            return self.list_jobs(request)
+        for prefix, handler in (("/v1/job/", self.get_job), ("/v1/namespace/", self.get_namespace),
+                                ("/v1/node/", self.get_node)):
+            if path.startswith(prefix):
+                name = path[len(prefix):]
+                if request.method != "GET":
+                    raise HttpError(405, "Invalid method")
+                if not name or "/" in name:
+                    raise HttpError(404, "resource not found")
+                return handler(request, name)
+        return None
+
+    def _start(self, request):
+        if request.method != "GET":
+            raise HttpError(405, "Invalid method")
+        self.api.check_region(request)
+        return self.api.authenticate(request)
+
+    def _meta(self) -> dict:
+        return self.api.read_meta(self.emulator.index)
+
+    # --- GET /v1/job/:id -------------------------------------------------------------------------
+    def get_job(self, request, job_id: str):
+        token = self._start(request)
+        namespace = request.query.get("namespace", "") or "default"
+        self.api.require(token, namespace, "read-job")
+        entry = self.emulator.jobs.get((namespace, job_id))
+        if entry is None:
+            raise HttpError(404, "job not found", self._meta())
+        return json_response(request, entry["doc"], headers=self._meta())
+
+    # --- GET /v1/jobs (prefix; namespace may be "*") ---------------------------------------------------
+    def list_jobs(self, request):
+        token = self._start(request)
+        namespace = request.query.get("namespace", "") or "default"
+        prefix = request.query.get("prefix", "")
+        if namespace == "*":
+            readable = [ns for ns in self.emulator.namespaces if token is None or token.allows(ns, "list-jobs")]
+        else:
+            self.api.require(token, namespace, "list-jobs")
+            readable = [namespace]
+        stubs = [{"ID": doc["ID"], "Namespace": ns, "Name": doc["Name"], "Type": doc["Type"], "Status": doc["Status"],
+                  "CreateIndex": doc["CreateIndex"], "ModifyIndex": doc["ModifyIndex"]}
+                 for (ns, _job_id), entry in sorted(self.emulator.jobs.items()) for doc in (entry["doc"],)
+                 if ns in readable and doc["ID"].startswith(prefix)]
+        return json_response(request, stubs, headers=self._meta())
+
+    # --- GET /v1/namespace/:name -------------------------------------------------------------------
+    def get_namespace(self, request, name: str):
+        token = self._start(request)
+        self.require_namespace(token, name)
+        if name not in self.emulator.namespaces:
+            raise HttpError(404, "Namespace not found", self._meta())
+        body = {"Name": name, "Description": "Default shared namespace" if name == "default" else "",
+                "Quota": "", "Capabilities": None, "NodePoolConfiguration": None, "Meta": None,
+                "CreateIndex": 1, "ModifyIndex": 1}
+        return json_response(request, body, headers=self._meta())
+
+    # --- GET /v1/nodes -----------------------------------------------------------------------------
+    def list_nodes(self, request):
+        token = self._start(request)
+        self.require_node_read(token)
+        prefix = request.query.get("prefix", "")
+        nodes = list(self.emulator.nodes)
+        if prefix:
+            try:
+                hex_prefix = parse_uuid(prefix, exact=False)
+            except IndexError_ as err:
+                raise HttpError(500, f"index error: {err}", rpc=True) from err
+            nodes = [node for node in nodes if node["ID"].replace("-", "").startswith(hex_prefix)]
+        stubs = sorted((node_stub(node) for node in nodes), key=lambda stub: stub["ID"])
+        matcher = self._node_filter(request.query.get("filter", ""))
+        if matcher is not None:
+            stubs = [stub for stub in stubs if self._matches(matcher, stub)]
+        return json_response(request, stubs, headers=self._meta())
+
+    @staticmethod
+    def _node_filter(text: str):
+        if not text:
+            return None
+        from . import bexpr
+        try:
+            return bexpr.compile_filter(text, map_paths=(), uint_paths=())
+        except bexpr.FilterParseError as err:
+            raise HttpError(400, f"failed to read filter expression: {err}") from err
+
+    @staticmethod
+    def _matches(matcher, stub) -> bool:
+        from . import bexpr
+        try:
+            return matcher.evaluate(stub)
+        except bexpr.FilterEvaluationError as err:
+            raise HttpError(400, f"failed to read result page: {err}") from err
+
+    # --- GET /v1/node/:id ---------------------------------------------------------------------------
+    def get_node(self, request, node_id: str):
+        token = self._start(request)
+        self.require_node_read(token)
+        for node in self.emulator.nodes:
+            if node["ID"] == node_id:
+                return json_response(request, node_full(node), headers=self._meta())
+        raise HttpError(404, "node not found", self._meta())
