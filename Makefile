@@ -39,7 +39,7 @@ BENCH_MODE ?= full
 MATRIX_RELEASES := 2.20 2.21
 
 # Gates run by `make test`, in this order (scripts/run_gates.py stops at the first failure).
-TEST_GATES := venv changelog-lint sanity sanity-targets units emulator-test integration demo lint docs-lint molecule \
+TEST_GATES := venv ruff changelog-lint sanity sanity-targets units emulator-test integration demo lint docs-lint molecule \
 	build importer ee $(addprefix core-,$(MATRIX_RELEASES))
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)

@@ -29,14 +29,14 @@ def main() -> int:
         sys.exit('usage: check_collection_artifact.py <nomadops-nomad-X.Y.Z.tar.gz>')
     with tarfile.open(sys.argv[1]) as artifact:
         members = [name[2:] if name.startswith('./') else name for name in artifact.getnames()]
-    problems = ['missing %s' % required for required in REQUIRED_MEMBERS if required not in members]
+    problems = [f'missing {required}' for required in REQUIRED_MEMBERS if required not in members]
     for member in members:
         reason = forbidden_reason(member)
         if reason:
-            problems.append('packed %s (matches %s)' % (member, reason))
+            problems.append(f'packed {member} (matches {reason})')
     for problem in problems:
-        print('collection artifact: %s' % problem, file=sys.stderr)
-    print('collection artifact %s: %d members, %d problem(s)' % (sys.argv[1], len(members), len(problems)))
+        print(f'collection artifact: {problem}', file=sys.stderr)
+    print(f'collection artifact {sys.argv[1]}: {len(members)} members, {len(problems)} problem(s)')
     return 1 if problems else 0
 
 

@@ -27,10 +27,10 @@ def main() -> int:
         for counter, value in suite_counts(path).items():
             totals[counter] += value
     passed = totals['tests'] - totals['failures'] - totals['errors'] - totals['skipped']
-    print('%s: %d passed, %d failed, %d skipped' % (label, passed, totals['failures'] + totals['errors'],
-                                                    totals['skipped']))
+    failed = totals['failures'] + totals['errors']
+    print(f"{label}: {passed} passed, {failed} failed, {totals['skipped']} skipped")
     if totals['tests'] == 0:
-        print('%s: no test ran (no JUnit results in %s)' % (label, directory), file=sys.stderr)
+        print(f'{label}: no test ran (no JUnit results in {directory})', file=sys.stderr)
         return 1
     return 0
 

@@ -31,7 +31,7 @@ def bootstrap_pip_with_ensurepip(environment: dict[str, str]) -> None:
     )
     if completed.returncode != 0:
         sys.stderr.write(completed.stdout + completed.stderr)
-        sys.exit('get-pip stand-in: ensurepip failed with exit code %d' % completed.returncode)
+        sys.exit(f'get-pip stand-in: ensurepip failed with exit code {completed.returncode}')
 
 
 def pip_install(arguments: list[str], environment: dict[str, str]) -> int:

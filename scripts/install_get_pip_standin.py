@@ -26,23 +26,23 @@ def pip_versions_requested(python_versions: list[str]) -> set[str]:
 
 def install_standin(pip_version: str, source: str) -> str:
     """Write the stand-in for one pip version; return what was done, for the log."""
-    target = CACHE_DIRECTORY / ('get_pip_%s.py' % pip_version.replace('.', '_'))
+    target = CACHE_DIRECTORY / ('get_pip_{}.py'.format(pip_version.replace('.', '_')))
     if target.exists():
         current = target.read_text(encoding='utf-8')
         if STANDIN_MARKER not in current:
-            return 'kept genuine %s' % target
+            return f'kept genuine {target}'
         if current == source:
-            return 'up to date %s' % target
+            return f'up to date {target}'
     CACHE_DIRECTORY.mkdir(parents=True, exist_ok=True)
     target.write_text(source, encoding='utf-8')
-    return 'wrote %s' % target
+    return f'wrote {target}'
 
 
 def main() -> None:
-    python_versions = sys.argv[1:] or ['%d.%d' % sys.version_info[:2]]
+    python_versions = sys.argv[1:] or [f'{sys.version_info[0]}.{sys.version_info[1]}']
     source = STANDIN_SOURCE.read_text(encoding='utf-8')
     for pip_version in sorted(pip_versions_requested(python_versions)):
-        print('get-pip stand-in: %s' % install_standin(pip_version, source))
+        print(f'get-pip stand-in: {install_standin(pip_version, source)}')
 
 
 if __name__ == '__main__':

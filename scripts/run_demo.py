@@ -47,12 +47,12 @@ def wait_for_address(process: subprocess.Popen) -> str:
                 break
             line = process.stdout.readline()
             if not line:
-                raise EmulatorStartError('the emulator exited with code %s before it was ready' % process.wait())
+                raise EmulatorStartError(f'the emulator exited with code {process.wait()} before it was ready')
             match = READY_LINE.match(line.strip())
             if match:
                 return match.group(1)
-            print('emulator: %s' % line.rstrip())
-    raise EmulatorStartError('the emulator did not report its address within %.0f s' % STARTUP_TIMEOUT_SECONDS)
+            print(f'emulator: {line.rstrip()}')
+    raise EmulatorStartError(f'the emulator did not report its address within {STARTUP_TIMEOUT_SECONDS:.0f} s')
 
 
 def stop_emulator(process: subprocess.Popen) -> None:
@@ -71,7 +71,7 @@ def run_playbook(playbook: str, address: str, extra_arguments: list[str]) -> int
     environment.pop('NOMAD_TOKEN', None)
     environment.setdefault('ANSIBLE_COLLECTIONS_PATH', str(REPOSITORY_ROOT / 'build' / 'collections'))
     command = [str(pathlib.Path(sys.executable).with_name('ansible-playbook')), playbook] + extra_arguments
-    print('demo: NOMAD_ADDR=%s %s' % (address, ' '.join(command)), flush=True)
+    print('demo: NOMAD_ADDR={} {}'.format(address, ' '.join(command)), flush=True)
     return subprocess.run(command, cwd=REPOSITORY_ROOT, env=environment, check=False).returncode
 
 
@@ -85,15 +85,15 @@ def main() -> int:
     try:
         process, address = start_emulator(arguments.scenario)
     except EmulatorStartError as error:
-        print('demo: %s' % error, file=sys.stderr)
+        print(f'demo: {error}', file=sys.stderr)
         return 1
-    print('demo: emulator running at %s (scenario %s)' % (address, arguments.scenario), flush=True)
+    print(f'demo: emulator running at {address} (scenario {arguments.scenario})', flush=True)
     try:
         exit_code = run_playbook(arguments.playbook, address, arguments.playbook_arguments)
     finally:
         stop_emulator(process)
         print('demo: emulator stopped', flush=True)
-    print('demo: %s' % ('playbook succeeded' if exit_code == 0 else 'playbook FAILED (exit code %d)' % exit_code))
+    print('demo: ' + ('playbook succeeded' if exit_code == 0 else f'playbook FAILED (exit code {exit_code})'))
     return exit_code
 
 

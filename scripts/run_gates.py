@@ -25,30 +25,30 @@ class GateOutcome:
 
 
 def run_gate(name: str, position: int, total: int) -> GateOutcome:
-    print('\n%s\n[%d/%d] gate %s: make %s\n%s' % (RULE, position, total, name, name, RULE), flush=True)
+    print(f'\n{RULE}\n[{position}/{total}] gate {name}: make {name}\n{RULE}', flush=True)
     started = time.monotonic()
     exit_code = subprocess.run(['make', '--no-print-directory', name], check=False).returncode
     seconds = time.monotonic() - started
     status = 'passed' if exit_code == 0 else 'failed'
-    detail = '' if exit_code == 0 else ' (exit code %d)' % exit_code
-    print('--- gate %s: %s in %.1f s%s' % (name, status.upper(), seconds, detail), flush=True)
+    detail = '' if exit_code == 0 else f' (exit code {exit_code})'
+    print(f'--- gate {name}: {status.upper()} in {seconds:.1f} s{detail}', flush=True)
     return GateOutcome(name, status, seconds, exit_code)
 
 
 def print_summary(outcomes: list[GateOutcome]) -> None:
-    print('\n%s\nSummary' % RULE)
+    print(f'\n{RULE}\nSummary')
     for outcome in outcomes:
-        timing = '' if outcome.status == 'skipped' else '%7.1f s' % outcome.seconds
-        print('  %-16s %-8s %s' % (outcome.name, outcome.status, timing))
+        timing = '' if outcome.status == 'skipped' else f'{outcome.seconds:7.1f} s'
+        print(f'  {outcome.name:<16} {outcome.status:<8} {timing}')
     total_seconds = sum(outcome.seconds for outcome in outcomes)
     failed = [outcome.name for outcome in outcomes if outcome.status == 'failed']
     if failed:
-        print('FAILED gate(s): %s (total %.1f s)' % (', '.join(failed), total_seconds))
+        print('FAILED gate(s): {} (total {:.1f} s)'.format(', '.join(failed), total_seconds))
     else:
-        print('All gates passed (total %.1f s)' % total_seconds)
+        print(f'All gates passed (total {total_seconds:.1f} s)')
     counts = {status: sum(1 for outcome in outcomes if outcome.status == status)
               for status in ('passed', 'failed', 'skipped')}
-    print('gates: %(passed)d passed, %(failed)d failed, %(skipped)d skipped' % counts, flush=True)
+    print('gates: {passed} passed, {failed} failed, {skipped} skipped'.format(**counts), flush=True)
 
 
 def main() -> int:

@@ -59,7 +59,7 @@ def is_up_to_date(source: pathlib.Path, target: pathlib.Path) -> bool:
 
 def copy_atomically(source: pathlib.Path, target: pathlib.Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name('.%s.sync-%d' % (target.name, os.getpid()))
+    staging = target.with_name(f'.{target.name}.sync-{os.getpid()}')
     if source.is_symlink():
         os.symlink(os.readlink(source), staging)
     else:
@@ -110,7 +110,7 @@ def main() -> int:
             copied += 1
     removed = remove_stale(set(files))
     initialise_git(TARGET)
-    print('collection copy %s: %d files, %d updated, %d removed' % (TARGET, len(files), copied, removed))
+    print(f'collection copy {TARGET}: {len(files)} files, {copied} updated, {removed} removed')
     return 0
 
 

@@ -155,7 +155,6 @@ EXAMPLES = r"""
 """
 
 import hashlib
-import io
 import os
 import posixpath
 import secrets
@@ -497,7 +496,7 @@ class Connection(ConnectionBase):
         except OSError as error:
             raise AnsibleError(f"nomad_exec: cannot write {out_path} on the controller: {error.strerror}") from None
         try:
-            with io.open(handle, "wb", buffering=LOCAL_WRITE_BUFFER) as stream:
+            with open(handle, "wb", buffering=LOCAL_WRITE_BUFFER) as stream:
                 sink, errors = FileSink(stream), BoundedBuffer(MESSAGE_LIMIT)
                 exit_code = self._run([SHELL, "-c", FETCH_SCRIPT, "nomad_exec_fetch", source],
                                       on_stdout=sink.write, on_stderr=errors.write)

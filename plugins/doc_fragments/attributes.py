@@ -1,11 +1,10 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     """Attribute documentation, so that every plugin describes the same behaviour with the same words."""
 
     DOCUMENTATION = r"""

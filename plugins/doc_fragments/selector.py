@@ -1,11 +1,10 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
 
-class ModuleDocFragment(object):
+class ModuleDocFragment:
     """The allocation selector shared by nomad_alloc_info, the lifecycle modules and the lookup."""
 
     DOCUMENTATION = r"""

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one way the collection reads allocations: stubs for a selector, full objects for IDs, one

@@ -654,7 +654,7 @@ def go_duration(seconds):
 
 
 def _basic_credentials(auth):
-    return base64.b64encode(("{}:{}".format(*auth)).encode("utf-8")).decode("ascii")
+    return base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
 
 
 def _one_line(text):

@@ -58,8 +58,8 @@ def _job_in_any_namespace(client, job) -> bool:
 
 def _node_exists(client, node) -> bool:
     if is_full_uuid(node):
-        return _exists(client, "/v1/node/{0}".format(node))
-    expression = "ID == {0} or Name == {0}".format(bexpr_quote(node))
+        return _exists(client, f"/v1/node/{node}")
+    expression = f"ID == {bexpr_quote(node)} or Name == {bexpr_quote(node)}"
     try:
         listed = client.read("/v1/nodes", params={"filter": expression, "namespace": None}).data
     except NomadPermissionDeniedError:
@@ -76,16 +76,16 @@ def explain_empty_selection(client, selector, namespace=None):
     """
     where = _effective_namespace(client, namespace)
     address = client.options.address
-    if where != "*" and not _exists(client, "/v1/namespace/{0}".format(where), {"namespace": None}):
-        return 'namespace "{0}" not found at {1}'.format(where, address)
+    if where != "*" and not _exists(client, f"/v1/namespace/{where}", {"namespace": None}):
+        return f'namespace "{where}" not found at {address}'
     job = selector.get("job")
     if job and where == "*" and not _job_in_any_namespace(client, job):
-        return 'job "{0}" not found in any namespace at {1}'.format(job, address)
-    if job and where != "*" and not _exists(client, "/v1/job/{0}".format(quote(job, safe="")), {"namespace": where}):
-        return 'job "{0}" not found in namespace "{1}" at {2}'.format(job, where, address)
+        return f'job "{job}" not found in any namespace at {address}'
+    if job and where != "*" and not _exists(client, f"/v1/job/{quote(job, safe='')}", {"namespace": where}):
+        return f'job "{job}" not found in namespace "{where}" at {address}'
     node = selector.get("node")
     if node and not selector.get("node_id") and not _node_exists(client, node):
-        return 'node "{0}" not found at {1}'.format(node, address)
+        return f'node "{node}" not found at {address}'
     return None
 
 
@@ -99,7 +99,7 @@ def require_selection_exists(client, selector, namespace=None) -> None:
 def empty_selection_message(selector_filter):
     """The `msg` of an acting module whose existing job/namespace/node matched no allocation."""
     if selector_filter:
-        return "no allocation matched the selector (filter: {0}); nothing to do".format(selector_filter)
+        return f"no allocation matched the selector (filter: {selector_filter}); nothing to do"
     return "no allocation matched the selector; nothing to do"
 
 

@@ -23,7 +23,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import
     wait_for_terminal,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._existence import empty_selection_message
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, bexpr_quote
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import summarize
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
     TERMINAL_CLIENT_STATUSES,
@@ -109,7 +109,7 @@ def empty_selector_message(params: dict):
         return None
     return (
         "refusing to act on every allocation in the namespace: set at least one selector option "
-        "({0})".format(", ".join(SELECTOR_KEYS))
+        f"({', '.join(SELECTOR_KEYS)})"
     )
 
 
@@ -127,13 +127,13 @@ def parallelism_message(parallelism):
     """A one-line refusal for a parallelism below 1, else None."""
     if parallelism is None or parallelism >= 1:
         return None
-    return "parallelism must be at least 1, got {0}".format(parallelism)
+    return f"parallelism must be at least 1, got {parallelism}"
 
 
 def wait_timeout_message(wait_timeout):
     if wait_timeout is None or wait_timeout >= 0:
         return None
-    return "wait_timeout must be 0 or more seconds, got {0}".format(wait_timeout)
+    return f"wait_timeout must be 0 or more seconds, got {wait_timeout}"
 
 
 def input_problem(params: dict):
@@ -160,7 +160,7 @@ def allocation_label(alloc: dict) -> str:
     """`8d1c3f2a (web.frontend[1])`: how messages name an allocation."""
     name = alloc.get("Name")
     if name:
-        return "{0} ({1})".format(short_id(alloc.get("ID")), name)
+        return f"{short_id(alloc.get('ID'))} ({name})"
     return short_id(alloc.get("ID"))
 
 
@@ -179,17 +179,17 @@ def stop_skip_reason(alloc: dict):
     """Why stopping `alloc` would change nothing, or None when it would."""
     desired = alloc.get("DesiredStatus")
     if desired in STOPPED_DESIRED_STATUSES:
-        return "already stopping or stopped (DesiredStatus {0})".format(desired)
+        return f"already stopping or stopped (DesiredStatus {desired})"
     client_status = alloc.get("ClientStatus")
     if client_status in TERMINAL_CLIENT_STATUSES:
-        return "already terminal (ClientStatus {0})".format(client_status)
+        return f"already terminal (ClientStatus {client_status})"
     return None
 
 
 def terminal_skip_reason(alloc: dict):
     """Why signal/restart leave `alloc` alone (its tasks no longer run), or None."""
     if is_terminal(alloc):
-        return "allocation is terminal (ClientStatus {0}); its tasks no longer run".format(alloc.get("ClientStatus"))
+        return f"allocation is terminal (ClientStatus {alloc.get('ClientStatus')}); its tasks no longer run"
     return None
 
 
@@ -217,18 +217,18 @@ def require_task(alloc: dict, task: str, finished_hint: str = "") -> None:
     names = task_names(alloc)
     if task not in names:
         raise LifecycleError(
-            "task {0!r} is not in this allocation; its tasks are: {1}".format(task, ", ".join(names) or "none")
+            f"task {task!r} is not in this allocation; its tasks are: {', '.join(names) or 'none'}"
         )
     state = task_state(alloc, task).get("State") or "pending"
     if state != "running":
         hint = finished_hint if finished_hint and state == "dead" and _runs_once(alloc, task) else ""
-        raise LifecycleError("task {0!r} is not running (state {1}){2}".format(task, state, hint))
+        raise LifecycleError(f"task {task!r} is not running (state {state}){hint}")
 
 
 def require_running_tasks(alloc: dict, verb: str) -> list:
     tasks = running_tasks(alloc)
     if not tasks:
-        raise LifecycleError("no running task to {0}; its tasks are: {1}".format(verb, _task_state_list(alloc)))
+        raise LifecycleError(f"no running task to {verb}; its tasks are: {_task_state_list(alloc)}")
     return tasks
 
 
@@ -236,7 +236,7 @@ def _task_state_list(alloc: dict) -> str:
     names = task_names(alloc)
     if not names:
         return "none"
-    return ", ".join("{0} ({1})".format(name, task_state(alloc, name).get("State") or "pending") for name in names)
+    return ", ".join(f"{name} ({task_state(alloc, name).get('State') or 'pending'})" for name in names)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -274,13 +274,10 @@ def plan_action(client, alloc: dict, choose, need_job: bool = False) -> tuple:
 def describe_error(error: Exception, alloc: dict) -> str:
     """One line for a per-allocation failure, with the fix where the error has an obvious one."""
     if isinstance(error, NomadPermissionDeniedError):
-        return "Permission denied: the token needs the alloc-lifecycle capability in namespace {0!r}".format(
-            alloc.get("Namespace") or "default"
-        )
+        namespace = alloc.get("Namespace") or "default"
+        return f"Permission denied: the token needs the alloc-lifecycle capability in namespace {namespace!r}"
     if isinstance(error, NomadNotFoundError):
-        return "allocation not found (garbage-collected or unknown to the server): {0}".format(
-            _nomad_message(error)
-        )
+        return f"allocation not found (garbage-collected or unknown to the server): {_nomad_message(error)}"
     if isinstance(error, NomadError):
         return _nomad_message(error)
     return str(error)
@@ -304,7 +301,7 @@ def stop_allocation(client, alloc: dict, no_shutdown_delay: bool = False, check_
     params = _namespace_params(alloc)
     if no_shutdown_delay:
         params["no_shutdown_delay"] = "true"
-    response = client.write("POST", "/v1/allocation/{0}/stop".format(alloc["ID"]), params=params)
+    response = client.write("POST", f"/v1/allocation/{alloc['ID']}/stop", params=params)
     return {"changed": True, "EvalID": (response.data or {}).get("EvalID")}
 
 
@@ -326,7 +323,7 @@ def signal_allocation(client, alloc: dict, signal: str, task=None, check_mode: b
         try:
             client.write(
                 "POST",
-                "/v1/client/allocation/{0}/signal".format(alloc["ID"]),
+                f"/v1/client/allocation/{alloc['ID']}/signal",
                 params=_namespace_params(alloc),
                 body={"Task": name, "Signal": signal},
             )
@@ -343,7 +340,7 @@ def _signal_failure(error: NomadError, alloc: dict, task: str, several_tasks: bo
     message = describe_error(error, alloc)
     # Permission and lookup errors concern the whole allocation, not the task that happened to be first.
     if several_tasks and not isinstance(error, (NomadPermissionDeniedError, NomadNotFoundError)):
-        return "task {0!r}: {1}".format(task, message)
+        return f"task {task!r}: {message}"
     return message
 
 
@@ -366,7 +363,7 @@ def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, 
     if check_mode:
         return {"changed": True, "tasks": tasks}
     client.write(
-        "POST", "/v1/client/allocation/{0}/restart".format(alloc["ID"]), params=_namespace_params(alloc), body=body
+        "POST", f"/v1/client/allocation/{alloc['ID']}/restart", params=_namespace_params(alloc), body=body
     )
     if wait:
         restarted = [name for name in tasks if not _runs_once(full, name)]
@@ -416,11 +413,11 @@ def _restart_wait_failure(outcome, before: dict, tasks: list, condition: str, ti
     current = outcome.value
     if outcome.hopeless:
         state = current.get("ClientStatus") if is_terminal(current) else "stopped"
-        return "allocation became {0} while waiting for its tasks to run again".format(state)
+        return f"allocation became {state} while waiting for its tasks to run again"
     pending = [task for task in tasks if not has_restarted(before, current, task)]
     if pending:
-        return "restarted, but tasks {0} did not run again within {1}s".format(", ".join(pending), timeout)
-    return "restarted, but not healthy within {0}s: {1}".format(timeout, health_problem(current))
+        return f"restarted, but tasks {', '.join(pending)} did not run again within {timeout}s"
+    return f"restarted, but not healthy within {timeout}s: {health_problem(current)}"
 
 
 def wait_for_stopped(client, results: list, timeout: float) -> None:
@@ -428,10 +425,10 @@ def wait_for_stopped(client, results: list, timeout: float) -> None:
     stopped = [entry for entry in results if entry.get("changed") and not entry.get("error")]
     try:
         not_stopped = set(wait_for_terminal(client, stopped, timeout))
-        reason = "stopped, but still not terminal after {0}s".format(timeout)
+        reason = f"stopped, but still not terminal after {timeout}s"
     except NomadError as error:
         not_stopped = {entry["ID"] for entry in stopped}
-        reason = "stopped, but waiting for it to finish failed: {0}".format(_nomad_message(error))
+        reason = f"stopped, but waiting for it to finish failed: {_nomad_message(error)}"
     for entry in stopped:
         if entry["ID"] in not_stopped:
             entry["error"] = reason
@@ -468,9 +465,9 @@ def failure_message(results: list):
     groups = {}
     for entry in failed:
         groups.setdefault(entry["error"], []).append(allocation_label(entry))
-    details = "; ".join("{0}: {1}".format(", ".join(labels), message) for message, labels in groups.items())
+    details = "; ".join(f"{', '.join(labels)}: {message}" for message, labels in groups.items())
     noun = "allocation" if len(results) == 1 else "allocations"
-    return "{0} of {1} {2} failed: {3}".format(len(failed), len(results), noun, details)
+    return f"{len(failed)} of {len(results)} {noun} failed: {details}"
 
 
 def any_changed(results: list) -> bool:
@@ -495,7 +492,7 @@ def refuse_explicit_skip(value: dict, alloc: dict, explicit_ids, verb: str) -> d
     `nomad alloc <verb> <id>` does for an allocation whose tasks no longer run."""
     reason = value.get("skipped_reason")
     if reason and alloc.get("ID") in explicit_ids:
-        raise LifecycleError("cannot {0} an allocation given by id: {1}".format(verb, reason))
+        raise LifecycleError(f"cannot {verb} an allocation given by id: {reason}")
     return value
 
 
@@ -505,18 +502,16 @@ def explicit_ids_of(selector: dict, allocations: list) -> set:
 
 
 def _diff_header(alloc: dict) -> str:
-    return "{0} {1} on {2} (client status {3}, desired status {4})".format(
-        short_id(alloc.get("ID")), alloc.get("Name"), alloc.get("NodeName") or short_id(alloc.get("NodeID")),
-        alloc.get("ClientStatus"), alloc.get("DesiredStatus"),
-    )
+    node = alloc.get("NodeName") or short_id(alloc.get("NodeID"))
+    return (f"{short_id(alloc.get('ID'))} {alloc.get('Name')} on {node} "
+            f"(client status {alloc.get('ClientStatus')}, desired status {alloc.get('DesiredStatus')})")
 
 
 def _task_lines(alloc: dict, tasks: list, suffix: str = "") -> str:
     lines = []
     for name in tasks:
         state = task_state(alloc, name)
-        lines.append("task {0}: {1}, restarts {2}{3}\n".format(
-            name, state.get("State") or "pending", state.get("Restarts") or 0, suffix))
+        lines.append(f"task {name}: {state.get('State') or 'pending'}, restarts {state.get('Restarts') or 0}{suffix}\n")
     return "".join(lines)
 
 
@@ -524,10 +519,10 @@ def allocation_diff(verb: str, alloc: dict, entry: dict, signal=None) -> dict:
     """One Ansible diff for an allocation that stop/signal/restart changed (or would change)."""
     header = _diff_header(alloc)
     if verb == "stop":
-        before, after = "desired_status: {0}\n".format(alloc.get("DesiredStatus")), "desired_status: stop\n"
+        before, after = f"desired_status: {alloc.get('DesiredStatus')}\n", "desired_status: stop\n"
     elif verb == "signal":
         tasks = entry.get("tasks") or []
-        before, after = _task_lines(alloc, tasks), _task_lines(alloc, tasks, ", {0} sent".format(signal))
+        before, after = _task_lines(alloc, tasks), _task_lines(alloc, tasks, f", {signal} sent")
     else:
         tasks = entry.get("tasks") or []
         before, after = _task_lines(alloc, tasks), _task_lines(alloc, tasks, ", restarted")

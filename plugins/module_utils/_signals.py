@@ -50,8 +50,8 @@ class UnknownSignalError(ValueError):
     def __init__(self, name: str):
         self.name = name
         super().__init__(
-            "unknown signal {0!r}; use one of the POSIX signal names (the SIG prefix and the case are "
-            "optional): {1}".format(name, ", ".join(POSIX_SIGNALS))
+            f"unknown signal {name!r}; use one of the POSIX signal names (the SIG prefix and the case are "
+            f"optional): {', '.join(POSIX_SIGNALS)}"
         )
 
 

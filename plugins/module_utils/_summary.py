@@ -35,7 +35,7 @@ def _last_event(state):
         return None, None
     event = events[-1]
     text = event.get("DisplayMessage") or event.get("Message") or ""
-    label = "{0}: {1}".format(event.get("Type"), text) if text else str(event.get("Type"))
+    label = f"{event.get('Type')}: {text}" if text else str(event.get("Type"))
     return label, iso_time(event.get("Time"))
 
 

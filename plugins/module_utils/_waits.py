@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one wait engine: small pure predicates over allocations, and one loop driven by Nomad's blocking

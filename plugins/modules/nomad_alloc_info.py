@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -278,7 +277,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._existence import e
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_node_selector
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import keep_fields, summarize, without_job
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS, describe_progress
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS
 
 ARGUMENT_SPEC = dict(
     LIST_ARGUMENT_SPEC,
@@ -299,7 +298,7 @@ def readable_facts(module, client, selector, allocations, failed=False, explain=
     summary = summarize(allocations)
     kept, unknown = keep_fields(without_job(allocations) if failed else allocations, module.params["fields"])
     if unknown:
-        module.warn("fields %s name no key of the returned allocations" % ", ".join(unknown))
+        module.warn(f"fields {', '.join(unknown)} name no key of the returned allocations")
     return dict(allocations=kept, count=len(kept), summary=summary, filter=sent_filter(selector))
 
 
@@ -317,7 +316,7 @@ def list_or_wait(module):
 
     timeout = module.params["wait_timeout"]
     if timeout < 0:
-        module.fail_json(msg="wait_timeout must be 0 or more seconds (got %s)" % timeout)
+        module.fail_json(msg=f"wait_timeout must be 0 or more seconds (got {timeout})")
     outcome = wait_for_allocations(client, selector, list_options, condition, timeout,
                                    services=module.params["services"], checks=module.params["checks"])
     facts = dict(index=outcome.index, waited=round(outcome.waited, 3))
@@ -326,9 +325,9 @@ def list_or_wait(module):
     if not outcome.met:
         progress = outcome.progress
         if outcome.hopeless:
-            message = "the allocations can no longer become %s: %s" % (condition, progress)
+            message = f"the allocations can no longer become {condition}: {progress}"
         else:
-            message = "timed out after %s s waiting for the allocations to be %s: %s" % (timeout, condition, progress)
+            message = f"timed out after {timeout} s waiting for the allocations to be {condition}: {progress}"
         module.fail_json(msg=message, **facts)
     module.exit_json(changed=False, **facts)
 
