@@ -37,7 +37,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     NomadOptionError,
     connection_options_from_params,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, resolve_allocation_id, select_allocations
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import empty_selection_message, select_for_action
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, resolve_allocation_id
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
 
 
@@ -108,10 +109,10 @@ class ActionModule(ModuleLikeActionBase):
         module.add_no_log_values(options.secrets)
         selector = {key: params.get(key) for key in SELECTOR_KEYS}
         with NomadClient(options, pool_size=params["parallelism"], warn=module.warn) as client:
-            allocations = select_allocations(client, selector, options.namespace)
+            allocations, sent = select_for_action(client, selector, options.namespace)
             if not allocations:
-                module.fail_json(msg=f"no allocation matched the selector at {options.address}", address=options.address,
-                                 allocations=[])
+                module.fail_json(msg=f"{empty_selection_message(sent)} at {options.address}", address=options.address,
+                                 allocations=[], filter=sent)
             named = {allocation["ID"] for allocation in allocations
                      if any(allocation["ID"].startswith(str(given).lower()) for given in params.get("id") or [])}
             entries = exec_in_allocations(client, allocations, base, params["task"], params["parallelism"], named)

@@ -184,6 +184,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import concurrently
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadNotFoundError
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import explain_empty_selection
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     SELECTOR_ARGUMENT_SPEC,
     SELECTOR_KEYS,
@@ -355,6 +356,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache=cache)
         prefix = f"{path}: "
+        self._why_empty = None  # set when a live listing came back empty: the job, namespace or node that is missing
         try:
             config = self._read_config_data(path)
         except AnsibleError as error:
@@ -366,7 +368,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             selector = self._selector()
             records = self._records(path, options, selector, use_cache=cache)
         if not records:
-            self.display.warning(f"{prefix}no allocation matched {self._described(options, selector)}")
+            why = f"; {self._why_empty}" if self._why_empty else ""
+            self.display.warning(f"{prefix}no allocation matched {self._described(options, selector)}{why}")
         try:
             self._populate(records, options)
         except AnsibleError as error:
@@ -441,6 +444,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _fetch_records(self, options, selector: dict) -> list:
         with NomadClient(options, warn=self.display.warning) as client:
             records = [allocation_record(stub) for stub in select_allocations(client, selector)]
+            self._why_empty = None if records else explain_empty_selection(client, selector)
             if self.get_option("meta") and records:
                 attach_meta(client, records)
         return records

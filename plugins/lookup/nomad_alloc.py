@@ -106,6 +106,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import
     ListOptions,
     gather_allocations,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._existence import explain_empty_selection
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import HAS_REQUESTS, NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import nomad_argument_spec
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import connection_options_from_params
@@ -152,4 +153,7 @@ class LookupModule(LookupBase):
             selector = {key: params.get(key) for key in SELECTOR_KEYS}
             allocations, _index = gather_allocations(client, selector, ListOptions.from_params(params),
                                                      services=params["services"])
+            missing = None if allocations else explain_empty_selection(client, selector)
+        if missing:
+            display.warning(f"nomadops.nomad.nomad_alloc: {missing}")
         return allocations
