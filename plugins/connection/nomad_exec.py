@@ -352,10 +352,11 @@ class Connection(ConnectionBase):
             raise AnsibleConnectionFailure(
                 "nomad_exec: no allocation given; set ansible_nomad_alloc_id (or ansible_host) to an allocation ID"
             )
-        with nomad_errors_as(AnsibleConnectionFailure, prefix=f"nomad_exec: allocation {alloc_id}: "):
+        # Errors from NomadClient name the address themselves.
+        prefix = f"nomad_exec: allocation {alloc_id}: "
+        with nomad_errors_as(AnsibleConnectionFailure, prefix=prefix):
             options = plugin_connection_options(self)
-        at = f"nomad_exec: allocation {alloc_id} at {options.address}: "
-        with nomad_errors_as(AnsibleConnectionFailure, prefix=at):
+        with nomad_errors_as(AnsibleConnectionFailure, prefix=prefix):
             self._client = NomadClient(options, pool_size=1, warn=display.warning)
             self._target = self._resolve(str(alloc_id), self.get_option("task"))
         display.vvv(
