@@ -86,6 +86,9 @@ class Rotator:
             piece = data[:room]
             if len(data) > room:
                 cut = piece.rfind(b"\n")
+                if cut < 0 and self.size > 0:  # no whole line fits: keep the line whole in the next file
+                    self.rotate()
+                    continue
                 piece = piece[:cut + 1] if cut >= 0 else piece
             self.handle.write(piece)
             self.size += len(piece)
