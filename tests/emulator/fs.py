@@ -392,6 +392,8 @@ async def stream_logs(out: StreamOut, logs_dir: str, params: dict, start) -> Non
         name = f"{task}.{kind}.{index}"
         try:
             with open(os.path.join(logs_dir, name), "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < position:
+                    position = 0  # truncated: Nomad restarts reading at 0
                 position = await send_chunks(out, handle, position, f"alloc/logs/{name}")
                 newer = [i for i in log_files(logs_dir, task, kind) if i > index]
                 if newer:
