@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import time
 
 import pytest
@@ -202,6 +203,13 @@ def test_plain_follow_delivers_late_output(fs):
     assert b"READY" in body
 
 
+def test_task_not_started_yet(fs):
+    alloc_id = wait_until(lambda: fs.by_job("ghost") and alloc_of(fs, "ghost"), what="ghost alloc")
+    response = fs.get(f"/v1/client/fs/logs/{alloc_id}", params={"task": "ghost", "type": "stdout"})
+    assert response.status_code == 404 and response.headers["Content-Type"] == "application/json"
+    assert response.text == 'task "ghost" not started yet. No logs available'
+
+
 @pytest.mark.parametrize(("token", "op", "status", "text"), [
     (LOGS_ONLY, "logs", 200, None), (FS_ONLY, "logs", 200, None), (NO_FS, "logs", 500, "Permission denied"),
     (LOGS_ONLY, "ls", 403, "Permission denied"), (FS_ONLY, "ls", 200, None),
@@ -231,3 +239,21 @@ def test_faults_cut_and_stall_streams(fs, fs_emulator, crashed):
         assert response.status_code == 200
         with pytest.raises(urllib3.exceptions.ReadTimeoutError):
             response.raw.read(100)  # 10 bytes arrived, then nothing while the connection stays open
+
+
+def test_error_after_first_payload_is_appended(fs, fs_emulator):
+    """Destroys the pair allocation's logs: keep this test last."""
+    alloc_id = alloc_of(fs, "pair")
+    wait_until(lambda: fs.get(f"/v1/client/fs/logs/{alloc_id}", params={"task": "left", "type": "stdout"}).content,
+               what="pair output")
+    task_dir = fs_emulator.control.tasks(alloc_id)["left"]["task_dir"]
+    logs = task_dir.rsplit("/", 1)[0] + "/alloc/logs"
+    with fs.get(f"/v1/client/fs/logs/{alloc_id}", stream=True, timeout=10,
+                params={"task": "left", "type": "stdout", "follow": "true"}) as response:
+        chunks = response.iter_content(chunk_size=None)
+        body = next(chunks)
+        shutil.rmtree(logs)
+        for chunk in chunks:
+            body += chunk
+    assert body.endswith(f"failed to list entries: open {logs}: no such file or directory".encode())
+    assert frames(body[:body.index(b"failed")])[0]["File"] == "alloc/logs/left.stdout.0"
