@@ -243,3 +243,95 @@ def follow_log(client, alloc_id, task, log_type, start_offset, buffer, follow):
             finished_seen = follow.task_finished()
         if frame.event == "file deleted":
             return
+
+
+# --------------------------------------------------------------------------------------------- logs of one allocation
+class LogsRequest:
+    """What nomad_alloc_logs was asked, checked once before any request."""
+
+    def __init__(self, log_types, tail_lines=None, tail_bytes=None, follow=False, follow_timeout=60, until=None,
+                 max_bytes=1048576):
+        self.log_types = log_types
+        self.tail_lines = tail_lines
+        self.tail_bytes = tail_bytes
+        self.follow = follow or until is not None
+        self.follow_timeout = follow_timeout
+        self.until = until
+        self.max_bytes = max_bytes
+
+    def start_window(self):
+        """Bytes back from the end where a followed stream starts."""
+        if self.tail_bytes is not None:
+            return min(self.tail_bytes, self.max_bytes)
+        if self.tail_lines is not None:
+            return min(self.tail_lines * BYTES_PER_LINE_GUESS * 4, self.max_bytes)
+        return self.max_bytes
+
+
+class LogsResult:
+    def __init__(self):
+        self.data = {}
+        self.truncated = False
+        self.matched = None
+        self.task_finished = False
+
+
+def task_is_dead(client, alloc_id, task, every=1.0):
+    """A callable telling whether the task has finished, asking Nomad at most once per `every` seconds."""
+    state = {"next": 0.0, "dead": False}
+
+    def check():
+        now = time.monotonic()
+        if not state["dead"] and now >= state["next"]:
+            state["next"] = now + every
+            alloc = client.read(f"/v1/allocation/{alloc_id}").data or {}
+            task_state = (alloc.get("TaskStates") or {}).get(task) or {}
+            state["dead"] = task_state.get("State") == "dead"
+        return state["dead"]
+
+    return check
+
+
+def read_logs(client, alloc_id, task, request: LogsRequest) -> LogsResult:
+    """The logs of one task, as asked: tailed, or followed until `until`, the deadline or the task's end."""
+    result = LogsResult()
+    if not request.follow:
+        for log_type in request.log_types:
+            data, truncated = tail_log(client, alloc_id, task, log_type, request.tail_lines, request.tail_bytes,
+                                       request.max_bytes)
+            result.data[log_type] = data
+            result.truncated = result.truncated or truncated
+        return result
+    return _follow_logs(client, alloc_id, task, request, result)
+
+
+def _follow_logs(client, alloc_id, task, request, result):
+    follow = Follow(time.monotonic() + request.follow_timeout, LineMatcher(request.until),
+                    task_is_dead(client, alloc_id, task))
+    buffers = {log_type: TailBuffer(request.max_bytes) for log_type in request.log_types}
+    errors = []
+
+    def run(log_type):
+        try:
+            follow_log(client, alloc_id, task, log_type, request.start_window(), buffers[log_type], follow)
+        except NomadError as error:
+            errors.append(error)
+            follow.stop.set()
+
+    threads = [threading.Thread(target=run, args=(log_type,), daemon=True) for log_type in request.log_types[1:]]
+    for thread in threads:
+        thread.start()
+    run(request.log_types[0])
+    for thread in threads:
+        thread.join(max(follow.remaining(), 0) + 10)
+    if errors:
+        raise errors[0]
+    for log_type, buffer in buffers.items():
+        data = buffer.data
+        if request.tail_lines is not None:
+            data = last_lines(data, request.tail_lines, whole=True)
+        result.data[log_type] = data
+        result.truncated = result.truncated or buffer.truncated
+    result.matched = follow.matcher.matched
+    result.task_finished = follow.finished
+    return result
