@@ -335,3 +335,63 @@ def _follow_logs(client, alloc_id, task, request, result):
     result.matched = follow.matcher.matched
     result.task_finished = follow.finished
     return result
+
+
+# --------------------------------------------------------------------------------------------- files of an allocation
+class AllocPathError(NomadError):
+    """A path in the allocation directory that cannot be used as asked (missing, escaping, secret, a directory)."""
+
+
+def _fs_failure(error, alloc_id, path):
+    """A one-line AllocPathError for Nomad's answer about `path`; the host path in Nomad's text is not repeated."""
+    text = " ".join(str(getattr(error, "nomad_message", None) or error).split())
+    where = f"in allocation {alloc_id[:8]}"
+    if "no such file or directory" in text:
+        return AllocPathError(f"path {path!r} does not exist {where}", status=error.status)
+    if "escapes the alloc directory" in text:
+        return AllocPathError(f"path {path!r} escapes the allocation directory (give a path inside it, such as "
+                              "alloc/data/file)", status=error.status)
+    if text == "Permission denied" or error.status == 403:
+        return AllocPathError(f"Permission denied: the token needs the read-fs capability to read {path!r} {where}",
+                              status=error.status)
+    return error
+
+
+def stat_path(client, alloc_id, path):
+    """Nomad's AllocFileInfo of `path` (Name, IsDir, Size, FileMode, ModTime, ContentType)."""
+    try:
+        return client.read(f"/v1/client/fs/stat/{alloc_id}", {"path": path}).data or {}
+    except NomadError as error:
+        raise _fs_failure(error, alloc_id, path) from None
+
+
+def list_directory(client, alloc_id, path):
+    try:
+        return client.read(f"/v1/client/fs/ls/{alloc_id}", {"path": path}).data or []
+    except NomadError as error:
+        raise _fs_failure(error, alloc_id, path) from None
+
+
+def refuse_unreadable(path, info, alloc_id):
+    """Nomad's cat answers 200 with an error text for these; refuse them before reading."""
+    parts = [part for part in path.strip("/").split("/") if part]
+    if len(parts) >= 2 and parts[1] in ("secrets", "private"):
+        raise AllocPathError(f"path {path!r} is in the task's {parts[1]} directory, which Nomad never lets anyone "
+                             "read through the API")
+    if info.get("IsDir"):
+        raise AllocPathError(f"path {path!r} is a directory in allocation {alloc_id[:8]}; give a file "
+                             "(nomad_alloc_fs_info lists directories)")
+
+
+def copy_file(client, alloc_id, path, handle, expected_size, digest):
+    """Stream `path` (raw bytes of /v1/client/fs/cat) into `handle`, updating `digest`; returns the size copied.
+    A size that differs from `expected_size` (the stat) fails: cat answers errors as 200 text."""
+    size = 0
+    for chunk in client.stream(f"/v1/client/fs/cat/{alloc_id}", {"path": path}):
+        handle.write(chunk)
+        digest.update(chunk)
+        size += len(chunk)
+    if size != expected_size:
+        raise AllocPathError(f"reading {path!r} of allocation {alloc_id[:8]} returned {size} bytes, but Nomad's stat "
+                             f"says {expected_size} (the file changed while it was read, or Nomad answered an error); retry")
+    return size
