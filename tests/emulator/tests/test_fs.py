@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 import urllib3
+from pathlib import Path
 
 from tests.emulator.harness import EmulatorProcess
 from tests.emulator.tests.conftest import SCENARIOS, Api, wait_until
@@ -257,3 +258,22 @@ def test_error_after_first_payload_is_appended(fs, fs_emulator):
             body += chunk
     assert body.endswith(f"failed to list entries: open {logs}: no such file or directory".encode())
     assert frames(body[:body.index(b"failed")])[0]["File"] == "alloc/logs/left.stdout.0"
+
+
+def test_stream_follow_ends_with_file_deleted(fs, fs_emulator):
+    """Writes and removes a file in the pair allocation's data dir."""
+    alloc_id = alloc_of(fs, "pair")
+    task_dir = fs_emulator.control.tasks(alloc_id)["right"]["task_dir"]
+    note = Path(task_dir).parent / "alloc" / "data" / "note.txt"
+    note.write_bytes(b"first\n")
+    with fs.get(f"/v1/client/fs/stream/{alloc_id}", stream=True, timeout=10,
+                params={"path": "alloc/data/note.txt"}) as response:
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        chunks = response.iter_content(chunk_size=None)
+        body = next(chunks)
+        note.unlink()
+        for chunk in chunks:
+            body += chunk
+    found = frames(body)
+    assert found[0] == {"Data": base64.b64encode(b"first\n").decode(), "File": "alloc/data/note.txt", "Offset": 6}
+    assert found[-1] == {"File": "alloc/data/note.txt", "FileEvent": "file deleted", "Offset": 6}
