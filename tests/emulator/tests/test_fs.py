@@ -5,11 +5,11 @@ import base64
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import requests
 import urllib3
-from pathlib import Path
 
 from tests.emulator.harness import EmulatorProcess
 from tests.emulator.tests.conftest import SCENARIOS, Api, wait_until
