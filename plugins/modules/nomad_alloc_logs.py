@@ -151,11 +151,11 @@ logs:
       description: The stderr log; empty when not read.
       type: str
     stdout_lines:
-      description: O(stdout) split into lines (text encoding only).
+      description: RV(logs[].stdout) split into lines (text encoding only).
       type: list
       elements: str
     stderr_lines:
-      description: O(stderr) split into lines (text encoding only).
+      description: RV(logs[].stderr) split into lines (text encoding only).
       type: list
       elements: str
     truncated:
