@@ -209,3 +209,34 @@ def test_tail_buffer_keeps_the_end():
     assert not buffer.truncated
     buffer.add(b"def")
     assert (buffer.data, buffer.truncated) == (b"cdef", True)
+
+
+# --------------------------------------------------------------------------------------------- NomadClient.stream
+def _client(address):
+    from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
+    from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
+
+    return NomadClient(ConnectionOptions(address=address, retries=0, timeout=10, token="s3cr3t-token"))
+
+
+def test_stream_sends_the_token_and_yields_the_body():
+    from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import FakeNomad, Reply
+
+    raw = body(PAYLOADS)
+    with FakeNomad(lambda request: Reply(body=raw.decode("latin-1"), content_type="application/json")) as server:
+        with _client(server.address) as client:
+            chunks = list(client.stream("/v1/client/fs/logs/x", {"task": "web", "follow": False}))
+        assert server.requests[0].headers.get("X-Nomad-Token") == "s3cr3t-token"
+        assert server.requests[0].query["follow"] == "false"
+    assert b"".join(chunks).decode("utf-8").encode("latin-1") == raw
+
+
+def test_stream_maps_an_error_status_like_read():
+    from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadNotFoundError
+    from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import FakeNomad, Reply
+
+    text = 'task "web" not started yet. No logs available'
+    with FakeNomad(lambda request: Reply(status=404, body=text)) as server:
+        with _client(server.address) as client, pytest.raises(NomadNotFoundError, match="not started yet") as caught:
+            list(client.stream("/v1/client/fs/logs/x", {"task": "web"}))
+    assert caught.value.status == 404 and caught.value.nomad_message == text
