@@ -117,6 +117,7 @@ def test_follow_returns_new_lines_of_a_running_task(runner):
     (dict(job="pair", task="middle"), "no task 'middle' in this allocation; its tasks are: left, right"),
     (dict(job="chaty"), 'job "chaty" not found'),
     (dict(job="slow", until="(unclosed"), "until is not a valid regular expression"),
+    (dict(job="ghost"), 'task "ghost" not started yet'),
     (dict(job="slow", tail_lines=0), "tail_lines must be at least 1"),
     (dict(type="stdout"), "set at least one selector option"),
 ])
