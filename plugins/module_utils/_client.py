@@ -368,6 +368,27 @@ class NomadClient:
         """GET path; retried on transient failures; raises a NomadError subclass on failure."""
         return self._request("GET", path, params, None, timeout)
 
+    def stream(self, path, params=None, timeout=None):
+        """GET path and yield the body's raw chunks as they arrive (Nomad's /v1/client/fs streams); same
+        TLS, token and error mapping as read(), not retried once the answer has started."""
+        query = self.query(params)
+        try:
+            response = self.session.get(
+                self.url(path), params=query, stream=True, allow_redirects=False, verify=self.options.validate_certs,
+                timeout=(self.options.timeout, timeout or self.options.timeout),
+            )
+        except (RequestsConnectionError, ReadTimeout, ConnectTimeout) as exc:
+            raise self._connection_error("GET", path, exc) from None
+        with response:
+            if response.status_code >= 400:
+                raise self._status_error("GET", path, response.status_code, response.content, query)
+            try:
+                for chunk in response.iter_content(chunk_size=None):
+                    if chunk:
+                        yield chunk
+            except (RequestsConnectionError, ReadTimeout, ChunkedEncodingError, ContentDecodingError) as exc:
+                raise self._connection_error("GET", path, exc) from None
+
     def write(self, method, path, params=None, body=None, timeout=None):
         """POST/PUT path; never re-sent once it may have reached the server.  `timeout` (seconds) replaces
         the read timeout for calls that Nomad answers only when done (restart)."""

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import re
 
-ACTIONS = ("status", "delay", "drop", "drop_mid_body", "exec_close_early", "exec_drop_after_bytes")
+ACTIONS = ("status", "delay", "drop", "drop_mid_body", "stall", "exec_close_early", "exec_drop_after_bytes")
+# Actions a streamed answer (fs logs/stream) applies itself inside its payloads; optional after_bytes.
+STREAM_ACTIONS = ("drop_mid_body", "stall")
 # Actions the exec handler takes itself (after the upgrade); the HTTP-level fault middleware skips them.
 EXEC_ACTIONS = ("exec_close_early", "exec_drop_after_bytes")
 
@@ -33,6 +35,10 @@ class Faults:
             after = rule.get("after_bytes")
             if not isinstance(after, int) or isinstance(after, bool) or after < 0:
                 raise FaultRuleError("exec_drop_after_bytes needs after_bytes, a non-negative integer")
+        if action in STREAM_ACTIONS and rule.get("after_bytes") is not None:
+            after = rule["after_bytes"]
+            if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+                raise FaultRuleError(f"{action} after_bytes must be a non-negative integer")
         stored = dict(rule, count=count)
         stored["_pattern"] = pattern
         self._rules.append(stored)

@@ -6,6 +6,7 @@ import uuid
 
 import yaml
 
+from .logcapture import LogSpecError, log_settings
 from .nomadtime import now_ns, rfc3339
 from .state import Allocation, Emulator, FastIds, Task, duration_seconds, new_id
 
@@ -47,9 +48,14 @@ def task_from_spec(spec: dict) -> Task:
     command = spec.get("command") or ["/bin/sh", "-c", "while :; do sleep 1; done"]
     if isinstance(command, str):
         command = ["/bin/sh", "-c", command]
-    return Task(name=str(spec["name"]), command=[str(part) for part in command],
+    task = Task(name=str(spec["name"]), command=[str(part) for part in command],
                 lifecycle=spec.get("lifecycle"), kill_timeout=duration_seconds(spec.get("kill_timeout"), 5.0),
                 healthy=bool(spec.get("healthy", True)))
+    try:
+        task.log_settings = log_settings(spec.get("logs"))
+    except LogSpecError as err:
+        raise ScenarioError(f"task {task.name!r}: {err}") from err
+    return task
 
 
 def job_document(emulator: Emulator, spec: dict, index: int) -> dict:

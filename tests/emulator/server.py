@@ -9,7 +9,7 @@ import ssl
 from aiohttp import web
 
 from . import acl as acl_mod
-from .faults import FaultRuleError
+from .faults import STREAM_ACTIONS, FaultRuleError
 from .httpjson import HttpError, decode_go_struct, error_response, json_response, wants_pretty
 from .nomadtime import GoParseBoolError, parse_go_bool, parse_go_duration
 from .pagination import ListRequest, list_page
@@ -398,6 +398,9 @@ async def nomad_dispatch(request) -> web.StreamResponse:
             return await api.list_allocations(request)
         if path.startswith("/v1/allocation/"):
             return await api.allocation_specific(request, path[len("/v1/allocation/"):])
+        if path.startswith("/v1/client/fs/"):
+            from . import fs
+            return await fs.dispatch(api, request, path[len("/v1/client/fs/"):])
         if path.startswith("/v1/client/allocation/"):
             return await api.client_allocation(request, path[len("/v1/client/allocation/"):])
         answered = await request.app["readers"].dispatch(request)
@@ -496,7 +499,12 @@ async def faults_middleware(request, handler):
         return await handler(request)
     if action == "drop":
         return await drop_connection(request)
-    return await drop_mid_body(request, await handler(request))
+    if action in STREAM_ACTIONS:
+        request["stream_fault"] = rule  # streamed answers (fs logs/stream) apply it mid-frame themselves
+    response = await handler(request)
+    if response.prepared:
+        return response
+    return await drop_mid_body(request, response, stall=action == "stall")
 
 
 async def drop_connection(request) -> web.StreamResponse:
@@ -505,7 +513,7 @@ async def drop_connection(request) -> web.StreamResponse:
     raise asyncio.CancelledError()
 
 
-async def drop_mid_body(request, response) -> web.StreamResponse:
+async def drop_mid_body(request, response, stall: bool = False) -> web.StreamResponse:
     body = response.body if isinstance(response, web.Response) and response.body else b"{}"
     if not isinstance(body, bytes):
         body = bytes(body._value) if hasattr(body, "_value") else b"{}"
@@ -514,6 +522,8 @@ async def drop_mid_body(request, response) -> web.StreamResponse:
     partial.content_length = len(body)
     await partial.prepare(request)
     await partial.write(body[: max(1, len(body) // 2)])
+    while stall and request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(0.2)
     if request.transport is not None:
         request.transport.abort()
     raise asyncio.CancelledError()

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 
+from .logcapture import captured_output
 from .nomadtime import now_ns, rfc3339
 from .state import Allocation, Emulator, Task
 
@@ -156,10 +157,8 @@ class Supervisor:
         task.add_event("Task Setup", "Building Task Directory", Message="Building Task Directory")
         task.exited = asyncio.Event()
         task.expected_exit = False
-        logs = os.path.join(alloc.alloc_dir, "alloc", "logs")
         try:
-            with open(os.path.join(logs, f"{task.name}.stdout.0"), "ab") as stdout, \
-                    open(os.path.join(logs, f"{task.name}.stderr.0"), "ab") as stderr:
+            with captured_output(alloc.alloc_dir, task) as (stdout, stderr):
                 process = await asyncio.create_subprocess_exec(
                     *task.command, cwd=task.task_dir, env=task.env, stdin=subprocess.DEVNULL,
                     stdout=stdout, stderr=stderr, start_new_session=True,
