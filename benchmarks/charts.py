@@ -132,14 +132,14 @@ def throughput_chart(entries: list, path: Path) -> Chart:
 def listing_chart(metrics: dict, path: Path) -> Chart:
     """Two bar panels (wall seconds, peak RSS MiB) per command, with the targets as lines over the floor."""
     bars = metrics["bars"]
-    floor = next(bar for bar in bars if bar["kind"] == "floor")
-    labels = [bar["label"] for bar in bars]
-    colours = [COLOURS[bar["kind"]] for bar in bars]
+    floor = next(entry for entry in bars if entry["kind"] == "floor")
+    labels = [entry["label"] for entry in bars]
+    colours = [COLOURS[entry["kind"]] for entry in bars]
     figure, (wall_axis, rss_axis) = pyplot.subplots(1, 2, figsize=(11, 4.2))
     panels = ((wall_axis, "wall", "wall time, seconds (median)", metrics["wall_target_ratio"], "{:.1f} s"),
               (rss_axis, "peak_rss_mib", "peak RSS, MiB (median)", metrics["rss_target_ratio"], "{:.0f} MiB"))
     for axis, key, title, target_ratio, text in panels:
-        values = [bar[key] for bar in bars]
+        values = [entry[key] for entry in bars]
         axis.bar(range(len(bars)), values, color=colours)
         for position, value in enumerate(values):
             axis.text(position, value, text.format(value), ha="center", va="bottom", fontsize="small")

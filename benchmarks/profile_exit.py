@@ -57,7 +57,7 @@ def list_allocations(count: int) -> list:
 
 def timed(function, repeat: int) -> float:
     seconds = []
-    for _ in range(repeat):
+    for _run in range(repeat):
         start = time.perf_counter()
         function()
         seconds.append(time.perf_counter() - start)

@@ -118,7 +118,7 @@ EXAMPLES = r"""
     - name: Check that Python works in the task
       ansible.builtin.ping:
 
-    - name: Render the configuration into the task's local directory (exec driver: /local)
+    - name: "Render the configuration into the task's local directory (exec driver: /local)"
       ansible.builtin.template:
         src: app.conf.j2
         dest: /local/app.conf

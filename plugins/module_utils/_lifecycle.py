@@ -43,7 +43,6 @@ RESTART_FINISHED_TASK_HINT = (
 )
 
 
-
 class LifecycleError(Exception):
     """A problem with one allocation, found before or while acting on it.
 

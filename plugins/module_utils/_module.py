@@ -59,7 +59,6 @@ def result_holds_no_log_value(value, no_log_values):
 class NomadAnsibleModule(AnsibleModule):
     """AnsibleModule with the connection options (and optionally the selector) already in its spec."""
 
-
     def __init__(self, argument_spec=None, selector=False, **kwargs):
         self._listings_set_aside = {}  # filled by exit_json_with_listings, read by _record_module_result
         super().__init__(argument_spec=nomad_argument_spec(argument_spec, selector), **kwargs)

@@ -370,7 +370,8 @@ def find_closest(logs_dir: str, task: str, kind: str, indexes: list, origin: str
         index_pos, remainder = 0, offset
     if remainder == 0:
         return indexes[index_pos], 0
-    path = lambda i: os.path.join(logs_dir, f"{task}.{kind}.{indexes[i]}")  # noqa: E731
+    def path(i):
+        return os.path.join(logs_dir, f"{task}.{kind}.{indexes[i]}")
     if origin == "end":
         remainder += file_size(path(index_pos))
     while remainder < 0 and index_pos > 0:

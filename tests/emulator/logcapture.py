@@ -144,11 +144,11 @@ def captured_output(alloc_dir: str, task):
         return
     pipes = [os.pipe(), os.pipe()]
     try:
-        for (read_fd, _), kind in zip(pipes, ("stdout", "stderr")):
+        for (read_fd, _write_fd), kind in zip(pipes, ("stdout", "stderr")):
             rotator = Rotator(logs_dir, task.name, kind, settings["max_files"], settings["max_file_size"])
             threading.Thread(target=_pump, args=(read_fd, rotator), daemon=True,
                              name=f"logs-{task.name}-{kind}").start()
         yield pipes[0][1], pipes[1][1]
     finally:
-        for _, write_fd in pipes:
+        for _read_fd, write_fd in pipes:
             os.close(write_fd)

@@ -70,7 +70,7 @@ def mutations(counts):
     ("job=wbe namespace=*", 'job "wbe" not found in any namespace'),
 ])
 def test_typo_fails_naming_it_and_sends_nothing(emulator, runner, requests_seen, module, typo, named):
-    name, _, extra = module.partition(" ")
+    name, _sep, extra = module.partition(" ")
     run = runner.adhoc(name, f"{typo} {extra}".strip())
 
     assert run.rc != 0 and run.results[-1]["status"] == "failed", run.output

@@ -112,7 +112,7 @@ def test_an_unending_brace_is_bounded():
     decoder = FrameDecoder()
     decoder.feed(b'{"Data":"')
     with pytest.raises(NomadStreamError):
-        for _ in range(40):
+        for _attempt in range(40):
             decoder.feed(b"A" * 8192)
 
 
@@ -173,7 +173,7 @@ def test_tail_lines_widens_the_window_only_as_needed():
 def test_tail_lines_with_long_lines_widens():
     log = b"x" * 1000 + b"\n" + b"y" * 1000 + b"\nlast\n"
     client = FakeClient(log)
-    data, _ = _fs.tail_log(client, "a" * 36, "web", "stdout", tail_lines=2)
+    data, _offset = _fs.tail_log(client, "a" * 36, "web", "stdout", tail_lines=2)
     assert data == b"y" * 1000 + b"\nlast\n"
     assert len(client.requests) == 3
     assert client.requests[-1]["offset"] < len(log) * 4

@@ -17,6 +17,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     parse_go_bool,
 )
 
+
 def resolve(params=None):
     """What every runtime does: validate against the one spec (fallbacks, defaults), then resolve."""
     result = ArgumentSpecValidator(CONNECTION_ARGUMENT_SPEC).validate(dict(params or {}))
