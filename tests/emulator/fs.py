@@ -370,6 +370,7 @@ def find_closest(logs_dir: str, task: str, kind: str, indexes: list, origin: str
         index_pos, remainder = 0, offset
     if remainder == 0:
         return indexes[index_pos], 0
+
     def path(i):
         return os.path.join(logs_dir, f"{task}.{kind}.{indexes[i]}")
     if origin == "end":

@@ -78,7 +78,7 @@ def test_fetch_flat_replaces_different_content_and_check_mode_only_predicts(runn
 
 def test_fetch_in_a_playbook_with_a_fs_only_token(runner, crashed, tmp_path):
     run = runner.playbook(play(dict(name="fetch", **{FETCH: dict(id=crashed, src="oneshot/local/note.txt",
-                                                                dest=f"{tmp_path}/", flat=True)})),
+                                                                 dest=f"{tmp_path}/", flat=True)})),
                           env={"NOMAD_TOKEN": FS_ONLY}).assert_ok()
     assert (tmp_path / "note.txt").read_text() == "hello\n"
     assert FS_ONLY not in run.output
