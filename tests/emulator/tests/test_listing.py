@@ -153,7 +153,7 @@ def test_methods_other_than_get_are_405(shared_api):
 def test_unknown_paths(shared_api):
     bare = shared_api.get("/v1/allocations/")
     assert bare.status_code == 404 and bare.text == ""
-    assert shared_api.get("/v1/nodes").status_code == 404
+    assert shared_api.get("/v1/evaluations").status_code == 404
     alloc_id = shared_api.allocations()[0]["ID"]
     for path in (f"/v1/allocation/{alloc_id}/bogus", f"/v1/allocation/{alloc_id}/", f"/v1/allocation/{alloc_id}/a/b",
                  f"/v1/client/allocation/{alloc_id}", f"/v1/client/allocation/{alloc_id}/bogus"):
