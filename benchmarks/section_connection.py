@@ -253,11 +253,14 @@ def section_result(measure, sections, settings, size, tasks: dict, transfers: di
                      f"{rate[name] / MIB:.1f} MiB/s", sections.ratio(rate[name], floor), rss_text])
     targets = [
         sections.Target(f"{TASKS} `command` tasks over `nomad_exec` with pipelining ≤ 1.5x the local connection's task time",
-                        sections.ratio(exec_time, local_time), exec_time <= 1.5 * local_time),
+                        sections.ratio(exec_time, local_time), exec_time <= 1.5 * local_time,
+                        f"local connection {local_time:.2f} s"),
         sections.Target(f"`put_file` {sections.mib_of(size)} ≥ 0.8x the floor's throughput",
-                        sections.ratio(rate["put"], rate["floor-put"]), rate["put"] >= 0.8 * rate["floor-put"]),
+                        sections.ratio(rate["put"], rate["floor-put"]), rate["put"] >= 0.8 * rate["floor-put"],
+                        f"websocket-client stdin loop {rate['floor-put'] / MIB:.1f} MiB/s"),
         sections.Target(f"`fetch_file` {sections.mib_of(size)} ≥ 0.8x the floor's throughput",
-                        sections.ratio(rate["fetch"], rate["floor-fetch"]), rate["fetch"] >= 0.8 * rate["floor-fetch"]),
+                        sections.ratio(rate["fetch"], rate["floor-fetch"]), rate["fetch"] >= 0.8 * rate["floor-fetch"],
+                        f"websocket-client stdout loop {rate['floor-fetch'] / MIB:.1f} MiB/s"),
         sections.Target("controller peak RSS during the transfers ≤ 64 MiB above its baseline",
                         f"+{max(growth.values()):.0f} MiB", max(growth.values()) <= 64),
     ]
@@ -271,11 +274,20 @@ def section_result(measure, sections, settings, size, tasks: dict, transfers: di
         "The floors move the same bytes in the same frames and check nothing.",
         "RSS growth = peak RSS of the transfer process − its RSS before the transfer started.",
     ]
+    throughput = [transfer_bars("put_file (copy)", size, rate["put"], rate["floor-put"], "stdin"),
+                  transfer_bars("fetch_file (fetch)", size, rate["fetch"], rate["floor-fetch"], "stdout")]
     return sections.SectionResult(5, "Connection plugin: module tasks and file transfers",
                                   "`nomadops.nomad.nomad_exec` against Ansible's local connection and a bare "
                                   "websocket-client loop.",
                                   ["what", "time", "per task / throughput", "÷ baseline", "wall / memory"],
-                                  rows, targets, notes)
+                                  rows, targets, notes, metrics={"throughput": throughput})
+
+
+def transfer_bars(what: str, size: int, collection_rate: float, floor_rate: float, stream: str) -> dict:
+    """One group of the throughput chart (benchmarks/README.md, Charts)."""
+    return {"label": f"{what}\n{size / MIB:.1f} MiB", "collection": collection_rate,
+            "collection_label": "nomad_exec connection", "floor": floor_rate,
+            "floor_label": f"websocket-client {stream} loop"}
 
 
 if __name__ == "__main__":

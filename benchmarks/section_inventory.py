@@ -103,9 +103,11 @@ def result(samples: dict) -> sections.SectionResult:
     ]
     targets = [
         sections.Target(f"inventory {ALLOCATIONS:,}: `ansible-inventory --list` ≤ 2x (listing floor + fixed cost)",
-                        sections.ratio(plugin, floor), plugin <= 2 * floor),
+                        sections.ratio(plugin, floor), plugin <= 2 * floor,
+                        f"listing {listing:.2f} s + fixed cost {fixed:.2f} s"),
         sections.Target(f"inventory {ALLOCATIONS:,}: cache hit ≤ fixed cost + {CACHE_HIT_BUDGET_SECONDS} s",
-                        f"+{cache_hit - fixed:.2f} s", cache_hit - fixed <= CACHE_HIT_BUDGET_SECONDS),
+                        f"+{cache_hit - fixed:.2f} s", cache_hit - fixed <= CACHE_HIT_BUDGET_SECONDS,
+                        f"fixed cost {fixed:.2f} s"),
     ]
     notes = [
         f"{ALLOCATIONS:,} virtual allocations over {VIRTUAL_JOBS} jobs, default selector (running allocations, "

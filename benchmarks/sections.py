@@ -20,7 +20,7 @@ MIB = 1024 * 1024
 
 # The option of `nomad_alloc_exec` that leaves `stdout_lines` / `stderr_lines` out of the result (engineer
 # "opts"; the name is not final): the exec benchmark's task passes exactly these arguments.
-EXEC_SKIP_LINES_ARGUMENTS = {"return_lines": False}
+EXEC_SKIP_LINES_ARGUMENTS = {"output_lines": False}
 # The keys `nomad_alloc_info`'s `fields` keeps in section 1's narrowed listing.
 LIST_FIELDS = ["ID", "Name", "JobID", "ClientStatus", "NodeName"]
 
