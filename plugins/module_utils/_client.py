@@ -371,6 +371,13 @@ class NomadClient:
     def stream(self, path, params=None, timeout=None):
         """GET path and yield the body's raw chunks as they arrive (Nomad's /v1/client/fs streams); same
         TLS, token and error mapping as read(), not retried once the answer has started."""
+        try:
+            yield from self._stream_chunks(path, params, timeout)
+        except NomadError as error:
+            error.address = error.address or self.options.address
+            raise
+
+    def _stream_chunks(self, path, params, timeout):
         query = self.query(params)
         try:
             response = self.session.get(

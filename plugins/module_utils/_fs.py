@@ -346,14 +346,15 @@ def _fs_failure(error, alloc_id, path):
     """A one-line AllocPathError for Nomad's answer about `path`; the host path in Nomad's text is not repeated."""
     text = " ".join(str(getattr(error, "nomad_message", None) or error).split())
     where = f"in allocation {alloc_id[:8]}"
+    answer = dict(status=error.status, address=error.address)
     if "no such file or directory" in text:
-        return AllocPathError(f"path {path!r} does not exist {where}", status=error.status)
+        return AllocPathError(f"path {path!r} does not exist {where}", **answer)
     if "escapes the alloc directory" in text:
         return AllocPathError(f"path {path!r} escapes the allocation directory (give a path inside it, such as "
-                              "alloc/data/file)", status=error.status)
+                              "alloc/data/file)", **answer)
     if text == "Permission denied" or error.status == 403:
         return AllocPathError(f"Permission denied: the token needs the read-fs capability to read {path!r} {where}",
-                              status=error.status)
+                              **answer)
     return error
 
 

@@ -192,7 +192,7 @@ filter:
 
 import re
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError, failure_fields
 from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
 from ansible_collections.nomadops.nomad.plugins.module_utils._fs import (
     LOG_TYPES,
@@ -276,11 +276,18 @@ def finish(module, outcomes, selection_filter, params):
     if failed:
         lines = [describe_logs_error(outcome.error, outcome.item, params) for outcome in failed]
         if len(outcomes) == 1:
-            module.fail_json(msg=lines[0], **result)
+            module.fail_json(**dict(answer_fields(failed[0].error), msg=lines[0]), **result)
         module.fail_json(msg=f"{len(failed)} of {len(outcomes)} allocations failed: " + "; ".join(lines), **result)
     if not outcomes:
         result["msg"] = "no allocation matched the selector"
     module.exit_json(**result)
+
+
+def answer_fields(error):
+    """status/address of a failure Nomad answered (failure_fields without its msg); nothing for local checks."""
+    if not isinstance(error, NomadError):
+        return {}
+    return {key: value for key, value in failure_fields(error).items() if key != "msg"}
 
 
 def main():

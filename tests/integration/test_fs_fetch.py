@@ -106,6 +106,7 @@ def test_fetch_with_a_logs_only_token_is_denied(runner, crashed, tmp_path):
     run = runner.adhoc(FETCH, dict(id=crashed, src="alloc/data/blob.bin", dest=str(tmp_path)), env={"NOMAD_TOKEN": LOGS_ONLY})
     assert "Permission denied: the token needs the read-fs capability" in failure(run)
     assert os.listdir(tmp_path) == []
+    assert result_of(run)["status"] == 403 and result_of(run)["address"] == runner.address
 
 
 @pytest.mark.parametrize("path, expected", [
@@ -113,4 +114,6 @@ def test_fetch_with_a_logs_only_token_is_denied(runner, crashed, tmp_path):
     ("../x", "escapes the allocation directory"),
 ])
 def test_fs_info_bad_paths(runner, crashed, path, expected):
-    assert expected in failure(runner.adhoc(FS_INFO, dict(id=crashed, path=path)))
+    run = runner.adhoc(FS_INFO, dict(id=crashed, path=path))
+    assert expected in failure(run)
+    assert result_of(run)["address"] == runner.address

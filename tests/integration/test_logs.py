@@ -8,12 +8,18 @@ rotated files, follow/until, dead tasks, many allocations, and one-line refusals
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
+import subprocess
+import time
 
 import pytest
+import requests
 
-from tests.integration.conftest import AnsibleRunner
+from tests.integration.conftest import VENV_BIN, AnsibleRunner
 from tests.integration.fs_helpers import LOGS_ONLY, MANAGEMENT, NO_FS, allocation_of, result_of, started_fs_emulator
+from tests.integration.observe import wait_until
 
 LOGS = "nomadops.nomad.nomad_alloc_logs"
 
@@ -93,6 +99,18 @@ def test_follow_until_returns_once_the_line_is_printed(runner):
     assert result["logs"][0]["matched"] == "READY"
 
 
+def test_until_waits_for_a_line_the_task_prints_later(runner):
+    last_seen = numbers(result_of(runner.adhoc(LOGS, dict(job="chatty", type="stdout", tail_lines=1)))["stdout_lines"],
+                        "line")[0]
+    awaited = last_seen + 30  # chatty prints one line every 0.1 s: about 3 s from now
+    result = result_of(runner.adhoc(LOGS, dict(job="chatty", type="stdout", until=f"^line {awaited}$",
+                                               follow_timeout=120)).assert_ok())
+    assert result["logs"][0]["matched"] == f"line {awaited}"
+    printed = numbers(result["stdout_lines"], "line")
+    # It returned once the line came, not at the deadline: 120 s would be 1,200 more lines.
+    assert awaited in printed and printed[-1] - awaited < 300
+
+
 def test_until_fails_with_the_tail_seen_when_the_timeout_passes(runner):
     run = runner.adhoc(LOGS, dict(job="slow", until="NEVER", follow_timeout=1))
     message = failure(run)
@@ -126,8 +144,11 @@ def test_bad_inputs_fail_with_one_line(runner, args, expected):
 
 
 def test_a_token_without_read_logs_is_told_what_it_needs(runner):
-    message = failure(runner.adhoc(LOGS, dict(job="crashed"), env={"NOMAD_TOKEN": NO_FS}))
+    run = runner.adhoc(LOGS, dict(job="crashed"), env={"NOMAD_TOKEN": NO_FS})
+    message = failure(run)
     assert "Permission denied: the token needs the read-logs or read-fs capability in namespace 'default'" in message
+    # Nomad 1.6 answers the logs endpoint's refusal with 500 "Permission denied" (403 only since PR #27098).
+    assert result_of(run)["status"] == 500 and result_of(run)["address"] == runner.address
     assert NO_FS not in runner.adhoc(LOGS, dict(job="crashed"), env={"NOMAD_TOKEN": NO_FS}, verbosity=4).output
 
 
@@ -139,3 +160,48 @@ def test_a_read_logs_token_is_enough(runner):
 def test_check_mode_reads_the_same(runner):
     result = result_of(runner.adhoc(LOGS, dict(job="crashed", type="stderr"), check=True).assert_ok())
     assert result["stderr"] == "boom\n" and result["changed"] is False
+
+
+
+def wait_with_peak_rss(process, timeout):
+    """(exit code, peak RSS in MiB of the process and its waited-for children), from os.wait4."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{process.args} did not end in {timeout} s")
+        time.sleep(0.2)
+
+
+def logs_requests_of(emulator, alloc_id):
+    return sum(count for key, count in emulator.control.requests().items()
+               if key.startswith(f"GET /v1/client/fs/logs/{alloc_id}"))
+
+
+def test_following_a_task_that_writes_256_mib_keeps_memory_bounded(runner, emulator):
+    """A followed stream keeps only max_bytes (1 MiB): the module's memory must not grow with the log."""
+    flood = allocation_of(emulator, "flood")["ID"]
+    record = runner.workdir / "flood.jsonl"
+    env = dict(runner.environment(), NOMADOPS_RECORD_RESULTS=str(record))
+
+    def follow(job):
+        arguments = dict(job=job, type="stdout", tail_lines=2, follow=True, follow_timeout=600)
+        argv = [str(VENV_BIN / "ansible"), "localhost", "-m", LOGS, "-a", json.dumps(arguments)]
+        return subprocess.Popen(argv, cwd=runner.workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    baseline_rc, baseline_mib = wait_with_peak_rss(follow("crashed"), 120)
+    assert baseline_rc == 0
+    before = logs_requests_of(emulator, flood)
+    process = follow("flood")
+    wait_until(lambda: logs_requests_of(emulator, flood) > before, timeout=60, what="the follow of flood to start")
+    signalled = requests.post(f"{emulator.address}/v1/client/allocation/{flood}/signal", timeout=10,
+                              json={"Signal": "SIGUSR1", "Task": "flooder"}, headers={"X-Nomad-Token": MANAGEMENT})
+    assert signalled.status_code == 200, signalled.text
+    rc, peak_mib = wait_with_peak_rss(process, 600)
+    result = json.loads(record.read_text().splitlines()[-1])["result"]
+    assert rc == 0, result
+    assert result["stdout_lines"][-1] == "FLOOD END" and result["logs"][0]["truncated"] is True
+    assert peak_mib - baseline_mib < 64, f"peak RSS {peak_mib:.0f} MiB against {baseline_mib:.0f} MiB for a short log"

@@ -240,3 +240,4 @@ def test_stream_maps_an_error_status_like_read():
         with _client(server.address) as client, pytest.raises(NomadNotFoundError, match="not started yet") as caught:
             list(client.stream("/v1/client/fs/logs/x", {"task": "web"}))
     assert caught.value.status == 404 and caught.value.nomad_message == text
+    assert caught.value.address == server.address
