@@ -323,7 +323,8 @@ def bulk_playbooks(ansible: Ansible, parallelism: int) -> dict:
     playbooks = {}
     for operation, (module, arguments) in MODULE_ARGUMENTS.items():
         task = {"name": f"{operation} a job's allocations",
-                module: dict(arguments, job="{{ job }}", parallelism=parallelism), "register": "acted"}
+                module: dict(arguments, job="{{ job }}", task_group="{{ group | default(omit) }}",
+                             parallelism=parallelism), "register": "acted"}
         playbooks[operation] = ansible.write_playbook(f"bulk-{operation}", [task, debug_task("{{ acted.allocations | length }}")])
     return playbooks
 
@@ -367,7 +368,10 @@ def run_bulk_at(settings: Settings, ansible: Ansible, playbooks: dict, count: in
             if full:
                 # Interleaved with the others, so that a change of machine load hits the fixed cost alike.
                 variants["baseline"] = lambda: ansible.playbook(playbooks["baseline"], address)
-                variants["empty"] = lambda op=operation: ansible.playbook(playbooks[op], address, {"job": "no-such-job"})
+                # An existing job and a group none of its allocations has: the module's cost with nothing to
+                # do (a job that does not exist fails since the existence checks).
+                variants["empty"] = lambda op=operation: ansible.playbook(playbooks[op], address,
+                                                                          {"job": "virtual-0", "group": "no-such-group"})
             samples[operation] = alternate(variants, settings.bulk_reps)
             counts = {sample.data.get("count") for sample in samples[operation]["raw"]}
             if counts != {count}:
