@@ -110,6 +110,11 @@ extends_documentation_fragment:
   - nomadops.nomad.attributes.CHECK_MODE_READ_ONLY
 notes:
   - The same data is available in templates and loops through the P(nomadops.nomad.nomad_alloc#lookup) lookup.
+  - Large listings cost time per returned value, and most of it is Ansible's (the module's result is encoded,
+    decoded, copied for the callbacks and registered), not Nomad's. For thousands of allocations, narrow on the
+    server first (O(job), O(client_status), O(node), O(filter)), then keep only the keys the play uses with
+    O(fields) and O(task_states=false); for a listing that only feeds a loop or a template, the lookup skips the
+    module process altogether. BENCHMARKS.md in the collection's repository has the measurements.
 seealso:
   - plugin: nomadops.nomad.nomad_alloc
     plugin_type: lookup
