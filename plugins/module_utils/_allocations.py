@@ -15,9 +15,11 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     AllocationNotFoundError,
     SelectorError,
     list_query,
+    only_ids,
     resolve_allocation_id,
     select_allocations,
-    id_filter,
+    short_id_filter,
+    short_job_filter,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
     CHECKS_KEY,
@@ -212,19 +214,24 @@ def _resolve_for_wait(client, selector, condition, namespace):
     return found
 
 
-def listing_reader(client, query, per_page=None, limit=None, with_checks=False):
+def listing_reader(client, query, per_page=None, limit=None, with_checks=False, keep_ids=None):
     """A read(index, seconds) for the wait engine over GET /v1/allocations with `query`.
 
     The blocking query asks for one item only (it just waits for the allocations table to change), then
     the whole selection is listed again.  With `with_checks`, every allocation that can run and runs gets
-    its check results (they are not part of the listing, nor of any blocking index).
+    its check results (they are not part of the listing, nor of any blocking index).  With `keep_ids` (a set),
+    only those allocations are kept: for selections too long for an ID filter.
     """
 
     def read(index, seconds):
         if index is not None:
             client.blocking_read(ALLOCATIONS_PATH, dict(query, per_page=1), index, seconds)
         tracker = IndexTracker()
-        stubs = list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit, on_response=tracker))
+        if keep_ids is None:
+            stubs = list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit, on_response=tracker))
+        else:
+            stubs = only_ids(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, on_response=tracker), keep_ids)
+            stubs = stubs[:limit] if limit is not None else stubs
         if with_checks:
             attach_checks(client, stubs, only=needs_checks)
         return stubs, tracker.index
@@ -235,17 +242,19 @@ def listing_reader(client, query, per_page=None, limit=None, with_checks=False):
 def wait_for_allocations(client, selector, list_options, condition, timeout, services=False, checks=False):
     """Wait until the selected allocations meet `condition`; a WaitOutcome with what was read last."""
     ids = selector.get("id") or []
-    id_clause = None
+    id_clause = keep_ids = None
     if ids:
         resolved = _resolve_for_wait(client, selector, condition, list_options.namespace)
         if not resolved:
             return wait_until(lambda index, seconds: ([], None), allocation_judge(condition), timeout)
-        id_clause = id_filter(resolved)
+        id_clause = short_id_filter(resolved)
+        keep_ids = set(resolved) if id_clause is None else None
     query = list_query(dict(selector, id=None), list_options.namespace, list_options.reverse,
                        list_options.resources, list_options.task_states, extra_filter=id_clause)
     if condition == "healthy":
         query.pop("task_states", None)  # health is judged from the task states, whatever the stubs show
-    read = listing_reader(client, query, list_options.per_page, list_options.limit, with_checks=condition == "healthy")
+    read = listing_reader(client, query, list_options.per_page, list_options.limit, with_checks=condition == "healthy",
+                          keep_ids=keep_ids)
     outcome = wait_until(read, allocation_judge(condition, fixed_selection=bool(ids)), timeout)
     outcome.progress = None if outcome.met else describe_progress(condition, outcome.value)
     if ids and outcome.value:
@@ -275,7 +284,9 @@ def wait_for_terminal(client, allocations, timeout):
     if not ids:
         return []
     namespaces = {namespace_of(allocation, "default") for allocation in allocations}
+    jobs = sorted({allocation.get("JobID") for allocation in allocations} - {None})
+    narrowing = short_id_filter(ids) or short_job_filter(jobs)
     query = list_query({}, namespaces.pop() if len(namespaces) == 1 else "*", task_states=False,
-                       extra_filter=id_filter(ids))
-    outcome = wait_until(listing_reader(client, query), terminal_judge(ids), timeout)
+                       extra_filter=narrowing)
+    outcome = wait_until(listing_reader(client, query, keep_ids=set(ids)), terminal_judge(ids), timeout)
     return still_running(ids, outcome.value)

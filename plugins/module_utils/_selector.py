@@ -104,9 +104,29 @@ def _any_of(field, values):
     return "(" + " or ".join(clauses) + ")"
 
 
+# More clauses than this make a request line longer than proxies in front of Nomad accept (nginx: 8 KiB by
+# default); beyond it the IDs are matched on the client side instead.
+FILTER_CLAUSE_LIMIT = 64
+
+
 def id_filter(allocation_ids):
     """`(ID == "..." or ...)` for full allocation IDs."""
     return _any_of("ID", allocation_ids)
+
+
+def short_id_filter(allocation_ids):
+    """id_filter() when it fits a request line (FILTER_CLAUSE_LIMIT), else None: the caller keeps the IDs."""
+    return id_filter(allocation_ids) if len(allocation_ids) <= FILTER_CLAUSE_LIMIT else None
+
+
+def short_job_filter(job_ids):
+    """`(JobID == "..." or ...)` when it fits a request line, else None."""
+    return _any_of("JobID", job_ids) if 0 < len(job_ids) <= FILTER_CLAUSE_LIMIT else None
+
+
+def only_ids(stubs, wanted):
+    """The stubs whose ID is in `wanted` (a set), in their order."""
+    return [stub for stub in stubs if stub["ID"] in wanted]
 
 
 # --------------------------------------------------------------------------------------------- filter
@@ -266,7 +286,12 @@ def select_allocations(client, selector, namespace=None, per_page=None, limit=No
         stubs = resolve_allocation_ids(client, ids, namespace, on_response)
         if selector_filter(selector) is None and not selector.get("prefix") and resources is None and task_states is None:
             return stubs[:limit] if limit is not None else stubs
-        id_clause = id_filter([stub["ID"] for stub in stubs])
+        id_clause = short_id_filter([stub["ID"] for stub in stubs])
+        if id_clause is None:
+            query = list_query(selector, namespace, reverse, resources, task_states)
+            listed = client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, on_response=on_response)
+            kept = only_ids(listed, {stub["ID"] for stub in stubs})
+            return kept[:limit] if limit is not None else kept
     query = list_query(selector, namespace, reverse, resources, task_states, extra_filter=id_clause)
     return list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit, on_response=on_response))
 

@@ -18,6 +18,9 @@ from .tasks import Supervisor
 
 STARTUP_WAIT_SECONDS = 15.0
 HANDLER_SHUTDOWN_SECONDS = 2.0  # blocked long-polls must not hold up the exit
+# Nomad serves HTTP with Go's net/http defaults: request line and headers up to 1 MiB (http.DefaultMaxHeaderBytes),
+# where aiohttp refuses lines over 8 KiB.
+NOMAD_HEADER_LIMITS = {"max_line_size": 1 << 20, "max_field_size": 1 << 20}
 
 
 def parse_args(argv):
@@ -59,7 +62,7 @@ async def serve(args, state_dir: str) -> None:
     if args.tls_cert:
         ssl_context = make_ssl_context(args.tls_cert, args.tls_key, args.tls_ca, args.tls_require_client_cert)
     runner = web.AppRunner(make_app(emulator), access_log=None, handle_signals=False,
-                           shutdown_timeout=HANDLER_SHUTDOWN_SECONDS)
+                           shutdown_timeout=HANDLER_SHUTDOWN_SECONDS, **NOMAD_HEADER_LIMITS)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context)
     await site.start()

@@ -335,6 +335,20 @@ def test_stop_wait_uses_blocking_list_queries_filtered_by_id():
     assert all(read[1]["per_page"] == 1 for read in blocking)
 
 
+def test_stop_wait_for_many_allocations_filters_by_job_and_keeps_only_their_ids():
+    """An ID filter of hundreds of clauses would make a request line proxies refuse (nginx: 8 KiB)."""
+    allocs = [allocation(f"{number:08x}" + ALLOC_ID[8:], name=f"web.frontend[{number}]") for number in range(100)]
+    bystander = dict(allocation("f" * 8 + ALLOC_ID[8:]), ClientStatus="running")
+    nomad = InMemoryClient(*allocs, bystander)
+    nomad.after_blocking = [lambda listed: [alloc.update(ClientStatus="complete") for alloc in listed.values()
+                                            if alloc["ID"] != bystander["ID"]]]
+
+    assert wait_for_terminal(nomad, allocs, timeout=30) == []
+
+    assert nomad.reads[0][1]["filter"] == '(JobID == "web")'
+    assert all(len(read[1].get("filter", "")) < 1024 for read in nomad.reads)
+
+
 def test_stop_wait_returns_the_allocations_still_running_at_the_deadline():
     alloc = allocation()
     nomad = InMemoryClient(alloc)

@@ -261,3 +261,21 @@ def test_select_sends_prefix_and_list_options(nomad):
 def test_even_prefix_needs_no_narrowing(nomad):
     select_allocations(client_for(nomad), {"prefix": "5A22"})
     assert nomad.requests[-1].query == {"namespace": "default", "prefix": "5a22"}
+
+
+def test_select_with_many_ids_matches_them_on_the_client_side():
+    """More IDs than FILTER_CLAUSE_LIMIT would make an ID filter longer than proxies accept in a request line."""
+    fleet = [{"ID": f"{n:08x}-0000-4000-8000-000000000000", "JobID": "web", "ClientStatus": "running"}
+             for n in range(100)]
+    bystanders = [{"ID": f"ffff{n:04x}-0000-4000-8000-000000000000", "JobID": "web", "ClientStatus": "running"}
+                  for n in range(3)]
+
+    def listing(request):
+        return json_reply(fleet + bystanders, index=7)
+
+    wanted = [alloc["ID"] for alloc in fleet[::-1]]
+    with FakeNomad(listing) as server:
+        stubs = select_allocations(client_for(server), {"id": wanted, "job": "web"})
+    assert [stub["ID"] for stub in stubs] == [alloc["ID"] for alloc in fleet]
+    assert server.requests[-1].query["filter"] == 'JobID == "web"'
+    assert all(len(request.path) + len(str(request.query)) < 1024 for request in server.requests)
