@@ -226,7 +226,8 @@ def resolve_allocation_id(client, id_or_prefix, namespace=None, on_response=None
         shown = ", ".join(_describe_match(stub) for stub in matches[:MAX_LISTED_MATCHES])
         more = "" if len(matches) <= MAX_LISTED_MATCHES else f" and {len(matches) - MAX_LISTED_MATCHES} more"
         raise AmbiguousPrefixError(
-            f'Prefix "{text}" matched {len(matches)} allocations: {shown}{more} (give more characters)',
+            f'Prefix "{text}" matched {len(matches)} allocations at {client.options.address}: {shown}{more} '
+            "(give more characters)",
             address=client.options.address,
         )
     return matches[0]
@@ -332,7 +333,9 @@ def resolve_node_id(client, node, on_response=None):
     if len(matches) > 1:
         shown = ", ".join(f"{short_id(stub.get('ID', ''))} ({stub.get('Name')})" for stub in matches[:MAX_LISTED_MATCHES])
         raise AmbiguousNodePrefixError(
-            f'node prefix "{text}" matched {len(matches)} nodes: {shown} (give more characters or the node name)'
+            f'node prefix "{text}" matched {len(matches)} nodes at {client.options.address}: {shown} '
+            "(give more characters or the node name)",
+            address=client.options.address,
         )
     return matches[0]["ID"] if matches else None
 

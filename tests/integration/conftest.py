@@ -10,6 +10,7 @@ ANSIBLE_COLLECTIONS_PATH, and reads what happened from the emulator and from the
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -145,6 +146,23 @@ class AnsibleRunner:
             argv.append("-" + "v" * verbosity)
         argv += list(args)
         return self._run(argv, env, nomad_addr, timeout)
+
+
+def collection_loader_ready() -> None:
+    """Install Ansible's collection loader over the tree the playbooks use, once per process, as
+    ansible-playbook does. Every in-process import of the collection goes through it: a plain sys.path import
+    of ``ansible_collections`` would shadow the loader, and plugins loaded later would not be found."""
+    from ansible.plugins.loader import init_plugin_loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader([str(collections_path())])
+
+
+def collection_module(name: str):
+    """A module_utils module of the collection under test, e.g. collection_module("_client")."""
+    collection_loader_ready()
+    return importlib.import_module(f"ansible_collections.nomadops.nomad.plugins.module_utils.{name}")
 
 
 DEFAULT_SCENARIO = "integration.yml"

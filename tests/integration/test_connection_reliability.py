@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import SCENARIOS, AnsibleRunner
+from tests.integration.conftest import SCENARIOS, AnsibleRunner, collection_loader_ready
 from tests.integration.test_connection import (
     allocations,
     assert_one_line,
@@ -78,11 +78,10 @@ def exec_path_of(alloc_id):
 # ------------------------------------------------------------------------------------------- in-process plugin
 @pytest.fixture(scope="module")
 def connection_factory(emulator):
-    from tests.collection_tree import collections_path
     from ansible.playbook.play_context import PlayContext
-    from ansible.plugins.loader import connection_loader, init_plugin_loader
+    from ansible.plugins.loader import connection_loader
 
-    init_plugin_loader([str(collections_path())])
+    collection_loader_ready()
     opened = []
 
     def connect(alloc_id, **variables):

@@ -295,7 +295,8 @@ def test_ambiguous_short_id_lists_the_matches(ansible_runner, start_emulator):
     run = ansible_runner.playbook(play(exec_task("ambiguous", id=prefix, namespace="*", command="true")),
                                   env={"NOMAD_ADDR": emulator.address})
     result = run.task("ambiguous")
-    assert_one_line_failure(result, f'Prefix "{prefix}" matched {len(by_prefix[prefix])} allocations: ')
+    assert_one_line_failure(result, f'Prefix "{prefix}" matched {len(by_prefix[prefix])} allocations at '
+                                    f'{emulator.address}: ')
 
 
 # ------------------------------------------------------------------------------------------- ACL and secrets

@@ -112,7 +112,8 @@ def test_ambiguous_node_prefix_lists_candidates(runner, requests_seen):
     run = runner.adhoc(STOP, "node=aa")
 
     assert run.rc != 0
-    assert result_of(run)["msg"] == ('node prefix "aa" matched 2 nodes: aa11c0de (node-1), aa22c0de (node-2) '
+    assert result_of(run)["msg"] == (f'node prefix "aa" matched 2 nodes at {runner.address}: aa11c0de (node-1), '
+                                     'aa22c0de (node-2) '
                                      "(give more characters or the node name)")
     assert mutations(requests_seen()) == {}
 

@@ -7,28 +7,22 @@ heartbeats keeping a quiet 30 s command alive through an intermediary with an id
 from __future__ import annotations
 
 import base64
-import importlib
 import os
 import select
 import socket
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import collections_path
+from tests.integration.conftest import collection_module
 
 EXEC = "nomadops.nomad.nomad_alloc_exec"
 SESSIONS = 50
 
 
-def collection(module):
-    path = str(collections_path())
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    return importlib.import_module(f"ansible_collections.nomadops.nomad.plugins.module_utils.{module}")
+collection = collection_module
 
 
 def client_for(address, **options):

@@ -12,13 +12,11 @@ were and were not acted on.
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
 
 import pytest
 
-from conftest import collections_path
+from tests.integration.conftest import collection_module
 
 INFO = "nomadops.nomad.nomad_alloc_info"
 RETRIES = 2
@@ -184,12 +182,7 @@ def test_every_read_path_fails_clearly_after_its_retries(emulator, ansible_runne
         emulator.control.clear_faults()
 
 
-def collection(module):
-    """A module_utils module of the collection, imported from the tree the playbooks use."""
-    path = str(collections_path())
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    return importlib.import_module(f"ansible_collections.nomadops.nomad.plugins.module_utils.{module}")
+collection = collection_module
 
 
 def collection_client(address, **options):

@@ -11,16 +11,14 @@
 
 from __future__ import annotations
 
-import importlib
 import socket
-import sys
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import collections_path
+from tests.integration.conftest import collection_module
 from tests.emulator import bexpr
 from tests.emulator.harness import EmulatorProcess
 
@@ -28,11 +26,7 @@ VIRTUAL_ALLOCATIONS = 320
 VIRTUAL_JOBS = 7
 
 
-def collection(module):
-    path = str(collections_path())
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    return importlib.import_module(f"ansible_collections.nomadops.nomad.plugins.module_utils.{module}")
+collection = collection_module
 
 
 # ------------------------------------------------------------------------------------------ quoting

@@ -205,7 +205,7 @@ def test_ambiguous_prefix_lists_the_matches(nomad):
         resolve_allocation_id(client_for(nomad), "5a2")
     assert nomad.requests[-1].query["prefix"] == "5a"
     assert str(failure.value) == (
-        'Prefix "5a2" matched 2 allocations: 5a222182 (job web, group frontend, running), '
+        f'Prefix "5a2" matched 2 allocations at {nomad.address}: 5a222182 (job web, group frontend, running), '
         '5a2f0000 (job web, group frontend, pending) (give more characters)'
     )
 
