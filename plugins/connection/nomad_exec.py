@@ -133,6 +133,7 @@ EXAMPLES = r"""
 
     - name: Tell the task to reload
       ansible.builtin.command: kill -HUP 1
+      changed_when: true
 
 - name: One command in one allocation, from a play on another host
   hosts: localhost
@@ -140,6 +141,7 @@ EXAMPLES = r"""
   tasks:
     - name: Show the disk usage of an allocation's task
       ansible.builtin.command: df -h /alloc
+      changed_when: false
       delegate_to: 5f1e2b3c
       vars:
         ansible_connection: nomadops.nomad.nomad_exec
@@ -152,6 +154,7 @@ EXAMPLES = r"""
   tasks:
     - name: Run a command with raw
       ansible.builtin.raw: redis-cli ping
+      changed_when: false
 """
 
 import hashlib
