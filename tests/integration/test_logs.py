@@ -162,7 +162,6 @@ def test_check_mode_reads_the_same(runner):
     assert result["stderr"] == "boom\n" and result["changed"] is False
 
 
-
 def wait_with_peak_rss(process, timeout):
     """(exit code, peak RSS in MiB of the process and its waited-for children), from os.wait4."""
     deadline = time.monotonic() + timeout
