@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 from matplotlib import pyplot, ticker  # noqa: E402  (after the backend is chosen)
 
 MIB = 1024 * 1024
+LOG_SCALE_SPAN = 20  # max/min rate of the throughput chart beyond which its axis is logarithmic
 COLOURS = {"collection": "#1f77b4", "floor": "#555555", "uri": "#ff7f0e", "peer": "#2ca02c"}
 DPI = 110
 
@@ -106,23 +107,32 @@ def plain_log_axes(axis, x_values: list) -> None:
 
 # ------------------------------------------------------------------------------------------ throughput
 def throughput_chart(entries: list, path: Path) -> Chart:
-    """Grouped horizontal bars, MiB/s: per entry the collection, its floor and (if measured) a peer."""
+    """Grouped horizontal bars, MiB/s: per entry the collection, its floor and (if measured) a peer. Rates that
+    span more than LOG_SCALE_SPAN (a log tail next to a 256 MiB stream) are drawn on a log axis."""
     kinds = ["collection", "floor", "peer"]
     height = 0.8 / len(kinds)
+    rates = [entry[kind] / MIB for entry in entries for kind in kinds if (entry.get(kind) or 0) > 0]
+    logarithmic = max(rates) / min(rates) > LOG_SCALE_SPAN
+    left = min(rates) / 2 if logarithmic else 0
     figure, axis = pyplot.subplots(figsize=(9, 1.4 + 1.1 * len(entries)))
     for row, entry in enumerate(entries):
-        bars = [(kind, entry.get(kind)) for kind in kinds if entry.get(kind) is not None]
+        bars = [(kind, entry[kind]) for kind in kinds if (entry.get(kind) or 0) > 0]
         for slot, (kind, rate) in enumerate(bars):
             y = row + (slot - (len(bars) - 1) / 2) * height
             label = {"collection": entry.get("collection_label", "collection"), "floor": entry.get("floor_label", "floor"),
                      "peer": entry.get("peer_label", "peer")}[kind]
-            axis.barh(y, rate / MIB, height=height * 0.9, color=COLOURS[kind])
+            axis.barh(y, rate / MIB - left, left=left, height=height * 0.9, color=COLOURS[kind])
             axis.text(rate / MIB, y, f" {rate / MIB:.1f} MiB/s  {label}", va="center", fontsize="small")
     axis.set_yticks(range(len(entries)))
     axis.set_yticklabels([entry["label"] for entry in entries], fontsize="small")
     axis.invert_yaxis()
-    axis.set_xlabel("MiB/s (median; higher is better)")
-    axis.set_xlim(0, 1.45 * max(max(entry.get(kind) or 0 for kind in kinds) for entry in entries) / MIB)
+    if logarithmic:
+        axis.set_xscale("log")
+        axis.set_xlim(left, 30 * max(rates))
+        axis.set_xlabel("MiB/s, log scale (median; higher is better)")
+    else:
+        axis.set_xlim(0, 1.45 * max(rates))
+        axis.set_xlabel("MiB/s (median; higher is better)")
     axis.grid(True, axis="x", alpha=0.3)
     axis.set_title("Throughput against the floor")
     return save(figure, path, "Throughput of exec, transfers and logs against their floors")
