@@ -18,8 +18,8 @@ from tests.emulator.harness import EmulatorProcess  # noqa: E402
 MIB = 1024 * 1024
 
 
-# The option of `nomad_alloc_exec` that leaves `stdout_lines` / `stderr_lines` out of the result (engineer
-# "opts"; the name is not final): the exec benchmark's task passes exactly these arguments.
+# The option of `nomad_alloc_exec` that leaves the lines out of the result (`stdout_lines` / `stderr_lines`
+# are then empty): the exec benchmark's task passes exactly these arguments.
 EXEC_SKIP_LINES_ARGUMENTS = {"output_lines": False}
 # The keys `nomad_alloc_info`'s `fields` keeps in section 1's narrowed listing.
 LIST_FIELDS = ["ID", "Name", "JobID", "ClientStatus", "NodeName"]
@@ -495,12 +495,13 @@ def bulk_result(settings: Settings, samples: dict, scaling: dict) -> SectionResu
 def exec_playbooks(ansible: Ansible, alloc_id: str, byte_count: int) -> dict:
     """The streaming task with the skip-lines option (EXEC_SKIP_LINES_ARGUMENTS) and without; each checks
     what it got, so an option that is ignored fails the benchmark."""
-    arguments = {"id": alloc_id, "task": "main", "argv": ["head", "-c", str(byte_count), "/dev/zero"], "timeout": 900}
+    arguments = {"id": alloc_id, "task": "main", "argv": ["head", "-c", str(byte_count), "/dev/zero"],
+                 "command_timeout": 900}
     length = f"streamed.stdout | length == {byte_count}"
     stream = [{"name": "Stream stdout", "nomadops.nomad.nomad_alloc_exec": dict(arguments, **EXEC_SKIP_LINES_ARGUMENTS),
                "register": "streamed"},
               {"name": "Check", "ansible.builtin.assert": {"quiet": True,
-                                                           "that": [length, "streamed.stdout_lines is not defined"]}}]
+                                                           "that": [length, "streamed.stdout_lines == []"]}}]
     lines = [{"name": "Stream stdout", "nomadops.nomad.nomad_alloc_exec": arguments, "register": "streamed"},
              {"name": "Check", "ansible.builtin.assert": {"quiet": True, "that": [length]}}]
     echo = {"name": "Echo", "nomadops.nomad.nomad_alloc_exec": {"id": alloc_id, "command": "echo hi"}}

@@ -391,14 +391,20 @@ def strip_trailing_newlines(text: str) -> str:
     return text.rstrip("\r\n")
 
 
+# Empty *_lines where no lines are wanted: ansible-core 2.21 splits the stdout of every result that has no
+# stdout_lines itself, which would copy a large output (or one long base64 line) a second time.
+NO_LINES = {"stdout_lines": [], "stderr_lines": []}
+
+
 def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: bool, output_lines: bool = True) -> dict:
-    """rc/stdout/stderr (+ *_lines in text mode when `output_lines`) as returned to the user; no rc for
-    unfinished commands."""
+    """rc/stdout/stderr and *_lines (empty in base64 mode or without `output_lines`) as returned to the user;
+    no rc for unfinished commands."""
     shaped = {} if outcome.exit_code is None else {"rc": outcome.exit_code}
     if output_encoding == "base64":
         shaped.update(
             stdout=base64.b64encode(outcome.stdout).decode("ascii"),
             stderr=base64.b64encode(outcome.stderr).decode("ascii"),
+            **NO_LINES,
         )
         return shaped
     stdout = outcome.stdout.decode("utf-8", errors="replace")
@@ -409,6 +415,8 @@ def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: b
     shaped.update(stdout=stdout, stderr=stderr)
     if output_lines:
         shaped.update(stdout_lines=stdout.splitlines(), stderr_lines=stderr.splitlines())
+    else:
+        shaped.update(NO_LINES)
     return shaped
 
 

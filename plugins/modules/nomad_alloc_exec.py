@@ -123,9 +123,10 @@ options:
     default: 300
   output_lines:
     description:
-      - Also return RV(stdout_lines) and RV(stderr_lines) (with O(output_encoding=text)).
+      - Also return the output split into lines in RV(stdout_lines) and RV(stderr_lines) (with
+        O(output_encoding=text)).
       - Set to V(false) for commands with large output that is used as text only, so that the result does not
-        carry the output twice.
+        carry the output twice; RV(stdout_lines) and RV(stderr_lines) are then empty lists.
     type: bool
     default: true
   output_encoding:
@@ -134,8 +135,8 @@ options:
       - V(text) decodes the bytes as UTF-8, replacing invalid sequences with U+FFFD, and also returns
         RV(stdout_lines) and RV(stderr_lines) unless O(output_lines=false).
       - V(base64) returns the exact bytes, base64 encoded, in RV(stdout) and RV(stderr) (decode them with
-        the P(ansible.builtin.b64decode#filter) filter); O(strip_empty_ends) is then ignored and no
-        C(*_lines) are returned.
+        the P(ansible.builtin.b64decode#filter) filter); O(strip_empty_ends) is then ignored and
+        RV(stdout_lines) and RV(stderr_lines) are empty lists.
     type: str
     choices: [text, base64]
     default: text
@@ -267,14 +268,14 @@ stderr:
   type: str
   sample: ""
 stdout_lines:
-  description: RV(stdout) split into lines.
-  returned: when RV(stdout) is returned, O(output_encoding=text) and O(output_lines=true)
+  description: RV(stdout) split into lines; empty with O(output_encoding=base64) or O(output_lines=false).
+  returned: when RV(stdout) is returned
   type: list
   elements: str
   sample: [hello]
 stderr_lines:
-  description: RV(stderr) split into lines.
-  returned: when RV(stderr) is returned, O(output_encoding=text) and O(output_lines=true)
+  description: RV(stderr) split into lines; empty with O(output_encoding=base64) or O(output_lines=false).
+  returned: when RV(stderr) is returned
   type: list
   elements: str
   sample: []

@@ -108,7 +108,7 @@ def test_64_mib_of_random_bytes_arrive_byte_exact_in_base64(ansible_runner, inte
         argv=["/bin/sh", "-c", "head -c 67108864 /dev/urandom | tee \"$NOMAD_TASK_DIR/blob\""],
     ))).assert_ok()
     result = run.task("random blob")
-    assert "stdout_lines" not in result and result["stderr"] == ""
+    assert result["stdout_lines"] == [] and result["stderr"] == ""
     received = base64.b64decode(result["stdout"], validate=True)
     task_dir = Path(integration_emulator.control.tasks(web["ID"])["server"]["task_dir"])
     on_disk = (task_dir / "blob").read_bytes()

@@ -208,7 +208,7 @@ def test_ambiguous_prefix_lists_matches(start_emulator, tmp_path):
     matching = sorted(i for i in ids if i.startswith(prefix))
     run = runner.playbook(play(info("ambiguous", id=[prefix], ignore_errors=True))).assert_ok()
     message = run.task("ambiguous")["msg"]
-    assert message.startswith('Prefix "%s" matched %d allocations: ' % (prefix, len(matching)))
+    assert message.startswith(f'Prefix "{prefix}" matched {len(matching)} allocations at {emulator.address}: ')
     assert "\n" not in message and "(give more characters)" in message
     shown = [i[:8] for i in matching[:10]]
     assert all(s in message for s in shown)

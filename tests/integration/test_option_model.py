@@ -104,7 +104,7 @@ def test_exec_output_lines_can_be_left_out(emulator, ansible_runner):
         {"name": "no lines", EXEC: {"id": web["ID"], "task": "server", "command": "echo a", "output_lines": False}},
     )).assert_ok()
     result = run.task("no lines")
-    assert result["stdout"] == "a" and "stdout_lines" not in result and "stderr_lines" not in result
+    assert result["stdout"] == "a" and result["stdout_lines"] == [] and result["stderr_lines"] == []
 
 
 def test_a_token_from_a_play_variable_is_never_printed_at_vvvv(start_emulator, ansible_runner):

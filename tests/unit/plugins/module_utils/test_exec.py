@@ -281,7 +281,13 @@ def test_unfinished_commands_have_output_but_no_rc():
 def test_base64_output_is_byte_exact_and_has_no_lines():
     raw = bytes(range(256)) + b"\n\n"
     shaped = shape_output(ExecOutcome(0, raw, b"\x00"), "base64", strip_empty_ends=True)
-    assert shaped == {"rc": 0, "stdout": base64.b64encode(raw).decode(), "stderr": "AA=="}
+    assert shaped == {"rc": 0, "stdout": base64.b64encode(raw).decode(), "stderr": "AA==", "stdout_lines": [],
+                      "stderr_lines": []}
+
+
+def test_without_output_lines_the_lines_are_empty():
+    shaped = shape_output(ExecOutcome(0, b"a\nb\n", b"c\n"), "text", True, output_lines=False)
+    assert shaped == {"rc": 0, "stdout": "a\nb", "stderr": "c", "stdout_lines": [], "stderr_lines": []}
 
 
 # ------------------------------------------------------------------------------------------- client frame order

@@ -76,10 +76,15 @@ def scrubbed_keys(monkeypatch):
     return seen
 
 
+def without_invocation(scrubbed):
+    """ansible-core up to 2.20 scrubs `invocation` with the rest of the result, 2.21 on its own."""
+    return [[key for key in keys if key != "invocation"] for keys in scrubbed]
+
+
 def test_listing_without_secrets_is_returned_whole_and_the_token_is_still_scrubbed(capsys, scrubbed_keys):
     stubs = [stub(number) for number in range(50)]
     text, result = listed(stubs, capsys, token=TOKEN)
-    assert scrubbed_keys == [["changed", "count", "filter", "index", "invocation"]]
+    assert without_invocation(scrubbed_keys) == [["changed", "count", "filter", "index"]]
     assert result["allocations"] == stubs and result["count"] == 50 and result["index"] == 9
     assert TOKEN not in text
     assert result["invocation"]["module_args"]["token"] == PLACEHOLDER
@@ -88,7 +93,7 @@ def test_listing_without_secrets_is_returned_whole_and_the_token_is_still_scrubb
 def test_token_inside_the_listing_is_scrubbed(capsys, scrubbed_keys):
     stubs = [stub(1, Meta={"deploy_token": TOKEN, "note": "token %s here" % TOKEN}), stub(2)]
     text, result = listed(stubs, capsys, token=TOKEN)
-    assert scrubbed_keys == [["allocations", "changed", "count", "filter", "index", "invocation"]]
+    assert without_invocation(scrubbed_keys) == [["allocations", "changed", "count", "filter", "index"]]
     assert TOKEN not in text
     assert result["allocations"][0]["Meta"] == {"deploy_token": PLACEHOLDER, "note": "token ******** here"}
     assert result["allocations"][1] == stub(2) and result["count"] == 2
