@@ -108,7 +108,7 @@ def worker_tail_pynomad(args: dict) -> dict:
 
 
 def worker_fetch_floor(args: dict) -> dict:
-    """A bare requests streaming download of the file into dest (no stat, no checksum, no move)."""
+    """A bare requests streaming download of the file into dest in 1 MiB chunks (no stat, no checksum, no move)."""
     import requests
 
     start = time.perf_counter()
@@ -116,7 +116,7 @@ def worker_fetch_floor(args: dict) -> dict:
     with requests.get(f"{args['address']}/v1/client/fs/cat/{args['alloc_id']}", params={"path": args["src"]},
                       stream=True, timeout=120) as response, open(args["dest"], "wb") as handle:
         response.raise_for_status()
-        for chunk in response.iter_content(chunk_size=None):
+        for chunk in response.iter_content(chunk_size=MIB):
             handle.write(chunk)
             size += len(chunk)
     seconds = time.perf_counter() - start

@@ -60,6 +60,9 @@ MAX_RETRY_AFTER = 30
 MAX_MESSAGE_BODY = 400
 ID_PREFIXES = tuple(f"{value:02x}" for value in range(256))
 _REDACTED = "********"
+# At most this much of a streamed body in memory at once: with chunk_size=None requests reads a body that has a
+# Content-Length in ONE piece (a 2 GiB file would be 2 GiB of memory); chunked answers still arrive as sent.
+STREAM_CHUNK_BYTES = 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -390,7 +393,7 @@ class NomadClient:
             if response.status_code >= 400:
                 raise self._status_error("GET", path, response.status_code, response.content, query)
             try:
-                for chunk in response.iter_content(chunk_size=None):
+                for chunk in response.iter_content(chunk_size=STREAM_CHUNK_BYTES):
                     if chunk:
                         yield chunk
             except (RequestsConnectionError, ReadTimeout, ChunkedEncodingError, ContentDecodingError) as exc:

@@ -241,3 +241,15 @@ def test_stream_maps_an_error_status_like_read():
             list(client.stream("/v1/client/fs/logs/x", {"task": "web"}))
     assert caught.value.status == 404 and caught.value.nomad_message == text
     assert caught.value.address == server.address
+
+
+def test_a_body_with_a_content_length_is_streamed_in_bounded_chunks():
+    """requests' chunk_size=None would hand over a Content-Length body in one piece (a whole fetched file)."""
+    from ansible_collections.nomadops.nomad.plugins.module_utils._client import STREAM_CHUNK_BYTES
+    from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import FakeNomad, Reply
+
+    text = "x" * (3 * STREAM_CHUNK_BYTES + 5)
+    with FakeNomad(lambda request: Reply(body=text, content_type="application/octet-stream")) as server:
+        with _client(server.address) as client:
+            sizes = [len(chunk) for chunk in client.stream("/v1/client/fs/cat/x", {"path": "alloc/big"})]
+    assert sum(sizes) == len(text) and max(sizes) <= STREAM_CHUNK_BYTES
