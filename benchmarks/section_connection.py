@@ -23,6 +23,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.collection_path import collections_path  # noqa: E402
+from benchmarks.workers import peak_rss_kib, rss_now_kib  # noqa: E402
 
 MIB = 1024 * 1024
 TASKS = 20
@@ -31,14 +32,6 @@ SELF = Path(__file__).resolve()
 
 
 # ------------------------------------------------------------------------------------------ workers (child side)
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def _connection(args: dict):
     sys.path.insert(0, str(collections_path()))
     from ansible.playbook.play_context import PlayContext
@@ -54,7 +47,7 @@ def _connection(args: dict):
 
 def worker_put(args: dict) -> dict:
     connection = _connection(args)
-    before = _status_kib("VmRSS")
+    before = rss_now_kib()
     start = time.perf_counter()
     connection.put_file(args["local"], args["remote"])
     seconds = time.perf_counter() - start
@@ -64,7 +57,7 @@ def worker_put(args: dict) -> dict:
 
 def worker_fetch(args: dict) -> dict:
     connection = _connection(args)
-    before = _status_kib("VmRSS")
+    before = rss_now_kib()
     start = time.perf_counter()
     connection.fetch_file(args["remote"], args["local"])
     seconds = time.perf_counter() - start
@@ -96,7 +89,7 @@ def worker_floor_put(args: dict) -> dict:
     """The floor of put_file: the file's bytes as stdin frames into `cat > remote`, nothing else."""
     import websocket
 
-    before = _status_kib("VmRSS")
+    before = rss_now_kib()
     start = time.perf_counter()
     ws = websocket.create_connection(_floor_url(args, ["/bin/sh", "-c", 'cat > "$1"', "sh", args["remote"]]),
                                      skip_utf8_validation=True, suppress_origin=True)
@@ -113,7 +106,7 @@ def worker_floor_fetch(args: dict) -> dict:
     """The floor of fetch_file: `cat remote` over stdout frames, written to a local file as they arrive."""
     import websocket
 
-    before = _status_kib("VmRSS")
+    before = rss_now_kib()
     start = time.perf_counter()
     ws = websocket.create_connection(_floor_url(args, ["cat", args["remote"]]),
                                      skip_utf8_validation=True, suppress_origin=True)
@@ -130,7 +123,7 @@ WORKERS = {"put": worker_put, "fetch": worker_fetch, "floor-put": worker_floor_p
 def main() -> None:
     name, arguments = sys.argv[1], json.loads(sys.argv[2])
     answer = WORKERS[name](arguments)
-    answer["peak_kib"] = _status_kib("VmHWM")
+    answer["peak_kib"] = peak_rss_kib()
     print(json.dumps(answer), flush=True)
 
 

@@ -23,6 +23,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.collection_path import collections_path  # noqa: E402
+from benchmarks.workers import peak_rss_kib  # noqa: E402
 
 MIB = 1024 * 1024
 TAIL_LINES = 100
@@ -33,14 +34,6 @@ SELF = Path(__file__).resolve()
 
 
 # ------------------------------------------------------------------------------------------ workers (child side)
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def _logs_url(args: dict) -> str:
     return f"{args['address']}/v1/client/fs/logs/{args['alloc_id']}"
 
@@ -146,7 +139,7 @@ WORKERS = {"tail-floor": worker_tail_floor, "tail-collection": worker_tail_colle
 def main() -> None:
     name, arguments = sys.argv[1], json.loads(sys.argv[2])
     answer = WORKERS[name](arguments)
-    answer["peak_kib"] = _status_kib("VmHWM")
+    answer["peak_kib"] = peak_rss_kib()
     print(json.dumps(answer), flush=True)
 
 
