@@ -87,7 +87,8 @@ def test_listing_without_secrets_is_returned_whole_and_the_token_is_still_scrubb
     assert without_invocation(scrubbed_keys) == [["changed", "count", "filter", "index"]]
     assert result["allocations"] == stubs and result["count"] == 50 and result["index"] == 9
     assert TOKEN not in text
-    assert result["invocation"]["module_args"]["token"] == PLACEHOLDER
+    if "invocation" in result:  # ansible-core 2.21 no longer returns the module's invocation
+        assert result["invocation"]["module_args"]["token"] == PLACEHOLDER
 
 
 def test_token_inside_the_listing_is_scrubbed(capsys, scrubbed_keys):
