@@ -437,10 +437,94 @@ def handshake_failure_message(status: int, body: bytes | None) -> str:
 
 
 class _ExecTransport:
-    """What both exec sessions share: opening the WebSocket and naming what broke in one line.
+    """What both exec sessions share: the WebSocket's life from handshake to goodbye, one line for what broke.
 
-    Subclasses set `url`, `headers`, `sslopt` and `_timed_out`, and define `_timeout_message()`.
+    A sender thread writes every client frame (subclasses define `_send_client_frames()`) so that a command
+    reading stdin while writing output never deadlocks with us; the calling thread only reads, handing each
+    output frame to `_on_output_frame()`, which returns the session's result once the exited frame came. A
+    watchdog timer aborts the socket when the session's deadline expires. Subclasses also define `_connect()`
+    and `_timeout_message()`.
     """
+
+    SENDER_THREAD_NAME = "nomad-exec-sender"
+
+    def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest,
+                 ended: threading.Event | None = None) -> None:
+        self.url = url
+        self.request = request
+        self.sslopt = dict(sslopt or {})
+        self.headers, self.handshake_token = split_token_header(headers or {}, request.ws_handshake)
+        self._ws = None
+        # Set once the session is over (or being aborted); a sender or a source that waits can watch it.
+        self._stop = ended if ended is not None else threading.Event()
+        self._timed_out = threading.Event()
+
+    def abort(self) -> None:
+        """End the session from another thread (the reader then fails with ExecClosedError)."""
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            ws.abort()
+
+    def _start_watchdog(self, seconds: float | None) -> threading.Timer | None:
+        if not seconds:
+            return None
+        watchdog = threading.Timer(seconds, self._on_deadline)
+        watchdog.daemon = True
+        watchdog.start()
+        return watchdog
+
+    def _on_deadline(self) -> None:
+        self._timed_out.set()
+        self.abort()
+
+    def _end(self, watchdog: threading.Timer | None) -> None:
+        if watchdog is not None:
+            watchdog.cancel()
+        self._stop.set()
+        if self._ws is not None:
+            self._ws.shutdown()
+
+    def _run_until_exit(self):
+        self._connect()
+        if self.request.ws_handshake:
+            self._ws.send(handshake_frame(self.handshake_token))
+        sender = threading.Thread(target=self._send_client_frames, name=self.SENDER_THREAD_NAME, daemon=True)
+        sender.start()
+        try:
+            result = self._receive_until_exit()
+        finally:
+            self._stop.set()
+            sender.join(timeout=CLOSE_GRACE)
+        if not sender.is_alive():
+            self._close_politely()
+        return result
+
+    def _receive_until_exit(self):
+        recv_data = self._ws.recv_data
+        on_output_frame = self._on_output_frame
+        while True:
+            opcode, payload = recv_data()
+            if opcode == _OPCODE_TEXT or opcode == _OPCODE_BINARY:
+                result = on_output_frame(payload)
+                if result is not None:
+                    return result
+            elif opcode == _OPCODE_CLOSE:
+                raise self._closed_before_exit(payload)
+
+    def _closed_before_exit(self, payload: bytes) -> ExecError:
+        if self._timed_out.is_set():
+            return ExecTimeoutError(self._timeout_message())
+        code, reason = parse_close_payload(payload)
+        return ExecClosedError(closed_before_exit_message(code, reason))
+
+    def _close_politely(self) -> None:
+        """Answer/await the server's close after the exited frame (Nomad sends 1000 right away)."""
+        try:
+            self._ws.close(timeout=CLOSE_GRACE)
+        except (websocket.WebSocketException, OSError):
+            # The command has exited and its result is complete; a failed goodbye changes nothing.
+            return
 
     def _open_websocket(self, timeout: float, timeout_message: str):
         try:
@@ -479,27 +563,20 @@ class _ExecTransport:
 class ExecSession(_ExecTransport):
     """One exec WebSocket session: connect, feed stdin, collect output until the exited frame.
 
-    A sender thread writes every client frame (tty size, stdin chunks, the stdin close frame, then a
-    heartbeat every 10 s) so that a command reading stdin while writing output never deadlocks with us;
-    the calling thread only reads. A watchdog timer aborts the socket when the overall timeout expires.
+    The sender writes the tty size, the stdin chunks and the stdin close frame, then a heartbeat every 10 s;
+    `request.timeout` bounds the whole session.
     """
 
     def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest) -> None:
-        self.url = url
-        self.request = request
-        self.sslopt = dict(sslopt or {})
-        self.headers, self.handshake_token = split_token_header(headers or {}, request.ws_handshake)
-        self._ws = None
-        self._stop = threading.Event()
-        self._timed_out = threading.Event()
+        super().__init__(url, headers, sslopt, request)
         self._collector = OutputCollector()
+        self._deadline = 0.0
 
     def run(self) -> ExecOutcome:
-        watchdog = threading.Timer(self.request.timeout, self._on_deadline)
-        watchdog.daemon = True
-        watchdog.start()
+        self._deadline = time.monotonic() + self.request.timeout
+        watchdog = self._start_watchdog(self.request.timeout)
         try:
-            return self._run_until_exit(time.monotonic() + self.request.timeout)
+            return self._run_until_exit()
         except ExecError as error:
             raise self._with_partial_output(error)
         except websocket.WebSocketException as error:
@@ -507,53 +584,13 @@ class ExecSession(_ExecTransport):
         except OSError as error:  # includes ssl.SSLError
             raise self._with_partial_output(self._transport_error(error)) from None
         finally:
-            watchdog.cancel()
-            self._stop.set()
-            self._drop()
+            self._end(watchdog)
 
-    def _run_until_exit(self, deadline: float) -> ExecOutcome:
-        self._connect(deadline)
-        if self.request.ws_handshake:
-            self._ws.send(handshake_frame(self.handshake_token))
-        sender = threading.Thread(target=self._send_client_frames, name="nomad-exec-sender", daemon=True)
-        sender.start()
-        try:
-            outcome = self._receive_until_exit()
-        finally:
-            self._stop.set()
-            sender.join(timeout=CLOSE_GRACE)
-        if not sender.is_alive():
-            self._close_politely()
-        return outcome
-
-    # -- connection ---------------------------------------------------------------------------
-
-    def _connect(self, deadline: float) -> None:
-        self._ws = self._open_websocket(max(deadline - time.monotonic(), 0.001), self._timeout_message())
-
-    def _on_deadline(self) -> None:
-        self._timed_out.set()
-        self._stop.set()
-        ws = self._ws
-        if ws is not None:
-            ws.abort()
+    def _connect(self) -> None:
+        self._ws = self._open_websocket(max(self._deadline - time.monotonic(), 0.001), self._timeout_message())
 
     def _timeout_message(self) -> str:
         return f"command did not finish within {format_seconds(self.request.timeout)} s"
-
-    def _close_politely(self) -> None:
-        """Answer/await the server's close after the exited frame (Nomad sends 1000 right away)."""
-        try:
-            self._ws.close(timeout=CLOSE_GRACE)
-        except (websocket.WebSocketException, OSError):
-            # The command has exited and its result is complete; a failed goodbye changes nothing.
-            return
-
-    def _drop(self) -> None:
-        if self._ws is not None:
-            self._ws.shutdown()
-
-    # -- frames -------------------------------------------------------------------------------
 
     def _send_client_frames(self) -> None:
         ws = self._ws
@@ -572,26 +609,15 @@ class ExecSession(_ExecTransport):
             # the command exited without reading all of its input).
             return
 
+    def _on_output_frame(self, payload: bytes) -> ExecOutcome | None:
+        collector = self._collector
+        collector.feed(payload)
+        return collector.outcome() if collector.exit_code is not None else None
+
     def _with_partial_output(self, error: ExecError) -> ExecError:
         if self._collector.has_output:
             error.partial = self._collector.outcome()
         return error
-
-    def _receive_until_exit(self) -> ExecOutcome:
-        collector = self._collector
-        recv_data = self._ws.recv_data
-        feed = collector.feed
-        while True:
-            opcode, payload = recv_data()
-            if opcode == _OPCODE_TEXT or opcode == _OPCODE_BINARY:
-                feed(payload)
-                if collector.exit_code is not None:
-                    return collector.outcome()
-            elif opcode == _OPCODE_CLOSE:
-                if self._timed_out.is_set():
-                    raise ExecTimeoutError(self._timeout_message())
-                code, reason = parse_close_payload(payload)
-                raise ExecClosedError(closed_before_exit_message(code, reason))
 
 
 def tls_failure_message(where: str, error: ssl.SSLError) -> str:
@@ -669,30 +695,21 @@ class StreamingExecSession(_ExecTransport):
     ends the session and propagates unchanged.
     """
 
+    SENDER_THREAD_NAME = "nomad-exec-stream-sender"
+
     def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest, *,
                  stdin: t.Iterable[bytes] | None = None, on_stdout=None, on_stderr=None,
                  connect_timeout: float = 30.0, deadline: float | None = None,
                  ended: threading.Event | None = None) -> None:
-        self.url = url
-        self.request = request
-        self.sslopt = dict(sslopt or {})
-        self.headers, self.handshake_token = split_token_header(headers or {}, request.ws_handshake)
+        super().__init__(url, headers, sslopt, request, ended=ended)
         self.stdin = stdin if stdin is not None else ()
         self.sinks = {"stdout": on_stdout or _discard, "stderr": on_stderr or _discard}
         self.connect_timeout = connect_timeout
         self.deadline = deadline
-        self._ws = None
-        # Set once the session is over (or being aborted); a source that waits for something can watch it.
-        self._stop = ended if ended is not None else threading.Event()
-        self._timed_out = threading.Event()
         self._source_error: ExecError | None = None
 
     def run(self) -> int:
-        watchdog = None
-        if self.deadline:
-            watchdog = threading.Timer(self.deadline, self._on_deadline)
-            watchdog.daemon = True
-            watchdog.start()
+        watchdog = self._start_watchdog(self.deadline)
         try:
             return self._run_until_exit()
         except _SinkFailure as failure:
@@ -702,43 +719,11 @@ class StreamingExecSession(_ExecTransport):
         except (websocket.WebSocketException, OSError) as error:  # OSError includes ssl.SSLError
             raise (self._source_error or self._transport_error(error)) from None
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            self._stop.set()
-            if self._ws is not None:
-                self._ws.shutdown()
-
-    def abort(self) -> None:
-        """End the session from another thread (the reader then fails with ExecClosedError)."""
-        self._stop.set()
-        if self._ws is not None:
-            self._ws.abort()
-
-    def _run_until_exit(self) -> int:
-        self._connect()
-        if self.request.ws_handshake:
-            self._ws.send(handshake_frame(self.handshake_token))
-        sender = threading.Thread(target=self._send_client_frames, name="nomad-exec-stream-sender", daemon=True)
-        sender.start()
-        try:
-            exit_code = self._receive_until_exit()
-        finally:
-            self._stop.set()
-            sender.join(timeout=CLOSE_GRACE)
-        if not sender.is_alive():
-            try:
-                self._ws.close(timeout=CLOSE_GRACE)
-            except (websocket.WebSocketException, OSError):
-                pass  # the command has exited; a failed goodbye changes nothing
-        return exit_code
+            self._end(watchdog)
 
     def _connect(self) -> None:
         timeout = min(self.connect_timeout, self.deadline) if self.deadline else self.connect_timeout
         self._ws = self._open_websocket(timeout, f"no answer from {netloc_of(self.url)} within {format_seconds(timeout)} s")
-
-    def _on_deadline(self) -> None:
-        self._timed_out.set()
-        self.abort()
 
     def _timeout_message(self) -> str:
         return f"command did not finish within {format_seconds(self.deadline)} s"
@@ -772,25 +757,15 @@ class StreamingExecSession(_ExecTransport):
             for start in range(0, len(chunk), STDIN_CHUNK_SIZE):
                 yield chunk[start:start + STDIN_CHUNK_SIZE]
 
-    def _receive_until_exit(self) -> int:
-        recv_data = self._ws.recv_data
+    def _on_output_frame(self, payload: bytes) -> int | None:
+        pieces, exit_code = output_of_frame(payload)
         sinks = self.sinks
-        while True:
-            opcode, payload = recv_data()
-            if opcode == _OPCODE_TEXT or opcode == _OPCODE_BINARY:
-                pieces, exit_code = output_of_frame(payload)
-                for stream, data in pieces:
-                    try:
-                        sinks[stream](data)
-                    except OSError as error:  # a sink's own failure (a full disk), not the connection's
-                        raise _SinkFailure(error) from error
-                if exit_code is not None:
-                    return exit_code
-            elif opcode == _OPCODE_CLOSE:
-                if self._timed_out.is_set():
-                    raise ExecTimeoutError(self._timeout_message())
-                code, reason = parse_close_payload(payload)
-                raise ExecClosedError(closed_before_exit_message(code, reason))
+        for stream, data in pieces:
+            try:
+                sinks[stream](data)
+            except OSError as error:  # a sink's own failure (a full disk), not the connection's
+                raise _SinkFailure(error) from error
+        return exit_code
 
 
 class _SinkFailure(Exception):
