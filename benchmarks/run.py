@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """`make bench`: nomadops.nomad measured against the ways users do the same things today.
 
     .venv/bin/python benchmarks/run.py                 # everything: BENCHMARKS.md + docs/benchmarks/*.png

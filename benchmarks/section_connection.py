@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Benchmark section: the nomadops.nomad.nomad_exec connection plugin.
 
 Module tasks over nomad_exec against the same tasks over Ansible's local connection, and put_file / fetch_file

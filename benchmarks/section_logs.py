@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Benchmark section: logs and files of an allocation (nomad_alloc_logs, nomad_alloc_fetch).
 
 `tail_lines: 100` of a task's 512 MiB log (rotated across several files) against one raw `origin=end` request

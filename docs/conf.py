@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Sphinx configuration for the nomadops.nomad docsite (`make docs`; first written by antsibull-docs sphinx-init)."""
 
 from __future__ import annotations

@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Checks on changelog fragments that `antsibull-changelog lint` does not make (`make changelog-lint`).
 
 - Fragments are reStructuredText: Ansible's documentation markup (``C(...)``, ``O(...)``, ``V(...)``,

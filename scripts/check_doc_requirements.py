@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Fail when a plugin's rendered docs list the same requirement twice (`make docs-lint`).
 
 A plugin's `requirements:` are merged with those of its doc fragments (nomadops.nomad.connection adds

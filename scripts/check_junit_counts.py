@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Fail when a test run recorded no test at all (ansible-test units exits 0 when every target is skipped).
 
 Usage: check_junit_counts.py LABEL DIRECTORY — sums tests/failures/errors/skipped over DIRECTORY/*.xml.

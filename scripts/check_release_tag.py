@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Fail when the commit being built carries a release tag that is not galaxy.yml's version (`make build`).
 
 Release tags are `X.Y.Z`, exactly galaxy.yml's `version` (docs/releasing.md). An untagged commit passes; so

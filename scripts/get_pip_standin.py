@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Offline stand-in for the get-pip.py script that ansible-test downloads.
 
 ansible-test bootstraps pip into each virtual environment it creates by running a cached

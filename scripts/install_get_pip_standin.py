@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Put the offline get-pip stand-in where ansible-test looks for its cached get-pip script.
 
 The pip version comes from the installed ansible-test itself, so an ansible-core upgrade that

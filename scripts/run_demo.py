@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """`make demo`: start the Nomad API emulator on a free port, run the demo playbook against it, stop it.
 
 The emulator is started through its command line (contract in CONTRIBUTING.md) and stopped with

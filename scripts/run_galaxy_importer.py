@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """`make importer`: import the built artifact with galaxy-importer as Galaxy does, and fail on any warning.
 
 galaxy-importer runs ansible-doc on every plugin, reads the docs, the changelog and the README, and runs

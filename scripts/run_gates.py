@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Run the quality gates of `make test` one after another, with a header and a one-line result each.
 
 Runs with the interpreter that makes the virtual environment (standard library only), since the first

@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Mirror the checkout into build/collections/ansible_collections/nomadops/nomad (`make collection`).
 
 ansible-test needs a physical ansible_collections/<namespace>/<name> directory, and playbooks find the

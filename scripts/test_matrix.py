@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Run gates of `make test` with the other ansible-core releases that meta/runtime.yml admits.
 
 `make test` runs every gate with ansible-core 2.19 in .venv; this script runs a chosen set of them again

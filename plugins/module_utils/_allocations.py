@@ -1,5 +1,7 @@
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The one way the collection reads allocations: stubs for a selector, full objects for IDs, one
 allocation (plain or as a blocking query), their services and check results, and the waits over them.
 The namespace of an allocation is always sent with every request about it."""

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """POSIX signal names accepted by nomad_alloc_signal.
 
 Nomad's exec and raw_exec drivers turn a signal name they do not know into SIGINT without telling the

@@ -1,5 +1,7 @@
 # Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The one wait engine: small pure predicates over allocations, and one loop driven by Nomad's blocking
 queries with a monotonic deadline (it re-reads when Nomad's index moved, or when a round runs out).
 

@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """go-bexpr v0.1.13 filter expressions, as Nomad 1.6.3+ evaluates ``GET /v1/allocations?filter=``.
 
 Facts come from go-bexpr (grammar/grammar.peg, grammar/ast.go, evaluate.go, coerce.go), the pigeon

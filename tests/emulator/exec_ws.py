@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """`GET /v1/client/allocation/{alloc_id}/exec`: Nomad 1.6's exec WebSocket (reference §6) over real processes.
 
 Before the upgrade the handler answers plain HTTP errors in the order Nomad's `allocExec` and gorilla/websocket

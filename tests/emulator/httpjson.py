@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Request/response helpers shared by the handlers: Nomad's error shape, JSON encoding, Go-like body decoding."""
 from __future__ import annotations
 

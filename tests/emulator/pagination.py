@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """GET /v1/allocations: iteration order, tokens and Nomad's paginator (reference §1)."""
 from __future__ import annotations
 

@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Small pieces integration tests share: plays they build, addresses nothing listens on, and what they read
 back from the emulator while they wait for real processes to react."""
 

@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """nomadops.nomad.nomad_exec under load and faults: big files, cut sessions, many sessions at once.
 
 Playbook runs where a user would see the behaviour; the connection plugin driven in-process (loaded by

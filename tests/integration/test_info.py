@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """nomadops.nomad.nomad_alloc_info driven by real ansible-playbook / ansible runs against the emulator."""
 
 from __future__ import annotations

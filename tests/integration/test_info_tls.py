@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """nomad_alloc_info and the lookup over HTTPS and mutual TLS against the emulator, with a CA bundle in
 REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE that does not sign the emulator (as on these hosts and in AWX)."""
 

@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Every bad input to the lifecycle modules: a failed task, a one-line msg that says what to fix, nothing changed."""
 
 from __future__ import annotations

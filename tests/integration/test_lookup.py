@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """The nomadops.nomad.nomad_alloc lookup in templates and loops, run by real ansible-playbook."""
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Bad-input table: every plugin, every kind of wrong value, in ONE playbook run.
 
 Each entry must fail with a one-line `msg` (no newline, no Traceback, says what is wrong) and change

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Exec robustness: 50 concurrent sessions (the collection's ExecSession in threads, plus a smaller
 ansible run), byte-exact output, a socket closed early, a server that never sends the exit frame, and
 heartbeats keeping a quiet 30 s command alive through an intermediary with an idle timeout."""

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Fault matrix: every read path under every transient fault, and mutations under faults.
 
 Reads (info by selector, info by full ID, short-ID resolution, the lookup, waits) must succeed when a

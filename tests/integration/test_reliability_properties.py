@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Property-based tests (hypothesis).
 
 1. Selector -> bexpr quoting: any string value, quoted by the collection, parses in the EMULATOR's go-bexpr

@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Secrets: the token and the http_auth password never appear in any output or file of a run.
 
 ACL is on (tests/emulator/scenarios/acl.yml): the management token really authorises the calls and the

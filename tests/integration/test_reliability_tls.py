@@ -1,5 +1,7 @@
-# Copyright: contributors to nomadops.nomad
+# Copyright (c) nomadops.nomad contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """TLS for every runtime (module, lookup, exec action): CA verification, a wrong CA, tls_server_name,
 mutual TLS, validate_certs=false / NOMAD_SKIP_VERIFY and ca_path, always with REQUESTS_CA_BUNDLE and
 CURL_CA_BUNDLE set in the environment to a bundle that must NOT decide (the user's options win)."""

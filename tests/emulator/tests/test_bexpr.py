@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """go-bexpr v0.1.13 emulation (tests/emulator/bexpr.py): grammar, pigeon error texts, evaluation semantics.
 
 Parse cases and error texts marked "go-bexpr" are the expectations of go-bexpr's own grammar tests

@@ -1,3 +1,7 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Property tests of the paginator itself (in-process, no HTTP): every allocation exactly once, in order."""
 from __future__ import annotations
 
