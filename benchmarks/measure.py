@@ -106,7 +106,7 @@ class Summary:
     runs: int
 
     @classmethod
-    def of(cls, values: list) -> "Summary":
+    def of(cls, values: list) -> Summary:
         return cls(statistics.median(values), min(values), max(values), len(values))
 
     def seconds(self) -> str:

@@ -47,7 +47,7 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and one repetition (smoke test)")
     parser.add_argument("--only", default=",".join(sections.ORDER),
-                        help="comma-separated sections to run: %s" % ",".join(sections.ORDER))
+                        help=f"comma-separated sections to run: {','.join(sections.ORDER)}")
     parser.add_argument("--repetitions", type=int, help="override the repetitions of every section")
     parser.add_argument("--output", type=Path,
                         help="where to write the report (default BENCHMARKS.md; with --quick or --only: stdout only)")
@@ -60,7 +60,7 @@ def parse_arguments(argv=None):
     arguments.only = [name.strip() for name in arguments.only.split(",") if name.strip()]
     unknown = sorted(set(arguments.only) - set(sections.ORDER))
     if unknown:
-        parser.error("unknown section(s) %s; choose from %s" % (", ".join(unknown), ", ".join(sections.ORDER)))
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(sections.ORDER)}")
     complete = not arguments.quick and set(arguments.only) == set(sections.ORDER)
     if arguments.output is None and complete:
         arguments.output = REPO_ROOT / "BENCHMARKS.md"
@@ -100,7 +100,7 @@ def cpu_model() -> str:
 
 
 def load_average() -> str:
-    return "%.1f / %.1f / %.1f" % os.getloadavg()
+    return "{:.1f} / {:.1f} / {:.1f}".format(*os.getloadavg())
 
 
 def machine_facts(started: datetime.datetime, python_nomad_state: str, load_at_start: str) -> list:

@@ -20,14 +20,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.collection_path import collections_path  # noqa: E402
-from benchmarks.workers import peak_rss_kib, rss_now_kib  # noqa: E402
+from benchmarks.workers import peak_rss_kib, raw_exec_url, rss_now_kib  # noqa: E402
 
 MIB = 1024 * 1024
 TASKS = 20
@@ -69,11 +68,6 @@ def worker_fetch(args: dict) -> dict:
     return {"seconds": seconds, "rss_before_kib": before}
 
 
-def _floor_url(args: dict, argv: list) -> str:
-    return "%s/v1/client/allocation/%s/exec?namespace=default&task=main&tty=false&command=%s" % (
-        args["address"].replace("http://", "ws://", 1), args["alloc_id"], quote(json.dumps(argv)))
-
-
 def _wait_exit(ws, on_stdout=None) -> int:
     import websocket
 
@@ -95,7 +89,7 @@ def worker_floor_put(args: dict) -> dict:
 
     before = rss_now_kib()
     start = time.perf_counter()
-    ws = websocket.create_connection(_floor_url(args, ["/bin/sh", "-c", 'cat > "$1"', "sh", args["remote"]]),
+    ws = websocket.create_connection(raw_exec_url(args["address"], args["alloc_id"], ["/bin/sh", "-c", 'cat > "$1"', "sh", args["remote"]]),
                                      skip_utf8_validation=True, suppress_origin=True)
     with open(args["local"], "rb") as stream:
         for chunk in iter(lambda: stream.read(FLOOR_CHUNK), b""):
@@ -112,7 +106,7 @@ def worker_floor_fetch(args: dict) -> dict:
 
     before = rss_now_kib()
     start = time.perf_counter()
-    ws = websocket.create_connection(_floor_url(args, ["cat", args["remote"]]),
+    ws = websocket.create_connection(raw_exec_url(args["address"], args["alloc_id"], ["cat", args["remote"]]),
                                      skip_utf8_validation=True, suppress_origin=True)
     ws.send('{"stdin":{"close":true}}')
     with open(args["local"], "wb") as stream:

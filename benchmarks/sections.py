@@ -51,7 +51,7 @@ class Settings:
     latency_reps: int
 
     @classmethod
-    def for_mode(cls, quick: bool, repetitions, workdir: Path) -> "Settings":
+    def for_mode(cls, quick: bool, repetitions, workdir: Path) -> Settings:
         if quick:
             settings = cls(workdir=workdir, quick=True, list_count=5000, list_per_page=1000, list_reps=1,
                            lookup_count=1000, lookup_reps=1, bulk_count=50, bulk_scaling_counts=(10,),
@@ -266,7 +266,7 @@ def run_lookup(settings: Settings) -> SectionResult:
     ansible = settings.ansible()
     job = "virtual-0"
     playbook = ansible.write_playbook("lookup", [
-        debug_task("{{ lookup('nomadops.nomad.nomad_alloc', job='%s', wantlist=true) | length }}" % job)])
+        debug_task(f"{{{{ lookup('nomadops.nomad.nomad_alloc', job='{job}', wantlist=true) | length }}}}")])
     baseline = baseline_playbook(ansible)
     scenario = write_scenario(settings, "lookup", virtual_jobs=1)
     with EmulatorProcess(scenario=str(scenario), virtual=settings.lookup_count) as emulator:
@@ -413,7 +413,7 @@ class UriFit:
     per_item: float
 
     @classmethod
-    def of(cls, loops: dict) -> "UriFit":
+    def of(cls, loops: dict) -> UriFit:
         small, large = sorted(loops)[-2:]
         per_item = (loops[large].wall - loops[small].wall) / (large - small)
         return cls(fixed=loops[large].wall - per_item * large, per_item=per_item)
@@ -563,7 +563,7 @@ class ExecRates:
     lines_time: float
 
     @classmethod
-    def of(cls, size: int, throughput: dict) -> "ExecRates":
+    def of(cls, size: int, throughput: dict) -> ExecRates:
         baseline_wall = walls(throughput["baseline"]).median
         return cls(size=size, raw=size / inners(throughput["raw"]).median,
                    session=size / inners(throughput["session"]).median,

@@ -185,7 +185,7 @@ def worker_bulk_raw(args: dict) -> dict:
     parallelism = args["parallelism"]
     session = raw_session(parallelism)
     address, operation = args["address"], args["operation"]
-    query = {"namespace": "default", "filter": 'JobID == "%s"' % args["job"]}
+    query = {"namespace": "default", "filter": f'JobID == "{args["job"]}"'}
 
     def act(alloc_id: str) -> None:
         if operation == "stop":
@@ -219,16 +219,21 @@ def worker_exec_session(args: dict) -> dict:
     outcome = run_exec(client, request)
     seconds = time.perf_counter() - start
     if outcome.exit_code != 0:
-        raise SystemExit("exec exited with %d: %r" % (outcome.exit_code, outcome.stderr[:200]))
+        raise SystemExit(f"exec exited with {outcome.exit_code}: {outcome.stderr[:200]!r}")
     return {"seconds": seconds, "bytes": len(outcome.stdout), "rss_before_kib": before}
+
+
+def raw_exec_url(address: str, alloc_id: str, argv: list) -> str:
+    """The exec WebSocket URL a user of websocket-client writes by hand (task `main`, no tty)."""
+    command = quote(json.dumps(argv))
+    return f"{address.replace('http://', 'ws://', 1)}/v1/client/allocation/{alloc_id}/exec?namespace=default&task=main&tty=false&command={command}"
 
 
 def worker_exec_raw(args: dict) -> dict:
     """The floor: a bare websocket-client loop that decodes the same frames and keeps the output."""
     import websocket
 
-    url = "%s/v1/client/allocation/%s/exec?namespace=default&task=main&tty=false&command=%s" % (
-        args["address"].replace("http://", "ws://", 1), args["alloc_id"], quote(json.dumps(args["argv"])))
+    url = raw_exec_url(args["address"], args["alloc_id"], args["argv"])
     before = rss_now_kib()
     start = time.perf_counter()
     ws = websocket.create_connection(url, skip_utf8_validation=True, suppress_origin=True)

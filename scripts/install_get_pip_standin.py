@@ -30,7 +30,7 @@ def pip_versions_requested(python_versions: list[str]) -> set[str]:
 
 def install_standin(pip_version: str, source: str) -> str:
     """Write the stand-in for one pip version; return what was done, for the log."""
-    target = CACHE_DIRECTORY / ('get_pip_{}.py'.format(pip_version.replace('.', '_')))
+    target = CACHE_DIRECTORY / (f'get_pip_{pip_version.replace(".", "_")}.py')
     if target.exists():
         current = target.read_text(encoding='utf-8')
         if STANDIN_MARKER not in current:

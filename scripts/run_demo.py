@@ -75,7 +75,7 @@ def run_playbook(playbook: str, address: str, extra_arguments: list[str]) -> int
     environment.pop('NOMAD_TOKEN', None)
     environment.setdefault('ANSIBLE_COLLECTIONS_PATH', str(REPOSITORY_ROOT / 'build' / 'collections'))
     command = [str(pathlib.Path(sys.executable).with_name('ansible-playbook')), playbook] + extra_arguments
-    print('demo: NOMAD_ADDR={} {}'.format(address, ' '.join(command)), flush=True)
+    print(f'demo: NOMAD_ADDR={address} {" ".join(command)}', flush=True)
     return subprocess.run(command, cwd=REPOSITORY_ROOT, env=environment, check=False).returncode
 
 

@@ -47,7 +47,7 @@ def print_summary(outcomes: list[GateOutcome]) -> None:
     total_seconds = sum(outcome.seconds for outcome in outcomes)
     failed = [outcome.name for outcome in outcomes if outcome.status == 'failed']
     if failed:
-        print('FAILED gate(s): {} (total {:.1f} s)'.format(', '.join(failed), total_seconds))
+        print(f'FAILED gate(s): {", ".join(failed)} (total {total_seconds:.1f} s)')
     else:
         print(f'All gates passed (total {total_seconds:.1f} s)')
     counts = {status: sum(1 for outcome in outcomes if outcome.status == status)

@@ -119,7 +119,7 @@ class EmulatorProcess:
             command += ["--state-dir", str(self.state_dir)]
         return command + self.extra_args
 
-    def start(self) -> "EmulatorProcess":
+    def start(self) -> EmulatorProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(self.command(), cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -172,7 +172,7 @@ class EmulatorProcess:
             self.process.kill()
             self.process.wait(timeout=5)
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> EmulatorProcess:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -58,7 +58,7 @@ class AnsibleRun:
     def statuses(self) -> list:
         return [(entry["task"], entry["status"]) for entry in self.results]
 
-    def assert_ok(self) -> "AnsibleRun":
+    def assert_ok(self) -> AnsibleRun:
         assert self.rc == 0, f"ansible failed (rc={self.rc}):\n{self.output}"
         return self
 

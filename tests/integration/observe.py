@@ -38,4 +38,4 @@ def closed_address():
     """http://127.0.0.1:<port> with nothing listening (a port that was just free; never a fixed one)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return "http://127.0.0.1:%d" % probe.getsockname()[1]
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"

@@ -77,7 +77,7 @@ def test_checks_are_attached_and_a_failing_one_is_named_on_timeout(emulator, run
     failed = run.task("job not healthy")
     assert failed["msg"] == (
         "timed out after 2 s waiting for the allocations to be healthy: 1 allocation(s) not healthy yet: "
-        "%s (%s): %s" % (sick["ID"][:8], sick["Name"], NO_FILE))
+        f"{sick['ID'][:8]} ({sick['Name']}): {NO_FILE}")
     assert all("Checks" not in allocation for allocation in failed["allocations"])  # only with checks=true
     assert all(allocation["ClientStatus"] == "running" for allocation in run.task("job running")["allocations"])
 
@@ -92,7 +92,7 @@ def test_healthy_waits_for_the_check_to_pass(emulator, runner):
         task("healthy", INFO, job="probe", wait_for="healthy", wait_timeout=60)))))
     waiting.start()
     # The wait has read the failing check several times (it re-reads checks at least every 2 s) and goes on.
-    checks_path = "GET /v1/allocation/%s/checks" % second["ID"]
+    checks_path = f"GET /v1/allocation/{second['ID']}/checks"
     wait_until(lambda: emulator.control.requests().get(checks_path, 0) >= 3, timeout=60, what="the wait to re-read")
     assert waiting.is_alive(), "wait_for=healthy returned while a check was failing"
     set_healthy(emulator, second, True)
@@ -112,8 +112,8 @@ def test_a_failed_allocation_that_was_not_replaced_keeps_the_wait_going(emulator
     for name in ("broken healthy", "broken running"):
         message = run.task(name)["msg"]
         assert message.startswith("timed out after 1 s waiting for the allocations to be ")
-        assert message.endswith("1 allocation(s) not %s yet: " % name.split()[1] + "%s (broken.worker[1]): "
-                                "client status failed" % _id_of(emulator, "broken.worker[1]")[:8])
+        assert message.endswith(f"1 allocation(s) not {name.split()[1]} yet: "
+                                f"{_id_of(emulator, 'broken.worker[1]')[:8]} (broken.worker[1]): client status failed")
     assert run.task("worker 0 only")["count"] == 1
 
 
@@ -132,8 +132,8 @@ def test_restart_waits_for_healthy_and_names_the_check_when_it_does_not_pass(emu
     )).assert_ok()
     assert run.task("restart healthy")["allocations"][0]["changed"] is True
     sick = run.task("restart sick")
-    assert sick["msg"] == "1 of 1 allocation failed: %s (%s): restarted, but not healthy within 2s: %s" % (
-        second["ID"][:8], second["Name"], NO_FILE)
+    assert sick["msg"] == (f"1 of 1 allocation failed: {second['ID'][:8]} ({second['Name']}): "
+                          f"restarted, but not healthy within 2s: {NO_FILE}")
     assert sick["allocations"][0]["changed"] is True
     assert (restarts(emulator, first), restarts(emulator, second)) == (before[0] + 1, before[1] + 1)
 
@@ -162,14 +162,14 @@ def test_the_role_is_gated_on_health_fails_before_acting_and_summarises(emulator
     assert run.task("typo")["msg"] == f'job "wbe" not found in namespace "default" at {emulator.address}'
     assert run.task("bad signal")["msg"].startswith("Nothing was signalled: unknown signal 'SIGFOO'; use one of")
     stopped = run.task("not healthy")["msg"]
-    assert "stopped at batch 2 of 2 (%s)" % second["Name"] in stopped
+    assert f"stopped at batch 2 of 2 ({second['Name']})" in stopped
     assert NO_FILE in stopped
     assert "healthy" not in [entry["task"] for entry in run.results if entry["status"] == "failed"]
     summary = [entry["result"]["msg"] for entry in run.results if entry["task"].endswith("Summarise the rolling restart")]
     assert summary == [[
         'Restarted 2 allocation(s) of job "probe" in 2 batch(es):',
-        "%s (%s) restarted in batch 1, healthy" % (first["Name"], first["ID"][:8]),
-        "%s (%s) restarted in batch 2, healthy" % (second["Name"], second["ID"][:8]),
+        f"{first['Name']} ({first['ID'][:8]}) restarted in batch 1, healthy",
+        f"{second['Name']} ({second['ID'][:8]}) restarted in batch 2, healthy",
     ]]
     # typo and bad signal touched nothing; the failed run restarted both (the second never became healthy),
     # the good run restarted both again; no signal was ever sent

@@ -94,8 +94,8 @@ def test_short_ids_resolve_to_full_objects(ansible_runner, integration_emulator)
     assert [a["ID"] for a in run.task("odd length")["allocations"]] == [web["ID"]]
     failed = run.task("other namespace needs *")
     assert failed["_status"] == "ignored"
-    assert failed["msg"] == ('No allocation(s) with prefix or id "%s" found in namespace "default" at %s '
-                             '(use namespace "*" to search all)' % (cache["ID"][:8], ansible_runner.address))
+    assert failed["msg"] == (f'No allocation(s) with prefix or id "{cache["ID"][:8]}" found in namespace "default" at '
+                             f'{ansible_runner.address} (use namespace "*" to search all)')
     assert run.task("other namespace with *")["allocations"][0]["Namespace"] == "prod"
 
 
@@ -151,7 +151,7 @@ def test_wait_for_terminal_running_and_absent(start_emulator, tmp_path):
     runner = AnsibleRunner(emulator.address, tmp_path / "ansible")
     victim = allocations_of(emulator, "web")[0]
     report = allocations_of(emulator, "report")[0]
-    stopped = emulator.control.session.post("%s/v1/allocation/%s/stop" % (emulator.address, victim["ID"]), timeout=30)
+    stopped = emulator.control.session.post(f"{emulator.address}/v1/allocation/{victim['ID']}/stop", timeout=30)
     stopped.raise_for_status()
     run = runner.playbook(play(
         info("terminal", id=[victim["ID"][:8]], wait_for="terminal", wait_timeout=60),
@@ -178,7 +178,7 @@ def test_wait_for_terminal_running_and_absent(start_emulator, tmp_path):
     # Chosen by ID, a finished allocation can never run again: no point waiting out wait_timeout.
     assert run.task("never by id")["msg"] == (
         "the allocations can no longer become running: none of the selected allocations should run any more: "
-        "%s (report.report[0]): client status complete" % report["ID"][:8])
+        f"{report['ID'][:8]} (report.report[0]): client status complete")
 
 
 # ------------------------------------------------------------------------------------------ scale
@@ -244,7 +244,7 @@ def test_bad_inputs_fail_with_one_line_messages(ansible_runner, tmp_path):
         "unknown field": "GET /v1/allocations failed: 400 failed to read result page: error finding value in datum: /JobType",
         "negative per_page": "per_page must be 1 or more (got -1)",
         "bad client_status": "value of client_status must be one or more of",
-        "unreachable": "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % unreachable,
+        "unreachable": f"cannot reach Nomad at {unreachable}: connection refused (check address / NOMAD_ADDR)",
         "bad ca": "ca_cert '%s' is not a readable file" % (tmp_path / "missing-ca.pem"),
         "bad region": "GET /v1/allocations failed: 500 No path to region (check region / NOMAD_REGION)",
         "bad wait": "wait_timeout must be 0 or more seconds (got -1)",

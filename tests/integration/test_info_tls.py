@@ -80,8 +80,7 @@ def test_environment_tls_settings(start_emulator, pki, tmp_path):
     assert skip.assert_ok().task("env skip")["count"] == 3
     lookup = runner.playbook(play({
         "name": "lookup over TLS",
-        "ansible.builtin.debug": {"msg": "{{ query('nomadops.nomad.nomad_alloc', job='web', ca_cert='%s') | length }}"
-                                         % pki["ca.pem"]},
+        "ansible.builtin.debug": {"msg": f"{{{{ query('nomadops.nomad.nomad_alloc', job='web', ca_cert='{pki['ca.pem']}') | length }}}}"},
     }), env=hostile_env(pki)).assert_ok()
     assert lookup.task("lookup over TLS")["msg"] == 3
 

@@ -64,8 +64,8 @@ def test_unknown_task_names_every_allocation_and_the_valid_tasks(emulator, ansib
 
     message = failed_message(ansible_runner.adhoc(module, args + " client_status=running"))
 
-    assert message == "3 of 3 allocations failed: {0}: task 'nope' is not in this allocation; its tasks are: " \
-                      "server, sidecar".format(", ".join(label(a) for a in web))
+    assert message == (f"3 of 3 allocations failed: {', '.join(label(a) for a in web)}: task 'nope' is not in this allocation; "
+                       "its tasks are: server, sidecar")
 
 
 @pytest.mark.parametrize("module, args, hint", [
@@ -160,8 +160,8 @@ def test_token_without_alloc_lifecycle_fails_every_allocation(acl_emulator, acl_
     run = acl_runner.adhoc(module, args, env={"NOMAD_TOKEN": READ_ONLY_TOKEN}, verbosity=4)
 
     message = failed_message(run)
-    assert message == ("2 of 2 allocations failed: {0}: Permission denied: the token needs the alloc-lifecycle "
-                       "capability in namespace 'default'".format(", ".join(label(a) for a in web)))
+    assert message == (f"2 of 2 allocations failed: {', '.join(label(a) for a in web)}: Permission denied: the token needs "
+                       "the alloc-lifecycle capability in namespace 'default'")
     assert [a["error"] for a in run.results[-1]["result"]["allocations"]] == [message.split(": ", 2)[2]] * 2
     assert READ_ONLY_TOKEN not in run.output
     assert snapshot(acl_emulator, web) == before

@@ -85,7 +85,7 @@ def read_paths(emulator):
     target = web[0]["ID"]
     ids = [a["ID"] for a in emulator.allocations("*")]
     prefix = next(target[:n] for n in range(6, 37) if sum(i.startswith(target[:n]) for i in ids) == 1)
-    lookup = "{{ lookup('nomadops.nomad.nomad_alloc', job='web', retries=%d, timeout=%s) }}" % (RETRIES, TIMEOUT)
+    lookup = f"{{{{ lookup('nomadops.nomad.nomad_alloc', job='web', retries={RETRIES}, timeout={TIMEOUT}) }}}}"
     return {
         "info_selector": ("^/v1/allocations$", {INFO: connection(job="web")}, lambda r: r["allocations"]),
         "info_full_id": (f"^/v1/allocation/{target}$", {INFO: connection(id=[target])}, lambda r: r["allocations"]),

@@ -124,13 +124,12 @@ def test_password_in_the_address_userinfo_never_appears(acl_emulator, tmp_path):
            "NOMAD_TOKEN": MANAGEMENT_TOKEN}
     tasks = []
     for outcome, variable in (("ok", "ADDR_OK"), ("unreachable", "ADDR_CLOSED")):
-        address = "{{ lookup('env', '%s') }}" % variable
+        address = f"{{{{ lookup('env', '{variable}') }}}}"
         tasks += [
             {"name": f"info {outcome}",
              "nomadops.nomad.nomad_alloc_info": dict(job="web", retries=0, address=address)},
             {"name": f"lookup {outcome}", "ansible.builtin.set_fact": {
-                "found": "{{ lookup('nomadops.nomad.nomad_alloc', job='web', retries=0, address=lookup('env', '%s')) }}"
-                         % variable}},
+                "found": f"{{{{ lookup('nomadops.nomad.nomad_alloc', job='web', retries=0, address=lookup('env', '{variable}')) }}}}"}},
             {"name": f"exec {outcome}", "nomadops.nomad.nomad_alloc_exec": dict(id=web_id, command="true",
                                                                                 address=address)},
         ]

@@ -67,7 +67,7 @@ def every_runtime(case, web_id, ignore_errors=False, **connection):
     tasks = [
         {"name": f"{case} info", INFO: dict(job="web", retries=0, **connection)},
         {"name": f"{case} lookup", "ansible.builtin.set_fact": {
-            "found": "{{ lookup('nomadops.nomad.nomad_alloc', %s) }}" % lookup_args},
+            "found": f"{{{{ lookup('nomadops.nomad.nomad_alloc', {lookup_args}) }}}}"},
          "vars": {f"{key}_value": value for key, value in connection.items()}},
         {"name": f"{case} exec", EXEC: dict(id=web_id, task="server", command="echo over-tls", **connection)},
     ]

@@ -53,7 +53,7 @@ def file_names(credential_type):
 def render_env(credential_type, inputs):
     """Render the env injectors like AWX: inputs by id, file paths under tower.filename."""
     environment = jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined)
-    filenames = {name: '/runner/env/tmp_%s' % name for name in file_names(credential_type)}
+    filenames = {name: f'/runner/env/tmp_{name}' for name in file_names(credential_type)}
     namespace = dict(inputs, tower={'filename': filenames})
     return {name: environment.from_string(template).render(**namespace)
             for name, template in credential_type['injectors']['env'].items()}
@@ -122,7 +122,7 @@ def test_templates_only_use_inputs_and_injected_files(credential_type, fields):
         variables = template_variables(template)
         assert variables <= set(fields) | {'tower'}, template
     for field_id in file_names(credential_type):
-        assert field_id in fields, 'file template.%s has no input of that name' % field_id
+        assert field_id in fields, f'file template.{field_id} has no input of that name'
 
 
 def test_every_input_is_injected(credential_type, fields):
@@ -160,9 +160,9 @@ def test_address_only_credential_leaves_the_rest_empty(credential_type, fields):
 @pytest.mark.parametrize('env_name, field_id', sorted(FILE_ENV.items()))
 def test_file_variables_point_at_their_own_file(credential_type, fields, env_name, field_id):
     env = render_env(credential_type, inputs_with_defaults(fields, address='https://n:4646', **{field_id: 'PEM'}))
-    assert env[env_name] == '/runner/env/tmp_%s' % field_id
+    assert env[env_name] == f'/runner/env/tmp_{field_id}'
     assert all(env[other] == '' for other in FILE_ENV if other != env_name)
-    assert credential_type['injectors']['file']['template.%s' % field_id] == '{{ %s }}' % field_id
+    assert credential_type['injectors']['file'][f'template.{field_id}'] == f'{{{{ {field_id} }}}}'
 
 
 def test_job_template_playbook_relies_on_the_injected_environment():

@@ -90,7 +90,7 @@ def test_empty_result_is_an_empty_list(lookup_plugin):
 
 
 def test_precedence(lookup_plugin, nomad, monkeypatch):
-    unreachable = "http://127.0.0.1:%d" % free_port()
+    unreachable = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("NOMAD_ADDR", unreachable)
     monkeypatch.setenv("NOMAD_NAMESPACE", "from-env")
     variables = {"ansible_nomad_address": nomad.address, "ansible_nomad_namespace": "from-var"}

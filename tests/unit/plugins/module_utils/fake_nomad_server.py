@@ -121,7 +121,7 @@ class FakeNomad:
             self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
             scheme = "https"
         self.port = self._server.server_address[1]
-        self.address = "%s://127.0.0.1:%d" % (scheme, self.port)
+        self.address = f"{scheme}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def __enter__(self):

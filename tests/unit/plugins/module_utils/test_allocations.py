@@ -49,7 +49,7 @@ class RecordingClient:
 
 
 def test_every_read_of_one_allocation_sends_its_namespace():
-    path = "/v1/allocation/%s" % ALLOC["ID"]
+    path = f"/v1/allocation/{ALLOC['ID']}"
     client = RecordingClient({path: ALLOC, path + "/checks": None})
     assert allocations.read_allocation(client, ALLOC) == ALLOC
     assert allocations.blocking_read_allocation(client, ALLOC, 5, 30) == (ALLOC, 7)
@@ -65,7 +65,7 @@ def test_an_id_without_namespace_keeps_the_connection_namespace():
 
 
 def test_checks_of_a_garbage_collected_allocation_are_empty():
-    client = RecordingClient({"/v1/allocation/%s/checks" % ALLOC["ID"]: NomadNotFoundError("gone")})
+    client = RecordingClient({f"/v1/allocation/{ALLOC['ID']}/checks": NomadNotFoundError("gone")})
     assert allocations.read_checks(client, ALLOC) == {}
 
 
@@ -73,13 +73,13 @@ def test_the_healthy_wait_reads_checks_only_for_running_allocations_and_returns_
     stopped = dict(ALLOC, ID="9f000000-0000-4000-8000-000000000000", ClientStatus="complete", DesiredStatus="stop")
     result = {"c": {"Check": "ready", "Status": "success", "Output": "ok", "Timestamp": 2}}
     client = RecordingClient({"/v1/allocations": [dict(ALLOC), dict(stopped)],
-                              "/v1/allocation/%s/checks" % ALLOC["ID"]: result,
-                              "/v1/allocation/%s/checks" % stopped["ID"]: None})
+                              f"/v1/allocation/{ALLOC['ID']}/checks": result,
+                              f"/v1/allocation/{stopped['ID']}/checks": None})
     options = allocations.ListOptions(namespace="prod", task_states=False)
     outcome = allocations.wait_for_allocations(client, {"job": "web"}, options, "healthy", 30)
     assert outcome.met
     check_reads = [call for call in client.calls if call[1].endswith("/checks")]
-    assert check_reads == [("read", "/v1/allocation/%s/checks" % ALLOC["ID"], {"namespace": "prod"})]
+    assert check_reads == [("read", f"/v1/allocation/{ALLOC['ID']}/checks", {"namespace": "prod"})]
     assert "task_states" not in client.calls[0][2]  # health is judged from the task states
     assert all("Checks" not in allocation for allocation in outcome.allocations)
     # checks=true attaches every allocation's results (a stopped one has none: Nomad answers null)
@@ -93,4 +93,4 @@ def test_a_wait_that_times_out_says_what_held_it_up(condition):
     client = RecordingClient({"/v1/allocations": [pending]})
     outcome = allocations.wait_for_allocations(client, {"job": "web"}, allocations.ListOptions(), condition, 0)
     assert not outcome.met
-    assert outcome.progress == "1 allocation(s) not %s yet: 5a222182 (web.app[0]): client status pending" % condition
+    assert outcome.progress == f"1 allocation(s) not {condition} yet: 5a222182 (web.app[0]): client status pending"

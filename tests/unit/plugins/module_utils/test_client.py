@@ -200,7 +200,7 @@ def test_multi_line_nomad_errors_become_one_line():
 
 
 def test_token_and_password_never_appear_in_error_messages():
-    with FakeNomad(scripted(Reply(403, "token %s rejected for user ops:hunter22" % TOKEN))) as nomad:
+    with FakeNomad(scripted(Reply(403, f"token {TOKEN} rejected for user ops:hunter22"))) as nomad:
         client = make_client(nomad.address, token=TOKEN, http_auth=("ops", "hunter22"))
         with pytest.raises(NomadPermissionDeniedError) as failure:
             client.read("/v1/allocations")
@@ -209,10 +209,10 @@ def test_token_and_password_never_appear_in_error_messages():
 
 
 def test_connection_refused_message():
-    address = "http://127.0.0.1:%d" % free_port()
+    address = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(NomadConnectionError) as failure:
         make_client(address, retries=0, token=TOKEN).read("/v1/allocations")
-    assert str(failure.value) == "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % address
+    assert str(failure.value) == f"cannot reach Nomad at {address}: connection refused (check address / NOMAD_ADDR)"
 
 
 def test_unresolvable_host_message():
@@ -267,7 +267,7 @@ def test_read_whose_answer_keeps_breaking_off_fails_clearly():
         with pytest.raises(NomadConnectionError) as failure:
             make_client(nomad.address, retries=1).read("/v1/allocations")
     assert str(failure.value).startswith(
-        "GET /v1/allocations failed: the connection to Nomad at %s broke before a complete answer (" % nomad.address
+        f"GET /v1/allocations failed: the connection to Nomad at {nomad.address} broke before a complete answer ("
     )
     assert len(nomad.requests) == 2
 
@@ -321,7 +321,7 @@ def test_websocket_target_carries_token_namespace_and_scheme():
     url, headers, sslopt = client.websocket_target("/v1/client/allocation/a/exec", {"task": "web", "tty": False})
     assert url.startswith("wss://nomad.example.com:4646/prefix/v1/client/allocation/a/exec?")
     assert "namespace=prod" in url and "task=web" in url and "tty=false" in url
-    assert headers == ["X-Nomad-Token: %s" % TOKEN]
+    assert headers == [f"X-Nomad-Token: {TOKEN}"]
     assert sslopt["check_hostname"] is False and sslopt["context"] is not None
 
 
@@ -342,8 +342,8 @@ def test_slow_answer_is_a_timeout_error():
             make_client(nomad.address, retries=0, timeout=0.2).write("POST", "/v1/allocation/a/stop")
     assert type(failure.value).__name__ == "NomadTimeoutError"
     assert str(failure.value) == (
-        "POST /v1/allocation/a/stop failed: Nomad at %s did not answer within the timeout of 0.2 s (raise timeout); "
-        "the request may or may not have been applied" % nomad.address
+        f"POST /v1/allocation/a/stop failed: Nomad at {nomad.address} did not answer within the timeout of 0.2 s (raise timeout); "
+        "the request may or may not have been applied"
     )
 
 

@@ -34,7 +34,7 @@ class Nomad16Paginator:
         self.string_compare = string_compare
 
     def token(self, item, prefixed):
-        return item["ID"] if prefixed else "%d.%s" % (item["CreateIndex"], item["ID"])
+        return item["ID"] if prefixed else f"{item['CreateIndex']}.{item['ID']}"
 
     def before(self, item_token, wanted, prefixed):
         if self.string_compare or prefixed:

@@ -94,7 +94,7 @@ def test_untrusted_server_is_a_tls_verification_error(ca, unrelated_ca, tmp_path
         with pytest.raises(NomadTLSError) as failure:
             client.read("/v1/allocations")
     message = str(failure.value)
-    assert message.startswith("TLS verification failed for %s: " % nomad.address)
+    assert message.startswith(f"TLS verification failed for {nomad.address}: ")
     assert "set ca_cert" in message and "\n" not in message
 
 

@@ -81,7 +81,7 @@ def test_stdin_gets_a_newline_by_default_and_none_means_no_input():
     assert stdin_bytes("abc", False) == b"abc"
     assert stdin_bytes("", True) == b"\n"
     assert stdin_bytes(None, True) is None
-    assert stdin_bytes("grüße", False) == "grüße".encode("utf-8")
+    assert stdin_bytes("grüße", False) == "grüße".encode()
 
 
 def test_stdin_frames_carry_the_data_in_chunks_and_always_end_with_close():

@@ -133,7 +133,7 @@ def test_stop_sends_one_post_with_namespace_and_no_shutdown_delay():
     fields = lifecycle.stop_allocation(nomad, allocation(), no_shutdown_delay=True)
     assert fields == {"changed": True, "EvalID": "eval-1"}
     assert nomad.writes == [
-        ("POST", "/v1/allocation/{0}/stop".format(ALLOC_ID), {"namespace": "default", "no_shutdown_delay": "true"},
+        ("POST", f"/v1/allocation/{ALLOC_ID}/stop", {"namespace": "default", "no_shutdown_delay": "true"},
          None)
     ]
 
@@ -159,7 +159,7 @@ def test_signal_without_task_signals_only_the_running_tasks_one_by_one():
         {"Task": "server", "Signal": "SIGHUP"},
         {"Task": "logs", "Signal": "SIGHUP"},
     ]
-    assert {write[1] for write in nomad.writes} == {"/v1/client/allocation/{0}/signal".format(ALLOC_ID)}
+    assert {write[1] for write in nomad.writes} == {f"/v1/client/allocation/{ALLOC_ID}/signal"}
 
 
 def test_signal_with_an_unknown_task_names_the_valid_tasks_and_sends_nothing():
@@ -191,7 +191,7 @@ def test_signal_reads_the_full_allocation_so_a_stub_without_states_is_enough():
     stub = {key: alloc[key] for key in stub_keys}
     nomad = InMemoryClient(alloc)
     assert lifecycle.signal_allocation(nomad, stub, "SIGUSR1")["tasks"] == ["server"]
-    assert nomad.reads[0] == ("/v1/allocation/{0}".format(ALLOC_ID), {"namespace": "default"})
+    assert nomad.reads[0] == (f"/v1/allocation/{ALLOC_ID}", {"namespace": "default"})
 
 
 def test_signal_skips_a_terminal_allocation():
@@ -204,7 +204,7 @@ def test_signal_skips_a_terminal_allocation():
 def test_signal_failure_after_a_first_task_keeps_what_was_signalled():
     alloc = allocation(tasks=("server", "logs"))
     nomad = InMemoryClient(alloc)
-    path = "/v1/client/allocation/{0}/signal".format(ALLOC_ID)
+    path = f"/v1/client/allocation/{ALLOC_ID}/signal"
     nomad.failures[("POST", path, "logs")] = server_error("Task not running")
 
     with pytest.raises(lifecycle.LifecycleError) as caught:
@@ -218,7 +218,7 @@ def test_signal_failure_after_a_first_task_keeps_what_was_signalled():
 def test_signal_permission_denied_is_not_blamed_on_a_task():
     alloc = allocation(tasks=("server", "logs"))
     nomad = InMemoryClient(alloc)
-    path = "/v1/client/allocation/{0}/signal".format(ALLOC_ID)
+    path = f"/v1/client/allocation/{ALLOC_ID}/signal"
     nomad.failures[("POST", path, "server")] = NomadPermissionDeniedError("Permission denied", status=403,
                                                                           nomad_message="Permission denied")
 
@@ -256,7 +256,7 @@ def test_restart_bodies(options, body, tasks):
     nomad = InMemoryClient(alloc)
     fields = lifecycle.restart_allocation(nomad, alloc, **options)
     assert fields == {"changed": True, "tasks": tasks}
-    assert nomad.writes == [("POST", "/v1/client/allocation/{0}/restart".format(ALLOC_ID), {"namespace": "default"},
+    assert nomad.writes == [("POST", f"/v1/client/allocation/{ALLOC_ID}/restart", {"namespace": "default"},
                              body)]
 
 
@@ -329,7 +329,7 @@ def test_stop_wait_uses_blocking_list_queries_filtered_by_id():
     path, params = nomad.reads[0]
     assert path == "/v1/allocations"
     assert params == {"namespace": "default", "task_states": False,
-                      "filter": '(ID == "{0}" or ID == "{1}")'.format(first["ID"], second["ID"])}
+                      "filter": f'(ID == "{first["ID"]}" or ID == "{second["ID"]}")'}
     blocking = [read for read in nomad.reads if len(read) == 4]
     assert [read[2] for read in blocking] == [10, 11]
     assert all(read[1]["per_page"] == 1 for read in blocking)
@@ -372,7 +372,7 @@ def test_restart_wait_for_healthy_waits_for_the_checks_and_names_the_failing_one
     with pytest.raises(lifecycle.LifecycleError) as caught:
         lifecycle.restart_allocation(nomad, alloc, task="server", wait="healthy", wait_timeout=1)
     assert str(caught.value) == 'restarted, but not healthy within 1s: check "ready" failure: no healthy file'
-    assert ("/v1/allocation/{0}/checks".format(ALLOC_ID), {"namespace": "default"}) in nomad.reads
+    assert (f"/v1/allocation/{ALLOC_ID}/checks", {"namespace": "default"}) in nomad.reads
     checks["c1"].update(Status="success", Output="ready")
     assert lifecycle.restart_allocation(nomad, alloc, task="server", wait="healthy", wait_timeout=5)["changed"]
 
@@ -409,7 +409,7 @@ def outcome(alloc, value=None, error=None):
 
 
 def test_shape_results_and_failure_message_list_every_failure_once():
-    allocs = [allocation("{0}{1}".format(n, ALLOC_ID[1:]), name="web.frontend[{0}]".format(n)) for n in range(4)]
+    allocs = [allocation(f"{n}{ALLOC_ID[1:]}", name=f"web.frontend[{n}]") for n in range(4)]
     outcomes = [
         outcome(allocs[0], value={"changed": True, "EvalID": "e0"}),
         outcome(allocs[1], error=lifecycle.LifecycleError("Task not running")),

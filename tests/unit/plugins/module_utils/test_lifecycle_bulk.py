@@ -77,12 +77,12 @@ def test_results_keep_input_order_when_items_finish_in_reverse():
         if item + 1 in released:
             assert released[item + 1].wait(timeout=10)
         released[item].set()
-        return "done-{0}".format(item)
+        return f"done-{item}"
 
     outcomes = run_bulk(items, action, parallelism=len(items))
 
     assert [outcome.item for outcome in outcomes] == items
-    assert [outcome.value for outcome in outcomes] == ["done-{0}".format(item) for item in items]
+    assert [outcome.value for outcome in outcomes] == [f"done-{item}" for item in items]
 
 
 def test_every_failure_is_collected_and_the_others_still_run():
@@ -93,7 +93,7 @@ def test_every_failure_is_collected_and_the_others_still_run():
         with lock:
             ran.append(item)
         if item % 3 == 0:
-            raise LifecycleError("item {0} broke".format(item))
+            raise LifecycleError(f"item {item} broke")
         return item
 
     outcomes = run_bulk(range(10), action, parallelism=4)

@@ -23,7 +23,7 @@ PLACEHOLDER = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 
 
 def stub(number, **extra):
-    return dict({"ID": "%08d-0000-4000-8000-000000000000" % number, "JobID": "web", "ClientStatus": "running",
+    return dict({"ID": f"{number:08d}-0000-4000-8000-000000000000", "JobID": "web", "ClientStatus": "running",
                  "CreateIndex": 10 + number}, **extra)
 
 
@@ -47,10 +47,10 @@ def listed(stubs, capsys, **args):
     ([stub(1)], set(), False),
     ([stub(1)], {TOKEN}, False),
     ([stub(1, Meta={"note": TOKEN})], {TOKEN}, True),
-    ([stub(1, Meta={"note": "before %s after" % TOKEN})], {TOKEN}, True),
+    ([stub(1, Meta={"note": f"before {TOKEN} after"})], {TOKEN}, True),
     ([stub(1, Meta={"n": 12345678})], {"3456"}, True),
     ([stub(1, Meta={"n": 2.5})], {"2.5"}, True),
-    ([stub(1, Meta={"note": "a%sb" % PASSWORD})], {PASSWORD}, True),
+    ([stub(1, Meta={"note": f"a{PASSWORD}b"})], {PASSWORD}, True),
     ([stub(1, Meta={"note": "x\U0001F511y"})], {"\U0001F511"}, True),
     ([stub(1, Meta={"n": float("nan")})], {TOKEN}, True),
     ([stub(1)], {""}, True),
@@ -92,7 +92,7 @@ def test_listing_without_secrets_is_returned_whole_and_the_token_is_still_scrubb
 
 
 def test_token_inside_the_listing_is_scrubbed(capsys, scrubbed_keys):
-    stubs = [stub(1, Meta={"deploy_token": TOKEN, "note": "token %s here" % TOKEN}), stub(2)]
+    stubs = [stub(1, Meta={"deploy_token": TOKEN, "note": f"token {TOKEN} here"}), stub(2)]
     text, result = listed(stubs, capsys, token=TOKEN)
     assert without_invocation(scrubbed_keys) == [["allocations", "changed", "count", "filter", "index"]]
     assert TOKEN not in text
@@ -101,7 +101,8 @@ def test_token_inside_the_listing_is_scrubbed(capsys, scrubbed_keys):
 
 
 def test_address_password_inside_the_listing_is_scrubbed(capsys):
-    stubs = [stub(1, Meta={"dsn": "postgres://ops:%s@db" % PASSWORD})]
-    text, result = listed(stubs, capsys, address="http://ops:%s@NOMAD" % PASSWORD.replace('"', "%22"))
+    stubs = [stub(1, Meta={"dsn": f"postgres://ops:{PASSWORD}@db"})]
+    password_in_url = PASSWORD.replace('"', "%22")
+    text, result = listed(stubs, capsys, address=f"http://ops:{password_in_url}@NOMAD")
     assert PASSWORD not in text and json.dumps(PASSWORD)[1:-1] not in text
     assert result["allocations"][0]["Meta"]["dsn"] == "postgres://ops:********@db"

@@ -69,7 +69,7 @@ def go_bexpr_string_literal(text):
             out.append(chr(int(body[i + 2:i + 10], 16)))
             i += 10
         else:
-            raise AssertionError("unknown escape %r" % kind)
+            raise AssertionError(f"unknown escape {kind!r}")
     return "".join(out), rest
 
 

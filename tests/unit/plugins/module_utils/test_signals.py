@@ -40,7 +40,7 @@ def test_unknown_names_are_refused_with_the_valid_list(given):
         normalize_signal(given)
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith("unknown signal {0!r}".format(given))
+    assert message.startswith(f"unknown signal {given!r}")
     assert "SIGHUP, SIGILL, SIGINT" in message
 
 

@@ -81,7 +81,7 @@ def _answers(missing):
 ])
 def test_explain_empty_selection(selector, missing, expected):
     with FakeNomad(_answers(missing)) as nomad:
-        assert explain_empty_selection(client_for(nomad), selector) == "%s at %s" % (expected, nomad.address)
+        assert explain_empty_selection(client_for(nomad), selector) == f"{expected} at {nomad.address}"
         with pytest.raises(SelectionNotFoundError):
             require_selection_exists(client_for(nomad), selector)
 
@@ -102,7 +102,7 @@ def test_node_prefix_resolution():
         resolved = resolve_node_selector(client, {"node": "aa11c"})
         assert resolved["node_id"] == NODES[0]["ID"]
         assert nomad.requests[-1].query["prefix"] == "aa11"  # odd length: the CLI drops the last digit
-        assert sent_filter(resolved) == '(NodeID == "%s" or NodeName == "aa11c")' % NODES[0]["ID"]
+        assert sent_filter(resolved) == f'(NodeID == "{NODES[0]["ID"]}" or NodeName == "aa11c")'
         with pytest.raises(AmbiguousNodePrefixError, match="aa11c0de \\(node-1\\), aa22c0de \\(node-2\\)"):
             resolve_node_selector(client, {"node": "aa"})
         count = len(nomad.requests)

@@ -31,9 +31,9 @@ def nomad_like(request):
             return Reply(403, "Permission denied")
         prefix = request.query.get("prefix", "")
         return json_reply([STUB] if FULL["ID"].startswith(prefix) else [], index=77)
-    if request.path == "/v1/allocation/%s" % FULL["ID"]:
+    if request.path == f"/v1/allocation/{FULL['ID']}":
         return json_reply(FULL, index=60)
-    if request.path == "/v1/allocation/%s/services" % FULL["ID"]:
+    if request.path == f"/v1/allocation/{FULL['ID']}/services":
         if request.query.get("namespace") != "prod":
             return Reply(404, "allocation not found")
         return json_reply(SERVICES, index=3)
@@ -55,8 +55,8 @@ def test_id_returns_full_objects_with_services_in_their_namespace(run_module):
     assert result["_rc"] == 0
     assert result["allocations"] == [dict(FULL, Services=SERVICES)]
     assert result["index"] == 77
-    assert [r.path for r in nomad.requests] == ["/v1/allocations", "/v1/allocation/%s" % FULL["ID"],
-                                                "/v1/allocation/%s/services" % FULL["ID"]]
+    assert [r.path for r in nomad.requests] == ["/v1/allocations", f"/v1/allocation/{FULL['ID']}",
+                                                f"/v1/allocation/{FULL['ID']}/services"]
 
 
 def test_nothing_matching_is_not_a_failure(run_module):
@@ -85,9 +85,9 @@ def test_nomad_error_is_a_one_line_failure_without_the_token(run_module):
 
 
 def test_unreachable_address(run_module):
-    address = "http://127.0.0.1:%d" % free_port()
+    address = f"http://127.0.0.1:{free_port()}"
     result = run_module(nomad_alloc_info, {"address": address, "retries": 0})
-    assert result["msg"] == "cannot reach Nomad at %s: connection refused (check address / NOMAD_ADDR)" % address
+    assert result["msg"] == f"cannot reach Nomad at {address}: connection refused (check address / NOMAD_ADDR)"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -128,8 +128,8 @@ def test_check_mode_reads_the_same(run_module):
 
 
 def test_many_ids_keep_their_order_with_services(run_module):
-    ids = ["%02x%06d-0000-4000-8000-000000000000" % (n * 7, n) for n in range(12)]
-    by_id = {alloc_id: {"ID": alloc_id, "Namespace": "default", "JobID": "j%d" % n} for n, alloc_id in enumerate(ids)}
+    ids = [f"{n * 7:02x}{n:06d}-0000-4000-8000-000000000000" for n in range(12)]
+    by_id = {alloc_id: {"ID": alloc_id, "Namespace": "default", "JobID": f"j{n}"} for n, alloc_id in enumerate(ids)}
 
     def handler(request):
         if request.path == "/v1/allocations":

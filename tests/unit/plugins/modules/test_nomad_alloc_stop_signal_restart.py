@@ -28,7 +28,7 @@ BROKEN = "cccccccc-0000-4000-8000-000000000003"
 
 
 def stub(alloc_id, index, client_status="running", desired="run"):
-    return {"ID": alloc_id, "Name": "web.frontend[%d]" % index, "JobID": "web", "Namespace": "prod",
+    return {"ID": alloc_id, "Name": f"web.frontend[{index}]", "JobID": "web", "Namespace": "prod",
             "TaskGroup": "frontend", "ClientStatus": client_status, "DesiredStatus": desired}
 
 
@@ -45,8 +45,8 @@ def nomad_like(request):
     if request.path == "/v1/allocations":
         return json_reply(STUBS, index=40)
     for alloc in STUBS:
-        base = "/v1/allocation/%s" % alloc["ID"]
-        client_base = "/v1/client/allocation/%s" % alloc["ID"]
+        base = f"/v1/allocation/{alloc['ID']}"
+        client_base = f"/v1/client/allocation/{alloc['ID']}"
         if request.path == base:
             return json_reply(full(alloc), index=41)
         if alloc["ID"] == BROKEN and request.method != "GET":
@@ -75,8 +75,8 @@ def test_stop_skips_the_stopped_allocation_and_lists_the_failure(run_module):
     assert result["allocations"][1]["skipped_reason"] == "already stopping or stopped (DesiredStatus stop)"
     assert result["evaluation_ids"] == ["eval-aaaa"]
     assert sorted(mutations(nomad)) == [
-        ("POST", "/v1/allocation/%s/stop" % RUNNING, {"namespace": "prod", "no_shutdown_delay": "true"}, None),
-        ("POST", "/v1/allocation/%s/stop" % BROKEN, {"namespace": "prod", "no_shutdown_delay": "true"}, None),
+        ("POST", f"/v1/allocation/{RUNNING}/stop", {"namespace": "prod", "no_shutdown_delay": "true"}, None),
+        ("POST", f"/v1/allocation/{BROKEN}/stop", {"namespace": "prod", "no_shutdown_delay": "true"}, None),
     ]
 
 
@@ -111,7 +111,7 @@ def test_signal_without_task_sends_one_request_per_running_task(run_module):
 
     assert result["_rc"] == 0 and result["signal"] == "SIGTERM"
     assert result["allocations"][0]["tasks"] == ["server"]
-    assert mutations(nomad) == [("POST", "/v1/client/allocation/%s/signal" % RUNNING, {"namespace": "prod"},
+    assert mutations(nomad) == [("POST", f"/v1/client/allocation/{RUNNING}/signal", {"namespace": "prod"},
                                  {"Task": "server", "Signal": "SIGTERM"})]
 
 
@@ -120,7 +120,7 @@ def test_restart_all_tasks_body(run_module):
         result = run_module(nomad_alloc_restart, {"address": nomad.address, "id": [RUNNING], "all_tasks": True})
 
     assert result["_rc"] == 0 and result["allocations"][0]["tasks"] == ["init", "server"]
-    assert mutations(nomad) == [("POST", "/v1/client/allocation/%s/restart" % RUNNING, {"namespace": "prod"},
+    assert mutations(nomad) == [("POST", f"/v1/client/allocation/{RUNNING}/restart", {"namespace": "prod"},
                                  {"AllTasks": True})]
 
 
@@ -163,5 +163,5 @@ def test_a_missing_job_fails_naming_it_and_the_address(run_module, module, args)
         result = run_module(module, dict(args, address=nomad.address, job="wbe"))
 
     assert result["failed"] is True
-    assert result["msg"] == 'job "wbe" not found in namespace "default" at %s' % nomad.address
+    assert result["msg"] == f'job "wbe" not found in namespace "default" at {nomad.address}'
     assert not [r for r in nomad.requests if r.method == "POST"]
