@@ -133,7 +133,7 @@ def test_restart_waits_for_healthy_and_names_the_check_when_it_does_not_pass(emu
     assert run.task("restart healthy")["allocations"][0]["changed"] is True
     sick = run.task("restart sick")
     assert sick["msg"] == (f"1 of 1 allocation failed: {second['ID'][:8]} ({second['Name']}): "
-                          f"restarted, but not healthy within 2s: {NO_FILE}")
+                           f"restarted, but not healthy within 2s: {NO_FILE}")
     assert sick["allocations"][0]["changed"] is True
     assert (restarts(emulator, first), restarts(emulator, second)) == (before[0] + 1, before[1] + 1)
 
