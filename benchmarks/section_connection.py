@@ -260,8 +260,8 @@ def section_result(measure, sections, settings, size, tasks: dict, transfers: di
         f"medians of {settings.exec_reps} interleaved runs; the allocation is a virtual one of the emulator, whose "
         "exec runs real processes in its task directory.",
         "Transfers run in fresh processes (the plugin loaded by Ansible's plugin loader; the allocation resolved "
-        "before the clock starts). `put_file` includes hashing the local file, the size and sha256 check in the "
-        "task and the move into place; `fetch_file` the streaming sha256 and the task's own size/sha256 report. "
+        "before the clock starts). `put_file` includes the local file's `cksum` CRC, the size and CRC check in "
+        "the task and the move into place; `fetch_file` the streaming CRC and the task's own size/CRC report. "
         "The floors move the same bytes in the same frames and check nothing.",
         "RSS growth = peak RSS of the transfer process − its RSS before the transfer started.",
     ]

@@ -20,7 +20,7 @@ description:
     never a success with cut output.
   - Files (O(ansible.builtin.copy#module:src), templates, modules when pipelining is off) are streamed over the
     command's standard input in bounded frames, written to a temporary name next to the destination, checked
-    (size, and SHA-256 when the task has C(sha256sum) or C(shasum)) and only then moved into place. Fetched files
+    (size, and the CRC of POSIX C(cksum) when the task has it) and only then moved into place. Fetched files
     are streamed to a temporary file on the controller, checked the same way and moved into place. Memory use
     does not grow with the file size.
   - The allocation is resolved once per connection (a full ID or a unique prefix, like C(nomad alloc exec)); each
@@ -157,7 +157,6 @@ EXAMPLES = r"""
       changed_when: false
 """
 
-import hashlib
 import os
 import posixpath
 import secrets
@@ -171,6 +170,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._cksum import PosixCksum
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     HAS_WEBSOCKET,
@@ -199,7 +199,7 @@ LOCAL_WRITE_BUFFER = 1024 * 1024
 RUNNING_STATUSES = ("running", "pending")
 PART_SUFFIX = ".nomad_exec_part"
 
-# put_file, in the task: $1 destination, $2 temporary name next to it, $3 size, $4 sha256 (hex).
+# put_file, in the task: $1 destination, $2 temporary name next to it, $3 size, $4 cksum CRC (decimal).
 # The file arrives on stdin; it gets its final name only after size and checksum matched.
 PUT_SCRIPT = r"""
 dest=$1 tmp=$2 size=$3 want=$4
@@ -214,16 +214,16 @@ if ! cat > "$tmp"; then echo "writing $tmp failed" >&2; exit 23; fi
 set -- $(wc -c < "$tmp"); got=$1
 if [ "$got" != "$size" ]; then echo "received $got of $size bytes" >&2; exit 24; fi
 sum=
-if command -v sha256sum >/dev/null 2>&1; then set -- $(sha256sum < "$tmp"); sum=$1
-elif command -v shasum >/dev/null 2>&1; then set -- $(shasum -a 256 < "$tmp"); sum=$1
+if command -v cksum >/dev/null 2>&1; then set -- $(cksum < "$tmp"); sum=$1; fi
+if [ -n "$sum" ] && [ "$sum" != "$want" ]; then
+  echo "CRC (cksum) of the received file differs from the sent one" >&2; exit 25
 fi
-if [ -n "$sum" ] && [ "$sum" != "$want" ]; then echo "sha256 of the received file differs from the sent one" >&2; exit 25; fi
 mv -f -- "$tmp" "$dest" || exit 26
 trap - EXIT
-if [ -n "$sum" ]; then echo "verified size and sha256"; else echo "verified size (no sha256sum or shasum in the task)"; fi
+if [ -n "$sum" ]; then echo "verified size and CRC (cksum)"; else echo "verified size (no cksum in the task)"; fi
 """
 
-# fetch_file, in the task: $1 source. The file on stdout, then its size and sha256 ("-" without a tool) on stderr.
+# fetch_file, in the task: $1 source. The file on stdout, then its size and cksum CRC ("-" without cksum) on stderr.
 FETCH_SCRIPT = r"""
 src=$1
 if [ ! -e "$src" ]; then echo "no such file: $src" >&2; exit 30; fi
@@ -231,9 +231,7 @@ if [ -d "$src" ]; then echo "$src is a directory" >&2; exit 31; fi
 cat < "$src" || exit 32
 set -- $(wc -c < "$src"); size=$1
 sum=-
-if command -v sha256sum >/dev/null 2>&1; then set -- $(sha256sum < "$src"); sum=$1
-elif command -v shasum >/dev/null 2>&1; then set -- $(shasum -a 256 < "$src"); sum=$1
-fi
+if command -v cksum >/dev/null 2>&1; then set -- $(cksum < "$src"); sum=$1; fi
 echo "nomad_exec_verify $size $sum" >&2
 """
 FETCH_MISSING_EXIT = 30
@@ -272,17 +270,15 @@ class BoundedBuffer:
 
 
 class FileSink:
-    """Writes output chunks to an open file as they arrive, counting and hashing them."""
+    """Writes output chunks to an open file as they arrive, counting them and computing their cksum CRC."""
 
     def __init__(self, stream) -> None:
         self.stream = stream
-        self.size = 0
-        self.sha256 = hashlib.sha256()
+        self.cksum = PosixCksum()
 
     def write(self, data: bytes) -> None:
         self.stream.write(data)
-        self.sha256.update(data)
-        self.size += len(data)
+        self.cksum.update(data)
 
 
 class BecomeConversation:
@@ -466,12 +462,12 @@ class Connection(ConnectionBase):
 
     def put_file(self, in_path, out_path):
         super().put_file(in_path, out_path)
-        size, digest = local_file_digest(in_path)
+        size, crc = local_file_digest(in_path)
         dest = to_text(out_path)
         temporary = part_name(dest)
         display.vvv(f"PUT {in_path} TO {dest} ({size} bytes)", host=self._host())
         messages, errors = BoundedBuffer(MESSAGE_LIMIT), BoundedBuffer(MESSAGE_LIMIT)
-        argv = [SHELL, "-c", PUT_SCRIPT, "nomad_exec_put", dest, temporary, str(size), digest]
+        argv = [SHELL, "-c", PUT_SCRIPT, "nomad_exec_put", dest, temporary, str(size), str(crc)]
         try:
             exit_code = self._run(argv, stdin=file_chunks(in_path, LOCAL_READ_CHUNK),
                                   on_stdout=messages.write, on_stderr=errors.write)
@@ -523,29 +519,29 @@ class Connection(ConnectionBase):
         words = lines[-1].split() if lines else []
         if len(words) != 3 or words[0] != VERIFY_MARKER:
             raise AnsibleError(f"nomad_exec: {label}: cannot fetch {source}: the task did not report its size")
-        if words[1] != str(sink.size):
+        if words[1] != str(sink.cksum.size):
             raise AnsibleError(
-                f"nomad_exec: {label}: cannot fetch {source}: received {sink.size} of {words[1]} bytes"
+                f"nomad_exec: {label}: cannot fetch {source}: received {sink.cksum.size} of {words[1]} bytes"
             )
-        if words[2] != "-" and words[2] != sink.sha256.hexdigest():
-            raise AnsibleError(f"nomad_exec: {label}: cannot fetch {source}: sha256 of the received file differs")
-        checked = "size and sha256" if words[2] != "-" else "size (no sha256sum or shasum in the task)"
+        if words[2] != "-" and words[2] != str(sink.cksum.crc()):
+            raise AnsibleError(
+                f"nomad_exec: {label}: cannot fetch {source}: CRC (cksum) of the received file differs"
+            )
+        checked = "size and CRC (cksum)" if words[2] != "-" else "size (no cksum in the task)"
         display.vvv(f"FETCH {source}: verified {checked}", host=self._host())
 
 
 def local_file_digest(path: str) -> tuple:
-    """(size, sha256 hex) of a local file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
+    """(size, cksum CRC) of a local file, read in chunks."""
+    cksum = PosixCksum()
     try:
         for chunk in file_chunks(path, LOCAL_READ_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+            cksum.update(chunk)
     except FileNotFoundError:
         raise AnsibleFileNotFound(f"nomad_exec: file or module does not exist: {path}") from None
     except OSError as error:
         raise AnsibleError(f"nomad_exec: cannot read {path}: {error.strerror}") from None
-    return size, digest.hexdigest()
+    return cksum.size, cksum.crc()
 
 
 def part_name(remote_path: str) -> str:
