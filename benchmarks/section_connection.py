@@ -191,7 +191,7 @@ def measure_tasks(measure, settings, address, alloc_id) -> dict:
         paths = write_plays(settings, host, pipelining)
         variants[name] = lambda paths=paths: play(paths["tasks"])
         variants[f"{name}-baseline"] = lambda paths=paths: play(paths["baseline"])
-    return measure.alternate(variants, settings.exec_reps)
+    return measure.alternate(variants, settings.play_reps)
 
 
 def measure_transfers(measure, settings, address, alloc_id, local: Path, task_dir: Path) -> dict:
@@ -257,7 +257,7 @@ def section_result(measure, sections, settings, size, tasks: dict, transfers: di
     ]
     notes = [
         "Task time = playbook wall − the wall of the same play with one `debug` task (Ansible's fixed cost), "
-        f"medians of {settings.exec_reps} interleaved runs; the allocation is a virtual one of the emulator, whose "
+        f"medians of {settings.play_reps} interleaved runs (transfers: {settings.exec_reps}); the allocation is a virtual one of the emulator, whose "
         "exec runs real processes in its task directory.",
         "Transfers run in fresh processes (the plugin loaded by Ansible's plugin loader; the allocation resolved "
         "before the clock starts). `put_file` includes the local file's `cksum` CRC, the size and CRC check in "

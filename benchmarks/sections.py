@@ -48,6 +48,7 @@ class Settings:
     uri_counts: tuple
     exec_bytes: int
     exec_reps: int
+    play_reps: int   # the connection section's 20-task playbooks (about 15 s each, the longest repeated step)
     latency_reps: int
 
     @classmethod
@@ -56,14 +57,14 @@ class Settings:
             settings = cls(workdir=workdir, quick=True, list_count=5000, list_per_page=1000, list_reps=1,
                            lookup_count=1000, lookup_reps=1, bulk_count=50, bulk_scaling_counts=(10,),
                            bulk_parallelism=10, bulk_reps=1, uri_counts=(3, 10), exec_bytes=8 * MIB, exec_reps=1,
-                           latency_reps=1)
+                           play_reps=1, latency_reps=1)
         else:
             settings = cls(workdir=workdir, quick=False, list_count=100_000, list_per_page=1000, list_reps=3,
                            lookup_count=10_000, lookup_reps=5, bulk_count=1000, bulk_scaling_counts=(10, 100),
                            bulk_parallelism=10, bulk_reps=3, uri_counts=(10, 100), exec_bytes=256 * MIB,
-                           exec_reps=5, latency_reps=7)
+                           exec_reps=5, play_reps=3, latency_reps=7)
         if repetitions:
-            for name in ("list_reps", "lookup_reps", "bulk_reps", "exec_reps", "latency_reps"):
+            for name in ("list_reps", "lookup_reps", "bulk_reps", "exec_reps", "play_reps", "latency_reps"):
                 setattr(settings, name, repetitions)
         return settings
 
