@@ -5,7 +5,20 @@ SHELL := /bin/bash
 
 # The interpreter the development virtual environment is made from (ansible-core 2.19 needs 3.11+).
 PYTHON ?= python3.11
+# Every environment installs the exact versions of its lock file (locks/, `make lock` writes them), so a clone
+# tests the same packages every day. LATEST=1 (`make test-latest`) uses the unlocked requirements instead, in
+# build/latest/venv, to see on purpose what newer releases would change.
+LATEST ?= 0
+DEV_LOCK := locks/dev-py3.11.txt
+ifeq ($(LATEST),1)
+VENV := build/latest/venv
+VENV_SOURCE := requirements-dev.txt
+PIP_INSTALL := -r requirements-dev.txt
+else
 VENV := .venv
+VENV_SOURCE := $(DEV_LOCK)
+PIP_INSTALL := --require-hashes --no-deps -r $(DEV_LOCK)
+endif
 BIN := $(CURDIR)/$(VENV)/bin
 VENV_STAMP := $(VENV)/.requirements-installed
 
@@ -39,7 +52,7 @@ BENCH_MODE ?= full
 MATRIX_RELEASES := 2.20 2.21
 
 # Gates run by `make test`, in this order (scripts/run_gates.py stops at the first failure).
-TEST_GATES := venv ruff changelog-lint sanity sanity-targets units emulator-test integration demo lint docs-lint molecule \
+TEST_GATES := venv system-packages ruff changelog-lint sanity sanity-targets units emulator-test integration demo lint docs-lint molecule \
 	build importer ee $(addprefix core-,$(MATRIX_RELEASES))
 
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
@@ -52,20 +65,40 @@ endif
 
 PYTEST_OPTIONS := -p no:cacheprovider -ra
 
-.PHONY: help venv collection get-pip sanity sanity-targets units emulator-test integration lint docs-lint changelog-lint \
+.PHONY: help venv lock test-latest system-packages collection get-pip sanity sanity-targets units emulator-test integration lint docs-lint changelog-lint \
 	changelog-release ruff molecule build importer ee test test-matrix $(addprefix core-,$(MATRIX_RELEASES)) demo docs \
 	bench clean distclean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9.-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-venv: $(VENV_STAMP) ## Create .venv (Python 3.11) with requirements-dev.txt; reused while up to date
+venv: $(VENV_STAMP) ## Create .venv (Python 3.11) with the exact versions of locks/dev-py3.11.txt; reused while up to date
 
-$(VENV_STAMP): requirements.txt requirements-dev.txt
+$(VENV_STAMP): $(VENV_SOURCE)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -c 'import sys; assert sys.version_info[:2] >= (3, 11), "$(VENV) must use Python 3.11+"'
-	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r requirements-dev.txt
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet $(PIP_INSTALL)
 	touch $@
+
+lock: venv ## Resolve locks/*.txt and tests/unit/constraints.txt anew from the requirement ranges (uv pip compile)
+	$(BIN)/python scripts/lock_requirements.py
+
+test-latest: ## Fast gates in build/latest/ environments from the unlocked requirements, then what differs from the lock
+	$(MAKE) --no-print-directory LATEST=1 venv ruff units emulator-test lint
+	$(PYTHON) scripts/test_matrix.py --latest 2.21 units
+	$(PYTHON) scripts/lock_requirements.py --compare build/latest/venv
+	$(PYTHON) scripts/lock_requirements.py --compare build/latest/venv-2.21 --release 2.21
+
+system-packages: ## Debian packages the gates need: shellcheck (ansible-test skips its sanity test silently without it)
+	@if command -v shellcheck >/dev/null; then \
+		echo "system-packages: shellcheck $$(shellcheck --version | sed -n 's/^version: //p') is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null && \
+		echo "system-packages: installed shellcheck $$(shellcheck --version | sed -n 's/^version: //p')"; \
+	else \
+		echo "system-packages: shellcheck is missing: install it (Debian/Ubuntu: sudo apt-get install shellcheck)" >&2; \
+		exit 1; \
+	fi
 
 collection: ## Mirror the tree into build/collections/ansible_collections/nomadops/nomad (in place)
 	$(PYTHON) scripts/sync_collection_copy.py
@@ -85,6 +118,7 @@ sanity-targets: venv collection get-pip ## ansible-test sanity compile + import 
 
 units: venv collection get-pip ## ansible-test units on tests/unit (fails when no test ran)
 	rm -rf $(COLLECTION_COPY)/tests/output/junit
+	$(if $(filter 1,$(LATEST)),rm -f $(COLLECTION_COPY)/tests/unit/constraints.txt)
 	cd $(COLLECTION_COPY) && $(BIN)/ansible-test units --venv --python $(TEST_PYTHON)
 	$(BIN)/python scripts/check_junit_counts.py units $(COLLECTION_COPY)/tests/output/junit
 

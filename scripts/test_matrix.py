@@ -14,6 +14,8 @@ Usage: test_matrix.py RELEASE [STEP...]   e.g. `test_matrix.py 2.21` or `test_ma
        test_matrix.py --all              every release of RELEASES with its default steps
 Steps: sanity, units (ansible-test in the collection copy), integration (pytest tests/integration with the
 release's own python, hence its ansible-playbook), demo (scripts/run_demo.py likewise).
+The environment installs the exact versions of locks/core-<release>-py<python>.txt (`make lock` writes it);
+with --latest it is build/latest/venv-<release>, from the unlocked requirements instead (`make test-latest`).
 Standard library only: it runs with the interpreter `make` uses.
 """
 
@@ -51,7 +53,7 @@ RELEASES = {
 STEPS = ('sanity', 'units', 'integration', 'demo')
 # requirements-dev.txt entries that are gate tools pinned against 2.19, not needed to run the tests.
 NOT_FOR_TESTS = frozenset(('ansible-core', 'ansible-lint', 'molecule', 'antsibull-docs', 'antsibull-changelog',
-                           'ansible-builder', 'sphinx-ansible-theme', 'galaxy-importer'))
+                           'ansible-builder', 'sphinx-ansible-theme', 'galaxy-importer', 'uv'))
 REQUIREMENT_NAME = re.compile(r'^\s*([A-Za-z0-9][A-Za-z0-9._-]*)')
 
 
@@ -103,11 +105,26 @@ def venv_has_python(python: pathlib.Path, version: str) -> bool:
     return completed.returncode == 0 and completed.stdout.strip() == version
 
 
-def ensure_venv(release: str, python_version: str) -> pathlib.Path:
-    """build/venv-<release>, created or updated when its requirement list changed; returns its bin/."""
-    venv = REPOSITORY_ROOT / 'build' / f'venv-{release}'
+def lock_file(release: str, python_version: str) -> pathlib.Path:
+    return REPOSITORY_ROOT / 'locks' / f'core-{release}-py{python_version}.txt'
+
+
+def install_plan(release: str, python_version: str, latest: bool) -> tuple[pathlib.Path, str, list[str]]:
+    """Where the environment lives, the text its stamp holds, and pip's arguments to fill it."""
+    if latest:
+        wanted = f'# Python {python_version}, unlocked\n' + test_requirements(release)
+        return REPOSITORY_ROOT / 'build' / 'latest' / f'venv-{release}', wanted, ['-r']
+    lock = lock_file(release, python_version)
+    if not lock.is_file():
+        raise MatrixError(f'{lock} does not exist; `make lock` writes it')
+    wanted = f'# Python {python_version}\n' + lock.read_text(encoding='utf-8')
+    return REPOSITORY_ROOT / 'build' / f'venv-{release}', wanted, ['--require-hashes', '--no-deps', '-r']
+
+
+def ensure_venv(release: str, python_version: str, latest: bool = False) -> pathlib.Path:
+    """The release's environment, created or updated when what it must hold changed; returns its bin/."""
+    venv, wanted, pip_arguments = install_plan(release, python_version, latest)
     stamp = venv / '.requirements-installed'
-    wanted = f'# Python {python_version}\n' + test_requirements(release)
     python = venv / 'bin' / 'python'
     if stamp.is_file() and stamp.read_text(encoding='utf-8') == wanted and python.exists():
         print(f'matrix {release}: {venv} is up to date', flush=True)
@@ -117,10 +134,11 @@ def ensure_venv(release: str, python_version: str) -> pathlib.Path:
     if not python.exists():
         subprocess.run([str(find_python(python_version)), '-m', 'venv', str(venv)], check=True)
     requirements = venv / 'requirements-wanted.txt'
-    requirements.write_text(wanted, encoding='utf-8')
-    print(f'matrix {release}: installing into {venv}:\n  ' + wanted.strip().replace('\n', '\n  '), flush=True)
+    requirements.write_text(wanted.split('\n', 1)[1], encoding='utf-8')
+    source = 'the unlocked requirements' if latest else lock_file(release, python_version).name
+    print(f'matrix {release}: installing {source} into {venv}', flush=True)
     subprocess.run([str(python), '-m', 'pip', 'install', '--quiet', '--disable-pip-version-check',
-                    '-r', str(requirements)], check=True)
+                    *pip_arguments, str(requirements)], check=True)
     stamp.write_text(wanted, encoding='utf-8')
     return venv / 'bin'
 
@@ -172,15 +190,22 @@ def run_step(release: str, step: str, venv_bin: pathlib.Path, python_version: st
     return passed
 
 
-def run_release(release: str, steps: tuple[str, ...]) -> list[str]:
+def unlock_units(collection_copy: pathlib.Path) -> None:
+    """ansible-test units reads tests/unit/constraints.txt (the lock) by itself: drop it from the copy."""
+    (collection_copy / 'tests' / 'unit' / 'constraints.txt').unlink(missing_ok=True)
+
+
+def run_release(release: str, steps: tuple[str, ...], latest: bool = False) -> list[str]:
     """Run the steps with one release; return the failed ones as release/step."""
     if release not in RELEASES:
         raise MatrixError(f'unknown release {release!r}; known: {", ".join(RELEASES)}')
     python_version = RELEASES[release].python
-    venv_bin = ensure_venv(release, python_version)
+    venv_bin = ensure_venv(release, python_version, latest)
     subprocess.run([str(venv_bin / 'python'), str(REPOSITORY_ROOT / 'scripts' / 'install_get_pip_standin.py'),
                     python_version], check=True)
     subprocess.run([sys.executable, str(REPOSITORY_ROOT / 'scripts' / 'sync_collection_copy.py')], check=True)
+    if latest:
+        unlock_units(COLLECTION_COPY)
     return [f'{release}/{step}' for step in steps or RELEASES[release].steps
             if not run_step(release, step, venv_bin, python_version)]
 
@@ -188,6 +213,8 @@ def run_release(release: str, steps: tuple[str, ...]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--all', action='store_true', help='every release with its default steps')
+    parser.add_argument('--latest', action='store_true',
+                        help='build/latest/venv-RELEASE from the unlocked requirements instead of the lock')
     parser.add_argument('release', nargs='?', help=f'one of {", ".join(RELEASES)}')
     parser.add_argument('steps', nargs='*', help=f'any of {", ".join(STEPS)} (default: the release\'s own)')
     arguments = parser.parse_args()
@@ -199,7 +226,7 @@ def main() -> int:
     try:
         failures = []
         for release in (RELEASES if arguments.all else [arguments.release]):
-            failures += run_release(release, tuple(arguments.steps))
+            failures += run_release(release, tuple(arguments.steps), arguments.latest)
     except (MatrixError, subprocess.CalledProcessError) as error:
         print(f'test-matrix: {error}', file=sys.stderr)
         return 1

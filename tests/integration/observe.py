@@ -34,6 +34,18 @@ def play(*tasks, **options):
     return [dict(hosts="localhost", gather_facts=False, tasks=list(tasks), **options)]
 
 
+def line_starting(output, prefix):
+    """The first line of `output` that starts with `prefix` (AssertionError naming the output if none does).
+
+    Tests read the line that matters, never "the first line of stderr": Python, ansible-core and libraries print
+    warnings of their own there (cryptography 51 made ansible-core 2.19 warn about DSA on every start).
+    """
+    for line in output.splitlines():
+        if line.startswith(prefix):
+            return line
+    raise AssertionError(f"no line starts with {prefix!r} in:\n{output}")
+
+
 def closed_address():
     """http://127.0.0.1:<port> with nothing listening (a port that was just free; never a fixed one)."""
     with socket.socket() as probe:

@@ -16,7 +16,7 @@ import yaml
 
 from tests.emulator.harness import EmulatorProcess
 from tests.integration.conftest import SCENARIOS, VENV_BIN, AnsibleRunner
-from tests.integration.observe import closed_address, running_allocations, wait_until
+from tests.integration.observe import closed_address, line_starting, running_allocations, wait_until
 
 PLUGIN = "nomadops.nomad.nomad_allocs"
 READER = "6b1c0a3e-1d2f-4c5b-8a9e-000000000001"
@@ -254,9 +254,8 @@ def test_bad_input_fails_with_one_line_naming_the_file(runner, emulator, options
     proc = source.run("--list", env={"NOMAD_TOKEN": token or READER})
     assert proc.returncode != 0, proc.stdout
     assert "Traceback" not in proc.stderr
-    first = proc.stderr.splitlines()[0]
-    assert first.startswith("[WARNING]: Failed to parse inventory with ")
-    assert f"{source.path}: " in first and message in first.partition(f"{source.path}: ")[2], proc.stderr
+    failure = line_starting(proc.stderr, "[WARNING]: Failed to parse inventory with ")
+    assert f"{source.path}: " in failure and message in failure.partition(f"{source.path}: ")[2], proc.stderr
     assert (token or READER) not in proc.stdout + proc.stderr
 
 
@@ -265,7 +264,8 @@ def test_without_unparsed_failed_ansible_only_warns_but_shows_the_line(runner, e
     proc = source.run("--list", fatal=False)
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["_meta"]["hostvars"] == {}
-    assert f"{source.path}: Invalid value 'container' for config 'hosts_per'" in proc.stderr.splitlines()[0]
+    failure = line_starting(proc.stderr, "[WARNING]: Failed to parse inventory with ")
+    assert f"{source.path}: Invalid value 'container' for config 'hosts_per'" in failure, proc.stderr
 
 
 def test_nothing_selected_warns_and_lists_no_host(runner, emulator):
