@@ -58,6 +58,7 @@ class Task:
     started: bool = False
     expected_exit: bool = False  # set while the emulator itself is killing the task (stop/restart)
     exited: asyncio.Event | None = None
+    job_env: dict = field(default_factory=dict)  # the job's `env` block (scenario `env:`)
 
     @property
     def is_prestart_ephemeral(self) -> bool:
