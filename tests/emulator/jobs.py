@@ -162,7 +162,7 @@ class Jobs:
         if request.method != "GET":
             raise HttpError(405, "Invalid method")
         if suffix == "allocations":
-            return self.job_allocations(request, job_id)
+            return await self.job_allocations(request, job_id)
         return self.job_evaluations(request, job_id)
 
     def _token(self, request):
@@ -191,7 +191,7 @@ class Jobs:
             raise HttpError(400, f"Failed to parse job: {err}") from err
         if field_of(body, "Canonicalize"):
             job = jobspec.canonicalize(job)
-        return json_response(request, None, raw=jobspec.dumps(job).encode())
+        return json_response(request, None, raw=jobspec.dumps(jobspec.with_all_fields(job)).encode())
 
     def _allows(self, token, namespace: str, capabilities) -> bool:
         if namespace == "*":
@@ -271,8 +271,14 @@ class Jobs:
                 errors.append(f"Task group {group['Name']} validation failed: {multierror(group_errors)}")
         if job["Namespace"] not in self.emulator.namespaces:
             errors.append(f'job "{job["ID"]}" is in nonexistent namespace "{job["Namespace"]}"')
+        if job["NodePool"] not in self.node_pools():
+            errors.append(f'job "{job["ID"]}" is in nonexistent node pool "{job["NodePool"]}"')
         if errors:
             raise HttpError(500, multierror(errors), rpc=True)
+
+    def node_pools(self) -> set:
+        """Nomad's built-in pools plus every pool a scenario node names."""
+        return {"default", "all"} | {node.get("NodePool", "default") for node in self.emulator.nodes}
 
     def enforce_index(self, body: dict, existing) -> None:
         """EnforceIndex / JobModifyIndex check-and-set (§2.3 g), 500."""
@@ -492,6 +498,11 @@ class Jobs:
             raise HttpError(500, f'Failed to parse value of "{name}" ({value}) as a bool: {err}') from err
 
     # --- reads (§4) ----------------------------------------------------------------------------------
+    async def block(self, request, current_index) -> None:
+        """Blocking queries (`index`, `wait`) on the emulator's change event, like the allocation readers."""
+        from .server import QueryOptions  # server.py imports this module
+        await self.api.block(QueryOptions(request), current_index)
+
     def _read_start(self, request, job_id: str):
         token = self._token(request)
         namespace = self._namespace(request)
@@ -523,8 +534,9 @@ class Jobs:
             raise HttpError(404, "job source not found", self.api.read_meta(0))
         return json_response(request, found, headers=self.api.read_meta(found["JobModifyIndex"]))
 
-    def job_allocations(self, request, job_id: str):
+    async def job_allocations(self, request, job_id: str):
         namespace = self._read_start(request, job_id)
+        await self.block(request, lambda: self.emulator.allocs_index)
         stubs = [alloc.stub() for alloc in self.emulator.allocs.values()
                  if alloc.namespace == namespace and alloc.job_id == job_id]
         stubs.sort(key=lambda stub: (stub["CreateIndex"], stub["ID"]))
@@ -548,6 +560,7 @@ class Jobs:
         if evaluation is None:
             raise HttpError(404, "eval not found", self.api.read_meta(self.store.evals_index))
         self.api.require(token, evaluation["Namespace"], "read-job")
+        await self.block(request, lambda: evaluation["ModifyIndex"])
         headers = self.api.read_meta(evaluation["ModifyIndex"])
         if action == "allocations":
             stubs = [alloc.stub() for alloc in self.emulator.allocs.values() if alloc.eval_id == eval_id]

@@ -28,6 +28,7 @@ FILE_NAME = "input.hcl"
 UNSET_DETAIL = ("A used variable must be set or have a default value; see "
                 "https://developer.hashicorp.com/nomad/docs/job-specification/hcl2/variables for details.")
 BLOCK_MARK = "__is_block__"
+_NO_COMMENTS = hcl2.SerializationOptions(with_comments=False)
 
 
 class JobspecError(ValueError):
@@ -115,7 +116,7 @@ def check_syntax(text: str, var_file: bool = False) -> None:
 
 def _load(text: str) -> dict:
     try:
-        return hcl2.loads(text)
+        return hcl2.loads(text, serialization_options=_NO_COMMENTS)
     except LarkError as err:  # pygohcl vetted the syntax already; this is a python-hcl2 limitation
         raise JobspecError(f"{FILE_NAME}: {err}") from err
 
@@ -523,6 +524,37 @@ def canonicalize_task(group: dict, task: dict) -> None:
     task["Leader"] = bool(task.get("Leader", False))
     for key in ("Config", "Env", "Meta", "Services", "Constraints"):
         task.setdefault(key, None)
+
+
+# Every field of the SDK's api.Job / TaskGroup / Task: unset pointers are JSON null (reference §1.4).
+API_JOB_FIELDS = {key: None for key in (
+    "Affinities", "AllAtOnce", "Constraints", "ConsulNamespace", "CreateIndex", "Datacenters",
+    "DispatchIdempotencyToken", "ID", "JobModifyIndex", "Meta", "Migrate", "ModifyIndex", "Multiregion", "Name",
+    "Namespace", "NodePool", "NomadTokenID", "ParameterizedJob", "ParentID", "Payload", "Periodic", "Priority",
+    "Region", "Reschedule", "Spreads", "Stable", "Status", "StatusDescription", "Stop", "SubmitTime", "TaskGroups",
+    "Type", "UI", "Update", "VaultNamespace", "Version", "VersionTag")}
+API_JOB_FIELDS["Dispatched"] = False
+API_GROUP_FIELDS = {key: None for key in (
+    "Affinities", "Constraints", "Consul", "Count", "Disconnect", "EphemeralDisk", "MaxClientDisconnect", "Meta",
+    "Migrate", "Name", "Networks", "PreventRescheduleOnLost", "ReschedulePolicy", "RestartPolicy", "Scaling",
+    "Services", "ShutdownDelay", "Spreads", "StopAfterClientDisconnect", "Tasks", "Update", "Volumes")}
+API_TASK_FIELDS = {key: None for key in (
+    "Actions", "Affinities", "Artifacts", "CSIPluginConfig", "Config", "Constraints", "Consul", "DispatchPayload",
+    "Env", "Identities", "Identity", "KillTimeout", "Lifecycle", "LogConfig", "Meta", "Resources",
+    "RestartPolicy", "Schedule", "ScalingPolicies", "Services", "Templates", "Vault", "VolumeMounts")}
+API_TASK_FIELDS.update({"Driver": "", "User": "", "Leader": False, "ShutdownDelay": 0, "KillSignal": "", "Kind": ""})
+
+
+def with_all_fields(job: dict) -> dict:
+    """The job with every SDK field present (a new dict)."""
+    job = {**API_JOB_FIELDS, **job}
+    groups = []
+    for group in job.get("TaskGroups") or ():
+        group = {**API_GROUP_FIELDS, **group}
+        group["Tasks"] = [{**API_TASK_FIELDS, **task} for task in group.get("Tasks") or ()]
+        groups.append(group)
+    job["TaskGroups"] = groups or job.get("TaskGroups")
+    return job
 
 
 def dumps(job: dict) -> str:
