@@ -204,9 +204,10 @@ class Jobs:
         job_in = field_of(body, "Job")
         if not isinstance(job_in, dict):
             raise HttpError(400, "Job must be specified")
-        if field_of(job_in, "ID") is None:
+        job_in = jobspec.normalise_keys(job_in)
+        if job_in.get("ID") is None:
             raise HttpError(400, "Job ID hasn't been provided")
-        if url_id is not None and field_of(job_in, "ID") != url_id:
+        if url_id is not None and job_in["ID"] != url_id:
             raise HttpError(400, "Job ID does not match name")
         priority = field_of(body, "EvalPriority") or 0
         if priority and not 1 <= priority <= 100:
@@ -227,7 +228,7 @@ class Jobs:
 
     def server_job(self, request, body: dict, job_in: dict, token) -> dict:
         """api.Job -> the stored job: SDK canonicalisation, namespace/region rules (§0.6), server defaults."""
-        job = jobspec.canonicalize(job_in)
+        job = jobspec.with_all_fields(jobspec.canonicalize(job_in))
         namespace = request.query.get("namespace") or field_of(body, "Namespace") or job.get("Namespace") or "default"
         job["Namespace"] = namespace
         region = field_of(body, "Region") or request.query.get("region") or job.get("Region")
@@ -318,7 +319,9 @@ class Jobs:
                 "Warnings": "", "Index": index, "LastContact": 0, "KnownLeader": False, "NextToken": ""}
 
     # --- the scheduler's side of an evaluation (§8.1) --------------------------------------------------
-    def process_eval(self, evaluation: dict, job: dict) -> None:
+    def process_eval(self, evaluation: dict, job: dict, *, retry_blocked: bool = True) -> None:
+        """Plan and apply; failures make a `blocked` eval, which is retried when capacity is freed."""
+        self.cancel_blocked(job)
         plans = self.scheduler.plan(job)
         self.apply_plan(job, plans, evaluation)
         failed = {name: plan.failed for name, plan in plans.items() if plan.failed}
@@ -335,6 +338,28 @@ class Jobs:
             evaluation["BlockedEval"] = blocked["ID"]
         self.store.evals_index = index
         job["Status"] = self.job_status(job)
+        freed = any(plan.stop or plan.destructive for plan in plans.values())
+        if freed and retry_blocked:
+            self.unblock(exclude=job)
+
+    def cancel_blocked(self, job: dict) -> None:
+        """A newer evaluation of a job supersedes its blocked one (blocked_evals.go `Untrack`)."""
+        for evaluation in self.store.job_evals(job["Namespace"], job["ID"]):
+            if evaluation["Status"] == "blocked":
+                index = self.emulator.bump()
+                evaluation.update({"Status": "canceled", "ModifyIndex": index, "ModifyTime": now_ns()})
+                self.store.evals_index = index
+
+    def unblock(self, exclude: dict) -> None:
+        """Capacity was freed: blocked evaluations of other jobs run again (a new blocked eval if still short)."""
+        blocked = [evaluation for evaluation in self.store.evals.values() if evaluation["Status"] == "blocked"
+                   and (evaluation["Namespace"], evaluation["JobID"]) != (exclude["Namespace"], exclude["ID"])]
+        for evaluation in sorted(blocked, key=lambda item: item["CreateIndex"]):
+            job = self.store.current(evaluation["Namespace"], evaluation["JobID"])
+            if job is None or evaluation["Status"] != "blocked":
+                continue
+            evaluation["Status"] = "pending"
+            self.process_eval(evaluation, job, retry_blocked=False)
 
     def apply_plan(self, job: dict, plans: dict, evaluation: dict) -> None:
         for plan in plans.values():
@@ -416,9 +441,10 @@ class Jobs:
         job_in = field_of(body, "Job")
         if not isinstance(job_in, dict):
             raise HttpError(400, "Job must be specified")
-        if field_of(job_in, "ID") is None:
+        job_in = jobspec.normalise_keys(job_in)
+        if job_in.get("ID") is None:
             raise HttpError(400, "Job must have a valid ID")
-        if field_of(job_in, "ID") != url_id:
+        if job_in["ID"] != url_id:
             raise HttpError(400, "Job ID does not match")
         token = self._token(request)
         job = self.server_job(request, body, job_in, token)

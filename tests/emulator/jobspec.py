@@ -557,6 +557,24 @@ def with_all_fields(job: dict) -> dict:
     return job
 
 
+def _canonical_keys(obj: dict, names) -> dict:
+    lowered = {name.lower(): name for name in names}
+    return {lowered.get(key.lower(), key): value for key, value in obj.items()}
+
+
+def normalise_keys(job: dict) -> dict:
+    """Go's encoding/json matches keys case-insensitively: `"id"` fills `ID` (a new dict, three levels)."""
+    job = _canonical_keys(job, API_JOB_FIELDS)
+    groups = []
+    for group in job.get("TaskGroups") or ():
+        group = _canonical_keys(group, API_GROUP_FIELDS)
+        group["Tasks"] = [_canonical_keys(task, API_TASK_FIELDS) for task in group.get("Tasks") or ()]
+        groups.append(group)
+    if groups:
+        job["TaskGroups"] = groups
+    return job
+
+
 def dumps(job: dict) -> str:
     """Reflection-encoded SDK types come out with sorted keys (reference §0.4)."""
     return json.dumps(job, sort_keys=True, separators=(",", ":"))

@@ -101,6 +101,14 @@ class Scheduler:
         return [alloc for alloc in self.emulator.allocs.values()
                 if alloc.namespace == namespace and alloc.job_id == job_id and not alloc.terminal]
 
+    def finished_batch_allocs(self, job: dict) -> list:
+        """Batch allocations that completed successfully count as placed: they are not run again."""
+        if job["Type"] != "batch":
+            return []
+        return [alloc for alloc in self.emulator.allocs.values()
+                if alloc.namespace == job["Namespace"] and alloc.job_id == job["ID"]
+                and alloc.desired_status == "run" and alloc.client_status == "complete"]
+
     def node_usage(self, exclude=()) -> dict:
         used = {node["ID"]: [0, 0] for node in self.emulator.nodes}
         skipped = {id(alloc) for alloc in exclude}
@@ -123,8 +131,9 @@ class Scheduler:
         if job.get("Stop"):
             return plans
         leaving = [alloc for plan in plans.values() for alloc in plan.stop]
+        finished = self.finished_batch_allocs(job)
         for name, group in groups.items():
-            current = [alloc for alloc in live if alloc.task_group == name]
+            current = [alloc for alloc in live + finished if alloc.task_group == name]
             self._reconcile(job, group, current, plans[name])
             leaving.extend(plans[name].stop + plans[name].destructive)
         usage = self.node_usage(exclude=leaving)
@@ -139,8 +148,8 @@ class Scheduler:
             plan.stop.append(alloc)
         kept = current[:wanted]
         for alloc in kept:
-            if alloc.job.get("JobModifyIndex") == job["JobModifyIndex"] or not jobdiff.tasks_need_destructive_update(
-                    alloc.group, group):
+            if alloc.terminal or alloc.job.get("JobModifyIndex") == job["JobModifyIndex"] \
+                    or not jobdiff.tasks_need_destructive_update(alloc.group, group):
                 plan.ignore.append(alloc)
             else:
                 plan.destructive.append(alloc)
@@ -160,9 +169,12 @@ class Scheduler:
         ask_cpu, ask_memory = group_ask(group)
         placed = []
         failures = 0
-        system_nodes = iter(nodes)
+        occupied = {alloc.node["ID"] for alloc in plan.ignore}
+        system_nodes = iter([node for node in nodes if node["ID"] not in occupied])
         for index_in_group, _, previous in plan.place:
-            candidates = [next(system_nodes, None)] if job["Type"] == "system" else nodes
+            candidates = nodes
+            if job["Type"] == "system":  # one allocation per feasible node; a replacement stays on its node
+                candidates = [previous.node] if previous is not None else [next(system_nodes, None)]
             node, exhausted = self._best_fit([node for node in candidates if node], usage, ask_cpu, ask_memory)
             if node is None:
                 if failures == 0:  # Nomad reports the metrics of the first failed placement

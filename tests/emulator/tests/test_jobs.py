@@ -232,6 +232,28 @@ def test_blocked_evaluation_reports_exhausted_memory(jobs_api):
                                                                                     result["EvalID"])
     assert blocked["StatusDescription"] == "created to place remaining allocations"
     assert len(live_allocs(jobs_api, "big")) == 2
+    jobs_api.request("DELETE", "/v1/job/big", params={"purge": "true"})  # frees the small pool
+
+
+def test_blocked_evaluation_runs_again_when_capacity_frees(jobs_api):
+    """§8.1: a blocked eval stays `blocked` until capacity appears, then is processed; superseded ones are
+    `canceled`."""
+    hog = parse(jobs_api, web_hcl("hog"))
+    hog["NodePool"] = "small"
+    hog["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMB"] = 700
+    register(jobs_api, hog)
+    waiter = copy.deepcopy(hog)
+    waiter["ID"] = waiter["Name"] = "waiter"
+    waiter["TaskGroups"][0]["Count"] = 1
+    first = jobs_api.get(f"/v1/evaluation/{register(jobs_api, waiter)['EvalID']}").json()
+    again = jobs_api.get(f"/v1/evaluation/{register(jobs_api, waiter)['EvalID']}").json()
+    assert jobs_api.get(f"/v1/evaluation/{first['BlockedEval']}").json()["Status"] == "canceled"
+    assert live_allocs(jobs_api, "waiter") == []
+    jobs_api.request("DELETE", "/v1/job/hog", params={"purge": "true"})
+    unblocked = jobs_api.get(f"/v1/evaluation/{again['BlockedEval']}").json()
+    assert unblocked["Status"] == "complete" and "FailedTGAllocs" not in unblocked
+    assert [alloc["EvalID"] for alloc in live_allocs(jobs_api, "waiter")] == [again["BlockedEval"]]
+    jobs_api.request("DELETE", "/v1/job/waiter", params={"purge": "true"})
 
 
 def test_constraint_and_datacenter_filtering(jobs_api):
@@ -304,3 +326,34 @@ def test_register_and_plan_need_submit_job(acl_api):
     assert get_job(reader, "acljob")["Version"] == 1
     unknown = Api(acl_api, token="00000000-0000-4000-8000-0000000000ff").post("/v1/jobs", json={"Job": job})
     assert unknown.status_code == 403
+
+
+def test_system_job_runs_once_per_feasible_node(jobs_api):
+    """§2.4 (system count > 1 text) and the system scheduler: one allocation per feasible node, kept on re-run."""
+    job = parse(jobs_api, web_hcl("agent"))
+    job["Type"] = "system"
+    job["Datacenters"] = ["*"]
+    too_many = jobs_api.post("/v1/jobs", json={"Job": job})
+    assert (too_many.status_code, too_many.text) == (
+        500, "1 error occurred:\n\t* Job task group web has count 2. Count cannot exceed 1 with system scheduler\n\n")
+    job["TaskGroups"][0]["Count"] = 1
+    first = register(jobs_api, job)
+    nodes = sorted(alloc["NodeName"] for alloc in live_allocs(jobs_api, "agent"))
+    assert nodes == ["node-1", "node-2", "node-3"]  # the default pool, every datacenter
+    evaluation = jobs_api.get(f"/v1/evaluation/{first['EvalID']}").json()
+    assert evaluation["Type"] == "system"
+    register(jobs_api, job)
+    assert sorted(alloc["NodeName"] for alloc in live_allocs(jobs_api, "agent")) == nodes
+    jobs_api.request("DELETE", "/v1/job/agent", params={"purge": "true"})
+
+
+def test_register_body_keys_are_case_insensitive(jobs_api):
+    """§0.2: bodies are decoded by Go's encoding/json, which matches keys case-insensitively."""
+    job = parse(jobs_api, web_hcl("lower"))
+    body = {"job": {key.lower(): value for key, value in job.items()}, "enforceindex": True, "jobmodifyindex": 0}
+    response = jobs_api.post("/v1/jobs", json=body)
+    assert response.status_code == 200, response.text
+    stored = get_job(jobs_api, "lower")
+    assert stored["TaskGroups"][0]["Tasks"][0]["Env"] == {"FOO": "bar"} and stored["Priority"] == 50
+    again = jobs_api.post("/v1/jobs", json=body)
+    assert (again.status_code, again.text) == (500, "Enforcing job modify index 0: job already exists")
