@@ -112,6 +112,12 @@ class JobStore:
     def job_evals(self, namespace: str, job_id: str) -> list:
         return [ev for ev in self.evals.values() if ev["Namespace"] == namespace and ev["JobID"] == job_id]
 
+    def evals_by_job_prefix(self, namespace: str, job_id: str) -> list:
+        """1.10.x `EvalsByJob`: a case-insensitive prefix match on the job ID (regression #24974, version table)."""
+        lowered = job_id.lower()
+        return [ev for ev in self.evals.values()
+                if ev["Namespace"] == namespace and ev["JobID"].lower().startswith(lowered)]
+
 
 def eval_json(evaluation: dict) -> dict:
     """Evaluations are encoded with every zero field omitted (reference §0.4, §8.1)."""
@@ -235,6 +241,7 @@ class Jobs:
         job["Region"] = self.emulator.region if region in (None, "", "global") else region
         job["Datacenters"] = job.get("Datacenters") or ["*"]
         job["NodePool"] = job.get("NodePool") or "default"
+        job["Priority"] = job["Priority"] or 50  # the server's job_default_priority for 0 (hooks :241-250)
         update = job.get("Update") or {}
         job["Update"] = {**dict.fromkeys(jobspec.DEFAULT_UPDATE, 0), "HealthCheck": "", "AutoRevert": False,
                          "AutoPromote": False, "Stagger": update.get("Stagger", 0) if update.get("MaxParallel") else 0,
@@ -254,26 +261,16 @@ class Jobs:
         return str(uuid.uuid5(uuid.NAMESPACE_OID, "nomad-emulator-accessor:" + token.secret))
 
     def validate(self, job: dict) -> None:
-        """Admission validators and Job.Validate for the fields the emulator maps (§2.4), 500 multierror."""
+        """Admission validators in Nomad's order (namespace, node pool, Job.Validate, priority) for the fields
+        the emulator maps (§2.3 c, §2.4); 500 with the multierror text."""
         errors = []
-        if not job["ID"]:
-            errors.append("Missing job ID")
-        elif " " in job["ID"]:
-            errors.append("Job ID contains a space")
-        if job["Type"] not in VALID_TYPES:
-            errors.append(f'Invalid job type: "{job["Type"]}"')
-        if not job.get("TaskGroups"):
-            errors.append("Missing job task groups")
-        for group in job.get("TaskGroups") or ():
-            group_errors = group_validation(job, group)
-            if group_errors and group_errors[0].startswith("Job task group"):
-                errors.append(group_errors.pop(0))
-            if group_errors:
-                errors.append(f"Task group {group['Name']} validation failed: {multierror(group_errors)}")
         if job["Namespace"] not in self.emulator.namespaces:
             errors.append(f'job "{job["ID"]}" is in nonexistent namespace "{job["Namespace"]}"')
         if job["NodePool"] not in self.node_pools():
             errors.append(f'job "{job["ID"]}" is in nonexistent node pool "{job["NodePool"]}"')
+        errors.extend(job_validation(job))
+        if not 1 <= job["Priority"] <= 100:
+            errors.append("job priority must be between [1, 100]")
         if errors:
             raise HttpError(500, multierror(errors), rpc=True)
 
@@ -570,7 +567,7 @@ class Jobs:
 
     def job_evaluations(self, request, job_id: str):
         namespace = self._read_start(request, job_id)
-        evals = [eval_json(ev) for ev in self.store.job_evals(namespace, job_id)]
+        evals = [eval_json(ev) for ev in self.store.evals_by_job_prefix(namespace, job_id)]
         return json_response(request, evals, headers=self.api.read_meta(self.store.evals_index))
 
     # --- /v1/evaluation/:id (§8.1) ----------------------------------------------------------------------
@@ -595,6 +592,26 @@ class Jobs:
 
 
 # --- helpers --------------------------------------------------------------------------------------------
+def job_validation(job: dict) -> list:
+    """Job.Validate (nomad/structs/structs.go, §2.4) for the fields the emulator maps."""
+    errors = []
+    if not job["ID"]:
+        errors.append("Missing job ID")
+    elif " " in job["ID"]:
+        errors.append("Job ID contains a space")
+    if job["Type"] not in VALID_TYPES:
+        errors.append(f'Invalid job type: "{job["Type"]}"')
+    if not job.get("TaskGroups"):
+        errors.append("Missing job task groups")
+    for group in job.get("TaskGroups") or ():
+        group_errors = group_validation(job, group)
+        if group_errors and group_errors[0].startswith("Job task group"):
+            errors.append(group_errors.pop(0))
+        if group_errors:
+            errors.append(f"Task group {group['Name']} validation failed: {multierror(group_errors)}")
+    return errors
+
+
 def group_validation(job: dict, group: dict) -> list:
     errors = []
     if job["Type"] == "system" and group["Count"] > 1:
@@ -604,6 +621,10 @@ def group_validation(job: dict, group: dict) -> list:
         errors.append("Task group count can't be negative")
     if not group.get("Tasks"):
         errors.append("Missing tasks for task group")
+    if job["Type"] in ("batch", "sysbatch") and group.get("Update"):
+        errors.append(f'Job type "{job["Type"]}" does not allow update block')
+    if job["Type"] != "service" and group.get("Migrate"):
+        errors.append(f'Job type "{job["Type"]}" does not allow migrate block')
     for task in group.get("Tasks") or ():
         if not task.get("Driver"):
             errors.append(f"Task {task['Name']} validation failed: {multierror(['Missing task driver'])}")

@@ -333,6 +333,7 @@ def test_system_job_runs_once_per_feasible_node(jobs_api):
     job = parse(jobs_api, web_hcl("agent"))
     job["Type"] = "system"
     job["Datacenters"] = ["*"]
+    job["TaskGroups"][0]["Migrate"] = None  # only service jobs may have one (§2.4)
     too_many = jobs_api.post("/v1/jobs", json={"Job": job})
     assert (too_many.status_code, too_many.text) == (
         500, "1 error occurred:\n\t* Job task group web has count 2. Count cannot exceed 1 with system scheduler\n\n")
@@ -357,3 +358,28 @@ def test_register_body_keys_are_case_insensitive(jobs_api):
     assert stored["TaskGroups"][0]["Tasks"][0]["Env"] == {"FOO": "bar"} and stored["Priority"] == 50
     again = jobs_api.post("/v1/jobs", json=body)
     assert (again.status_code, again.text) == (500, "Enforcing job modify index 0: job already exists")
+
+
+def test_job_evaluations_match_job_id_prefixes_at_1_10(jobs_api):
+    """§4.6 and the version table row "Evals of a job (prefix regression)": at 1.10.x
+    `/v1/job/<id>/evaluations` also lists evals of jobs whose ID starts with <id>, case-insensitively."""
+    mine = register(jobs_api, parse(jobs_api, web_hcl("pre")))
+    other = register(jobs_api, parse(jobs_api, web_hcl("Prefixed")))
+    listed = {evaluation["ID"] for evaluation in jobs_api.get("/v1/job/pre/evaluations").json()}
+    assert {mine["EvalID"], other["EvalID"]} <= listed
+    exact = {evaluation["ID"] for evaluation in jobs_api.get("/v1/job/Prefixed/evaluations").json()}
+    assert mine["EvalID"] not in exact
+
+
+def test_validation_order_and_type_rules(jobs_api):
+    """§2.3 c (namespace and node-pool validators before Job.Validate) and §2.4 (group texts, priority)."""
+    job = parse(jobs_api, web_hcl("rules"))
+    job["Type"] = "batch"
+    job["TaskGroups"][0]["Update"] = {"MaxParallel": 1}
+    job["Priority"] = 101
+    response = jobs_api.post("/v1/jobs", json={"Job": job}, params={"namespace": "nope"})
+    assert (response.status_code, response.text) == (500, (
+        '3 errors occurred:\n\t* job "rules" is in nonexistent namespace "nope"\n'
+        '\t* Task group web validation failed: 2 errors occurred:\n\t* Job type "batch" does not allow update block\n'
+        '\t* Job type "batch" does not allow migrate block\n\n\n'
+        "\t* job priority must be between [1, 100]\n\n"))
