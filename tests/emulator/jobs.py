@@ -25,7 +25,7 @@ from .state import Allocation, new_id
 
 JOB_SUFFIXES = ("evaluate", "allocations", "evaluations", "periodic/force", "plan", "summary", "dispatch",
                 "versions", "revert", "deployments", "deployment", "stable", "scale", "services", "submission")
-SUPPORTED_SUFFIXES = ("allocations", "evaluations", "plan", "versions", "submission")
+SUPPORTED_SUFFIXES = ("allocations", "evaluations", "plan", "versions", "submission", "summary")
 NOT_SPEC = ("Status", "StatusDescription", "Stable", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex",
             "SubmitTime")
 VALID_TYPES = ("service", "batch", "system", "sysbatch")
@@ -165,6 +165,8 @@ class Jobs:
             return self.submission(request, job_id)
         if suffix == "versions":
             return self.versions(request, job_id)
+        if suffix == "summary":
+            return self.summary(request, job_id)
         if request.method != "GET":
             raise HttpError(405, "Invalid method")
         if suffix == "allocations":
@@ -499,9 +501,17 @@ class Jobs:
             self.store.store_version(stopped, self.store.submissions.get((namespace, job_id, existing["Version"])))
         evaluation = self.store.new_eval(stopped, "job-deregister", index, eval_type="service")
         self.process_eval(evaluation, stopped)
+        if purge:
+            self.delete_allocs(namespace, job_id)
         result = {"EvalID": evaluation["ID"], "EvalCreateIndex": index, "JobModifyIndex": index, "VolumeEvalID": "",
                   "VolumeEvalIndex": 0, "Index": index, "LastContact": 0, "KnownLeader": False, "NextToken": ""}
         return json_response(request, result, headers={"X-Nomad-Index": str(index)})
+
+    def delete_allocs(self, namespace: str, job_id: str) -> None:
+        """Purge deletes the job's allocations from the state store at 1.10.5 (§5.2; after their stop)."""
+        for alloc in [alloc for alloc in self.emulator.allocs.values()
+                      if alloc.namespace == namespace and alloc.job_id == job_id]:
+            self.emulator.remove_alloc(alloc)
 
     def complete_pending_evals(self, namespace: str, job_id: str) -> None:
         for evaluation in self.store.job_evals(namespace, job_id):
@@ -544,6 +554,32 @@ class Jobs:
         if diffs:
             result["Diffs"] = [jobdiff.job_diff(older, newer) for newer, older in zip(history, history[1:])] or None
         return json_response(request, result, headers=self.api.read_meta(index))
+
+    def summary(self, request, job_id: str):
+        """§4.5 (no method check): per-group allocation counts by client status, queued from blocked evals."""
+        namespace = self._read_start(request, job_id)
+        job = self.store.current(namespace, job_id)
+        if job is None:
+            raise HttpError(404, "job not found", self.api.read_meta(self.emulator.index))
+        counts = {group["Name"]: dict.fromkeys(("Queued", "Complete", "Failed", "Running", "Starting", "Lost",
+                                                "Unknown"), 0) for group in job["TaskGroups"]}
+        modify_index = job["ModifyIndex"]
+        for alloc in self.emulator.allocs.values():
+            if alloc.namespace != namespace or alloc.job_id != job_id or alloc.task_group not in counts:
+                continue
+            status = {"pending": "Starting"}.get(alloc.client_status, alloc.client_status.capitalize())
+            if status in counts[alloc.task_group]:
+                counts[alloc.task_group][status] += 1
+            modify_index = max(modify_index, alloc.modify_index)
+        for evaluation in self.store.job_evals(namespace, job_id):
+            if evaluation["Status"] == "blocked":
+                for group, queued in (evaluation.get("QueuedAllocations") or {}).items():
+                    if group in counts:
+                        counts[group]["Queued"] += queued
+        body = {"JobID": job_id, "Namespace": namespace, "Summary": counts,
+                "Children": {"Pending": 0, "Running": 0, "Dead": 0}, "CreateIndex": job["CreateIndex"],
+                "ModifyIndex": modify_index}
+        return json_response(request, body, headers=self.api.read_meta(modify_index))
 
     def submission(self, request, job_id: str):
         text = request.query.get("version", "")

@@ -283,9 +283,13 @@ def test_stop_and_purge(jobs_api):
     evaluation = jobs_api.get(f"/v1/evaluation/{result['EvalID']}").json()
     assert (evaluation["TriggeredBy"], evaluation["Type"]) == ("job-deregister", "service")
     assert live_allocs(jobs_api, "gone") == []
+    alloc_ids = [alloc["ID"] for alloc in jobs_api.get("/v1/job/gone/allocations").json()]
     purged = jobs_api.request("DELETE", "/v1/job/gone", params={"purge": "true"})
     assert purged.status_code == 200
     assert jobs_api.get("/v1/job/gone").status_code == 404
+    # 1.10.5 purge also deletes the job's allocations (version table "Purge")
+    assert jobs_api.get("/v1/job/gone/allocations").json() == []
+    assert jobs_api.get(f"/v1/allocation/{alloc_ids[0]}").text == "alloc not found"
     nothing = jobs_api.request("DELETE", "/v1/job/gone", params={"purge": "true"})
     assert nothing.status_code == 200 and nothing.headers["X-Nomad-Index"] == "0"
     assert nothing.json()["EvalID"] == "" and nothing.json()["Index"] == 0
@@ -383,3 +387,19 @@ def test_validation_order_and_type_rules(jobs_api):
         '\t* Task group web validation failed: 2 errors occurred:\n\t* Job type "batch" does not allow update block\n'
         '\t* Job type "batch" does not allow migrate block\n\n\n'
         "\t* job priority must be between [1, 100]\n\n"))
+
+
+def test_summary_counts_allocations_and_queued(jobs_api):
+    """§4.5: per-group counts by client status, `Queued` from the blocked eval; 404 `job not found`."""
+    job = parse(jobs_api, web_hcl("summ"))
+    job["NodePool"] = "small"
+    job["TaskGroups"][0]["Tasks"][0]["Resources"]["MemoryMB"] = 700
+    job["TaskGroups"][0]["Count"] = 3
+    register(jobs_api, job)
+    summary = jobs_api.post("/v1/job/summ/summary").json()  # no method check
+    assert summary["Summary"] == {"web": {"Queued": 1, "Complete": 0, "Failed": 0, "Running": 2, "Starting": 0,
+                                          "Lost": 0, "Unknown": 0}}
+    assert summary["Children"] == {"Pending": 0, "Running": 0, "Dead": 0}
+    missing = jobs_api.get("/v1/job/nosuch/summary")
+    assert (missing.status_code, missing.text) == (404, "job not found")
+    jobs_api.request("DELETE", "/v1/job/summ", params={"purge": "true"})
