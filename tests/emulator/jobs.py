@@ -241,6 +241,8 @@ class Jobs:
         job["Namespace"] = namespace
         region = field_of(body, "Region") or request.query.get("region") or job.get("Region")
         job["Region"] = self.emulator.region if region in (None, "", "global") else region
+        if job["Region"] != self.emulator.region:
+            raise HttpError(500, "No path to region", rpc=True)  # the single-region emulator cannot forward
         job["Datacenters"] = job.get("Datacenters") or ["*"]
         job["NodePool"] = job.get("NodePool") or "default"
         job["Priority"] = job["Priority"] or 50  # the server's job_default_priority for 0 (hooks :241-250)
@@ -378,10 +380,9 @@ class Jobs:
                 self.emulator.add_alloc(alloc)
                 self.emulator.allocs_index = create_index
                 self.start_alloc(alloc)
-            for alloc in plan.ignore:
-                if alloc.job is not job and alloc.job.get("JobModifyIndex") != job["JobModifyIndex"]:
-                    alloc.job = job  # an in-place update: the allocation now runs the new version
-                    self.emulator.touch(alloc)
+            for alloc in plan.in_place:
+                alloc.job, alloc.group = job, groups[name]  # it now runs the new version
+                self.emulator.touch(alloc)
 
     def stop_alloc(self, alloc: Allocation, description: str) -> None:
         alloc.desired_status = "stop"

@@ -78,6 +78,7 @@ def constraint_met(node: dict, constraint: dict) -> bool:
 @dataclass
 class GroupPlan:
     ignore: list = field(default_factory=list)
+    in_place: list = field(default_factory=list)       # allocations of an older version that keep running
     stop: list = field(default_factory=list)
     destructive: list = field(default_factory=list)   # old allocations replaced by new ones
     place: list = field(default_factory=list)          # (index_in_group, node, previous allocation or None)
@@ -86,7 +87,8 @@ class GroupPlan:
 
     def desired_updates(self) -> dict:
         updates = dict.fromkeys(UPDATE_KEYS, 0)
-        updates.update({"Ignore": len(self.ignore), "Stop": len(self.stop), "DestructiveUpdate": len(self.destructive),
+        updates.update({"Ignore": len(self.ignore), "InPlaceUpdate": len(self.in_place), "Stop": len(self.stop),
+                        "DestructiveUpdate": len(self.destructive),
                         "Place": len([entry for entry in self.place if entry[2] is None])})
         return updates
 
@@ -144,15 +146,15 @@ class Scheduler:
     def _reconcile(self, job: dict, group: dict, current: list, plan: GroupPlan) -> None:
         wanted = self._wanted_count(job, group)
         current = sorted(current, key=lambda alloc: alloc.index_in_group)
-        for alloc in current[wanted:]:
-            plan.stop.append(alloc)
+        plan.stop.extend(alloc for alloc in current[wanted:] if not alloc.terminal)
         kept = current[:wanted]
         for alloc in kept:
-            if alloc.terminal or alloc.job.get("JobModifyIndex") == job["JobModifyIndex"] \
-                    or not jobdiff.tasks_need_destructive_update(alloc.group, group):
+            if alloc.terminal or alloc.job.get("JobModifyIndex") == job["JobModifyIndex"]:
                 plan.ignore.append(alloc)
-            else:
+            elif jobdiff.tasks_need_destructive_update(alloc.group, group):
                 plan.destructive.append(alloc)
+            else:
+                plan.in_place.append(alloc)
         used_indexes = {alloc.index_in_group for alloc in kept}
         plan.place = [(alloc.index_in_group, None, alloc) for alloc in plan.destructive]
         free = (number for number in range(10 ** 6) if number not in used_indexes)
@@ -169,7 +171,7 @@ class Scheduler:
         ask_cpu, ask_memory = group_ask(group)
         placed = []
         failures = 0
-        occupied = {alloc.node["ID"] for alloc in plan.ignore}
+        occupied = {alloc.node["ID"] for alloc in plan.ignore + plan.in_place}
         system_nodes = iter([node for node in nodes if node["ID"] not in occupied])
         for index_in_group, _, previous in plan.place:
             candidates = nodes

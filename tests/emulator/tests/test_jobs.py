@@ -139,7 +139,8 @@ def test_plan_of_a_new_job_and_count_change(jobs_api):
     group = plan(jobs_api, bigger)["Diff"]["TaskGroups"][0]
     assert group["Fields"] == [{"Type": "Edited", "Name": "Count", "Old": "2", "New": "3",
                                 "Annotations": ["forces create"]}]
-    assert group["Updates"] == {"create": 1, "ignore": 2}
+    # a new version whose tasks did not change: the running allocations are updated in place
+    assert group["Updates"] == {"create": 1, "in-place update": 2}
 
 
 def test_enforce_index(jobs_api):
@@ -324,6 +325,10 @@ def test_register_and_plan_need_submit_job(acl_api):
     assert reader.post("/v1/job/acljob/plan", json={"Job": job}).status_code == 403
     result = register(writer, job)
     assert reader.get(f"/v1/evaluation/{result['EvalID']}").status_code == 200
+    # §3.5: with ACLs on, planning the unchanged job is Diff None but "in-place update" (NomadTokenID)
+    planned = plan(writer, job)
+    assert planned["Diff"]["Type"] == "None"
+    assert planned["Diff"]["TaskGroups"][0]["Updates"] == {"in-place update": 2}
     assert get_job(reader, "acljob")["NomadTokenID"] != ""  # the submitter's accessor (ACLs on)
     # NomadTokenID is part of the spec: another token re-registering it makes a new version (§2.7)
     register(Api(acl_api, token=MANAGEMENT), job)
@@ -403,3 +408,21 @@ def test_summary_counts_allocations_and_queued(jobs_api):
     missing = jobs_api.get("/v1/job/nosuch/summary")
     assert (missing.status_code, missing.text) == (404, "job not found")
     jobs_api.request("DELETE", "/v1/job/summ", params={"purge": "true"})
+
+
+def test_kill_timeout_change_is_an_in_place_update(jobs_api):
+    """§3.4 annotations: a KillTimeout-only task change `forces in-place update`; allocations keep their IDs
+    and run the new version."""
+    job = parse(jobs_api, web_hcl("inplace"))
+    register(jobs_api, job)
+    before = sorted(alloc["ID"] for alloc in live_allocs(jobs_api, "inplace"))
+    job["TaskGroups"][0]["Tasks"][0]["KillTimeout"] = 9_000_000_000
+    result = plan(jobs_api, job)
+    task = result["Diff"]["TaskGroups"][0]["Tasks"][0]
+    assert task["Annotations"] == ["forces in-place update"]
+    assert task["Fields"] == [{"Type": "Edited", "Name": "KillTimeout", "Old": "5000000000", "New": "9000000000",
+                               "Annotations": None}]
+    assert result["Diff"]["TaskGroups"][0]["Updates"] == {"in-place update": 2}
+    register(jobs_api, job)
+    after = live_allocs(jobs_api, "inplace")
+    assert sorted(alloc["ID"] for alloc in after) == before and {alloc["JobVersion"] for alloc in after} == {1}
