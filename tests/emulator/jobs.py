@@ -16,7 +16,7 @@ import json
 import uuid
 
 from . import acl as acl_mod
-from . import jobdiff, jobspec
+from . import jobdiff, jobops, jobspec
 from .httpjson import HttpError, go_json_error, json_response
 from .nomadtime import now_ns
 from .scenario import task_from_spec
@@ -25,7 +25,7 @@ from .state import Allocation, new_id
 
 JOB_SUFFIXES = ("evaluate", "allocations", "evaluations", "periodic/force", "plan", "summary", "dispatch",
                 "versions", "revert", "deployments", "deployment", "stable", "scale", "services", "submission")
-SUPPORTED_SUFFIXES = ("allocations", "evaluations", "plan", "versions", "submission", "summary")
+SUPPORTED_SUFFIXES = ("allocations", "evaluations", "plan", "versions", "submission", "summary", "revert", "scale")
 NOT_SPEC = ("Status", "StatusDescription", "Stable", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex",
             "SubmitTime")
 VALID_TYPES = ("service", "batch", "system", "sysbatch")
@@ -72,6 +72,7 @@ class JobStore:
         self.versions: dict = {}      # (namespace, id) -> [job, ...] oldest first
         self.submissions: dict = {}   # (namespace, id, version) -> submission
         self.evals: dict = {}         # eval ID -> evaluation (full, zero fields included)
+        self.scaling_events: dict = {}  # (namespace, id, group) -> [ScalingEvent], newest first
         self.evals_index = 1
 
     def current(self, namespace: str, job_id: str):
@@ -161,6 +162,10 @@ class Jobs:
             raise HttpError(501, f"the emulator does not implement /v1/job/:id/{suffix}")
         if suffix == "plan":
             return await self.plan(request, job_id)
+        if suffix == "revert":
+            return await jobops.revert(self, request, job_id)
+        if suffix == "scale":
+            return await jobops.scale(self, request, job_id)
         if suffix == "submission":
             return self.submission(request, job_id)
         if suffix == "versions":
