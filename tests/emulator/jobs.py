@@ -81,6 +81,8 @@ class JobStore:
 
     def store_version(self, job: dict, submission) -> None:
         key = (job["Namespace"], job["ID"])
+        if key not in self.versions and key in self.emulator.jobs:  # a scenario job: its document is version 0
+            self.versions[key] = [self.emulator.jobs[key]["doc"]]
         self.emulator.jobs[key] = {"doc": job, "spec": None, "registered": True}
         history = self.versions.setdefault(key, [])
         history.append(job)
