@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 PERMISSION_DENIED = "Permission denied"
 
 # Policy shorthands as Nomad expands them (reference §8).
-_READ = {"read-job", "list-jobs", "read-job-scaling", "read-logs", "read-fs", "csi-read-volume", "list-scaling-policies"}
-_WRITE = _READ | {"alloc-exec", "alloc-lifecycle", "submit-job", "dispatch-job", "parse-job", "scale-job",
+# `parse-job` is in the read list (acl/policy.go:239-251 at v1.10.5; nomad-jobs-behaviour.md §1.1 step 4).
+_READ = {"read-job", "list-jobs", "parse-job", "read-job-scaling", "read-logs", "read-fs", "csi-read-volume",
+         "list-scaling-policies"}
+_WRITE = _READ | {"alloc-exec", "alloc-lifecycle", "submit-job", "dispatch-job", "scale-job",
                   "csi-write-volume", "csi-mount-volume", "submit-recommendation", "read-scaling-policy"}
 SHORTHANDS = {"read": _READ, "write": _WRITE, "deny": set()}
 

@@ -37,8 +37,13 @@ def load_scenario_file(path: str) -> dict:
 def build_nodes(emulator: Emulator) -> None:
     entries = emulator.scenario.get("nodes") or [{"name": "node-1"}]
     for entry in entries:
-        emulator.nodes.append({"ID": str(entry.get("id") or uuid.uuid4()), "Name": str(entry["name"]),
-                               "Datacenter": emulator.datacenter})
+        node = {"ID": str(entry.get("id") or uuid.uuid4()), "Name": str(entry["name"]),
+                "Datacenter": str(entry.get("datacenter", emulator.datacenter))}
+        # optional, for the scheduler of registered jobs (scheduler.py): capacity and node pool
+        for key, name, kind in (("cpu", "CPU", int), ("memory", "MemoryMB", int), ("node_pool", "NodePool", str)):
+            if key in entry:
+                node[name] = kind(entry[key])
+        emulator.nodes.append(node)
 
 
 def node_named(emulator: Emulator, name):
@@ -55,6 +60,7 @@ def task_from_spec(spec: dict) -> Task:
     task = Task(name=str(spec["name"]), command=[str(part) for part in command],
                 lifecycle=spec.get("lifecycle"), kill_timeout=duration_seconds(spec.get("kill_timeout"), 5.0),
                 healthy=bool(spec.get("healthy", True)))
+    task.job_env = {str(key): str(value) for key, value in (spec.get("env") or {}).items()}
     try:
         task.log_settings = log_settings(spec.get("logs"))
     except LogSpecError as err:

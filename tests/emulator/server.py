@@ -15,6 +15,7 @@ from aiohttp import web
 from . import acl as acl_mod
 from .faults import STREAM_ACTIONS, FaultRuleError
 from .httpjson import HttpError, decode_go_struct, error_response, json_response, wants_pretty
+from .jobs import Jobs
 from .nomadtime import GoParseBoolError, parse_go_bool, parse_go_duration
 from .pagination import ListRequest, list_page
 from .readers import Readers
@@ -407,6 +408,9 @@ async def nomad_dispatch(request) -> web.StreamResponse:
             return await fs.dispatch(api, request, path[len("/v1/client/fs/"):])
         if path.startswith("/v1/client/allocation/"):
             return await api.client_allocation(request, path[len("/v1/client/allocation/"):])
+        answered = await request.app["jobs"].dispatch(request)
+        if answered is not None:
+            return answered
         answered = await request.app["readers"].dispatch(request)
         if answered is not None:
             return answered
@@ -539,6 +543,7 @@ def make_app(emulator: Emulator) -> web.Application:
     app[EMULATOR_KEY] = emulator
     app["api"] = Api(emulator)
     app["readers"] = Readers(app["api"])
+    app["jobs"] = Jobs(app["api"])
     if emulator.supervisor is None:
         emulator.supervisor = Supervisor(emulator)
     router = app.router

@@ -58,6 +58,7 @@ class Task:
     started: bool = False
     expected_exit: bool = False  # set while the emulator itself is killing the task (stop/restart)
     exited: asyncio.Event | None = None
+    job_env: dict = field(default_factory=dict)  # the job's `env` block (scenario `env:`)
 
     @property
     def is_prestart_ephemeral(self) -> bool:
@@ -352,6 +353,22 @@ class Emulator:
             position = bisect.bisect_left(keys, key)
             keys.insert(position, key)
             allocs.insert(position, alloc)
+
+    def remove_alloc(self, alloc: Allocation) -> None:
+        """Delete an allocation from every index (a job purge at Nomad 1.10 deletes its allocations)."""
+        if self.allocs.pop(alloc.id, None) is None:
+            return
+        position = bisect.bisect_left(self._hex_ids, alloc.hex_id)
+        if position < len(self._hex_ids) and self._hex_ids[position] == alloc.hex_id:
+            del self._hex_ids[position]
+        self._alloc_by_hex.pop(alloc.hex_id, None)
+        key = (alloc.create_index, alloc.id)
+        for allocs, keys in (self.create_ordered(None), self._namespace_lists(alloc.namespace)):
+            position = bisect.bisect_left(keys, key)
+            if position < len(keys) and keys[position] == key:
+                del keys[position]
+                del allocs[position]
+        self.allocs_index = self.bump()
 
     def _namespace_lists(self, namespace):
         return self._by_namespace.setdefault(namespace, ([], []))

@@ -143,6 +143,7 @@ class Supervisor:
     # --- one task --------------------------------------------------------------------------------
     def task_environment(self, alloc: Allocation, task: Task) -> dict:
         env = {name: os.environ[name] for name in _INHERITED_ENV if name in os.environ}
+        env.update(task.job_env)
         env.update({
             "NOMAD_ALLOC_ID": alloc.id, "NOMAD_ALLOC_NAME": alloc.name, "NOMAD_ALLOC_INDEX": str(alloc.index_in_group),
             "NOMAD_JOB_ID": alloc.job_id, "NOMAD_JOB_NAME": alloc.job["Name"], "NOMAD_GROUP_NAME": alloc.task_group,
