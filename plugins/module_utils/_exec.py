@@ -426,6 +426,22 @@ def netloc_of(url: str) -> str:
     return scheme + separator + rest.split("/", 1)[0].split("?", 1)[0]
 
 
+def redirect_status(ws) -> int | None:
+    """The status of a redirect that ended the handshake of `ws` (not followed), else None."""
+    response = getattr(ws, "handshake_response", None)
+    status = getattr(response, "status", None)
+    if status is not None and 300 <= int(status) < 400:
+        return int(status)
+    return None
+
+
+def redirect_refused_message(status: int, url: str) -> str:
+    return (
+        f"Nomad answered {status} to the exec request at {netloc_of(url)}: redirects are not followed, so the token "
+        "goes nowhere else (set address to the Nomad agent itself)"
+    )
+
+
 def handshake_failure_message(status: int, body: bytes | None) -> str:
     text = one_line((body or b"").decode("utf-8", errors="replace"))
     return f"exec request rejected with HTTP {status}" + (f": {text}" if text else "")
@@ -527,12 +543,15 @@ class _ExecTransport:
             return
 
     def _open_websocket(self, timeout: float, timeout_message: str):
+        ws = _ExecWebSocket(sslopt=self.sslopt, skip_utf8_validation=True, enable_multithread=True)
+        ws.settimeout(timeout)
         try:
-            ws = websocket.create_connection(
-                self.url, timeout=timeout, class_=_ExecWebSocket, header=self.headers, sslopt=self.sslopt,
-                suppress_origin=True, skip_utf8_validation=True, enable_multithread=True,
-            )
+            # redirect_limit=0: websocket-client would otherwise follow a 3xx to any Location (also from wss:// to
+            # ws://) and send the token and the Basic credentials there again.
+            ws.connect(self.url, header=self.headers, suppress_origin=True, redirect_limit=0)
         except websocket.WebSocketBadStatusException as error:
+            if 300 <= error.status_code < 400:
+                raise ExecError(redirect_refused_message(error.status_code, self.url)) from None
             raise ExecError(handshake_failure_message(error.status_code, error.resp_body)) from None
         except websocket.WebSocketTimeoutException:
             raise ExecTimeoutError(timeout_message) from None
@@ -540,6 +559,11 @@ class _ExecTransport:
             raise ExecError(tls_failure_message(netloc_of(self.url), error)) from None
         except websocket.WebSocketAddressException as error:
             raise ExecError(f"cannot resolve {netloc_of(self.url)}: {one_line(str(error))}") from None
+        except websocket.WebSocketException:
+            status = redirect_status(ws)
+            if status is None:
+                raise
+            raise ExecError(redirect_refused_message(status, self.url)) from None
         except OSError as error:
             if self._timed_out.is_set():
                 raise ExecTimeoutError(self._timeout_message()) from None

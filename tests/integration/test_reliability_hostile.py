@@ -1,0 +1,113 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""A broken or hostile endpoint, and the operator's credentials (RELIABILITY.md, "Hostile or broken endpoint").
+
+Real ansible runs against the emulator, whose fault rules play the hostile endpoint: an exec upgrade answered
+with a redirect, allocation IDs that are not UUIDs, listings whose next tokens never end. Also: a collection
+module about to run inside an allocation never receives the token, a password in address never shows, whatever
+its length, and the exec action keeps a bounded amount of output.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from tests.emulator.harness import EmulatorProcess
+from tests.integration.conftest import SCENARIOS, AnsibleRunner
+from tests.integration.test_connection import allocations, assert_one_line, host_line, host_play, result_of, write_inventory
+
+TOKEN = "3f1c2b9e-7d4a-4e8b-9c0d-5a6b7c8d9e0f"
+SHORT_PASSWORD = "Zq7"
+FAILED = ("failed", "ignored")  # a failed task with ignore_errors is recorded as "ignored"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with EmulatorProcess(scenario=str(SCENARIOS / "connection.yml")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def apps(emulator):
+    return [a["ID"] for a in allocations(emulator, "app")]
+
+
+@pytest.fixture
+def runner(emulator, apps, tmp_path):
+    runner = AnsibleRunner(emulator.address, tmp_path / "work")
+    runner.inventory = write_inventory(tmp_path / "hosts.ini", {
+        "apps": [host_line("app0", apps[0], ansible_nomad_token=TOKEN)],
+        "local": ["localhost ansible_connection=local ansible_python_interpreter={{ ansible_playbook_python }}"],
+    })
+    return runner
+
+
+@pytest.fixture
+def faults(emulator):
+    emulator.control.clear_faults()
+    yield emulator.control
+    emulator.control.clear_faults()
+
+
+class Trap:
+    """A TCP listener standing for the place a redirect points to: records every connection and byte."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.received = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _peer = self.server.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(5)
+                try:
+                    self.received.append(connection.recv(65536))
+                except OSError:
+                    self.received.append(b"")
+
+    def close(self):
+        self.server.close()
+        self.thread.join(10)
+
+
+def local_task(name, module, **args):
+    return {"name": name, module: args, "ignore_errors": True}
+
+
+def assert_no_secret(run, *secrets):
+    text = run.output + json.dumps(run.results)
+    for secret in secrets:
+        assert secret not in text, [line for line in text.splitlines() if secret in line][:5]
+
+
+# ------------------------------------------------------------------------------------------- A: redirects
+def test_an_exec_upgrade_answered_with_a_redirect_is_refused_and_nothing_goes_there(emulator, apps, runner, faults):
+    trap = Trap()
+    try:
+        location = f"ws://127.0.0.1:{trap.port}/v1/client/allocation/{apps[0]}/exec"
+        faults.add_fault(path="/exec$", action="redirect", status=302, location=location, count=100)
+        run = runner.playbook(
+            host_play("localhost", local_task("exec", "nomadops.nomad.nomad_alloc_exec", id=apps[0], command="true",
+                                              token=TOKEN, http_auth=f"ops:{SHORT_PASSWORD}"))
+            + host_play("apps", {"name": "raw", "raw": "true"}, ignore_unreachable=True, ignore_errors=True),
+            verbosity=4,
+        )
+    finally:
+        trap.close()
+    for message in (result_of(run, "exec", "localhost")["msg"], result_of(run, "raw", "app0")["msg"]):
+        assert_one_line(message, "Nomad answered 302", "redirects are not followed", emulator.address.split("//")[1])
+    assert trap.received == [], "the redirect was followed"
+    assert_no_secret(run, TOKEN, SHORT_PASSWORD)
