@@ -111,3 +111,44 @@ def test_an_exec_upgrade_answered_with_a_redirect_is_refused_and_nothing_goes_th
         assert_one_line(message, "Nomad answered 302", "redirects are not followed", emulator.address.split("//")[1])
     assert trap.received == [], "the redirect was followed"
     assert_no_secret(run, TOKEN, SHORT_PASSWORD)
+
+
+# ------------------------------------------------------------------------------------------- C: IDs
+def test_an_allocation_id_that_is_not_a_uuid_is_never_used(emulator, apps, runner, faults, tmp_path):
+    hostile = f"{apps[1]}/../../../evil"
+    faults.add_fault(path="^/v1/allocations?(/|$)", action="rewrite_body", old=apps[1], new=hostile, count=1000)
+    emulator.control.reset_requests()
+    dest = tmp_path / "fetched" / "dest"
+    dest.mkdir(parents=True)
+    run = runner.playbook(host_play(
+        "localhost",
+        local_task("fetch", "nomadops.nomad.nomad_alloc_fetch", id=apps[1], src="alloc/logs/main.stdout.0",
+                   dest=str(dest)),
+        local_task("exec", "nomadops.nomad.nomad_alloc_exec", id=apps[1], command="true"),
+        local_task("signal", "nomadops.nomad.nomad_alloc_signal", id=[apps[1][:8]], signal="SIGHUP"),
+    ))
+    for task in ("fetch", "exec", "signal"):
+        result = result_of(run, task, "localhost")
+        assert result["_status"] in FAILED, result
+        assert_one_line(result["msg"], "is not a UUID")
+    assert [path for path in (tmp_path / "fetched").rglob("*") if path != dest] == []
+    used = [request for request in emulator.control.requests() if "evil" in request or "/fs/" in request
+            or "/signal" in request]
+    assert used == []
+
+
+# ------------------------------------------------------------------------------------------- E: listings, output
+def test_a_listing_whose_next_tokens_never_end_fails_clearly(emulator, runner, faults):
+    faults.add_fault(path="^/v1/allocations$", action="endless_pages", count=1_000_000)
+    run = runner.playbook(host_play(
+        "localhost",
+        local_task("info", "nomadops.nomad.nomad_alloc_info", job="app", per_page=2),
+        local_task("info limited", "nomadops.nomad.nomad_alloc_info", job="app", per_page=1, limit=3),
+        {"name": "lookup", "ignore_errors": True,
+         "debug": {"msg": "{{ lookup('nomadops.nomad.nomad_alloc', job='app', per_page=2) }}"}},
+    ), timeout=600)
+    for task in ("info", "lookup"):
+        result = result_of(run, task, "localhost")
+        assert result["_status"] in FAILED, result
+        assert_one_line(result["msg"], "new pagination tokens but no new item", "/v1/allocations")
+    assert result_of(run, "info limited", "localhost")["_status"] in FAILED
