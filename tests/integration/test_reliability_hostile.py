@@ -152,3 +152,16 @@ def test_a_listing_whose_next_tokens_never_end_fails_clearly(emulator, runner, f
         assert result["_status"] in FAILED, result
         assert_one_line(result["msg"], "new pagination tokens but no new item", "/v1/allocations")
     assert result_of(run, "info limited", "localhost")["_status"] in FAILED
+
+
+def test_exec_output_beyond_max_output_bytes_is_cut_and_says_so(apps, runner):
+    argv = ["/bin/sh", "-c", "head -c 300000 /dev/zero | tr '\\0' a; printf end"]
+    run = runner.playbook(host_play(
+        "localhost",
+        local_task("capped", "nomadops.nomad.nomad_alloc_exec", id=apps[3], argv=argv, max_output_bytes=1000),
+        local_task("whole", "nomadops.nomad.nomad_alloc_exec", id=apps[3], argv=argv),
+    )).assert_ok()
+    capped = result_of(run, "capped", "localhost")
+    assert (len(capped["stdout"]), capped["stdout"].endswith("aend"), capped["truncated"]) == (1000, True, True)
+    whole = result_of(run, "whole", "localhost")
+    assert (len(whole["stdout"]), whole["truncated"]) == (300003, False)
