@@ -165,3 +165,29 @@ def test_exec_output_beyond_max_output_bytes_is_cut_and_says_so(apps, runner):
     assert (len(capped["stdout"]), capped["stdout"].endswith("aend"), capped["truncated"]) == (1000, True, True)
     whole = result_of(run, "whole", "localhost")
     assert (len(whole["stdout"]), whole["truncated"]) == (300003, False)
+
+
+# ------------------------------------------------------------------------------------------- D: address password
+def test_a_short_password_in_address_never_shows_even_when_validation_fails(emulator, apps, runner, tmp_path):
+    # The address comes from an extra variable: ansible-core itself quotes playbook source lines at -vvv.
+    address = emulator.address.replace("://", f"://ops:{SHORT_PASSWORD}@")
+    fetch = dict(id=apps[4], src="alloc/logs/main.stdout.0", dest=str(tmp_path / "out"), address="{{ hostile }}")
+    run = runner.playbook(host_play(
+        "localhost",
+        local_task("exec", "nomadops.nomad.nomad_alloc_exec", id=apps[4], command="true", address="{{ hostile }}"),
+        local_task("exec invalid", "nomadops.nomad.nomad_alloc_exec", id=apps[4], command="true",
+                   address="{{ hostile }}", command_timeout="soon"),
+        local_task("exec bad option", "nomadops.nomad.nomad_alloc_exec", id=apps[4], command="true",
+                   address="{{ hostile }}", ca_cert=str(tmp_path / "missing.pem")),
+        local_task("fetch", "nomadops.nomad.nomad_alloc_fetch", **fetch),
+        local_task("fetch invalid", "nomadops.nomad.nomad_alloc_fetch", **dict(fetch, flat="maybe")),
+        local_task("info invalid", "nomadops.nomad.nomad_alloc_info", job="app", per_page="many",
+                   address="{{ hostile }}"),
+        {"name": "lookup", "ignore_errors": True,
+         "debug": {"msg": "{{ lookup('nomadops.nomad.nomad_alloc', job='app', address=hostile, timeout=-1) }}"}},
+    ), extra_vars={"hostile": address}, verbosity=3, nomad_addr=False)
+    assert result_of(run, "exec", "localhost")["_status"] == "changed"
+    assert result_of(run, "fetch", "localhost")["_status"] in ("ok", "changed")
+    for task in ("exec invalid", "exec bad option", "fetch invalid", "info invalid", "lookup"):
+        assert result_of(run, task, "localhost")["_status"] in FAILED, task
+    assert_no_secret(run, SHORT_PASSWORD)
