@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
 from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import SCENARIOS, AnsibleRunner
+from tests.integration.conftest import SCENARIOS, VENV_BIN, AnsibleRunner
 from tests.integration.test_connection import allocations, assert_one_line, host_line, host_play, result_of, write_inventory
 
 TOKEN = "3f1c2b9e-7d4a-4e8b-9c0d-5a6b7c8d9e0f"
@@ -191,3 +192,36 @@ def test_a_short_password_in_address_never_shows_even_when_validation_fails(emul
     for task in ("exec invalid", "exec bad option", "fetch invalid", "info invalid", "lookup"):
         assert result_of(run, task, "localhost")["_status"] in FAILED, task
     assert_no_secret(run, SHORT_PASSWORD)
+
+
+# ------------------------------------------------------------------------------------------- B: the workload
+@pytest.mark.parametrize("pipelining", ["0", "1"])
+def test_a_module_about_to_run_inside_an_allocation_never_gets_the_token(emulator, apps, runner, pipelining):
+    env = {"ANSIBLE_PIPELINING": pipelining}
+    run = runner.playbook(host_play(
+        "apps",
+        {"name": "inside", "nomadops.nomad.nomad_alloc_info": {"job": "app"}, "ignore_errors": True},
+        {"name": "delegated", "nomadops.nomad.nomad_alloc_info": {"job": "app"}, "delegate_to": "localhost"},
+    ), env=env, verbosity=4)
+    inside = result_of(run, "inside", "app0")
+    assert inside["_status"] in FAILED, inside
+    assert_one_line(inside["msg"], "inside the Nomad allocation", "token", "delegate_to: localhost")
+    assert result_of(run, "delegated", "app0")["_status"] == "ok"
+    assert_no_secret(run, TOKEN)
+    task_dir = Path(emulator.control.tasks(apps[0])["main"]["task_dir"]).parent
+    for path in task_dir.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize("verbosity", [0, 4])
+def test_ad_hoc_module_on_an_allocation_host_says_to_delegate(runner, verbosity):
+    argv = [str(VENV_BIN / "ansible"), "app0", "-i", str(runner.inventory), "-c", "nomadops.nomad.nomad_exec",
+            "-m", "nomadops.nomad.nomad_alloc_info", "-a", "job=app"]
+    if verbosity:
+        argv.append("-" + "v" * verbosity)
+    run = runner._run(argv, None, True, 300)
+    assert run.rc != 0
+    assert "delegate_to: localhost" in run.output, run.output
+    assert "Traceback" not in run.output
+    assert_no_secret(run, TOKEN)
