@@ -58,7 +58,7 @@ if t.TYPE_CHECKING:
 DEFAULT_EXEC_TIMEOUT = 300
 # The exec action keeps at most this much of each of stdout and stderr in memory (the end of it): a command or a
 # broken endpoint that sends output forever must not exhaust the controller's memory.
-DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_OUTPUT_BYTES = 128 * 1024 * 1024
 HEARTBEAT_INTERVAL = 10.0
 STDIN_CHUNK_SIZE = 32 * 1024
 # After the exited frame, how long to wait for the server's close frame before dropping the socket.

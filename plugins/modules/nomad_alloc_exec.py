@@ -128,7 +128,7 @@ options:
         is V(true). A command, or a broken endpoint, that sends output without end cannot exhaust the controller's memory.
       - For more, write the output to a file in the allocation and copy it with M(nomadops.nomad.nomad_alloc_fetch).
     type: int
-    default: 16777216
+    default: 134217728
   output_lines:
     description:
       - Also return the output split into lines in RV(stdout_lines) and RV(stderr_lines) (with
