@@ -70,7 +70,8 @@ UUID_PATTERN = re.compile(rf"^{_UUID_TEXT}$")
 # Request paths whose segment after the object kind is an ID: allocations, nodes, evaluations, deployments and
 # the client fs/allocation endpoints.  What follows the kind must be one UUID and at most one word after it.
 _PATH_WITH_ID = re.compile(
-    r"^/v1/(?P<kind>client/allocation|client/fs/[a-z]+|allocation|evaluation|node|deployment(?:/(?:promote|fail|pause|allocations|allocation-health|unblock))?)/(?P<rest>.*)$"
+    r"^/v1/(?P<kind>client/allocation|client/fs/[a-z]+|allocation|evaluation|node"
+    r"|deployment(?:/(?:promote|fail|pause|allocations|allocation-health|unblock))?)/(?P<rest>.*)$"
 )
 _ID_AND_ACTION = re.compile(rf"^{_UUID_TEXT}(?:/[a-z-]+)?$")
 _KIND_NAMES = {"node": "node", "evaluation": "evaluation"}

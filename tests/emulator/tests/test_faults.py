@@ -128,7 +128,7 @@ def test_rewrite_body_fault_replaces_text_in_the_answer(api, fresh_emulator):
 
 def test_endless_pages_fault_sends_a_new_next_token_each_time(api, fresh_emulator):
     fresh_emulator.control.add_fault(path="^/v1/allocations$", action="endless_pages", count=3)
-    tokens = {api.get("/v1/allocations", params={"per_page": 1}).headers["X-Nomad-NextToken"] for _ in range(3)}
+    tokens = {api.get("/v1/allocations", params={"per_page": 1}).headers["X-Nomad-NextToken"] for _attempt in range(3)}
     assert len(tokens) == 3
 
 

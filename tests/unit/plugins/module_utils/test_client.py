@@ -139,7 +139,8 @@ def test_not_found_names_the_address_and_failure_fields_carry_it():
     with FakeNomad(scripted(Reply(404, "alloc not found"))) as nomad:
         with pytest.raises(NomadNotFoundError) as failure:
             make_client(nomad.address).read("/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c")
-    assert str(failure.value) == f"GET /v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c failed: 404 alloc not found at {nomad.address} (check the allocation ID)"
+    assert str(failure.value) == (f"GET /v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c failed: 404 alloc not found at {nomad.address} "
+                                  "(check the allocation ID)")
     assert failure_fields(failure.value) == {"msg": str(failure.value), "status": 404, "address": nomad.address}
 
 
@@ -197,7 +198,8 @@ def test_multi_line_nomad_errors_become_one_line():
         with pytest.raises(NomadServerError) as failure:
             make_client(nomad.address).write("POST", "/v1/client/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/signal", body={})
     assert str(failure.value) == (
-        "POST /v1/client/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/signal failed: 500 1 error occurred: * Failed to signal task: web, err: Task not running"
+        "POST /v1/client/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/signal failed: 500 1 error occurred: "
+        "* Failed to signal task: web, err: Task not running"
     )
 
 
@@ -344,7 +346,8 @@ def test_slow_answer_is_a_timeout_error():
             make_client(nomad.address, retries=0, timeout=0.2).write("POST", "/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop")
     assert type(failure.value).__name__ == "NomadTimeoutError"
     assert str(failure.value) == (
-        f"POST /v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop failed: Nomad at {nomad.address} did not answer within the timeout of 0.2 s (raise timeout); "
+        f"POST /v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop failed: Nomad at {nomad.address} "
+        "did not answer within the timeout of 0.2 s (raise timeout); "
         "the request may or may not have been applied"
     )
 

@@ -275,7 +275,7 @@ def test_follow_ends_at_its_deadline_even_when_only_whitespace_arrives():
 
     class Chatty:
         def stream(self, path, params=None, timeout=None):
-            for _ in range(10000):
+            for _chunk in range(10000):
                 consumed.append(1)
                 yield b" "
 
