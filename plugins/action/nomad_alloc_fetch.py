@@ -14,7 +14,7 @@ import hashlib
 import os
 import tempfile
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError, failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError, failure_fields, is_uuid
 from ansible_collections.nomadops.nomad.plugins.module_utils._fs import copy_file, refuse_unreadable, stat_path
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
@@ -48,11 +48,22 @@ def local_sha1(path):
 
 def destination(dest, src, alloc_id, flat):
     """Where the file lands, like ansible.builtin.fetch: dest/<alloc id>/<src>, or with flat dest itself
-    (dest/<basename> when dest ends with a slash)."""
+    (dest/<basename> when dest ends with a slash).  The path is checked to stay under dest."""
     relative = os.path.normpath(src.strip("/"))
     if flat:
         return os.path.join(dest, os.path.basename(relative)) if dest.endswith(os.sep) else dest
-    return os.path.join(dest, alloc_id, relative)
+    if not is_uuid(alloc_id):
+        raise FetchError(f"refusing to use the allocation ID {alloc_id!r} from Nomad's answer in a path: it is not a UUID")
+    return inside(dest, os.path.join(dest, alloc_id, relative))
+
+
+def inside(dest, path):
+    """`path` normalised, when it stays under `dest` (also normalised); else FetchError."""
+    base = os.path.normpath(os.path.abspath(dest))
+    normalised = os.path.normpath(os.path.abspath(path))
+    if os.path.commonpath([base, normalised]) != base or normalised == base:
+        raise FetchError(f"the file would land at {normalised!r}, outside dest {dest!r}; check src (no '..' that leaves dest)")
+    return normalised
 
 
 def prepare_directory(path):

@@ -55,11 +55,12 @@ options:
       - name: ansible_nomad_task
   command_timeout:
     description:
-      - Seconds a command or file transfer may take before it is aborted and the task fails. V(0) means no limit
-        (the task keyword C(timeout) still applies).
+      - Seconds a command or file transfer may take before it is aborted and the task fails. The default, one hour,
+        keeps a hung command or a broken endpoint from holding a task forever; V(0) means no limit (the task keyword
+        C(timeout) still applies).
       - Not the same as O(timeout), which limits each HTTP request and the opening of each exec session.
     type: float
-    default: 0
+    default: 3600
     vars:
       - name: ansible_nomad_command_timeout
     ini:
@@ -82,6 +83,13 @@ notes:
     without filesystem isolation such as C(raw_exec); it also needs C(read-job) to resolve the allocation.
     A refused exec, an allocation that is gone or not running, and an unknown task make the host UNREACHABLE
     with one line naming the allocation, the task and the reason.
+  - >-
+    The token never goes into the allocation: a module of this collection run on a host of this connection
+    without C(delegate_to) would run inside the allocation, so the C(ansible_nomad_*) variables and the
+    C([nomadops_nomad]) section fill none of its options there, and a token, O(http_auth) or password in
+    O(address) from them or from the task fails the task before anything is sent. Run such tasks with
+    C(delegate_to: localhost); inside the allocation a module may still use the allocation's own E(NOMAD_TOKEN).
+  - Exec never follows a redirect of the WebSocket upgrade; a 3xx answer fails with one line.
   - The command runs as the task's user; C(ansible_user) is ignored (Nomad's exec API has no user parameter).
     C(become) works with methods that need no password (V(sudo) with NOPASSWD, V(su) from root); when the
     method asks for a password (for example V(sudo) with O(ansible.builtin.sudo#become:become_pass)), the prompt

@@ -98,7 +98,8 @@ notes:
     messages.
   - >-
     With O(cache=true) the allocations (not the hosts) are cached, so changed O(compose), O(groups), O(keyed_groups)
-    or O(hosts_per) apply on a cache hit; a changed selector, address, namespace or region is a cache miss. A refresh
+    or O(hosts_per) apply on a cache hit; a changed selector, address, namespace, region, token or http_auth is a cache
+    miss (each token has its own cache entry, keyed by a salted hash of it, never the token itself). A refresh
     that fails leaves the cache as it was. C(--flush-cache) forces a refresh.
   - Selecting nothing is not an error; the source then has no hosts and a warning says what was asked.
 seealso:
@@ -174,6 +175,7 @@ keyed_groups:
 #         mode: "0644"
 """
 
+import hashlib
 import re
 import typing as t
 
@@ -201,7 +203,9 @@ from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import (
 
 CONNECTION_PLUGIN = "nomadops.nomad.nomad_exec"
 FILE_SUFFIXES = ("nomad_allocs.yml", "nomad_allocs.yaml")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+# Salt of the credentials' identity in the cache key (a hash of token and http_auth, never the secrets).
+_IDENTITY_SALT = b"nomadops.nomad.nomad_allocs cache identity\0"
 SHORT_ID_LENGTH = 8
 _UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _ALLOC_INDEX = re.compile(r"\[(\d+)\]$")
@@ -346,6 +350,13 @@ def default_groups(record: dict) -> tuple:
 
 
 # --------------------------------------------------------------------------------------------- plugin
+def credentials_identity(options) -> str:
+    """A SHA-256 of the token and http_auth the listing is read with: which hosts a cache entry holds depends on
+    what the token may read.  PBKDF2 keeps a weak http_auth password from being guessed from the cache file."""
+    secret = "\0".join((options.token or "", ":".join(options.http_auth or ()))).encode("utf-8")
+    return hashlib.pbkdf2_hmac("sha256", secret, _IDENTITY_SALT, 10000).hex()
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     NAME = "nomadops.nomad.nomad_allocs"
@@ -416,12 +427,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     # -- reading (from Nomad or the cache)
     def _cache_fingerprint(self, options, selector: dict) -> dict:
         return {"format": CACHE_FORMAT, "address": options.address, "namespace": options.namespace,
-                "region": options.region, "selector": selector, "meta": self.get_option("meta")}
+                "region": options.region, "selector": selector, "meta": self.get_option("meta"),
+                "identity": credentials_identity(options)}
 
     def _records(self, path, options, selector: dict, use_cache: bool) -> list:
         caching = bool(self.get_option("cache"))
         fingerprint = self._cache_fingerprint(options, selector)
-        key = self.get_cache_key(path)
+        # One cache entry per token: a narrower token never reads the hosts a broader one listed.
+        key = f"{self.get_cache_key(path)}_{fingerprint['identity'][:16]}"
         if caching and use_cache:
             cached = self._cached_records(key, fingerprint)
             if cached is not None:

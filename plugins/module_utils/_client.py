@@ -60,6 +60,21 @@ MAX_RETRY_AFTER = 30
 MAX_MESSAGE_BODY = 400
 ID_PREFIXES = tuple(f"{value:02x}" for value in range(256))
 _REDACTED = "********"
+# Pagination bounds against a broken or hostile endpoint that sends new X-Nomad-NextTokens forever: a listing
+# stops after this many pages in a row that bring no new item, and after MAX_PAGES pages (with a `limit`, twice the
+# limit + the stalled allowance: every useful page brings at least one new item).
+MAX_STALLED_PAGES = 1000
+MAX_PAGES = 1_000_000
+_UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+UUID_PATTERN = re.compile(rf"^{_UUID_TEXT}$")
+# Request paths whose segment after the object kind is an ID: allocations, nodes, evaluations, deployments and
+# the client fs/allocation endpoints.  What follows the kind must be one UUID and at most one word after it.
+_PATH_WITH_ID = re.compile(
+    r"^/v1/(?P<kind>client/allocation|client/fs/[a-z]+|allocation|evaluation|node"
+    r"|deployment(?:/(?:promote|fail|pause|allocations|allocation-health|unblock))?)/(?P<rest>.*)$"
+)
+_ID_AND_ACTION = re.compile(rf"^{_UUID_TEXT}(?:/[a-z-]+)?$")
+_KIND_NAMES = {"node": "node", "evaluation": "evaluation"}
 # At most this much of a streamed body in memory at once: with chunk_size=None requests reads a body that has a
 # Content-Length in ONE piece (a 2 GiB file would be 2 GiB of memory); chunked answers still arrive as sent.
 STREAM_CHUNK_BYTES = 1024 * 1024
@@ -124,7 +139,11 @@ class NomadServerError(NomadError):
 
 
 class NomadPaginationError(NomadError):
-    """Pagination did not make progress even after recovery."""
+    """Pagination did not make progress even after recovery, or did not end within its bound."""
+
+
+class NomadUnsafeIDError(NomadNotNomadError):
+    """An ID that Nomad's answer gave, about to be used in a request path, is not a UUID."""
 
 
 _ERROR_BY_STATUS = {400: NomadBadRequestError, 403: NomadPermissionDeniedError, 404: NomadNotFoundError}
@@ -381,6 +400,7 @@ class NomadClient:
             raise
 
     def _stream_chunks(self, path, params, timeout):
+        require_uuid_ids(path)
         query = self.query(params)
         try:
             response = self.session.get(
@@ -409,6 +429,7 @@ class NomadClient:
 
     def _request(self, method, path, params, body, timeout):
         try:
+            require_uuid_ids(path, method)
             return self._request_with_retries(method, path, self.query(params), body, timeout)
         except NomadError as error:
             error.address = error.address or self.options.address
@@ -548,8 +569,9 @@ class NomadClient:
         Nomad 1.5/1.6 compare `<CreateIndex>.<ID>` tokens as strings (hashicorp/nomad#25435), so a page can
         start too early (duplicates, removed here by ID) or a token can come back again (a loop).  On a
         repeated token the rest is listed by two-hex-digit ID prefixes, whose tokens are plain IDs that
-        compare correctly, and a warning is recorded.  `on_response(NomadResponse)` sees every page's
-        response (for X-Nomad-Index).
+        compare correctly, and a warning is recorded.  A listing whose new tokens never end (a broken or
+        hostile endpoint) fails after MAX_STALLED_PAGES pages in a row without a new item, or past its page
+        budget.  `on_response(NomadResponse)` sees every page's response (for X-Nomad-Index).
         """
         collected = _UniqueItems(limit)
         base = dict(params or {})
@@ -557,7 +579,7 @@ class NomadClient:
         if collected.full:
             return
         try:
-            for page in self._pages(path, base, per_page, on_response):
+            for page in self._pages(path, base, per_page, on_response, _PageBudget(collected)):
                 yield from collected.new(page)
                 if collected.full:
                     return
@@ -576,7 +598,7 @@ class NomadClient:
     def _paginate_by_id_prefix(self, path, params, per_page, collected, on_response):
         for prefix in ID_PREFIXES:
             try:
-                for page in self._pages(path, dict(params, prefix=prefix), per_page, on_response):
+                for page in self._pages(path, dict(params, prefix=prefix), per_page, on_response, _PageBudget(collected)):
                     yield from collected.new(page)
                     if collected.full:
                         return
@@ -586,8 +608,9 @@ class NomadClient:
                     method="GET", path=path,
                 )
 
-    def _pages(self, path, params, per_page, on_response=None):
-        """The item lists of successive pages; raises _RepeatedToken when a next token comes back."""
+    def _pages(self, path, params, per_page, on_response, budget):
+        """The item lists of successive pages; raises _RepeatedToken when a next token comes back, and
+        NomadPaginationError when `budget` (a _PageBudget) says the listing does not end."""
         tokens_seen = set()
         token = None
         while True:
@@ -607,6 +630,7 @@ class NomadClient:
                 return
             if response.next_token in tokens_seen:
                 raise _RepeatedToken(response.next_token)
+            budget.after_page(path)
             tokens_seen.add(response.next_token)
             token = response.next_token
 
@@ -622,6 +646,7 @@ class NomadClient:
 
     def websocket_target(self, path, params=None):
         """(url, headers, sslopt) for websocket-client, with the same TLS settings and token as HTTP requests."""
+        require_uuid_ids(path)
         parts = urlsplit(self.options.address)
         scheme = "wss" if parts.scheme == "https" else "ws"
         url = f"{scheme}://{parts.netloc}{parts.path}{path}"
@@ -651,6 +676,39 @@ class _RepeatedToken(Exception):
         self.token = token
 
 
+class _PageBudget:
+    """How many more pages one listing may take: it fails after MAX_STALLED_PAGES pages in a row that brought no
+    new item, and after 2 * `limit` + MAX_STALLED_PAGES pages (a correct server needs at most `limit` pages, each
+    bringing a new item; the string-compared tokens of hashicorp/nomad#25435 may add pages of duplicates), or
+    MAX_PAGES without a limit."""
+
+    def __init__(self, collected):
+        self.collected = collected
+        self.pages = 0
+        self.stalled = 0
+        self.count_before = collected.count
+        limit = collected.limit
+        self.max_pages = MAX_PAGES if limit is None else min(MAX_PAGES, 2 * limit + MAX_STALLED_PAGES)
+
+    def after_page(self, path):
+        """Called once a page with a next token was consumed; raises NomadPaginationError past the budget."""
+        self.pages += 1
+        self.stalled = 0 if self.collected.count > self.count_before else self.stalled + 1
+        self.count_before = self.collected.count
+        if self.stalled >= MAX_STALLED_PAGES:
+            raise NomadPaginationError(
+                f"GET {path} failed: Nomad sent {self.stalled} pages in a row with new pagination tokens but no new item; "
+                "stopped listing (check that address points at a working Nomad agent)",
+                method="GET", path=path,
+            )
+        if self.pages >= self.max_pages:
+            raise NomadPaginationError(
+                f"GET {path} failed: the listing did not end after {self.pages} pages; stopped listing "
+                "(check that address points at a working Nomad agent, or set limit)",
+                method="GET", path=path,
+            )
+
+
 class _UniqueItems:
     """Lets each item (by its ID) through once, up to an optional limit."""
 
@@ -674,6 +732,30 @@ class _UniqueItems:
                 self.seen_ids.add(item_id)
             self.count += 1
             yield item
+
+
+# --------------------------------------------------------------------------------------------- IDs in paths
+def require_uuid_ids(path, method="GET"):
+    """Refuse a request path whose allocation, node, evaluation or deployment ID is not one UUID.
+
+    The IDs in request paths come from Nomad's answers (a listing, a prefix resolution); an ID such as
+    `5a22/../../evil` from a broken or hostile endpoint must never reach another URL, nor a controller path
+    built from the same answer.  This is the one place every request path passes through."""
+    match = _PATH_WITH_ID.match(path)
+    if match is None or _ID_AND_ACTION.match(match.group("rest")):
+        return
+    kind = match.group("kind").rsplit("/", 1)[-1]
+    what = _KIND_NAMES.get(kind, "deployment" if kind.startswith("deployment") else "allocation")
+    given = one_line(match.group("rest"), max_length=80)
+    raise NomadUnsafeIDError(
+        f"refusing to use the {what} ID {given!r} from Nomad's answer: it is not a UUID "
+        "(check that address points at a Nomad agent, not a broken or hostile endpoint)",
+        method=method, path=path,
+    )
+
+
+def is_uuid(text):
+    return isinstance(text, str) and bool(UUID_PATTERN.match(text))
 
 
 # --------------------------------------------------------------------------------------------- small helpers

@@ -56,6 +56,9 @@ if t.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 DEFAULT_EXEC_TIMEOUT = 300
+# The exec action keeps at most this much of each of stdout and stderr in memory (the end of it): a command or a
+# broken endpoint that sends output forever must not exhaust the controller's memory.
+DEFAULT_MAX_OUTPUT_BYTES = 128 * 1024 * 1024
 HEARTBEAT_INTERVAL = 10.0
 STDIN_CHUNK_SIZE = 32 * 1024
 # After the exited frame, how long to wait for the server's close frame before dropping the socket.
@@ -103,6 +106,7 @@ class ExecRequest(t.NamedTuple):
     ws_handshake: bool = False
     timeout: float = float(DEFAULT_EXEC_TIMEOUT)
     namespace: str | None = None  # the allocation's; None keeps the client's
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES  # per stream, kept in memory (the end of the output)
 
 
 class ExecOutcome(t.NamedTuple):
@@ -111,6 +115,7 @@ class ExecOutcome(t.NamedTuple):
     exit_code: int | None
     stdout: bytes
     stderr: bytes
+    truncated: bool = False  # stdout or stderr lost its beginning to max_output_bytes
 
 
 # The exec action's own options; the connection options (CONNECTION_ARGUMENT_SPEC) come on top, unchanged:
@@ -129,6 +134,7 @@ EXEC_ARGUMENT_SPEC = dict(
         options=dict(height=dict(type="int", required=True), width=dict(type="int", required=True)),
     ),
     command_timeout=dict(type="float", default=DEFAULT_EXEC_TIMEOUT),
+    max_output_bytes=dict(type="int", default=DEFAULT_MAX_OUTPUT_BYTES),
     output_encoding=dict(type="str", default="text", choices=list(OUTPUT_ENCODINGS)),
     output_lines=dict(type="bool", default=True),
     strip_empty_ends=dict(type="bool", default=True),
@@ -207,7 +213,16 @@ def exec_request_from_params(params: Mapping, allocation_id: str, task: str) -> 
         tty_size=tty_size_of(tty, params.get("tty_size")),
         ws_handshake=bool(params.get("ws_handshake")),
         timeout=exec_timeout_of(params.get("command_timeout")),
+        max_output_bytes=max_output_bytes_of(params.get("max_output_bytes")),
     )
+
+
+def max_output_bytes_of(value: int | None) -> int:
+    if value is None:
+        return DEFAULT_MAX_OUTPUT_BYTES
+    if value < 1:
+        raise ExecArgumentError(f"max_output_bytes must be 1 or more (got {value})")
+    return int(value)
 
 
 def exec_path(allocation_id: str) -> str:
@@ -280,12 +295,45 @@ def decode_base64(data: bytes | str) -> bytes:
         raise ExecError(f"exec session sent output that is not base64: {error}") from None
 
 
-class OutputCollector:
-    """Collects server frames; `exit_code` is set once the exited frame arrived."""
+class TailChunks:
+    """The last `limit` bytes of a stream, appended chunk by chunk; `truncated` once more than that arrived."""
 
-    def __init__(self) -> None:
-        self.stdout: list = []
-        self.stderr: list = []
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.chunks: list = []
+        self.size = 0
+        self.truncated = False
+
+    def append(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > 2 * self.limit:
+            self._compact()
+
+    def _compact(self) -> None:
+        kept = b"".join(self.chunks)[-self.limit:]
+        self.truncated = True
+        self.chunks = [kept]
+        self.size = len(kept)
+
+    def data(self) -> bytes:
+        joined = b"".join(self.chunks)
+        if len(joined) > self.limit:
+            self.truncated = True
+            return joined[-self.limit:]
+        return joined
+
+    def __bool__(self) -> bool:
+        return bool(self.size)
+
+
+class OutputCollector:
+    """Collects server frames; `exit_code` is set once the exited frame arrived. Keeps the last `max_bytes` of
+    each stream."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_OUTPUT_BYTES) -> None:
+        self.stdout = TailChunks(max_bytes)
+        self.stderr = TailChunks(max_bytes)
         self.exit_code: int | None = None
 
     def feed(self, payload: bytes) -> None:
@@ -319,7 +367,7 @@ class OutputCollector:
             self.exit_code = exit_code_of(message)
 
     @staticmethod
-    def _take_stream(stream: object, chunks: list) -> None:
+    def _take_stream(stream: object, chunks: TailChunks) -> None:
         if not isinstance(stream, dict):
             return
         data = stream.get("data")
@@ -327,7 +375,8 @@ class OutputCollector:
             chunks.append(decode_base64(data))
 
     def outcome(self) -> ExecOutcome:
-        return ExecOutcome(self.exit_code, b"".join(self.stdout), b"".join(self.stderr))
+        stdout, stderr = self.stdout.data(), self.stderr.data()
+        return ExecOutcome(self.exit_code, stdout, stderr, self.stdout.truncated or self.stderr.truncated)
 
     @property
     def has_output(self) -> bool:
@@ -400,6 +449,7 @@ def shape_output(outcome: ExecOutcome, output_encoding: str, strip_empty_ends: b
     """rc/stdout/stderr and *_lines (empty in base64 mode or without `output_lines`) as returned to the user;
     no rc for unfinished commands."""
     shaped = {} if outcome.exit_code is None else {"rc": outcome.exit_code}
+    shaped["truncated"] = outcome.truncated
     if output_encoding == "base64":
         shaped.update(
             stdout=base64.b64encode(outcome.stdout).decode("ascii"),
@@ -424,6 +474,22 @@ def netloc_of(url: str) -> str:
     """scheme://host:port of a URL, for messages (no path, no query)."""
     scheme, separator, rest = url.partition("://")
     return scheme + separator + rest.split("/", 1)[0].split("?", 1)[0]
+
+
+def redirect_status(ws) -> int | None:
+    """The status of a redirect that ended the handshake of `ws` (not followed), else None."""
+    response = getattr(ws, "handshake_response", None)
+    status = getattr(response, "status", None)
+    if status is not None and 300 <= int(status) < 400:
+        return int(status)
+    return None
+
+
+def redirect_refused_message(status: int, url: str) -> str:
+    return (
+        f"Nomad answered {status} to the exec request at {netloc_of(url)}: redirects are not followed, so the token "
+        "goes nowhere else (set address to the Nomad agent itself)"
+    )
 
 
 def handshake_failure_message(status: int, body: bytes | None) -> str:
@@ -527,12 +593,15 @@ class _ExecTransport:
             return
 
     def _open_websocket(self, timeout: float, timeout_message: str):
+        ws = _ExecWebSocket(sslopt=self.sslopt, skip_utf8_validation=True, enable_multithread=True)
+        ws.settimeout(timeout)
         try:
-            ws = websocket.create_connection(
-                self.url, timeout=timeout, class_=_ExecWebSocket, header=self.headers, sslopt=self.sslopt,
-                suppress_origin=True, skip_utf8_validation=True, enable_multithread=True,
-            )
+            # redirect_limit=0: websocket-client would otherwise follow a 3xx to any Location (also from wss:// to
+            # ws://) and send the token and the Basic credentials there again.
+            ws.connect(self.url, header=self.headers, suppress_origin=True, redirect_limit=0)
         except websocket.WebSocketBadStatusException as error:
+            if 300 <= error.status_code < 400:
+                raise ExecError(redirect_refused_message(error.status_code, self.url)) from None
             raise ExecError(handshake_failure_message(error.status_code, error.resp_body)) from None
         except websocket.WebSocketTimeoutException:
             raise ExecTimeoutError(timeout_message) from None
@@ -540,6 +609,11 @@ class _ExecTransport:
             raise ExecError(tls_failure_message(netloc_of(self.url), error)) from None
         except websocket.WebSocketAddressException as error:
             raise ExecError(f"cannot resolve {netloc_of(self.url)}: {one_line(str(error))}") from None
+        except websocket.WebSocketException:
+            status = redirect_status(ws)
+            if status is None:
+                raise
+            raise ExecError(redirect_refused_message(status, self.url)) from None
         except OSError as error:
             if self._timed_out.is_set():
                 raise ExecTimeoutError(self._timeout_message()) from None
@@ -569,7 +643,7 @@ class ExecSession(_ExecTransport):
 
     def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest) -> None:
         super().__init__(url, headers, sslopt, request)
-        self._collector = OutputCollector()
+        self._collector = OutputCollector(request.max_output_bytes)
         self._deadline = 0.0
 
     def run(self) -> ExecOutcome:

@@ -221,13 +221,22 @@ class Follow:
         return self.deadline - time.monotonic()
 
 
+def until_deadline(chunks, follow):
+    """The raw chunks of a followed stream until the deadline passed or the follow was stopped, checked on every
+    chunk: heartbeats and whitespace count, so an endpoint that keeps talking cannot hold the follow open."""
+    for chunk in chunks:
+        if follow.stop.is_set() or follow.remaining() <= 0:
+            return
+        yield chunk
+
+
 def follow_log(client, alloc_id, task, log_type, start_offset, buffer, follow):
     """Follow one log into `buffer` until `until` matched, the task finished, or the deadline passed."""
     path = logs_path(alloc_id)
     params = dict(task=task, type=log_type, origin="end", offset=max(int(start_offset), 1), follow=True)
     finished_seen = False
     read_timeout = max(follow.remaining(), 0) + 5
-    for frame in decode_frames(client.stream(path, params, timeout=read_timeout), path):
+    for frame in decode_frames(until_deadline(client.stream(path, params, timeout=read_timeout), follow), path):
         if frame.data:
             buffer.add(frame.data)
             with follow.lock:
@@ -389,6 +398,11 @@ def copy_file(client, alloc_id, path, handle, expected_size, digest):
     A size that differs from `expected_size` (the stat) fails: cat answers errors as 200 text."""
     size = 0
     for chunk in client.stream(f"/v1/client/fs/cat/{alloc_id}", {"path": path}):
+        if size + len(chunk) > expected_size:
+            # Nothing past the size stat reported is written: a file that grows, or an endpoint that never ends.
+            raise AllocPathError(f"reading {path!r} of allocation {alloc_id[:8]} returned more than the {expected_size} "
+                                 "bytes Nomad's stat reported (the file grew while it was read, or Nomad answered "
+                                 "something else); retry")
         handle.write(chunk)
         digest.update(chunk)
         size += len(chunk)

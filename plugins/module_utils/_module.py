@@ -25,6 +25,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     NomadOptionError,
     connection_options_from_params,
     secrets_in_params,
+    unknown_option_names,
+    unknown_options_message,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_ARGUMENT_SPEC, SELECTOR_KEYS
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
@@ -65,6 +67,18 @@ class NomadAnsibleModule(AnsibleModule):
         self.no_log_values.update(secrets_in_params(self.params))
         if not HAS_REQUESTS:
             self.fail_json(msg=missing_required_lib("requests"), exception=REQUESTS_IMPORT_ERROR)
+
+    def _set_internal_properties(self, argument_spec=None, module_parameters=None):
+        # Runs inside AnsibleModule.__init__ right after the arguments were read, before ansible-core validates
+        # them: from here on the address password is scrubbed (also from a validation failure), and unknown
+        # options are named before ansible-core's first error (a missing required option) could hide them.
+        super()._set_internal_properties(argument_spec, module_parameters)
+        if argument_spec is not None or module_parameters is not None:
+            return
+        self.no_log_values.update(secrets_in_params(self.params))
+        unknown = [] if self._ignore_unknown_opts else unknown_option_names(self.params, self.argument_spec)
+        if unknown:
+            self.fail_json(msg=unknown_options_message(self._name, unknown, self.argument_spec))
 
     def _log_invocation(self):
         # Runs inside AnsibleModule.__init__, before the line above: hide the address password from the log too.

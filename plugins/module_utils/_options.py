@@ -13,6 +13,7 @@ runtime sees the same variables.
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 
@@ -125,8 +126,8 @@ class ConnectionOptions:
         values = [self.token] if self.token else []
         if self.http_auth and self.http_auth[1]:
             values.append(self.http_auth[1])
-        # Very short values would garble every message they were scrubbed from (a token "denied"...).
-        return tuple(value for value in values if len(value) >= 8)
+        # Whatever their length: a short password may garble a message it is scrubbed from, but never shows.
+        return tuple(values)
 
 
 def _split_address(address):
@@ -234,6 +235,33 @@ def secrets_in_params(params):
     if not password:
         return set()
     return {password, unquote(password)}
+
+
+def unknown_option_names(given, argument_spec):
+    """The names in `given` (task arguments) that are neither an option nor an alias of `argument_spec`;
+    ansible-core's internal `_ansible_*` arguments are not options."""
+    known = set(argument_spec)
+    for option in argument_spec.values():
+        known.update(option.get("aliases") or ())
+    return sorted(name for name in given if name not in known and not str(name).startswith("_ansible_"))
+
+
+def unknown_options_message(plugin_name, unknown, argument_spec):
+    """One line naming every unknown option, the closest known one for each, and the supported options.
+
+    ansible-core's own check reports only its first error (often 'missing required arguments: signal' for a
+    misspelt 'sginal'), so the collection names the misspelling first."""
+    known = sorted(argument_spec)
+    guesses = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), known, n=1)
+        if close:
+            guesses.append(f"{close[0]} for {name}" if len(unknown) > 1 else close[0])
+    did_you_mean = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+    return (
+        f"Unsupported parameters for ({plugin_name}) module: {', '.join(map(str, unknown))}{did_you_mean}. "
+        f"Supported parameters include: {', '.join(known)}."
+    )
 
 
 def connection_options_from_params(params):

@@ -121,6 +121,14 @@ options:
         O(command_timeout), without O(command_timeout), gets a warning, and the timeout message says which option to raise.
     type: float
     default: 300
+  max_output_bytes:
+    description:
+      - At most this many bytes of each of RV(stdout) and RV(stderr) are kept on the controller, in memory and in the
+        result; they are the end of the output. When a command wrote more, its beginning is dropped and RV(truncated)
+        is V(true). A command, or a broken endpoint, that sends output without end cannot exhaust the controller's memory.
+      - For more, write the output to a file in the allocation and copy it with M(nomadops.nomad.nomad_alloc_fetch).
+    type: int
+    default: 134217728
   output_lines:
     description:
       - Also return the output split into lines in RV(stdout_lines) and RV(stderr_lines) (with
@@ -267,6 +275,11 @@ stderr:
   returned: when the command ran to its end, or produced output before the session failed
   type: str
   sample: ""
+truncated:
+  description: Whether RV(stdout) or RV(stderr) lost its beginning because the command wrote more than O(max_output_bytes).
+  returned: when RV(stdout) is returned
+  type: bool
+  sample: false
 stdout_lines:
   description: RV(stdout) split into lines; empty with O(output_encoding=base64) or O(output_lines=false).
   returned: when RV(stdout) is returned
@@ -282,8 +295,8 @@ stderr_lines:
 allocations:
   description:
     - One entry per selected allocation, in Nomad's list order, when the command ran in a selection (see the description).
-    - Each has C(ID), C(Name), C(task), C(failed), and C(rc), C(stdout), C(stderr) (and C(stdout_lines), C(stderr_lines)
-      as at the top level); C(msg) says why a failed entry failed; skipped finished allocations have C(skipped=true)
+    - Each has C(ID), C(Name), C(task), C(failed), and C(rc), C(stdout), C(stderr), C(truncated) (and C(stdout_lines),
+      C(stderr_lines) as at the top level); C(msg) says why a failed entry failed; skipped finished allocations have C(skipped=true)
       and C(msg).
   returned: when the command ran in a selection of allocations
   type: list

@@ -27,7 +27,13 @@ from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import failure_fields
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import CONNECTION_ARGUMENT_SPEC, NomadOptionError
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+    CONNECTION_ARGUMENT_SPEC,
+    NomadOptionError,
+    secrets_in_params,
+    unknown_option_names,
+    unknown_options_message,
+)
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import play_connection_values
 
 
@@ -50,6 +56,14 @@ class ArgumentSpec(t.NamedTuple):
     required_by: dict = {}
 
 
+def no_log_values_of(arguments: dict, argument_spec: dict) -> set:
+    """The secrets among raw task arguments, before any validation: the values of no_log options given as
+    text, and the password of a `user:password@` in address."""
+    values = {value for name, value in arguments.items()
+              if (argument_spec.get(name) or {}).get("no_log") and isinstance(value, str) and value}
+    return values | secrets_in_params(arguments)
+
+
 class ActionModuleContext:
     """The module-like object handed to ModuleLikeActionBase.run_module()."""
 
@@ -57,6 +71,12 @@ class ActionModuleContext:
         self._name = action._task.action
         self.check_mode = bool(action._task.check_mode)
         self._warnings: list = []
+        # Scrubbed from everything returned from the start, also when validation fails below.
+        self.no_log_values = no_log_values_of(arguments, spec.argument_spec)
+        self.params = arguments
+        unknown = unknown_option_names(arguments, spec.argument_spec)
+        if unknown:
+            self.fail_json(msg=unknown_options_message(self._name, unknown, spec.argument_spec))
         validator = ArgumentSpecValidator(
             spec.argument_spec,
             mutually_exclusive=spec.mutually_exclusive or None,
@@ -67,7 +87,7 @@ class ActionModuleContext:
         )
         validation = validator.validate(copy.deepcopy(arguments))
         self.params = validation.validated_parameters
-        self.no_log_values = set(validation._no_log_values)
+        self.no_log_values.update(validation._no_log_values)
         for alias_warning in validation._warnings:
             self.warn(f"Both option {alias_warning['option']} and its alias {alias_warning['alias']} are set.")
         if validation.errors.errors:
@@ -95,10 +115,10 @@ class ActionModuleContext:
         self._finish(kwargs)
 
     def _finish(self, result: dict) -> t.NoReturn:
-        result.setdefault("invocation", {"module_args": getattr(self, "params", {})})
+        result.setdefault("invocation", {"module_args": self.params})
         if self._warnings:
             result["warnings"] = list(result.get("warnings", [])) + self._warnings
-        raise _ModuleExit(remove_values(result, getattr(self, "no_log_values", set())))
+        raise _ModuleExit(remove_values(result, self.no_log_values))
 
 
 class ModuleLikeActionBase(ActionBase, metaclass=abc.ABCMeta):

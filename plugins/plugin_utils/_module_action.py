@@ -6,7 +6,10 @@
 connection model: for each connection option the task does not set (``module_defaults`` included), the
 value of the play's ``ansible_nomad_<option>`` variable, else of the ``[nomadops_nomad]`` section of
 ansible.cfg, is added to the module's arguments; then the module runs as usual (``_execute_module``), on
-whatever host the task targets. The ``NOMAD_*`` fallbacks stay in the module, so they are read from the
+whatever host the task targets, except inside a Nomad allocation: on a host reached with the nomad_exec
+connection the play's options fill nothing, and a token, http_auth or address password among them fails the
+task before anything is sent (a workload must never receive the operator's credentials; use
+``delegate_to: localhost``). The ``NOMAD_*`` fallbacks stay in the module, so they are read from the
 environment of the host the module runs on, below everything the controller resolved.
 
 A module's action file is a subclass with a docstring::
@@ -25,10 +28,12 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import failure_fields
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError, secrets_in_params
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import play_connection_values
 
 __all__ = ("NomadModuleAction",)
+
+NOMAD_EXEC_CONNECTION = "nomadops.nomad.nomad_exec"
 
 
 class NomadModuleAction(ActionBase):
@@ -56,6 +61,32 @@ class NomadModuleAction(ActionBase):
         return merge_hash(result, module_result)
 
     def module_arguments(self, task_vars):
-        """The task's arguments (module_defaults merged by ansible-core) + the play's connection options."""
+        """The task's arguments (module_defaults merged by ansible-core) + the play's connection options.
+
+        Inside a Nomad allocation (the nomad_exec connection) the play's options fill nothing, and credentials
+        among them fail the task: the workload must never receive the operator's token (RELIABILITY.md)."""
         from_play = play_connection_values(self, task_vars, skip=self._task.args)
+        if self.runs_inside_an_allocation():
+            refuse_credentials_for_a_workload(self._task.action, from_play, "the play's ansible_nomad_* variables or ansible.cfg")
+            refuse_credentials_for_a_workload(self._task.action, self._task.args, "the task's arguments or module_defaults")
+            return dict(self._task.args)
         return dict(from_play, **self._task.args)
+
+    def runs_inside_an_allocation(self):
+        """Whether the module would run inside a Nomad allocation: the task's connection is nomad_exec."""
+        return getattr(self._connection, "transport", None) == NOMAD_EXEC_CONNECTION
+
+
+def refuse_credentials_for_a_workload(module_name, arguments, source):
+    """Raise NomadOptionError when `arguments` (from `source`) hold a credential (token, http_auth, a password
+    in address): sending it with a module into an allocation would hand it to the workload."""
+    given = [name for name in ("token", "http_auth") if arguments.get(name)]
+    if secrets_in_params(arguments):
+        given.append("the password in address")
+    if not given:
+        return
+    raise NomadOptionError(
+        f"{module_name} would run inside the Nomad allocation of this host (connection {NOMAD_EXEC_CONNECTION}) and "
+        f"receive the {' and '.join(given)} from {source}; a workload must never get the operator's credentials: "
+        "run it on the controller with delegate_to: localhost"
+    )

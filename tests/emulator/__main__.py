@@ -15,7 +15,15 @@ import tempfile
 
 from aiohttp import web
 
-from .scenario import ScenarioError, build_jobs, build_nodes, build_virtual, load_scenario_file, virtual_settings
+from .scenario import (
+    ScenarioError,
+    build_jobs,
+    build_nodes,
+    build_virtual,
+    install_faults,
+    load_scenario_file,
+    virtual_settings,
+)
 from .server import make_app, make_ssl_context
 from .state import Emulator
 from .tasks import Supervisor
@@ -61,6 +69,7 @@ async def serve(args, state_dir: str) -> None:
     emulator.supervisor = Supervisor(emulator)
     build_nodes(emulator)
     created = build_jobs(emulator)
+    install_faults(emulator)
     build_virtual(emulator, virtual_settings(emulator, args.virtual))
     ssl_context = None
     if args.tls_cert:

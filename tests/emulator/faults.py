@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import re
 
-ACTIONS = ("status", "delay", "drop", "drop_mid_body", "stall", "exec_close_early", "exec_drop_after_bytes")
+ACTIONS = ("status", "delay", "drop", "drop_mid_body", "stall", "exec_close_early", "exec_drop_after_bytes",
+           "redirect", "rewrite_body", "endless_pages")
+# Hostile or broken endpoints: `redirect` answers `status` (default 302) with `Location: location` instead of
+# handling the request (the exec upgrade included); `rewrite_body` replaces the text `old` with `new` in the
+# answer's body (an ID that is not a UUID); `endless_pages` gives a listing's answer a new, never repeated
+# X-Nomad-NextToken (a listing that never ends).
+HOSTILE_ACTIONS = ("redirect", "rewrite_body", "endless_pages")
 # Actions a streamed answer (fs logs/stream) applies itself inside its payloads; optional after_bytes.
 STREAM_ACTIONS = ("drop_mid_body", "stall")
 # Actions the exec handler takes itself (after the upgrade); the HTTP-level fault middleware skips them.
@@ -43,6 +49,7 @@ class Faults:
             after = rule["after_bytes"]
             if not isinstance(after, int) or isinstance(after, bool) or after < 0:
                 raise FaultRuleError(f"{action} after_bytes must be a non-negative integer")
+        _check_hostile_rule(action, rule)
         stored = dict(rule, count=count)
         stored["_pattern"] = pattern
         self._rules.append(stored)
@@ -71,6 +78,18 @@ class Faults:
             rule["count"] -= 1
             return public_view(rule)
         return None
+
+
+def _check_hostile_rule(action: str, rule: dict) -> None:
+    if action == "redirect":
+        if not isinstance(rule.get("location"), str) or not rule["location"]:
+            raise FaultRuleError("redirect needs location, the URL to redirect to")
+        status = rule.get("status", 302)
+        if not isinstance(status, int) or isinstance(status, bool) or not 300 <= status < 400:
+            raise FaultRuleError("redirect status must be a 3xx integer")
+    if action == "rewrite_body":
+        if not isinstance(rule.get("old"), str) or not rule["old"] or not isinstance(rule.get("new"), str):
+            raise FaultRuleError("rewrite_body needs old (non-empty text) and new (text)")
 
 
 def public_view(rule: dict) -> dict:

@@ -149,6 +149,17 @@ def build_jobs(emulator: Emulator) -> list:
     return created
 
 
+def install_faults(emulator: Emulator) -> None:
+    """The scenario's top-level `faults:` list: fault rules live from the start, as if POSTed to /_emulator/faults
+    (a hostile endpoint for a whole demo or test run)."""
+    from .faults import FaultRuleError
+    for number, rule in enumerate(emulator.scenario.get("faults") or ()):
+        try:
+            emulator.faults.add(rule)
+        except FaultRuleError as err:
+            raise ScenarioError(f"faults entry {number + 1}: {err}") from err
+
+
 def virtual_settings(emulator: Emulator, override_count):
     settings = dict(emulator.scenario.get("virtual") or {})
     if override_count is not None:

@@ -9,11 +9,12 @@ import asyncio
 import json
 import random
 import ssl
+import uuid
 
 from aiohttp import web
 
 from . import acl as acl_mod
-from .faults import STREAM_ACTIONS, FaultRuleError
+from .faults import HOSTILE_ACTIONS, STREAM_ACTIONS, FaultRuleError
 from .httpjson import HttpError, decode_go_struct, error_response, json_response, wants_pretty
 from .jobs import Jobs
 from .nomadtime import GoParseBoolError, parse_go_bool, parse_go_duration
@@ -507,12 +508,29 @@ async def faults_middleware(request, handler):
         return await handler(request)
     if action == "drop":
         return await drop_connection(request)
+    if action in HOSTILE_ACTIONS:
+        return await hostile_answer(request, handler, rule)
     if action in STREAM_ACTIONS:
         request["stream_fault"] = rule  # streamed answers (fs logs/stream) apply it mid-frame themselves
     response = await handler(request)
     if response.prepared:
         return response
     return await drop_mid_body(request, response, stall=action == "stall")
+
+
+async def hostile_answer(request, handler, rule: dict) -> web.StreamResponse:
+    """A broken or hostile endpoint (faults.HOSTILE_ACTIONS): a redirect, a rewritten body, endless pages."""
+    if rule["action"] == "redirect":
+        return web.Response(status=int(rule.get("status", 302)), headers={"Location": rule["location"]})
+    response = await handler(request)
+    if response.prepared or not isinstance(response, web.Response):
+        return response
+    if rule["action"] == "rewrite_body" and response.body:
+        body = bytes(response.body) if isinstance(response.body, (bytes, bytearray)) else bytes(response.body._value)
+        response.body = body.replace(rule["old"].encode(), rule["new"].encode())
+    if rule["action"] == "endless_pages":
+        response.headers["X-Nomad-NextToken"] = f"1.{uuid.uuid4()}"
+    return response
 
 
 async def drop_connection(request) -> web.StreamResponse:

@@ -108,3 +108,34 @@ def test_rpc_error_prefix_setting(api, fresh_emulator):
     assert bad_body.text == "Failed to decode body: Request body is empty"
     fresh_emulator.control.settings(rpc_error_prefix=False)
     assert api.get("/v1/allocation/abcd").text.startswith("alloc lookup failed")
+
+
+def test_redirect_fault_answers_a_redirect_also_to_the_exec_upgrade(api, fresh_emulator):
+    alloc_id = api.allocations()[0]["ID"]
+    fresh_emulator.control.add_fault(path="/exec$", action="redirect", status=307, location="ws://127.0.0.2:9/x")
+    response = api.get(f"/v1/client/allocation/{alloc_id}/exec", allow_redirects=False,
+                       headers={"Connection": "Upgrade", "Upgrade": "websocket"})
+    assert (response.status_code, response.headers["Location"]) == (307, "ws://127.0.0.2:9/x")
+
+
+def test_rewrite_body_fault_replaces_text_in_the_answer(api, fresh_emulator):
+    alloc_id = api.allocations()[0]["ID"]
+    fresh_emulator.control.add_fault(path="^/v1/allocation/", action="rewrite_body", old=alloc_id,
+                                     new="5a22/../../evil")
+    assert api.get(f"/v1/allocation/{alloc_id}").json()["ID"] == "5a22/../../evil"
+    assert api.get(f"/v1/allocation/{alloc_id}").json()["ID"] == alloc_id
+
+
+def test_endless_pages_fault_sends_a_new_next_token_each_time(api, fresh_emulator):
+    fresh_emulator.control.add_fault(path="^/v1/allocations$", action="endless_pages", count=3)
+    tokens = {api.get("/v1/allocations", params={"per_page": 1}).headers["X-Nomad-NextToken"] for _attempt in range(3)}
+    assert len(tokens) == 3
+
+
+def test_hostile_rules_need_their_settings(fresh_emulator):
+    session = requests.Session()
+    session.trust_env = False
+    for rule in ({"action": "redirect"}, {"action": "redirect", "location": "http://x", "status": 200},
+                 {"action": "rewrite_body", "new": "x"}, {"action": "rewrite_body", "old": ""}):
+        response = session.post(fresh_emulator.address + "/_emulator/faults", json=rule, timeout=10)
+        assert response.status_code == 400, rule

@@ -86,3 +86,10 @@ def test_fetch_without_cksum_reports_a_dash(tmp_path):
     completed = subprocess.run(argv, capture_output=True, env=path_without_cksum(tmp_path), check=False)
     assert completed.returncode == 0 and completed.stdout == PAYLOAD
     assert completed.stderr.decode().split() == [nomad_exec.VERIFY_MARKER, str(len(PAYLOAD)), "-"]
+
+
+def test_commands_have_a_deadline_by_default():
+    import yaml
+
+    options = yaml.safe_load(nomad_exec.DOCUMENTATION)["options"]
+    assert options["command_timeout"]["default"] == 3600

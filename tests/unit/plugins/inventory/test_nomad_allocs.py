@@ -101,3 +101,14 @@ def test_default_groups_and_listing_order():
                for n in (10, 2, 1)]
     assert [r["Name"] for r in sorted(records, key=nomad_allocs.listing_order)] == [
         "web.frontend[1]", "web.frontend[2]", "web.frontend[10]"]
+
+
+def test_the_cache_identity_depends_on_the_token_and_never_holds_it():
+    broad = connection_options_from_params({"token": "3c9c5b8e-6a1d-4f0e-9d2a-3f5e8b7c1a01"})
+    narrow = connection_options_from_params({"token": "0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c"})
+    password = connection_options_from_params({"http_auth": "ops:pw"})
+    identities = {nomad_allocs.credentials_identity(options) for options in (broad, narrow, password)}
+    assert len(identities) == 3
+    assert nomad_allocs.credentials_identity(broad) == nomad_allocs.credentials_identity(
+        connection_options_from_params({"token": "3c9c5b8e-6a1d-4f0e-9d2a-3f5e8b7c1a01"}))
+    assert not any("3c9c5b8e" in identity or "pw" in identity for identity in identities)

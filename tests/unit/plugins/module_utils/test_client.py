@@ -19,9 +19,11 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadNotNomadError,
     NomadPermissionDeniedError,
     NomadServerError,
+    NomadUnsafeIDError,
     failure_fields,
     go_duration,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils import _client as _client_module
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
     DROP,
@@ -71,7 +73,7 @@ def test_params_override_and_remove_the_namespace_and_encode_booleans():
     with FakeNomad(scripted(json_reply([]))) as nomad:
         client = make_client(nomad.address, namespace="prod")
         client.read("/v1/allocations", {"namespace": "*", "reverse": True, "task_states": False})
-        client.read("/v1/allocation/x", {"namespace": None})
+        client.read("/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", {"namespace": None})
     assert nomad.requests[0].query == {"namespace": "*", "reverse": "true", "task_states": "false"}
     assert nomad.requests[1].query == {}
 
@@ -86,7 +88,7 @@ def test_basic_auth_is_sent_and_no_token_header_without_token():
 
 def test_write_sends_json_body():
     with FakeNomad(scripted(json_reply({"Index": 0}))) as nomad:
-        response = make_client(nomad.address).write("POST", "/v1/client/allocation/a/signal", body={"Signal": "SIGHUP"})
+        response = make_client(nomad.address).write("POST", "/v1/client/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/signal", body={"Signal": "SIGHUP"})
     assert nomad.requests[0].body == b'{"Signal": "SIGHUP"}'
     assert nomad.requests[0].headers["Content-Type"] == "application/json"
     assert response.data == {"Index": 0}
@@ -94,7 +96,7 @@ def test_write_sends_json_body():
 
 def test_empty_body_decodes_to_none():
     with FakeNomad(scripted(Reply(200, None))) as nomad:
-        assert make_client(nomad.address).write("PUT", "/v1/allocation/a/stop").data is None
+        assert make_client(nomad.address).write("PUT", "/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop").data is None
 
 
 PROXY_PAGE = "<html><head><title>Sign in</title></head>\n<body>\n<form>...</form></body></html>"
@@ -136,8 +138,9 @@ def test_an_address_with_a_path_prefix_is_asked_below_it():
 def test_not_found_names_the_address_and_failure_fields_carry_it():
     with FakeNomad(scripted(Reply(404, "alloc not found"))) as nomad:
         with pytest.raises(NomadNotFoundError) as failure:
-            make_client(nomad.address).read("/v1/allocation/abc")
-    assert str(failure.value) == f"GET /v1/allocation/abc failed: 404 alloc not found at {nomad.address} (check the allocation ID)"
+            make_client(nomad.address).read("/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c")
+    assert str(failure.value) == (f"GET /v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c failed: 404 alloc not found at {nomad.address} "
+                                  "(check the allocation ID)")
     assert failure_fields(failure.value) == {"msg": str(failure.value), "status": 404, "address": nomad.address}
 
 
@@ -176,9 +179,9 @@ def test_permission_hint_names_the_capability_of_the_request():
     with FakeNomad(scripted(Reply(403, "Permission denied"))) as nomad:
         client = make_client(nomad.address, token=TOKEN, namespace="prod")
         with pytest.raises(NomadPermissionDeniedError) as failure:
-            client.write("POST", "/v1/allocation/abc/stop")
+            client.write("POST", "/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop")
     assert str(failure.value) == (
-        'POST /v1/allocation/abc/stop failed: 403 Permission denied '
+        'POST /v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop failed: 403 Permission denied '
         '(check that the token has alloc-lifecycle in namespace "prod")'
     )
 
@@ -193,9 +196,10 @@ def test_multi_line_nomad_errors_become_one_line():
     body = "1 error occurred:\n\t* Failed to signal task: web, err: Task not running\n\n"
     with FakeNomad(scripted(Reply(500, body))) as nomad:
         with pytest.raises(NomadServerError) as failure:
-            make_client(nomad.address).write("POST", "/v1/client/allocation/a/signal", body={})
+            make_client(nomad.address).write("POST", "/v1/client/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/signal", body={})
     assert str(failure.value) == (
-        "POST /v1/client/allocation/a/signal failed: 500 1 error occurred: * Failed to signal task: web, err: Task not running"
+        "POST /v1/client/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/signal failed: 500 1 error occurred: "
+        "* Failed to signal task: web, err: Task not running"
     )
 
 
@@ -275,7 +279,7 @@ def test_read_whose_answer_keeps_breaking_off_fails_clearly():
 def test_mutation_whose_answer_broke_off_is_not_resent():
     with FakeNomad(scripted(Reply(200, {"EvalID": "e" * 200}, cut_body=True), json_reply({"EvalID": "e"}))) as nomad:
         with pytest.raises(NomadConnectionError, match="may or may not have been applied"):
-            make_client(nomad.address).write("POST", "/v1/allocation/a/stop")
+            make_client(nomad.address).write("POST", "/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop")
     assert len(nomad.requests) == 1
 
 
@@ -284,7 +288,7 @@ def test_mutation_whose_answer_broke_off_is_not_resent():
 def test_mutations_are_never_resent_on_status(method, status):
     with FakeNomad(scripted(Reply(status, "busy", {"Retry-After": "0"}), json_reply({"EvalID": "e"}))) as nomad:
         with pytest.raises(NomadError) as failure:
-            make_client(nomad.address).write(method, "/v1/allocation/a/stop")
+            make_client(nomad.address).write(method, "/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop")
     assert failure.value.status == status
     assert len(nomad.requests) == 1
 
@@ -293,7 +297,7 @@ def test_mutations_are_never_resent_on_status(method, status):
 def test_mutation_whose_connection_dropped_is_not_resent(method):
     with FakeNomad(scripted(DROP, json_reply({"EvalID": "e"}))) as nomad:
         with pytest.raises(NomadConnectionError) as failure:
-            make_client(nomad.address).write(method, "/v1/allocation/a/stop")
+            make_client(nomad.address).write(method, "/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop")
     assert "may or may not have been applied" in str(failure.value)
     assert len(nomad.requests) == 1
 
@@ -318,8 +322,8 @@ def test_go_duration():
 
 def test_websocket_target_carries_token_namespace_and_scheme():
     client = make_client("https://nomad.example.com:4646/prefix", token=TOKEN, namespace="prod", validate_certs=False)
-    url, headers, sslopt = client.websocket_target("/v1/client/allocation/a/exec", {"task": "web", "tty": False})
-    assert url.startswith("wss://nomad.example.com:4646/prefix/v1/client/allocation/a/exec?")
+    url, headers, sslopt = client.websocket_target("/v1/client/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/exec", {"task": "web", "tty": False})
+    assert url.startswith("wss://nomad.example.com:4646/prefix/v1/client/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/exec?")
     assert "namespace=prod" in url and "task=web" in url and "tty=false" in url
     assert headers == [f"X-Nomad-Token: {TOKEN}"]
     assert sslopt["check_hostname"] is False and sslopt["context"] is not None
@@ -339,10 +343,11 @@ def test_slow_answer_is_a_timeout_error():
 
     with FakeNomad(slow) as nomad:
         with pytest.raises(NomadError) as failure:
-            make_client(nomad.address, retries=0, timeout=0.2).write("POST", "/v1/allocation/a/stop")
+            make_client(nomad.address, retries=0, timeout=0.2).write("POST", "/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop")
     assert type(failure.value).__name__ == "NomadTimeoutError"
     assert str(failure.value) == (
-        f"POST /v1/allocation/a/stop failed: Nomad at {nomad.address} did not answer within the timeout of 0.2 s (raise timeout); "
+        f"POST /v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop failed: Nomad at {nomad.address} "
+        "did not answer within the timeout of 0.2 s (raise timeout); "
         "the request may or may not have been applied"
     )
 
@@ -358,3 +363,33 @@ def test_malformed_host_is_a_one_line_error(address):
 @pytest.mark.parametrize("header, seconds", [("3600", MAX_RETRY_AFTER), ("2", 2), ("0", 0)])
 def test_retry_after_is_honoured_up_to_a_cap(header, seconds):
     assert CappedRetry(total=1).parse_retry_after(header) == seconds
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/allocation/5a22/../../evil",
+    "/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/../../evil",
+    "/v1/client/fs/cat/..",
+    "/v1/client/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c%2F..%2F/exec",
+    "/v1/node/not-a-node/allocations",
+    "/v1/evaluation/x",
+    "/v1/deployment/fail/0b5e4c7a",
+])
+def test_ids_in_request_paths_must_be_uuids(path):
+    client = make_client("http://127.0.0.1:9")
+    with pytest.raises(NomadUnsafeIDError, match="is not a UUID"):
+        client.read(path)
+    with pytest.raises(NomadUnsafeIDError, match="is not a UUID"):
+        list(client.stream(path))
+    with pytest.raises(NomadUnsafeIDError, match="is not a UUID"):
+        client.websocket_target(path)
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/allocation/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c/stop",
+    "/v1/client/fs/stat/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c",
+    "/v1/deployment/promote/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c",
+    "/v1/allocations",
+    "/v1/job/a%2Fb",
+])
+def test_paths_with_uuids_or_without_ids_pass(path):
+    _client_module.require_uuid_ids(path)

@@ -11,7 +11,12 @@ import uuid
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils import _client
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
+    MAX_STALLED_PAGES,
+    NomadClient,
+    NomadPaginationError,
+)
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
     FakeNomad,
@@ -136,3 +141,46 @@ def test_without_per_page_one_request():
         client, _warnings = make_client(nomad.address)
         assert len(list(client.paginate("/v1/allocations"))) == 50
     assert len(nomad.requests) == 1 and "per_page" not in nomad.requests[0].query
+
+
+class EndlessTokens:
+    """A broken or hostile endpoint: the same page with a new, never repeated next token every time."""
+
+    def __init__(self, items):
+        self.items = items
+        self.served = 0
+
+    def __call__(self, request):
+        self.served += 1
+        return json_reply(self.items[:2], index=99, next_token=f"1.{uuid.uuid4()}")
+
+
+def test_new_tokens_that_never_end_fail_after_the_stalled_pages():
+    with FakeNomad(EndlessTokens(allocations(5))) as nomad:
+        client, _warnings = make_client(nomad.address)
+        with pytest.raises(NomadPaginationError, match="1000 pages in a row with new pagination tokens but no new item"):
+            list(client.paginate("/v1/allocations", {}, per_page=2))
+    assert len(nomad.requests) == MAX_STALLED_PAGES + 1
+
+
+def sparse_pages(every):
+    """A new item on every `every`-th page, always another next token."""
+    served = []
+
+    def answer(request):
+        served.append(1)
+        items = [{"ID": str(uuid.uuid4())}] if len(served) % every == 0 else []
+        return json_reply(items, index=99, next_token=f"1.{uuid.uuid4()}")
+
+    return answer
+
+
+def test_pages_beyond_what_limit_can_need_fail(monkeypatch):
+    monkeypatch.setattr(_client, "MAX_STALLED_PAGES", 5)
+    with FakeNomad(sparse_pages(2)) as nomad:
+        client, _warnings = make_client(nomad.address)
+        assert len(list(client.paginate("/v1/allocations", {}, per_page=1, limit=10))) == 10
+    with FakeNomad(sparse_pages(3)) as nomad:
+        client, _warnings = make_client(nomad.address)
+        with pytest.raises(NomadPaginationError, match="did not end after 65 pages"):
+            list(client.paginate("/v1/allocations", {}, per_page=1, limit=30))

@@ -182,7 +182,7 @@ def test_frames_that_do_not_match_the_fast_path_go_through_json():
     assert collector.outcome() == ExecOutcome(0, base64.b64decode("YWI/") + b"d", b"c")
     collector = OutputCollector()
     collector.feed(b"{}")  # a heartbeat
-    assert collector.exit_code is None and collector.stdout == []
+    assert collector.exit_code is None and not collector.has_output
 
 
 @given(st.lists(st.tuples(st.sampled_from(["stdout", "stderr"]), st.binary(max_size=1500)), max_size=30))
@@ -264,7 +264,7 @@ def test_dead_task_is_refused_before_connecting():
 # ------------------------------------------------------------------------------------------- results
 def test_text_output_is_stripped_and_split():
     shaped = shape_output(ExecOutcome(0, b"a\r\nb\n\n", b"oops\n"), "text", strip_empty_ends=True)
-    assert shaped == {"rc": 0, "stdout": "a\r\nb", "stderr": "oops", "stdout_lines": ["a", "b"], "stderr_lines": ["oops"]}
+    assert shaped == {"rc": 0, "truncated": False, "stdout": "a\r\nb", "stderr": "oops", "stdout_lines": ["a", "b"], "stderr_lines": ["oops"]}
     kept = shape_output(ExecOutcome(0, b"a\n\n", b""), "text", strip_empty_ends=False)
     assert kept["stdout"] == "a\n\n" and kept["stdout_lines"] == ["a", ""]
 
@@ -275,19 +275,20 @@ def test_invalid_utf8_is_replaced_in_text_mode():
 
 def test_unfinished_commands_have_output_but_no_rc():
     assert shape_output(ExecOutcome(None, b"so far\n", b""), "text", True) == {
-        "stdout": "so far", "stderr": "", "stdout_lines": ["so far"], "stderr_lines": []}
+        "truncated": False, "stdout": "so far", "stderr": "", "stdout_lines": ["so far"], "stderr_lines": []}
 
 
 def test_base64_output_is_byte_exact_and_has_no_lines():
     raw = bytes(range(256)) + b"\n\n"
     shaped = shape_output(ExecOutcome(0, raw, b"\x00"), "base64", strip_empty_ends=True)
-    assert shaped == {"rc": 0, "stdout": base64.b64encode(raw).decode(), "stderr": "AA==", "stdout_lines": [],
+    assert shaped == {"rc": 0, "truncated": False, "stdout": base64.b64encode(raw).decode(), "stderr": "AA==", "stdout_lines": [],
                       "stderr_lines": []}
 
 
 def test_without_output_lines_the_lines_are_empty():
     shaped = shape_output(ExecOutcome(0, b"a\nb\n", b"c\n"), "text", True, output_lines=False)
-    assert shaped == {"rc": 0, "stdout": "a\nb", "stderr": "c", "stdout_lines": [], "stderr_lines": []}
+    assert shaped == {"rc": 0, "truncated": False, "stdout": "a\nb", "stderr": "c", "stdout_lines": [],
+                      "stderr_lines": []}
 
 
 # ------------------------------------------------------------------------------------------- client frame order
@@ -319,3 +320,16 @@ def test_sender_writes_size_then_stdin_then_close_then_heartbeats(monkeypatch):
     stdin = b"".join(base64.b64decode(frame["stdin"]["data"]) for frame in frames[1:-3])
     assert stdin == b"x" * 70000
     assert frames[-3:] == [{"stdin": {"close": True}}, {}, {}]
+
+
+def test_output_beyond_the_limit_keeps_its_end_and_says_it_was_truncated():
+    collector = OutputCollector(max_bytes=10)
+    for number in range(100):
+        collector.feed(json.dumps({"stdout": {"data": base64.b64encode(b"%03d" % number).decode()}}).encode())
+    collector.feed(b'{"exited": true}')
+    outcome = collector.outcome()
+    assert (outcome.stdout, outcome.stderr, outcome.truncated) == (b"6097098099", b"", True)
+    assert len(b"".join(collector.stdout.chunks)) <= 20
+    small = OutputCollector(max_bytes=10)
+    small.feed(json.dumps({"stderr": {"data": base64.b64encode(b"0123456789").decode()}}).encode())
+    assert small.outcome().truncated is False

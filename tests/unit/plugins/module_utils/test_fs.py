@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import json
 import re
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -88,7 +91,7 @@ def test_heartbeats_and_file_events_are_frames_without_data():
 
 def test_error_text_after_frames_is_raised_not_returned():
     raw = frame_bytes(b"ok\n", 3) + b"{}failed to list entries: open /opt/nomad/data/alloc/x/alloc/logs: no such file or directory"
-    decoder = FrameDecoder("/v1/client/fs/logs/x")
+    decoder = FrameDecoder("/v1/client/fs/logs/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c")
     with pytest.raises(NomadStreamError, match="failed to list entries") as caught:
         for cut in (10, len(raw)):
             decoder.feed(raw[:cut] if cut == 10 else raw[10:])
@@ -225,7 +228,7 @@ def test_stream_sends_the_token_and_yields_the_body():
     raw = body(PAYLOADS)
     with FakeNomad(lambda request: Reply(body=raw.decode("latin-1"), content_type="application/json")) as server:
         with _client(server.address) as client:
-            chunks = list(client.stream("/v1/client/fs/logs/x", {"task": "web", "follow": False}))
+            chunks = list(client.stream("/v1/client/fs/logs/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", {"task": "web", "follow": False}))
         assert server.requests[0].headers.get("X-Nomad-Token") == "s3cr3t-token"
         assert server.requests[0].query["follow"] == "false"
     assert b"".join(chunks).decode("utf-8").encode("latin-1") == raw
@@ -238,7 +241,7 @@ def test_stream_maps_an_error_status_like_read():
     text = 'task "web" not started yet. No logs available'
     with FakeNomad(lambda request: Reply(status=404, body=text)) as server:
         with _client(server.address) as client, pytest.raises(NomadNotFoundError, match="not started yet") as caught:
-            list(client.stream("/v1/client/fs/logs/x", {"task": "web"}))
+            list(client.stream("/v1/client/fs/logs/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", {"task": "web"}))
     assert caught.value.status == 404 and caught.value.nomad_message == text
     assert caught.value.address == server.address
 
@@ -251,5 +254,31 @@ def test_a_body_with_a_content_length_is_streamed_in_bounded_chunks():
     text = "x" * (3 * STREAM_CHUNK_BYTES + 5)
     with FakeNomad(lambda request: Reply(body=text, content_type="application/octet-stream")) as server:
         with _client(server.address) as client:
-            sizes = [len(chunk) for chunk in client.stream("/v1/client/fs/cat/x", {"path": "alloc/big"})]
+            sizes = [len(chunk) for chunk in client.stream("/v1/client/fs/cat/0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", {"path": "alloc/big"})]
     assert sum(sizes) == len(text) and max(sizes) <= STREAM_CHUNK_BYTES
+
+
+def test_copy_file_writes_nothing_past_the_size_stat_reported():
+    class Endless:
+        def stream(self, path, params=None, timeout=None):
+            while True:
+                yield b"x" * 1000
+
+    written = io.BytesIO()
+    with pytest.raises(_fs.AllocPathError, match="more than the 2500 bytes Nomad's stat reported"):
+        _fs.copy_file(Endless(), "0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", "f", written, 2500, hashlib.sha1())
+    assert len(written.getvalue()) == 2000
+
+
+def test_follow_ends_at_its_deadline_even_when_only_whitespace_arrives():
+    consumed = []
+
+    class Chatty:
+        def stream(self, path, params=None, timeout=None):
+            for _chunk in range(10000):
+                consumed.append(1)
+                yield b" "
+
+    follow = _fs.Follow(time.monotonic() - 1, LineMatcher(None), lambda: False)
+    _fs.follow_log(Chatty(), "0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", "web", "stdout", 10, TailBuffer(100), follow)
+    assert len(consumed) == 1

@@ -104,8 +104,9 @@ def test_path_prefix_is_kept():
     assert resolve({"address": "https://proxy.example.com/nomad/"}).address == "https://proxy.example.com/nomad"
 
 
-def test_short_secrets_are_not_scrubbed_from_messages():
-    assert resolve({"token": "denied", "http_auth": "ops:pw"}).secrets == ()
+def test_short_secrets_are_scrubbed_too():
+    assert set(resolve({"token": "denied", "http_auth": "ops:pw"}).secrets) == {"denied", "pw"}
+    assert resolve({"address": "http://ops:p@nomad:4646"}).secrets == ("p",)
 
 
 def test_secrets_are_not_in_repr():
