@@ -144,6 +144,14 @@ def test_allocation_diff_names_node_and_statuses():
     stop = allocation_diff("stop", alloc, {"changed": True})
     assert stop["before_header"] == "5a222182 web.frontend[0] on node-1 (client status running, desired status run)"
     assert (stop["before"], stop["after"]) == ("desired_status: run\n", "desired_status: stop\n")
+    # the after header agrees with its body (it said "desired status run" before issue 22)
+    assert stop["after_header"] == "5a222182 web.frontend[0] on node-1 (client status running, desired status stop)"
+    waited = allocation_diff("stop", alloc, {"changed": True}, observed=dict(alloc, ClientStatus="complete"))
+    assert waited["after_header"] == "5a222182 web.frontend[0] on node-1 (client status complete, desired status stop)"
+    restarted = dict(alloc, TaskStates={"server": {"State": "running", "Restarts": 2}})
+    restart = allocation_diff("restart", alloc, {"changed": True, "tasks": ["server"]}, observed=restarted)
+    assert (restart["before"], restart["after"]) == ("task server: running, restarts 1\n",
+                                                     "task server: running, restarts 2, restarted\n")
     signal = allocation_diff("signal", alloc, {"changed": True, "tasks": ["server"]}, signal="SIGHUP")
     assert signal["after"] == "task server: running, restarts 1, SIGHUP sent\n"
 
