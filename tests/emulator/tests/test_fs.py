@@ -121,8 +121,8 @@ def test_logs_follow_sees_new_lines_and_heartbeats(fs, chatty):
     ("logs", "chatty", {"task": "talker", "type": "stdout", "origin": "end", "offset": "1", "follow": "true"}),
     ("stream", "crashed", {"path": "alloc/logs/oneshot.stdout.0", "follow": "true"}),
 ])
-def test_a_client_closing_a_followed_stream_is_one_line_not_a_traceback(fs_emulator, fs, chatty, crashed, endpoint,
-                                                                         job, params):
+def test_a_client_closing_a_followed_stream_is_one_line_not_a_traceback(
+        fs_emulator, fs, chatty, crashed, endpoint, job, params):
     alloc_id = chatty if job == "chatty" else crashed
     with fs.get(f"/v1/client/fs/{endpoint}/{alloc_id}", stream=True, params=params) as response:
         next(response.iter_content(chunk_size=None))
