@@ -153,6 +153,8 @@ def main() -> int:
         stop_emulator(process)
         print('demo: emulator stopped', flush=True)
     print('demo: ' + ('playbook succeeded' if exit_code == 0 else f'playbook FAILED (exit code {exit_code})'))
+    print('demo: to run it (or README.md\'s examples) again, `make demo-cluster` keeps a demo cluster running and '
+          f'prints the exports for a second shell; then `ansible-playbook {arguments.playbook}` there', flush=True)
     return exit_code
 
 
