@@ -163,3 +163,13 @@ def test_every_readme_command_and_playbook_runs_as_written(readme_environment):
                     failures.append(f"$ {command}\n  {', '.join(problems)}:\n{output[-3000:]}")
     assert not failures, "\n\n".join(failures)
     assert (workdir / "dumps" / "5a22c1f3-9e4b-4a7c-8d2e-6f1a3b5c7d22" / "alloc" / "data" / "dump.bin").is_file()
+
+
+def test_a_job_in_another_namespace_says_where_it_is(emulator, readme_environment):
+    """README.md: `job=worker` without `namespace=prod` warns naming the namespace that has it (read-only)."""
+    workdir, environment = readme_environment
+    done = run("ansible localhost -m nomadops.nomad.nomad_alloc_info -a 'job=worker'", workdir, environment)
+    assert done.returncode == 0, done.stdout + done.stderr
+    expected = (f'job "worker" not found in namespace "default" at {emulator.address}; it exists in namespace "prod" '
+                '(set namespace, or use namespace "*" to search all)')
+    assert expected in " ".join((done.stdout + done.stderr).split()), done.stdout + done.stderr
