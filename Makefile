@@ -201,3 +201,10 @@ clean: ## Remove build output, test output and caches (keeps .venv)
 
 distclean: clean ## clean, and remove .venv too
 	rm -rf $(VENV) .venv-*
+
+# `make demo-cluster`: README.md's setup. The port the demo cluster listens on (README.md's examples use 4646).
+DEMO_PORT ?= 4646
+.PHONY: demo-cluster
+
+demo-cluster: venv collection ## Start the demo cluster on 127.0.0.1:4646 (DEMO_PORT) until Ctrl-C; prints the exports that make README.md's examples run in another shell
+	$(BIN)/python scripts/run_demo.py --serve --port $(DEMO_PORT) --scenario $(DEMO_SCENARIO)

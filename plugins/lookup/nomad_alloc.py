@@ -68,6 +68,8 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ item.Name }} on {{ item.NodeName }}"
   loop: "{{ query('nomadops.nomad.nomad_alloc', job='web', client_status=['running']) }}"
+  loop_control:
+    label: "{{ item.ID[:8] }}"  # else each whole allocation (3-4 KB) is printed as the item's label
 
 - name: Read two allocations by ID prefix
   ansible.builtin.debug:

@@ -277,10 +277,11 @@ def _keep_checks(full, stub):
     return full
 
 
-def wait_for_terminal(client, allocations, timeout):
+def wait_for_terminal(client, allocations, timeout, observed=None):
     """Block on the allocation list until every one of `allocations` is terminal (or gone).
 
-    Returns the IDs still not terminal when the deadline passed (empty when all finished).
+    Returns the IDs still not terminal when the deadline passed (empty when all finished); the last listing the
+    wait read is appended to the list `observed` when one is given.
     """
     ids = [allocation["ID"] for allocation in allocations]
     if not ids:
@@ -291,4 +292,6 @@ def wait_for_terminal(client, allocations, timeout):
     query = list_query({}, namespaces.pop() if len(namespaces) == 1 else "*", task_states=False,
                        extra_filter=narrowing)
     outcome = wait_until(listing_reader(client, query, keep_ids=set(ids)), terminal_judge(ids), timeout)
+    if observed is not None:
+        observed.extend(outcome.value or [])
     return still_running(ids, outcome.value)

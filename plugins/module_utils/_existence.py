@@ -48,12 +48,32 @@ def _exists(client, path, params=None) -> bool:
     return True
 
 
-def _job_in_any_namespace(client, job) -> bool:
+def _job_namespaces(client, job):
+    """The sorted namespaces in which the token sees a job with exactly this ID, or None when it may not list
+    every namespace (403)."""
     try:
         listed = client.read("/v1/jobs", params={"prefix": job, "namespace": "*"}).data or []
     except NomadPermissionDeniedError:
-        return True
-    return any(stub.get("ID") == job for stub in listed)
+        return None
+    return sorted({stub.get("Namespace") or "default" for stub in listed if stub.get("ID") == job})
+
+
+def _job_in_any_namespace(client, job) -> bool:
+    namespaces = _job_namespaces(client, job)
+    return namespaces is None or bool(namespaces)
+
+
+def _job_elsewhere_hint(client, job) -> str:
+    """What follows 'job "x" not found in namespace "y" at z': the namespaces that have it, when the token can
+    see them; a hint to search every namespace when it may not list them; nothing when it exists nowhere."""
+    namespaces = _job_namespaces(client, job)
+    if namespaces is None:
+        return ' (use namespace "*" to search all)'
+    if not namespaces:
+        return ""
+    names = ", ".join(f'"{name}"' for name in namespaces)
+    plural = "s" if len(namespaces) > 1 else ""
+    return f'; it exists in namespace{plural} {names} (set namespace, or use namespace "*" to search all)'
 
 
 def _node_exists(client, node) -> bool:
@@ -82,7 +102,7 @@ def explain_empty_selection(client, selector, namespace=None):
     if job and where == "*" and not _job_in_any_namespace(client, job):
         return f'job "{job}" not found in any namespace at {address}'
     if job and where != "*" and not _exists(client, f"/v1/job/{quote(job, safe='')}", {"namespace": where}):
-        return f'job "{job}" not found in namespace "{where}" at {address}'
+        return f'job "{job}" not found in namespace "{where}" at {address}' + _job_elsewhere_hint(client, job)
     node = selector.get("node")
     if node and not selector.get("node_id") and not _node_exists(client, node):
         return f'node "{node}" not found at {address}'

@@ -369,8 +369,13 @@ def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, 
     if wait:
         restarted = [name for name in tasks if not _runs_once(full, name)]
         condition = wait if wait in RESTART_WAIT_CONDITIONS else "running"
-        wait_after_restart(client, full, restarted, condition, wait_timeout)
+        observed = wait_after_restart(client, full, restarted, condition, wait_timeout)
+        return {"changed": True, "tasks": tasks, OBSERVED: observed}
     return {"changed": True, "tasks": tasks}
+
+
+# The key under which an action hands the allocation its wait observed to finish_action() (never in a result).
+OBSERVED = "_observed"
 
 
 def _runs_once(alloc: dict, task: str) -> bool:
@@ -421,11 +426,15 @@ def _restart_wait_failure(outcome, before: dict, tasks: list, condition: str, ti
     return f"restarted, but not healthy within {timeout}s: {health_problem(current)}"
 
 
-def wait_for_stopped(client, results: list, timeout: float) -> None:
-    """Wait until the allocations stopped in `results` are terminal; mark the ones that are not with `error`."""
+def wait_for_stopped(client, results: list, timeout: float) -> dict:
+    """Wait until the allocations stopped in `results` are terminal; mark the ones that are not with `error`.
+
+    Returns what the wait observed: {ID: {"ClientStatus": ..., "DesiredStatus": ...}} (finish_action's `observed`).
+    """
     stopped = [entry for entry in results if entry.get("changed") and not entry.get("error")]
+    seen = []
     try:
-        not_stopped = set(wait_for_terminal(client, stopped, timeout))
+        not_stopped = set(wait_for_terminal(client, stopped, timeout, observed=seen))
         reason = f"stopped, but still not terminal after {timeout}s"
     except NomadError as error:
         not_stopped = {entry["ID"] for entry in stopped}
@@ -433,6 +442,8 @@ def wait_for_stopped(client, results: list, timeout: float) -> None:
     for entry in stopped:
         if entry["ID"] in not_stopped:
             entry["error"] = reason
+    statuses = ("ClientStatus", "ClientDescription", "DesiredStatus", "DesiredDescription", "ModifyTime")
+    return {stub["ID"]: {key: stub[key] for key in statuses if key in stub} for stub in seen if stub.get("ID")}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -449,7 +460,7 @@ def shape_results(outcomes: list) -> list:
             entry.update(getattr(outcome.error, "partial", {}))
             entry["error"] = describe_error(outcome.error, outcome.item)
         else:
-            entry.update(outcome.value)
+            entry.update({key: value for key, value in outcome.value.items() if key != OBSERVED})
         shaped.append(entry)
     return shaped
 
@@ -516,30 +527,49 @@ def _task_lines(alloc: dict, tasks: list, suffix: str = "") -> str:
     return "".join(lines)
 
 
-def allocation_diff(verb: str, alloc: dict, entry: dict, signal=None) -> dict:
-    """One Ansible diff for an allocation that stop/signal/restart changed (or would change)."""
-    header = _diff_header(alloc)
+def allocation_diff(verb: str, alloc: dict, entry: dict, signal=None, observed=None) -> dict:
+    """One Ansible diff for an allocation that stop/signal/restart changed (or would change).
+
+    The before header and body are the allocation as selected; the after header and body are what a wait
+    observed (`observed`), else the selected state with the change applied, so a header never contradicts its
+    body (a stop's after header says desired status stop).
+    """
+    after_alloc = observed or alloc
     if verb == "stop":
+        after_alloc = dict(after_alloc, DesiredStatus="stop")
         before, after = f"desired_status: {alloc.get('DesiredStatus')}\n", "desired_status: stop\n"
     elif verb == "signal":
         tasks = entry.get("tasks") or []
-        before, after = _task_lines(alloc, tasks), _task_lines(alloc, tasks, f", {signal} sent")
+        before, after = _task_lines(alloc, tasks), _task_lines(after_alloc, tasks, f", {signal} sent")
     else:
         tasks = entry.get("tasks") or []
-        before, after = _task_lines(alloc, tasks), _task_lines(alloc, tasks, ", restarted")
-    return {"before_header": header, "after_header": header, "before": before, "after": after}
+        before, after = _task_lines(alloc, tasks), _task_lines(after_alloc, tasks, ", restarted")
+    return {"before_header": _diff_header(alloc), "after_header": _diff_header(after_alloc), "before": before,
+            "after": after}
 
 
-def action_diffs(verb: str, allocations: list, results: list, signal=None) -> list:
-    return [allocation_diff(verb, alloc, entry, signal)
+def action_diffs(verb: str, allocations: list, results: list, signal=None, observed=None) -> list:
+    observed = observed or {}
+    return [allocation_diff(verb, alloc, entry, signal, observed.get(alloc.get("ID")))
             for alloc, entry in zip(allocations, results) if entry.get("changed")]
 
 
-def finish_action(module, verb: str, allocations: list, results: list, selection_filter, **facts) -> None:
-    """finish() with the readable keys: `summary`, `filter`, a `msg` for an empty selection, and `diff`."""
-    facts = dict(facts, summary=summarize(allocations), filter=selection_filter)
+def observed_allocations(allocations: list, observed: dict) -> list:
+    """`allocations` with what a wait observed in place of the state they were selected in."""
+    return [observed.get(alloc.get("ID"), alloc) for alloc in allocations]
+
+
+def finish_action(module, verb: str, allocations: list, results: list, selection_filter, observed=None,
+                  **facts) -> None:
+    """finish() with the readable keys: `summary`, `filter`, a `msg` for an empty selection, and `diff`.
+
+    `observed` ({ID: allocation}) is what a wait saw after the change: `summary` and the after side of the diff
+    show it, so a result after a wait describes the allocation as it is, not as it was before the change.
+    """
+    observed = observed or {}
+    facts = dict(facts, summary=summarize(observed_allocations(allocations, observed)), filter=selection_filter)
     if not allocations:
         facts["msg"] = empty_selection_message(selection_filter)
     if getattr(module, "_diff", False):
-        facts["diff"] = action_diffs(verb, allocations, results, facts.get("signal"))
+        facts["diff"] = action_diffs(verb, allocations, results, facts.get("signal"), observed)
     finish(module, results, **facts)

@@ -153,7 +153,8 @@ EXAMPLES = r"""
 RETURN = r"""
 summary:
   description:
-    - One short entry per selected allocation, in selection order, read before acting.
+    - One short entry per selected allocation, in selection order, read before acting; with O(wait) or O(wait_for), the
+      state the wait observed after acting instead (for example the new restart count and last event).
     - Each has C(id) (short ID), C(name), C(node), C(client_status), C(desired_status), C(health) (C(healthy),
       C(unhealthy) or null when Nomad tracks no deployment health), C(modified) and C(tasks).
     - C(tasks) is a list (sorted by name) of C(task), C(state), C(failed), C(restarts), C(last_event)
@@ -248,6 +249,7 @@ allocations:
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
     explicit_ids_of,
+    OBSERVED,
     finish_action,
     refuse_explicit_skip,
     input_problem,
@@ -292,6 +294,7 @@ def restart(module):
     selector = module.selector()
     allocations, selection_filter = select_for_action(client, selector)
     explicit = explicit_ids_of(selector, allocations)
+    observed = {}  # what each wait saw after the restart: the summary and the diff's after side show it
 
     def restart_one(allocation):
         value = restart_allocation(
@@ -303,10 +306,12 @@ def restart(module):
             wait=wait_condition(params),
             wait_timeout=params["wait_timeout"],
         )
+        if OBSERVED in value:
+            observed[allocation["ID"]] = value[OBSERVED]
         return refuse_explicit_skip(value, allocation, explicit, "restart")
 
     results = shape_results(run_bulk(allocations, restart_one, params["parallelism"]))
-    finish_action(module, "restart", allocations, results, selection_filter)
+    finish_action(module, "restart", allocations, results, selection_filter, observed=observed)
 
 
 def main():

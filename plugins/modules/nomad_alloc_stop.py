@@ -126,7 +126,8 @@ EXAMPLES = r"""
 RETURN = r"""
 summary:
   description:
-    - One short entry per selected allocation, in selection order, read before acting.
+    - One short entry per selected allocation, in selection order, read before acting; with O(wait), the
+      state the wait observed after acting instead (for example the new restart count and last event).
     - Each has C(id) (short ID), C(name), C(node), C(client_status), C(desired_status), C(health) (C(healthy),
       C(unhealthy) or null when Nomad tracks no deployment health), C(modified) and C(tasks).
     - C(tasks) is a list (sorted by name) of C(task), C(state), C(failed), C(restarts), C(last_event)
@@ -261,10 +262,13 @@ def stop(module):
         return stop_allocation(client, allocation, params["no_shutdown_delay"], module.check_mode)
 
     results = shape_results(run_bulk(allocations, stop_one, params["parallelism"]))
+    observed = {}
     if params["wait"] and not module.check_mode:
-        wait_for_stopped(client, results, params["wait_timeout"])
+        statuses = wait_for_stopped(client, results, params["wait_timeout"])
+        observed = {alloc["ID"]: dict(alloc, **statuses[alloc["ID"]]) for alloc in allocations if alloc["ID"] in statuses}
     evaluation_ids = [entry["EvalID"] for entry in results if entry.get("EvalID")]
-    finish_action(module, "stop", allocations, results, selection_filter, evaluation_ids=evaluation_ids)
+    finish_action(module, "stop", allocations, results, selection_filter, observed=observed,
+                  evaluation_ids=evaluation_ids)
 
 
 def main():

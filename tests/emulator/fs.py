@@ -17,6 +17,7 @@ import json
 import os
 import re
 import stat as stat_mod
+import sys
 import time
 
 from aiohttp import web
@@ -302,6 +303,14 @@ class StreamOut:
         return self.response
 
 
+def client_gone(request, out: StreamOut) -> web.StreamResponse:
+    """A client closing a followed stream is normal (the collection's `follow` does it when `until` matches):
+    one line on stderr, not aiohttp's traceback."""
+    print(f"emulator: client closed {request.method} {request.path} after {out.sent} bytes", file=sys.stderr,
+          flush=True)
+    return out.response
+
+
 class Ticker:
     """Nomad's heartbeat ticker: every second, not reset by data."""
 
@@ -428,6 +437,8 @@ async def logs_handler(api, request, alloc_id: str) -> web.StreamResponse:
             raise HttpError(404, f'log entry for task "{task.name}" and log type "{params["type"]}" not found')
         start = find_closest(logs_dir, task.name, params["type"], indexes, params["origin"], params["offset"])
         await stream_logs(out, logs_dir, params, start)
+    except ConnectionResetError:
+        return client_gone(request, out)
     except HttpError as err:
         return await out.finish(err)
     return await out.finish()
@@ -477,6 +488,8 @@ async def stream_handler(api, request, alloc_id: str) -> web.StreamResponse:
         if position < 0:
             raise HttpError(500, f"can't seek to offset '\ufffd': seek {host}: invalid argument")
         await stream_file(out, host, path, position, follow)
+    except ConnectionResetError:
+        return client_gone(request, out)
     except HttpError as err:
         return await out.finish(err)
     return await out.finish()

@@ -97,9 +97,9 @@ def job_document(emulator: Emulator, spec: dict, index: int) -> dict:
 
 
 def new_allocation(emulator: Emulator, job: dict, group_doc: dict, group_spec: dict, index_in_group: int,
-                   node: dict, create_index: int) -> Allocation:
+                   node: dict, create_index: int, alloc_id: str | None = None) -> Allocation:
     tasks = [task_from_spec(task) for task in group_spec.get("tasks") or ()]
-    alloc = Allocation(alloc_id=new_id(), job=job, group=group_doc, index_in_group=index_in_group,
+    alloc = Allocation(alloc_id=alloc_id or new_id(), job=job, group=group_doc, index_in_group=index_in_group,
                        namespace=job["Namespace"], node=node, tasks=tasks, create_index=create_index,
                        services=group_spec.get("services") or ())
     alloc.group_spec = group_spec
@@ -128,6 +128,20 @@ def validate_checks(job_id: str, group_spec: dict) -> None:
         raise ScenarioError(f"job {job_id!r} group {group_spec.get('name')!r}: {err}") from err
 
 
+def fixed_allocation_ids(emulator: Emulator, job_id: str, group_spec: dict) -> list:
+    """A group's `ids`: fixed allocation IDs for its first allocations (README examples name them), else []."""
+    ids = [str(value) for value in group_spec.get("ids") or ()]
+    for value in ids:
+        try:
+            valid = str(uuid.UUID(value)) == value
+        except ValueError:
+            valid = False
+        if not valid or value in emulator.allocs or ids.count(value) > 1:
+            raise ScenarioError(f"job {job_id!r} group {group_spec.get('name')!r}: allocation id {value!r} is "
+                                f"{'used twice' if valid else 'not a lowercase UUID'}")
+    return ids
+
+
 def build_jobs(emulator: Emulator) -> list:
     """Register the scenario's jobs and their allocations; returns the new (process-backed) allocations."""
     created = []
@@ -141,8 +155,10 @@ def build_jobs(emulator: Emulator) -> list:
         create_index = emulator.bump()  # one plan: all allocations of the job share a create index
         for group_doc, group_spec in zip(job["TaskGroups"], spec.get("groups") or ()):
             validate_checks(job["ID"], group_spec)
+            fixed_ids = fixed_allocation_ids(emulator, job["ID"], group_spec)
             for number in range(group_doc["Count"]):
-                alloc = new_allocation(emulator, job, group_doc, group_spec, number, node, create_index)
+                alloc = new_allocation(emulator, job, group_doc, group_spec, number, node, create_index,
+                                       fixed_ids[number] if number < len(fixed_ids) else None)
                 emulator.add_alloc(alloc)
                 created.append(alloc)
         emulator.allocs_index = create_index

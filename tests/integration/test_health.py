@@ -158,6 +158,8 @@ def test_the_role_is_gated_on_health_fails_before_acting_and_summarises(emulator
         {"name": "make the second probe healthy", "ansible.builtin.copy": {"dest": marker, "content": "yes\n"}},
         role_run("healthy", alloc_rolling_restart_job="probe"),
     )).assert_ok()
+    # The role passes its selector as task arguments, not as one templated string (argsplat-unsafe warning).
+    assert "argsplat" not in run.output
     # The existence check of nomad_alloc_restart (check mode) catches the typo before the role's own message.
     assert run.task("typo")["msg"] == f'job "wbe" not found in namespace "default" at {emulator.address}'
     assert run.task("bad signal")["msg"].startswith("Nothing was signalled: unknown signal 'SIGFOO'; use one of")

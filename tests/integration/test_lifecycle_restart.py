@@ -31,7 +31,7 @@ def test_restart_one_task_with_wait_gives_a_new_process(emulator, ansible_runner
         "tasks": [{"name": "restart", "register": "restarted",
                    "nomadops.nomad.nomad_alloc_restart": {"id": target["ID"], "task": "server", "wait": True,
                                                           "wait_timeout": 60}}],
-    }]).assert_ok()
+    }], args=("--diff",)).assert_ok()
 
     result = run.task("restart")
     assert result["_status"] == "changed"
@@ -43,6 +43,14 @@ def test_restart_one_task_with_wait_gives_a_new_process(emulator, ansible_runner
     assert after["server"]["restarts"] == before["server"]["restarts"] + 1
     assert starts(after, "server") == ["started", "started"]
     assert after["sidecar"]["pid"] == before["sidecar"]["pid"]  # only the named task
+    # After a wait, the summary and the diff's after side show the state the wait observed, not the one before.
+    server = next(task for task in result["summary"][0]["tasks"] if task["task"] == "server")
+    assert (server["state"], server["restarts"]) == ("running", before["server"]["restarts"] + 1)
+    assert server["last_event"].startswith("Started")
+    diff = result["diff"][0]
+    assert f"task server: running, restarts {before['server']['restarts']}\n" == diff["before"]
+    assert f"task server: running, restarts {before['server']['restarts'] + 1}, restarted\n" == diff["after"]
+    assert "_observed" not in result["allocations"][0]
 
 
 def test_restart_without_task_restarts_the_running_tasks(emulator, ansible_runner):

@@ -95,3 +95,22 @@ def test_stopping_the_emulator_ends_exec_sessions(emulator_factory):
         wait_until(gone, timeout=10, what="the exec'd process to be killed")
     finally:
         session.close()
+
+
+def test_fixed_allocation_and_node_ids(tmp_path):
+    """A group's `ids` fix its first allocations' IDs (README.md's examples name the demo's); more are random."""
+    fixed = ["8d1c4f2a-7b3e-4c1d-9a5f-2e6b8c0d4a11", "5a22c1f3-9e4b-4a7c-8d2e-6f1a3b5c7d22"]
+    scenario = tmp_path / "ids.yml"
+    scenario.write_text(
+        "nodes:\n  - name: node-1\n    id: 4f2a81c9-3b6e-4d2a-9c1f-7e5d8a0b6c31\n"
+        "jobs:\n  - id: web\n    groups:\n      - name: frontend\n        count: 3\n"
+        f"        ids: [{fixed[0]}, {fixed[1]}]\n")
+    with EmulatorProcess(scenario) as emulator:
+        allocs = {a["Name"]: a for a in emulator.allocations()}
+        assert [allocs[f"web.frontend[{n}]"]["ID"] for n in (0, 1)] == fixed
+        assert allocs["web.frontend[2]"]["ID"] not in fixed
+        assert {a["NodeID"] for a in allocs.values()} == {"4f2a81c9-3b6e-4d2a-9c1f-7e5d8a0b6c31"}
+    scenario.write_text(f"jobs:\n  - id: web\n    groups:\n      - name: g\n        count: 2\n"
+                        f"        ids: [{fixed[0]}, {fixed[0]}]\n")
+    with pytest.raises(EmulatorStartError, match="used twice"):
+        EmulatorProcess(scenario).start()

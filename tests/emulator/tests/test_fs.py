@@ -117,6 +117,21 @@ def test_logs_follow_sees_new_lines_and_heartbeats(fs, chatty):
     assert len(frame_data(found).splitlines()) > 5
 
 
+@pytest.mark.parametrize("endpoint, job, params", [
+    ("logs", "chatty", {"task": "talker", "type": "stdout", "origin": "end", "offset": "1", "follow": "true"}),
+    ("stream", "crashed", {"path": "alloc/logs/oneshot.stdout.0", "follow": "true"}),
+])
+def test_a_client_closing_a_followed_stream_is_one_line_not_a_traceback(
+        fs_emulator, fs, chatty, crashed, endpoint, job, params):
+    alloc_id = chatty if job == "chatty" else crashed
+    with fs.get(f"/v1/client/fs/{endpoint}/{alloc_id}", stream=True, params=params) as response:
+        next(response.iter_content(chunk_size=None))
+    # the stream's next heartbeat (at most a second later) finds the connection closed
+    closed = f"client closed GET /v1/client/fs/{endpoint}/{alloc_id}"
+    wait_until(lambda: closed in fs_emulator.stderr, timeout=10, what="the closed stream to be noticed")
+    assert "Traceback" not in fs_emulator.stderr and "Error handling request" not in fs_emulator.stderr
+
+
 def test_follow_on_dead_task_never_ends(fs, crashed):
     with fs.get(f"/v1/client/fs/logs/{crashed}", stream=True, timeout=5,
                 params={"task": "oneshot", "type": "stdout", "follow": "true"}) as r:

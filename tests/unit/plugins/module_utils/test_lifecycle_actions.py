@@ -274,6 +274,9 @@ def test_restart_wait_blocks_until_the_task_counts_a_new_restart():
 
     fields = lifecycle.restart_allocation(nomad, alloc, task="server", wait=True, wait_timeout=30)
 
+    # the allocation as the wait last saw it goes to finish_action (summary, diff), never into the result
+    observed = fields.pop(lifecycle.OBSERVED)
+    assert observed["TaskStates"]["server"]["Restarts"] == 1
     assert fields == {"changed": True, "tasks": ["server"]}
     blocking = [read for read in nomad.reads if len(read) == 4]
     assert len(blocking) == 2

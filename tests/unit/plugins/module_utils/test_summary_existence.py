@@ -86,6 +86,32 @@ def test_explain_empty_selection(selector, missing, expected):
             require_selection_exists(client_for(nomad), selector)
 
 
+def _job_only_in(namespaces, jobs_status=200):
+    def answer(request):
+        if request.path.startswith("/v1/job/"):
+            return Reply(status=404, body="job not found")
+        if request.path == "/v1/jobs":
+            if jobs_status != 200:
+                return Reply(status=jobs_status, body="Permission denied")
+            return json_reply([{"ID": "worker", "Namespace": name} for name in namespaces]
+                              + [{"ID": "worker-2", "Namespace": "default"}])
+        return json_reply({})
+    return answer
+
+
+@pytest.mark.parametrize("namespaces, jobs_status, hint", [
+    (["prod"], 200, '; it exists in namespace "prod" (set namespace, or use namespace "*" to search all)'),
+    (["prod", "qa"], 200, '; it exists in namespaces "prod", "qa" (set namespace, or use namespace "*" to search all)'),
+    ([], 403, ' (use namespace "*" to search all)'),
+    ([], 200, ""),
+])
+def test_a_job_missing_here_names_the_namespaces_that_have_it(namespaces, jobs_status, hint):
+    with FakeNomad(_job_only_in(namespaces, jobs_status)) as nomad:
+        message = explain_empty_selection(client_for(nomad), {"job": "worker"})
+        assert message == f'job "worker" not found in namespace "default" at {nomad.address}{hint}'
+        assert nomad.requests[-1].path == "/v1/jobs" and nomad.requests[-1].query["namespace"] == "*"
+
+
 def test_everything_exists_means_no_explanation():
     with FakeNomad(lambda request: json_reply(NODES[:1] if request.path == "/v1/nodes" else {})) as nomad:
         assert explain_empty_selection(client_for(nomad), {"job": "web", "node": "node-1"}) is None
@@ -118,6 +144,14 @@ def test_allocation_diff_names_node_and_statuses():
     stop = allocation_diff("stop", alloc, {"changed": True})
     assert stop["before_header"] == "5a222182 web.frontend[0] on node-1 (client status running, desired status run)"
     assert (stop["before"], stop["after"]) == ("desired_status: run\n", "desired_status: stop\n")
+    # the after header agrees with its body (it said "desired status run" before issue 22)
+    assert stop["after_header"] == "5a222182 web.frontend[0] on node-1 (client status running, desired status stop)"
+    waited = allocation_diff("stop", alloc, {"changed": True}, observed=dict(alloc, ClientStatus="complete"))
+    assert waited["after_header"] == "5a222182 web.frontend[0] on node-1 (client status complete, desired status stop)"
+    restarted = dict(alloc, TaskStates={"server": {"State": "running", "Restarts": 2}})
+    restart = allocation_diff("restart", alloc, {"changed": True, "tasks": ["server"]}, observed=restarted)
+    assert (restart["before"], restart["after"]) == ("task server: running, restarts 1\n",
+                                                     "task server: running, restarts 2, restarted\n")
     signal = allocation_diff("signal", alloc, {"changed": True, "tasks": ["server"]}, signal="SIGHUP")
     assert signal["after"] == "task server: running, restarts 1, SIGHUP sent\n"
 
