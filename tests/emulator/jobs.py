@@ -618,7 +618,7 @@ class Jobs:
     async def evaluation(self, request, tail: str):
         if request.method != "GET":
             raise HttpError(405, "Invalid method")
-        eval_id, _, action = tail.partition("/")
+        eval_id, _slash, action = tail.partition("/")
         if action not in ("", "allocations"):
             raise HttpError(404, "resource not found")
         token = self._token(request)

@@ -158,8 +158,7 @@ class Scheduler:
         used_indexes = {alloc.index_in_group for alloc in kept}
         plan.place = [(alloc.index_in_group, None, alloc) for alloc in plan.destructive]
         free = (number for number in range(10 ** 6) if number not in used_indexes)
-        for _ in range(wanted - len(kept)):
-            plan.place.append((next(free), None, None))
+        plan.place.extend((next(free), None, None) for _count in range(wanted - len(kept)))
 
     def _wanted_count(self, job: dict, group: dict) -> int:
         if job["Type"] == "system":
@@ -173,7 +172,7 @@ class Scheduler:
         failures = 0
         occupied = {alloc.node["ID"] for alloc in plan.ignore + plan.in_place}
         system_nodes = iter([node for node in nodes if node["ID"] not in occupied])
-        for index_in_group, _, previous in plan.place:
+        for index_in_group, _node, previous in plan.place:
             candidates = nodes
             if job["Type"] == "system":  # one allocation per feasible node; a replacement stays on its node
                 candidates = [previous.node] if previous is not None else [next(system_nodes, None)]
