@@ -12,6 +12,8 @@ namespace read needs any capability in that namespace, like Nomad's `AllowNamesp
 """
 from __future__ import annotations
 
+import copy
+
 from . import acl as acl_mod
 from .httpjson import HttpError, json_response
 from .uuidindex import IndexError_, parse_uuid
@@ -20,17 +22,24 @@ READERS_PREFIXES = ("/v1/job/", "/v1/namespace/", "/v1/node/")
 
 
 def node_stub(node: dict) -> dict:
-    return {"Address": "127.0.0.1", "ID": node["ID"], "Attributes": None, "Datacenter": node.get("Datacenter", "dc1"),
-            "Name": node["Name"], "NodeClass": "", "NodePool": "default", "Version": "1.6.5", "Drain": False,
-            "SchedulingEligibility": "eligible", "Status": "ready", "StatusDescription": "", "Drivers": None,
-            "HostVolumes": None, "NodeResources": None, "ReservedResources": None, "LastDrain": None,
-            "CreateIndex": 1, "ModifyIndex": 1}
+    """NodeListStub (§5.2 of nomad-deployments-nodes-behaviour.md) from the node state kept by nodes.py."""
+    return {"Address": node.get("Address", "127.0.0.1"), "ID": node["ID"], "Attributes": None,
+            "Datacenter": node.get("Datacenter", "dc1"), "Name": node["Name"], "NodeClass": node.get("NodeClass", ""),
+            "NodePool": node.get("NodePool", "default"), "Version": "1.6.5",
+            "Drain": node.get("DrainStrategy") is not None,
+            "SchedulingEligibility": node.get("SchedulingEligibility", "eligible"), "Status": node.get("Status", "ready"),
+            "StatusDescription": "", "Drivers": None, "HostVolumes": None, "NodeResources": None,
+            "ReservedResources": None, "LastDrain": copy.deepcopy(node.get("LastDrain")),
+            "CreateIndex": node.get("CreateIndex", 1), "ModifyIndex": node.get("ModifyIndex", 1)}
 
 
 def node_full(node: dict) -> dict:
+    """The full node (§5.3): sanitized (SecretID empty) with the legacy `Drain` key."""
     full = node_stub(node)
-    full.update({"SecretID": "", "HTTPAddr": "127.0.0.1:4646", "TLSEnabled": False, "Meta": {}, "Events": None,
-                 "DrainStrategy": None, "ComputedClass": "", "Links": None})
+    full.update({"SecretID": "", "HTTPAddr": node.get("HTTPAddr", "127.0.0.1:4646"), "TLSEnabled": False,
+                 "Attributes": dict(node.get("Attributes") or {}) or None, "Meta": dict(node.get("Meta") or {}),
+                 "Events": copy.deepcopy(node.get("Events")), "DrainStrategy": copy.deepcopy(node.get("DrainStrategy")),
+                 "StatusUpdatedAt": node.get("StatusUpdatedAt", 0), "ComputedClass": "", "Links": None})
     return full
 
 
@@ -137,11 +146,12 @@ class Readers:
             except IndexError_ as err:
                 raise HttpError(500, f"index error: {err}", rpc=True) from err
             nodes = [node for node in nodes if node["ID"].replace("-", "").startswith(hex_prefix)]
-        stubs = sorted((node_stub(node) for node in nodes), key=lambda stub: stub["ID"])
+        nodes = sorted(nodes, key=lambda node: node["ID"])
         matcher = self._node_filter(request.query.get("filter", ""))
-        if matcher is not None:
-            stubs = [stub for stub in stubs if self._matches(matcher, stub)]
-        return json_response(request, stubs, headers=self._meta())
+        if matcher is not None:  # Nomad evaluates the filter on the full node (Attributes, Meta, ...)
+            nodes = [node for node in nodes if self._matches(matcher, node_full(node))]
+        stubs = [node_stub(node) for node in nodes]
+        return json_response(request, stubs, headers=self.api.read_meta(getattr(self.emulator, "nodes_index", 1)))
 
     @staticmethod
     def _node_filter(text: str):
@@ -149,7 +159,7 @@ class Readers:
             return None
         from . import bexpr
         try:
-            return bexpr.compile_filter(text, map_paths=(), uint_paths=())
+            return bexpr.compile_filter(text, map_paths=("Attributes", "Meta", "Links"), uint_paths=("CreateIndex", "ModifyIndex"))
         except bexpr.FilterParseError as err:
             raise HttpError(400, f"failed to read filter expression: {err}") from err
 
