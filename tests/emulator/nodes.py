@@ -178,7 +178,8 @@ class Nodes:
     async def dispatch(self, request):
         path = request.path
         if path == "/v1/nodes":
-            if request.method == "GET":
+            if request.method == "GET" and request.query.get("index"):
+                self.readers.require_node_read(self._token(request))  # no waiting for a refused request
                 await self.block(request, lambda: self.emulator.nodes_index)
             return None  # readers.py answers the list
         if not path.startswith("/v1/node/") or path.startswith(("/v1/node/pools", "/v1/node/pool/")):

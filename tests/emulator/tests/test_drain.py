@@ -164,6 +164,24 @@ def test_eligibility_on_off(shared_api):
     assert shared_api.get(f"/v1/node/{SPARE}/eligibility").status_code == 405
 
 
+def test_node_index_moves_only_when_the_node_changes(shared_api):
+    """§0 (blocking queries: return when the index is strictly greater, else at the wait with the same index),
+    §5.3 (X-Nomad-Index = the node's ModifyIndex), §5.2 (the list's index = the nodes table index)."""
+    a_index = shared_api.get(f"/v1/node/{NODE_A}").headers["X-Nomad-Index"]
+    spare_index = shared_api.get(f"/v1/node/{SPARE}").headers["X-Nomad-Index"]
+    list_index = shared_api.get("/v1/nodes").headers["X-Nomad-Index"]
+    changed = eligibility(shared_api, "ineligible", SPARE).json()["Index"]
+    try:
+        woken = shared_api.get(f"/v1/node/{SPARE}", params={"index": spare_index, "wait": "30s"})
+        assert woken.headers["X-Nomad-Index"] == str(changed) and woken.json()["ModifyIndex"] == changed
+        listed = shared_api.get("/v1/nodes", params={"index": list_index, "wait": "30s"})
+        assert listed.headers["X-Nomad-Index"] == str(changed)
+        unchanged = shared_api.get(f"/v1/node/{NODE_A}", params={"index": a_index, "wait": "200ms"})
+        assert unchanged.headers["X-Nomad-Index"] == a_index
+    finally:
+        eligibility(shared_api, "eligible", SPARE)
+
+
 def test_ineligible_node_gets_no_placements(shared_api):
     """§5.3 (eligibility), §5.5: the scheduler skips ineligible nodes."""
     for node_id in (NODE_A, "cccc0000-0000-4000-8000-00000000000c"):
