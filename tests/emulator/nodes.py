@@ -16,7 +16,7 @@ import json
 
 from .httpjson import HttpError, json_response
 from .nomadtime import now_ns, parse_go_duration, rfc3339
-from .state import ALLOC_MIGRATING, Allocation, Task
+from .state import ALLOC_MIGRATING, Allocation, Task, new_id
 from .uuidindex import IndexError_, parse_uuid
 
 NODE_SUFFIXES = ("evaluate", "allocations", "drain", "eligibility", "purge")
@@ -522,7 +522,7 @@ class Drainer:
             alloc.eval_id = eval_id
             return alloc
         tasks = [Task(name=name, command=[]) for name in old.tasks]
-        alloc = Allocation(alloc_id=_new_id(), job=old.job, group=old.group, index_in_group=old.index_in_group,
+        alloc = Allocation(alloc_id=new_id(), job=old.job, group=old.group, index_in_group=old.index_in_group,
                            namespace=old.namespace, node=node, tasks=tasks, create_index=create_index, virtual=True,
                            eval_id=eval_id)
         alloc.name = old.name
@@ -583,8 +583,3 @@ def group_key(alloc: Allocation) -> tuple:
 def has_health(alloc: Allocation) -> bool:
     """DeploymentStatus.HasHealth: a verdict, healthy or not (§6.2)."""
     return bool(alloc.deployment_status) and alloc.deployment_status.get("Healthy") is not None
-
-
-def _new_id() -> str:
-    from .state import new_id
-    return new_id()

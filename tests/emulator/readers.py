@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Nomad 1.6's job, namespace and node readers: `GET /v1/job/:id`, `/v1/jobs` (`prefix`, any namespace),
-`/v1/namespace/:name`, `/v1/nodes` (`prefix`, `filter`) and `/v1/node/:id`, with Nomad's status codes, error texts and ACL checks.
+`/v1/namespace/:name` and `/v1/nodes` (`prefix`, `filter`), with Nomad's status codes, error texts and ACL checks.
+`GET /v1/node/:id` and the other per-node endpoints are in nodes.py, which keeps the node state read here.
 
 Texts from Nomad v1.6.5: command/agent/job_endpoint.go (`job not found`), namespace_endpoint.go
 (`Namespace not found`), node_endpoint.go (`node not found`); a bad node prefix is memdb's index error.
@@ -18,7 +19,7 @@ from . import acl as acl_mod
 from .httpjson import HttpError, json_response
 from .uuidindex import IndexError_, parse_uuid
 
-READERS_PREFIXES = ("/v1/job/", "/v1/namespace/", "/v1/node/")
+READERS_PREFIXES = ("/v1/job/", "/v1/namespace/")
 
 
 def node_stub(node: dict) -> dict:
@@ -77,8 +78,7 @@ class Readers:
             return self.list_nodes(request)
         if path == "/v1/jobs":
             return self.list_jobs(request)
-        for prefix, handler in (("/v1/job/", self.get_job), ("/v1/namespace/", self.get_namespace),
-                                ("/v1/node/", self.get_node)):
+        for prefix, handler in (("/v1/job/", self.get_job), ("/v1/namespace/", self.get_namespace)):
             if path.startswith(prefix):
                 name = path[len(prefix):]
                 if request.method != "GET":
@@ -170,12 +170,3 @@ class Readers:
             return matcher.evaluate(stub)
         except bexpr.FilterEvaluationError as err:
             raise HttpError(400, f"failed to read result page: {err}") from err
-
-    # --- GET /v1/node/:id ---------------------------------------------------------------------------
-    def get_node(self, request, node_id: str):
-        token = self._start(request)
-        self.require_node_read(token)
-        for node in self.emulator.nodes:
-            if node["ID"] == node_id:
-                return json_response(request, node_full(node), headers=self._meta())
-        raise HttpError(404, "node not found", self._meta())

@@ -59,6 +59,13 @@ def shared_api():
         yield Api(emulator)
 
 
+@pytest.fixture(scope="module")
+def intent_api():
+    """scenarios/intent.yml (ACLs on; node-2 holds only a finished batch allocation)."""
+    with EmulatorProcess(SCENARIOS / "intent.yml") as emulator:
+        yield Api(emulator, token="00000000-0000-4000-8000-000000000001")
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 def blocking_until(api, path: str, predicate, what: str, **params):
     """GET path with blocking queries (index = the last X-Nomad-Index) until predicate(body) holds;
@@ -328,3 +335,22 @@ def test_cancel_drain_with_mark_eligible(api):
     assert (cancelled["LastDrain"]["Status"], cancelled["LastDrain"]["Meta"]) == ("canceled", {"cancel_message": "done"})
     assert [alloc["DesiredStatus"] for alloc in on_node(api) if alloc["JobID"] == "stuck"] == ["run", "run"]
     assert eligibility(api, "eligible").json()["Index"] == 0
+
+
+def test_node_writes_need_node_write(intent_api):
+    """§5.1 (node:read for reads, node:write for eligibility and drain -> 403), §5.4 (AccessorID `token:<accessor>`
+    with ACLs on), §6.1 (a node without drainable allocations completes at once)."""
+    reader = Api(intent_api.emulator, token="00000000-0000-4000-8000-000000000002")    # node: read
+    no_node = Api(intent_api.emulator, token="00000000-0000-4000-8000-000000000003")
+    node_2 = "aa22c0de-0000-4000-8000-000000000002"
+    assert reader.get(f"/v1/node/{node_2}").status_code == 200
+    for answer in (eligibility(reader, "ineligible", node_2),
+                   reader.post(f"/v1/node/{node_2}/drain", json={"DrainSpec": {"Deadline": 0}})):
+        assert (answer.status_code, answer.text) == (403, "Permission denied")
+    denied = no_node.get(f"/v1/node/{node_2}/allocations")
+    assert (denied.status_code, denied.text) == (403, "Permission denied")
+    drain(intent_api, {"Deadline": 0}, node_2)
+    done = wait_drain_done(intent_api, node_2)
+    assert done["LastDrain"]["Status"] == "complete"
+    accessor = done["LastDrain"]["AccessorID"]
+    assert accessor.startswith("token:") and accessor != "token:acls-disabled"
