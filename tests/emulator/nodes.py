@@ -381,11 +381,10 @@ class Drainer:
         self.watchers: dict = {}
 
     def track(self, node: dict) -> None:
+        """Start the node's watcher unless it runs (a running one is woken by the update's index bump)."""
         watcher = self.watchers.get(node["ID"])
         if watcher is None or watcher.done():
             self.watchers[node["ID"]] = self.emulator.supervisor.spawn(self.watch(node))
-        else:
-            self.emulator.bump()  # wake the watcher: the strategy changed
 
     async def watch(self, node: dict) -> None:
         while is_draining(node):

@@ -231,6 +231,22 @@ def in_flight(allocs: list) -> dict:
     return counts
 
 
+def replacements(allocs: list) -> list:
+    return [alloc for alloc in allocs if alloc["JobID"].startswith("vjob") and alloc["NodeID"] != NODE_A]
+
+
+def peak_in_flight(placed: list) -> dict:
+    """From the index history: per job, the most replacements placed (CreateIndex) and not yet given their health
+    verdict (DeploymentStatus.ModifyIndex) at any one index."""
+    peaks = {}
+    for alloc in placed:
+        at = alloc["CreateIndex"]
+        waiting = sum(1 for other in placed if other["JobID"] == alloc["JobID"]
+                      and other["CreateIndex"] <= at < other["DeploymentStatus"]["ModifyIndex"])
+        peaks[alloc["JobID"]] = max(peaks.get(alloc["JobID"], 0), waiting)
+    return peaks
+
+
 def test_drain_moves_max_parallel_at_a_time_and_completes(api):
     """§5.4 (strategy, events, LastDrain), §6.2 (max_parallel per group), §6.3 (system last, completion, stays
     ineligible), §7 (Migrate, stop description, PreviousAllocation/NextAllocation), §8.2 (watching allocations)."""
@@ -248,12 +264,12 @@ def test_drain_moves_max_parallel_at_a_time_and_completes(api):
     snapshots = blocking_until(api, "/v1/allocations", lambda allocs: all(
         alloc["DesiredStatus"] == "stop" for alloc in allocs if alloc["NodeID"] == NODE_A
         and alloc["JobID"] != "sys"), "the allocations to move")
-    peaks = {}
     for allocs in snapshots:
         for job, count in in_flight(allocs).items():
             assert count <= 2, f"{job}: {count} replacements in flight (max_parallel 2)"
-            peaks[job] = max(peaks.get(job, 0), count)
-    assert peaks == {"vjob-0": 2, "vjob-1": 2}
+    healthy = blocking_until(api, "/v1/allocations", lambda allocs: all(
+        alloc["DeploymentStatus"] for alloc in replacements(allocs)), "the replacements' health")[-1]
+    assert peak_in_flight(replacements(healthy)) == {"vjob-0": 2, "vjob-1": 2}
     done = wait_drain_done(api)
     assert done["SchedulingEligibility"] == "ineligible" and done["Drain"] is False
     assert [event["Message"] for event in done["Events"]] == ["Node registered", "Node drain strategy set",
