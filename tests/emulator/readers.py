@@ -137,6 +137,8 @@ class Readers:
     # --- GET /v1/nodes -----------------------------------------------------------------------------
     def list_nodes(self, request):
         token = self._start(request)
+        with_os = self._node_list_flag(request, "os")
+        self._node_list_flag(request, "resources")  # parsed for its error; resources are not emulated
         self.require_node_read(token)
         prefix = request.query.get("prefix", "")
         nodes = list(self.emulator.nodes)
@@ -151,7 +153,23 @@ class Readers:
         if matcher is not None:  # Nomad evaluates the filter on the full node (Attributes, Meta, ...)
             nodes = [node for node in nodes if self._matches(matcher, node_full(node))]
         stubs = [node_stub(node) for node in nodes]
+        if with_os:  # 1.10: `os=true` adds the OS name to the stub's Attributes (§5.2)
+            for stub, node in zip(stubs, nodes):
+                stub["Attributes"] = {"os.name": (node.get("Attributes") or {}).get("os.name", "")}
         return json_response(request, stubs, headers=self.api.read_meta(getattr(self.emulator, "nodes_index", 1)))
+
+    @staticmethod
+    def _node_list_flag(request, name: str) -> bool:
+        """`os` / `resources` (strconv.ParseBool; command/agent/node_endpoint.go:25-30)."""
+        from .nomadtime import GoParseBoolError, parse_go_bool
+        if name not in request.query:
+            return False
+        value = request.query[name]
+        try:
+            return parse_go_bool(value)
+        except GoParseBoolError as err:
+            raise HttpError(400, f'Failed to parse node list fields: Failed to parse value of "{name}" ({value}) '
+                                 f"as a bool: {err}") from err
 
     @staticmethod
     def _node_filter(text: str):

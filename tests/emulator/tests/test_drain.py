@@ -116,7 +116,7 @@ def register_hcl(api, hcl: str) -> None:
 
 # --- reads ---------------------------------------------------------------------------------------------
 def test_node_list_and_read_carry_node_fields(shared_api):
-    """§5.2 (stub fields, filter on the full node, prefix), §5.3 (full node, Attributes, Meta, Events, Drain)."""
+    """§5.2 (stub fields, filter on the full node, prefix, `os`), §5.3 (full node, Attributes, Meta, Events, Drain)."""
     stubs = shared_api.get("/v1/nodes").json()
     assert [stub["Name"] for stub in stubs] == ["node-a", "node-b", "node-c", "spare"]
     first = stubs[0]
@@ -126,12 +126,17 @@ def test_node_list_and_read_carry_node_fields(shared_api):
     full = node(shared_api)
     assert full["Attributes"]["unique.network.ip-address"] == "10.0.0.1" and full["HTTPAddr"] == "10.0.0.1:4646"
     assert full["Meta"] == {"rack": "r1"} and full["DrainStrategy"] is None and full["SecretID"] == ""
-    assert [(event["Message"], event["Subsystem"]) for event in full["Events"]] == [("Node registered", "Cluster")]
+    assert (full["Events"][0]["Message"], full["Events"][0]["Subsystem"]) == ("Node registered", "Cluster")
     by_meta = shared_api.get("/v1/nodes", params={"filter": 'Meta.rack == "r2"'}).json()
     assert [stub["Name"] for stub in by_meta] == ["node-b"]
     by_attribute = shared_api.get("/v1/nodes", params={"filter": 'Attributes["unique.network.ip-address"] == "10.0.0.3"'})
     assert [stub["Name"] for stub in by_attribute.json()] == ["node-c"]
     assert [stub["Name"] for stub in shared_api.get("/v1/nodes", params={"prefix": "bbbb"}).json()] == ["node-b"]
+    with_os = shared_api.get("/v1/nodes", params={"os": "true"}).json()
+    assert with_os[0]["Attributes"] == {"os.name": "ubuntu"}
+    bad = shared_api.get("/v1/nodes", params={"os": "yes"})
+    assert (bad.status_code, bad.text) == (400, 'Failed to parse node list fields: Failed to parse value of "os" (yes) '
+                                                'as a bool: strconv.ParseBool: parsing "yes": invalid syntax')
 
 
 def test_node_id_lookups_and_node_allocations(shared_api):
