@@ -416,8 +416,9 @@ class Drainer:
         on_node, groups = self.snapshot(node)
         for key, draining in self.groups_on_node(on_node).items():
             self.migrate_group(key, draining, groups.get(key, []))
+        # sysbatch allocations are neither stopped last nor migrated: they hold the drain until they finish (§6.5)
         remaining = [alloc for alloc in on_node
-                     if alloc.job["Type"] not in SYSTEM_TYPES and alloc.client_status not in CLIENT_TERMINAL]
+                     if alloc.job["Type"] != "system" and alloc.client_status not in CLIENT_TERMINAL]
         if remaining:
             return False
         ignore_system = node["DrainStrategy"]["IgnoreSystemJobs"]
