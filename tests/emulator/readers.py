@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Nomad 1.6's job, namespace and node readers: `GET /v1/job/:id`, `/v1/jobs` (`prefix`, any namespace),
-`/v1/namespace/:name`, `/v1/nodes` (`prefix`, `filter`) and `/v1/node/:id`, with Nomad's status codes, error texts and ACL checks.
+`/v1/namespace/:name` and `/v1/nodes` (`prefix`, `filter`), with Nomad's status codes, error texts and ACL checks.
+`GET /v1/node/:id` and the other per-node endpoints are in nodes.py, which keeps the node state read here.
 
 Texts from Nomad v1.6.5: command/agent/job_endpoint.go (`job not found`), namespace_endpoint.go
 (`Namespace not found`), node_endpoint.go (`node not found`); a bad node prefix is memdb's index error.
@@ -12,25 +13,34 @@ namespace read needs any capability in that namespace, like Nomad's `AllowNamesp
 """
 from __future__ import annotations
 
+import copy
+
 from . import acl as acl_mod
 from .httpjson import HttpError, json_response
 from .uuidindex import IndexError_, parse_uuid
 
-READERS_PREFIXES = ("/v1/job/", "/v1/namespace/", "/v1/node/")
+READERS_PREFIXES = ("/v1/job/", "/v1/namespace/")
 
 
 def node_stub(node: dict) -> dict:
-    return {"Address": "127.0.0.1", "ID": node["ID"], "Attributes": None, "Datacenter": node.get("Datacenter", "dc1"),
-            "Name": node["Name"], "NodeClass": "", "NodePool": "default", "Version": "1.6.5", "Drain": False,
-            "SchedulingEligibility": "eligible", "Status": "ready", "StatusDescription": "", "Drivers": None,
-            "HostVolumes": None, "NodeResources": None, "ReservedResources": None, "LastDrain": None,
-            "CreateIndex": 1, "ModifyIndex": 1}
+    """NodeListStub (§5.2 of nomad-deployments-nodes-behaviour.md) from the node state kept by nodes.py."""
+    return {"Address": node.get("Address", "127.0.0.1"), "ID": node["ID"], "Attributes": None,
+            "Datacenter": node.get("Datacenter", "dc1"), "Name": node["Name"], "NodeClass": node.get("NodeClass", ""),
+            "NodePool": node.get("NodePool", "default"), "Version": "1.6.5",
+            "Drain": node.get("DrainStrategy") is not None,
+            "SchedulingEligibility": node.get("SchedulingEligibility", "eligible"), "Status": node.get("Status", "ready"),
+            "StatusDescription": "", "Drivers": None, "HostVolumes": None, "NodeResources": None,
+            "ReservedResources": None, "LastDrain": copy.deepcopy(node.get("LastDrain")),
+            "CreateIndex": node.get("CreateIndex", 1), "ModifyIndex": node.get("ModifyIndex", 1)}
 
 
 def node_full(node: dict) -> dict:
+    """The full node (§5.3): sanitized (SecretID empty) with the legacy `Drain` key."""
     full = node_stub(node)
-    full.update({"SecretID": "", "HTTPAddr": "127.0.0.1:4646", "TLSEnabled": False, "Meta": {}, "Events": None,
-                 "DrainStrategy": None, "ComputedClass": "", "Links": None})
+    full.update({"SecretID": "", "HTTPAddr": node.get("HTTPAddr", "127.0.0.1:4646"), "TLSEnabled": False,
+                 "Attributes": dict(node.get("Attributes") or {}) or None, "Meta": dict(node.get("Meta") or {}),
+                 "Events": copy.deepcopy(node.get("Events")), "DrainStrategy": copy.deepcopy(node.get("DrainStrategy")),
+                 "StatusUpdatedAt": node.get("StatusUpdatedAt", 0), "ComputedClass": "", "Links": None})
     return full
 
 
@@ -68,8 +78,7 @@ class Readers:
             return self.list_nodes(request)
         if path == "/v1/jobs":
             return self.list_jobs(request)
-        for prefix, handler in (("/v1/job/", self.get_job), ("/v1/namespace/", self.get_namespace),
-                                ("/v1/node/", self.get_node)):
+        for prefix, handler in (("/v1/job/", self.get_job), ("/v1/namespace/", self.get_namespace)):
             if path.startswith(prefix):
                 name = path[len(prefix):]
                 if request.method != "GET":
@@ -128,6 +137,8 @@ class Readers:
     # --- GET /v1/nodes -----------------------------------------------------------------------------
     def list_nodes(self, request):
         token = self._start(request)
+        with_os = self._node_list_flag(request, "os")
+        self._node_list_flag(request, "resources")  # parsed for its error; resources are not emulated
         self.require_node_read(token)
         prefix = request.query.get("prefix", "")
         nodes = list(self.emulator.nodes)
@@ -137,11 +148,28 @@ class Readers:
             except IndexError_ as err:
                 raise HttpError(500, f"index error: {err}", rpc=True) from err
             nodes = [node for node in nodes if node["ID"].replace("-", "").startswith(hex_prefix)]
-        stubs = sorted((node_stub(node) for node in nodes), key=lambda stub: stub["ID"])
+        nodes = sorted(nodes, key=lambda node: node["ID"])
         matcher = self._node_filter(request.query.get("filter", ""))
-        if matcher is not None:
-            stubs = [stub for stub in stubs if self._matches(matcher, stub)]
-        return json_response(request, stubs, headers=self._meta())
+        if matcher is not None:  # Nomad evaluates the filter on the full node (Attributes, Meta, ...)
+            nodes = [node for node in nodes if self._matches(matcher, node_full(node))]
+        stubs = [node_stub(node) for node in nodes]
+        if with_os:  # 1.10: `os=true` adds the OS name to the stub's Attributes (§5.2)
+            for stub, node in zip(stubs, nodes):
+                stub["Attributes"] = {"os.name": (node.get("Attributes") or {}).get("os.name", "")}
+        return json_response(request, stubs, headers=self.api.read_meta(getattr(self.emulator, "nodes_index", 1)))
+
+    @staticmethod
+    def _node_list_flag(request, name: str) -> bool:
+        """`os` / `resources` (strconv.ParseBool; command/agent/node_endpoint.go:25-30)."""
+        from .nomadtime import GoParseBoolError, parse_go_bool
+        if name not in request.query:
+            return False
+        value = request.query[name]
+        try:
+            return parse_go_bool(value)
+        except GoParseBoolError as err:
+            raise HttpError(400, f'Failed to parse node list fields: Failed to parse value of "{name}" ({value}) '
+                                 f"as a bool: {err}") from err
 
     @staticmethod
     def _node_filter(text: str):
@@ -149,7 +177,7 @@ class Readers:
             return None
         from . import bexpr
         try:
-            return bexpr.compile_filter(text, map_paths=(), uint_paths=())
+            return bexpr.compile_filter(text, map_paths=("Attributes", "Meta", "Links"), uint_paths=("CreateIndex", "ModifyIndex"))
         except bexpr.FilterParseError as err:
             raise HttpError(400, f"failed to read filter expression: {err}") from err
 
@@ -160,12 +188,3 @@ class Readers:
             return matcher.evaluate(stub)
         except bexpr.FilterEvaluationError as err:
             raise HttpError(400, f"failed to read result page: {err}") from err
-
-    # --- GET /v1/node/:id ---------------------------------------------------------------------------
-    def get_node(self, request, node_id: str):
-        token = self._start(request)
-        self.require_node_read(token)
-        for node in self.emulator.nodes:
-            if node["ID"] == node_id:
-                return json_response(request, node_full(node), headers=self._meta())
-        raise HttpError(404, "node not found", self._meta())

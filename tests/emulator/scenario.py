@@ -34,15 +34,29 @@ def load_scenario_file(path: str) -> dict:
     return data
 
 
+def node_entries(emulator: Emulator) -> list:
+    """The scenario's `nodes:`; an entry with `count: N` stands for N nodes named `<name>-1` ... `<name>-N`."""
+    entries = []
+    for entry in emulator.scenario.get("nodes") or [{"name": "node-1"}]:
+        if "count" not in entry:
+            entries.append(entry)
+            continue
+        for number in range(1, int(entry["count"]) + 1):
+            entries.append({**{k: v for k, v in entry.items() if k not in ("count", "id")},
+                            "name": f"{entry['name']}-{number}"})
+    return entries
+
+
 def build_nodes(emulator: Emulator) -> None:
-    entries = emulator.scenario.get("nodes") or [{"name": "node-1"}]
-    for entry in entries:
+    from .nodes import init_node
+    for entry in node_entries(emulator):
         node = {"ID": str(entry.get("id") or uuid.uuid4()), "Name": str(entry["name"]),
                 "Datacenter": str(entry.get("datacenter", emulator.datacenter))}
         # optional, for the scheduler of registered jobs (scheduler.py): capacity and node pool
         for key, name, kind in (("cpu", "CPU", int), ("memory", "MemoryMB", int), ("node_pool", "NodePool", str)):
             if key in entry:
                 node[name] = kind(entry[key])
+        init_node(emulator, node, entry)
         emulator.nodes.append(node)
 
 
@@ -82,6 +96,9 @@ def job_document(emulator: Emulator, spec: dict, index: int) -> dict:
                      "Tags": list(svc.get("tags") or [])} for svc in group.get("services") or ()]
         groups.append({"Name": str(group["name"]), "Count": int(group.get("count", 1)), "Tasks": tasks,
                        "Services": services or None, "Meta": dict(group.get("meta") or {}) or None})
+        if group.get("migrate"):  # only then: the documents of scenarios without it stay as they were
+            from .nodes import scenario_migrate
+            groups[-1]["Migrate"] = scenario_migrate(group["migrate"])
     now = now_ns()
     return {
         "Region": emulator.region, "Namespace": str(spec.get("namespace", "default")), "ID": str(spec["id"]),
@@ -151,18 +168,26 @@ def build_jobs(emulator: Emulator) -> list:
             raise ScenarioError(f"job {spec.get('id')!r} uses namespace {namespace!r} not listed in namespaces")
         job = job_document(emulator, spec, emulator.bump())
         emulator.jobs[(namespace, job["ID"])] = {"doc": job, "spec": spec}
-        node = node_named(emulator, spec.get("node"))
+        placement = job_nodes(emulator, spec)
         create_index = emulator.bump()  # one plan: all allocations of the job share a create index
         for group_doc, group_spec in zip(job["TaskGroups"], spec.get("groups") or ()):
             validate_checks(job["ID"], group_spec)
             fixed_ids = fixed_allocation_ids(emulator, job["ID"], group_spec)
             for number in range(group_doc["Count"]):
+                node = placement[number % len(placement)]
                 alloc = new_allocation(emulator, job, group_doc, group_spec, number, node, create_index,
                                        fixed_ids[number] if number < len(fixed_ids) else None)
                 emulator.add_alloc(alloc)
                 created.append(alloc)
         emulator.allocs_index = create_index
     return created
+
+
+def job_nodes(emulator: Emulator, spec: dict) -> list:
+    """A job's `node` (one node) or `nodes` (a list: each group's allocations go round-robin over them)."""
+    if spec.get("nodes"):
+        return [node_named(emulator, name) for name in spec["nodes"]]
+    return [node_named(emulator, spec.get("node"))]
 
 
 def install_faults(emulator: Emulator) -> None:
@@ -204,13 +229,14 @@ def _build_virtual(emulator: Emulator, settings: dict) -> None:
         emulator.namespaces.append(namespace)
     job_prefix = str(settings.get("job", "virtual"))
     job_count = max(1, int(settings.get("jobs", 10)))
-    node = emulator.nodes[0]
+    nodes = emulator.nodes if settings.get("spread_nodes") else emulator.nodes[:1]
     first_index = max(VIRTUAL_FIRST_CREATE_INDEX, emulator.index + 1) if emulator.allocs else VIRTUAL_FIRST_CREATE_INDEX
     emulator.index = max(emulator.index, first_index - 1)
     jobs = []
     for number in range(job_count):
         spec = {"id": f"{job_prefix}-{number}", "namespace": namespace, "type": "service",
-                "groups": [{"name": "main", "count": 0, "tasks": [{"name": "main"}]}]}
+                "groups": [{"name": "main", "count": 0, "tasks": [{"name": "main"}],
+                            "migrate": settings.get("migrate")}]}
         job = job_document(emulator, spec, first_index - 1)
         emulator.jobs[(namespace, job["ID"])] = {"doc": job, "spec": spec}
         jobs.append(job)
@@ -226,16 +252,18 @@ def _build_virtual(emulator: Emulator, settings: dict) -> None:
         task.events = [{"Type": "Started", "Time": now, "Message": "", "DisplayMessage": "Task started by client",
                         "Details": {}, "FailsTask": False}]
         alloc = Allocation(alloc_id=ids(), job=job, group=job["TaskGroups"][0], index_in_group=number // job_count,
-                           namespace=namespace, node=node, tasks=[task], create_index=create_index, virtual=True,
+                           namespace=namespace, node=nodes[number % len(nodes)], tasks=[task],
+                           create_index=create_index, virtual=True,
                            eval_id=ids())
         alloc.client_status = "running"
         alloc.client_description = "Tasks are running"
         alloc.deployment_status = {"Healthy": True, "Timestamp": healthy_since, "Canary": False,
                                    "ModifyIndex": create_index}
         alloc.create_time = alloc.modify_time = now
-        if job["ID"] not in templates:
-            templates[job["ID"]] = alloc.make_stub_template()
-        alloc.stub_template = templates[job["ID"]]
+        template_key = (job["ID"], alloc.node["ID"])  # the template carries NodeID and NodeName
+        if template_key not in templates:
+            templates[template_key] = alloc.make_stub_template()
+        alloc.stub_template = templates[template_key]
         allocs.append(alloc)
     emulator.index = first_index + count - 1
     emulator.allocs_index = emulator.index

@@ -217,7 +217,7 @@ class Scheduler:
         """Nodes that may run the group, and the AllocMetric counting the filtered ones."""
         pool = job.get("NodePool") or "default"
         datacenters = job.get("Datacenters") or ["*"]
-        in_pool = [node for node in self.emulator.nodes if pool == "all" or node.get("NodePool", "default") == pool]
+        in_pool = [node for node in self.schedulable_nodes() if pool == "all" or node.get("NodePool", "default") == pool]
         metric = new_metric(pool, len(in_pool))
         available = [node for node in in_pool
                      if any(fnmatch.fnmatchcase(node.get("Datacenter", "dc1"), pattern) for pattern in datacenters)]
@@ -243,6 +243,11 @@ class Scheduler:
                 continue
             feasible.append(node)
         return feasible, metric
+
+    def schedulable_nodes(self) -> list:
+        """Ready, eligible nodes: an ineligible or draining node gets no new allocations (nodes.py)."""
+        from .nodes import schedulable
+        return [node for node in self.emulator.nodes if schedulable(node)]
 
     @staticmethod
     def _filter_reason(node: dict, constraints: list, drivers: set):

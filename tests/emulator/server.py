@@ -19,6 +19,7 @@ from .httpjson import HttpError, decode_go_struct, error_response, json_response
 from .jobs import Jobs
 from .nomadtime import GoParseBoolError, parse_go_bool, parse_go_duration
 from .pagination import ListRequest, list_page
+from .nodes import Nodes
 from .readers import Readers
 from .scenario import new_allocation
 from .state import ALLOC_MIGRATING, Allocation, Emulator, new_id
@@ -412,6 +413,9 @@ async def nomad_dispatch(request) -> web.StreamResponse:
         answered = await request.app["jobs"].dispatch(request)
         if answered is not None:
             return answered
+        answered = await request.app["nodes"].dispatch(request)
+        if answered is not None:
+            return answered
         answered = await request.app["readers"].dispatch(request)
         if answered is not None:
             return answered
@@ -562,6 +566,7 @@ def make_app(emulator: Emulator) -> web.Application:
     app["api"] = Api(emulator)
     app["readers"] = Readers(app["api"])
     app["jobs"] = Jobs(app["api"])
+    app["nodes"] = Nodes(app["api"], app["readers"], app["jobs"])
     if emulator.supervisor is None:
         emulator.supervisor = Supervisor(emulator)
     router = app.router

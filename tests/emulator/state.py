@@ -294,6 +294,7 @@ class Emulator:
         self._by_namespace: dict = {}     # namespace -> (allocations, keys) in (CreateIndex, ID) order
         self._changed = asyncio.Event()
         self.nodes = []
+        self.nodes_index = 1              # the nodes table index (nodes.py)
         self.jobs = {}
         self.supervisor = None            # tasks.Supervisor, set by the server
 
