@@ -14,7 +14,7 @@ from jobfiles import parse, register, web_hcl
 
 from tests.emulator.harness import EmulatorProcess
 
-FAST = 'max_parallel = 1\n    min_healthy_time = "100ms"\n    healthy_deadline = "5s"\n    progress_deadline = "10s"'
+FAST = 'max_parallel = 1\n    min_healthy_time = "100ms"\n    healthy_deadline = "30s"\n    progress_deadline = "1m"'
 
 
 def job_hcl(job_id: str, *, update: str = FAST, count: int = 2, version: str = "1", command: str = "",
@@ -127,7 +127,7 @@ def test_first_registration_deploys_and_marks_the_version_stable(api):
     group = deployment["TaskGroups"]["web"]
     assert (group["DesiredTotal"], group["PlacedAllocs"], group["HealthyAllocs"], group["UnhealthyAllocs"]) == (2, 2, 2, 0)
     assert (group["DesiredCanaries"], group["PlacedCanaries"], group["Promoted"], group["AutoRevert"]) == (0, None, False, False)
-    assert group["ProgressDeadline"] == 10_000_000_000 and group["RequireProgressBy"].endswith("Z")
+    assert group["ProgressDeadline"] == 60_000_000_000 and group["RequireProgressBy"].endswith("Z")
     assert (deployment["JobVersion"], deployment["IsMultiregion"], deployment["EvalPriority"]) == (0, False, 50)
     assert job(api, "first")["Stable"] is True
     for stub in job_allocs(api, "first"):
@@ -297,6 +297,23 @@ def test_fail_rolls_back_to_the_stable_version(api):
         assert (response.status_code, response.text) == (500, text)
 
 
+def test_newer_version_and_stop_cancel_the_deployment(api):
+    """§3.1: a new version cancels the Active deployment (`Cancelled due to newer version of job`) and stops its
+    unpromoted canaries; stopping the job cancels with `Cancelled because job is stopped`; §3.7 terminal is final."""
+    first = manual_canary_deployment(api, "superseded")
+    canary_id = first["TaskGroups"]["web"]["PlacedCanaries"][0]
+    submit(api, job_hcl("superseded", update=MANUAL, version="3"))
+    cancelled = api.get(f"/v1/deployment/{first['ID']}").json()
+    assert (cancelled["Status"], cancelled["StatusDescription"]) == ("cancelled", "Cancelled due to newer version of job")
+    stopped = api.allocation(canary_id)
+    assert (stopped["DesiredStatus"], stopped["DesiredDescription"]) == ("stop", "alloc not needed due to job update")
+    second = latest(api, "superseded", lambda dep: dep["JobVersion"] == 2)
+    assert second["Status"] == "running" and second["TaskGroups"]["web"]["DesiredCanaries"] == 1
+    assert api.request("DELETE", "/v1/job/superseded").status_code == 200
+    after_stop = api.get(f"/v1/deployment/{second['ID']}").json()
+    assert (after_stop["Status"], after_stop["StatusDescription"]) == ("cancelled", "Cancelled because job is stopped")
+
+
 def test_promote_without_canaries_is_accepted(api):
     """§1.6: promoting a deployment whose groups have no canaries marks them Promoted and creates an eval (200)."""
     submit(api, job_hcl("nocanary", update='max_parallel = 1\n    health_check = "manual"'))
@@ -359,7 +376,7 @@ def test_acl_read_job_and_submit_job():
 
 
 # --- fault paths with real processes ------------------------------------------------------------------------------
-REVERT = 'max_parallel = 1\n    min_healthy_time = "100ms"\n    healthy_deadline = "5s"\n    progress_deadline = "0s"\n' \
+REVERT = 'max_parallel = 1\n    min_healthy_time = "100ms"\n    healthy_deadline = "30s"\n    progress_deadline = "0s"\n' \
          '    auto_revert = true'
 
 
