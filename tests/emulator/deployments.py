@@ -19,7 +19,7 @@ from .httpjson import HttpError, json_response
 from .jobdiff import tasks_need_destructive_update
 from .jobspec import DEFAULT_UPDATE
 from .nomadtime import now_ns, rfc3339
-from .scheduler import GroupPlan
+from .scheduler import GroupPlan, group_ask
 from .state import new_id
 from .uuidindex import IndexError_, parse_uuid
 
@@ -145,18 +145,38 @@ class Deployments:
             return None
         evaluation["DeploymentID"] = deployment["ID"]
         canary_groups = {}
-        usage = self.jobs.scheduler.node_usage(
-            exclude=[alloc for plan in plans.values() for alloc in plan.stop + plan.destructive])
         for name, state in deployment["TaskGroups"].items():
             if name not in groups:
                 continue
             live = [alloc for alloc in self.jobs.scheduler.live_allocs(job["Namespace"], job["ID"])
                     if alloc.task_group == name]
-            plan, canary = self.reconcile_group(job, groups[name], state, deployment, live)
-            self.jobs.scheduler.place_group(job, groups[name], plan, usage)
-            plans[name] = plan
-            canary_groups[name] = canary
+            plans[name], canary_groups[name] = self.reconcile_group(job, groups[name], state, deployment, live)
+        self.place(job, plans, canary_groups)
         return {"deployment": deployment, "canary": canary_groups}
+
+    def place(self, job: dict, plans: dict, rollout: dict) -> None:
+        """Nodes for the rollout plans, counting what the other groups' plans already placed and what stays."""
+        scheduler = self.jobs.scheduler
+        usage = scheduler.node_usage(exclude=[alloc for plan in plans.values() for alloc in plan.stop + plan.destructive])
+        groups = {group["Name"]: group for group in job["TaskGroups"]}
+        for name, plan in plans.items():
+            if name in rollout or name not in groups:
+                continue
+            cpu, memory = group_ask(groups[name])
+            for _index, node, _previous in plan.place:
+                usage[node["ID"]][0] += cpu
+                usage[node["ID"]][1] += memory
+        for name in rollout:
+            scheduler.place_group(job, groups[name], plans[name], usage)
+
+    def purge_job(self, namespace: str, job_id: str) -> None:
+        """A purge deletes the job's deployments at 1.10.5 (state_store.go:1944-1954)."""
+        doomed = self.of_job(namespace, job_id)
+        for deployment in doomed:
+            self.cancel_timer(deployment["ID"])
+            del self.items[deployment["ID"]]
+        if doomed:
+            self.table_index = self.emulator.bump()
 
     @staticmethod
     def outdated(deployment: dict, job: dict) -> bool:

@@ -521,6 +521,7 @@ class Jobs:
         self.process_eval(evaluation, stopped)
         if purge:
             self.delete_allocs(namespace, job_id)
+            self.deployments.purge_job(namespace, job_id)
         result = {"EvalID": evaluation["ID"], "EvalCreateIndex": index, "JobModifyIndex": index, "VolumeEvalID": "",
                   "VolumeEvalIndex": 0, "Index": index, "LastContact": 0, "KnownLeader": False, "NextToken": ""}
         return json_response(request, result, headers={"X-Nomad-Index": str(index)})

@@ -312,6 +312,8 @@ def test_newer_version_and_stop_cancel_the_deployment(api):
     assert api.request("DELETE", "/v1/job/superseded").status_code == 200
     after_stop = api.get(f"/v1/deployment/{second['ID']}").json()
     assert (after_stop["Status"], after_stop["StatusDescription"]) == ("cancelled", "Cancelled because job is stopped")
+    assert api.request("DELETE", "/v1/job/superseded", params={"purge": "true"}).status_code == 200
+    assert api.get(f"/v1/deployment/{second['ID']}").status_code == 404  # the 1.10 purge deletes deployments
 
 
 def test_promote_without_canaries_is_accepted(api):
@@ -417,3 +419,14 @@ def test_check_that_never_passes_fails_at_the_progress_deadline(proc_api):
     checks = proc_api.get(f"/v1/allocation/{alloc['ID']}/checks").json()
     assert {result["Status"] for result in checks.values()} == {"failure"}
     assert job(proc_api, "unready")["Stable"] is False
+
+
+def test_default_update_block_deploys_with_the_scenario_switch(proc_api):
+    """§3.1: Nomad gives a service job without an update block the SDK's default one, hence a deployment; the
+    emulator does so with `deployments: all` (deployments-process.yml)."""
+    submit(proc_api, web_hcl("defaulted").replace('"echo ${var.image} $${HOME} ${NOMAD_ALLOC_ID}"', '"sleep 60"'))
+    deployment = latest(proc_api, "defaulted", lambda dep: True)
+    group = deployment["TaskGroups"]["web"]
+    assert (deployment["Status"], group["DesiredTotal"], group["ProgressDeadline"]) == ("running", 2, 600_000_000_000)
+    assert proc_api.request("DELETE", "/v1/job/defaulted").status_code == 200
+    assert proc_api.get(f"/v1/deployment/{deployment['ID']}").json()["Status"] == "cancelled"
