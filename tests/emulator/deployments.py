@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from dataclasses import dataclass
 
 from . import checks as checks_mod
 from .httpjson import HttpError, json_response
@@ -38,6 +39,18 @@ STOP_DESCRIPTION = "alloc not needed due to job update"
 UPDATE_DESCRIPTION = "alloc is being updated due to job update"
 HEALTH_POLL_SECONDS = 0.025   # Nomad's tracker polls checks every 500 ms; shorter keeps 100 ms health gates exact
 WRITE_ROUTES = ("fail/", "pause/", "promote/", "allocation-health/", "unblock/")
+
+
+@dataclass
+class RolloutPlan(GroupPlan):
+    """A group's plan under a deployment: its new placements are canaries while the group is canarying."""
+    canary: bool = False
+
+    def desired_updates(self) -> dict:
+        updates = super().desired_updates()
+        if self.canary:
+            updates["Canary"], updates["Place"] = updates["Place"], 0
+        return updates
 
 
 def uses_deployments(group: dict, with_default_update: bool) -> bool:
@@ -169,6 +182,30 @@ class Deployments:
         for name in rollout:
             scheduler.place_group(job, groups[name], plans[name], usage)
 
+    def preview(self, job: dict, plans: dict) -> dict:
+        """For `job plan`: the rollout plans a registration would get (§3.3 counts: canaries as `Canary`, deferred
+        destructive updates as `Ignore`); nothing is written."""
+        if job.get("Stop") or job["Type"] != "service":
+            return plans
+        groups = {group["Name"]: group for group in job["TaskGroups"]
+                  if uses_deployments(group, self.with_default_update())}
+        if not groups:
+            return plans
+        deployment = self.latest(job["Namespace"], job["ID"])
+        if deployment is None or deployment["JobSpecModifyIndex"] != job["JobModifyIndex"]:
+            states = self.initial_states(job, groups, plans)
+            if not states:
+                return plans
+            deployment = {"ID": "", "Status": "running", "TaskGroups": states}
+        rollout = {}
+        for name, state in deployment["TaskGroups"].items():
+            if name in groups:
+                live = [alloc for alloc in self.jobs.scheduler.live_allocs(job["Namespace"], job["ID"])
+                        if alloc.task_group == name]
+                plans[name], rollout[name] = self.reconcile_group(job, groups[name], state, deployment, live)
+        self.place(job, plans, rollout)
+        return plans
+
     def purge_job(self, namespace: str, job_id: str) -> None:
         """A purge deletes the job's deployments at 1.10.5 (state_store.go:1944-1954)."""
         doomed = self.of_job(namespace, job_id)
@@ -184,6 +221,17 @@ class Deployments:
             deployment["JobCreateIndex"] != job["CreateIndex"]
 
     def create_if_needed(self, job: dict, groups: dict, plans: dict, evaluation: dict):
+        states = self.initial_states(job, groups, plans)
+        if not states:
+            return None
+        index = self.emulator.bump()
+        deployment = self._new_deployment(job, states, evaluation, index)
+        self.items[deployment["ID"]] = deployment
+        self.touch(deployment, index)
+        return deployment
+
+    @staticmethod
+    def initial_states(job: dict, groups: dict, plans: dict) -> dict:
         """§3.1: a group takes part when it has something to do for a version that never ran, or updates."""
         states = {}
         for name, group in groups.items():
@@ -194,9 +242,9 @@ class Deployments:
             canaries = (group["Update"].get("Canary") or 0) if plan.destructive else 0
             states[name] = group_state(group["Update"], canaries)
             states[name]["DesiredTotal"] = group["Count"]
-        if not states:
-            return None
-        index = self.emulator.bump()
+        return states
+
+    def _new_deployment(self, job: dict, states: dict, evaluation: dict, index: int) -> dict:
         now = now_ns()
         deployment = {"ID": new_id(), "Namespace": job["Namespace"], "JobID": job["ID"], "JobVersion": job["Version"],
                       "JobModifyIndex": job["ModifyIndex"], "JobSpecModifyIndex": job["JobModifyIndex"],
@@ -204,13 +252,11 @@ class Deployments:
                       "Status": "running", "StatusDescription": "", "EvalPriority": evaluation["Priority"],
                       "CreateIndex": index, "ModifyIndex": index, "CreateTime": now, "ModifyTime": now}
         deployment["StatusDescription"] = creation_description(deployment)
-        self.items[deployment["ID"]] = deployment
-        self.touch(deployment, index)
         return deployment
 
     def reconcile_group(self, job: dict, group: dict, state: dict, deployment: dict, live: list):
         """The group's plan under the deployment: canaries first, then `max_parallel` destructive updates."""
-        plan = GroupPlan()
+        plan = RolloutPlan()
         current = [alloc for alloc in live if alloc.job.get("JobModifyIndex") == job["JobModifyIndex"]]
         older = [alloc for alloc in live if alloc not in current]
         plan.stop = [alloc for alloc in older if is_canary(alloc)]   # unpromoted canaries of an older deployment
@@ -220,6 +266,7 @@ class Deployments:
         place_ready = deployment["Status"] not in ("paused", "failed")
         if state["DesiredCanaries"] > 0 and not state["Promoted"]:
             self.plan_canaries(state, deployment, current, outdated, plan, place_ready)
+            plan.canary = True
             return plan, True
         canary_indexes = {alloc.index_in_group for alloc in current if alloc.id in (state["PlacedCanaries"] or ())}
         replaced = [alloc for alloc in outdated if alloc.index_in_group in canary_indexes]
@@ -269,7 +316,7 @@ class Deployments:
     def update_budget(group: dict, deployment: dict, current: list) -> int:
         """§3.3 underProvisionedBy: max_parallel minus the deployment's allocations without a verdict; 0 once
         one of them is unhealthy."""
-        members = [alloc for alloc in current if alloc.deployment_id == deployment["ID"]]
+        members = [alloc for alloc in current if deployment["ID"] and alloc.deployment_id == deployment["ID"]]
         if any(health_of(alloc) is False for alloc in members):
             return 0
         waiting = len([alloc for alloc in members if health_of(alloc) is None])

@@ -471,7 +471,7 @@ class Jobs:
         existing = self.store.current(job["Namespace"], job["ID"])
         index = existing["JobModifyIndex"] if existing else 0
         planned = self.planned_job(existing, job)
-        plans = self.scheduler.plan(planned)
+        plans = self.deployments.preview(planned, self.scheduler.plan(planned))
         desired = {name: plan.desired_updates() for name, plan in plans.items()}
         diff = None
         if field_of(body, "Diff"):

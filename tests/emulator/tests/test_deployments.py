@@ -221,6 +221,26 @@ def test_auto_promote(api):
     assert (final["Status"], final["TaskGroups"]["web"]["Promoted"]) == ("successful", True)
 
 
+def test_plan_shows_canaries_and_max_parallel(api):
+    """nomad-jobs-behaviour.md §3.3/§3.6 with §3.3 here: a canary change plans `Canary` and defers the destructive
+    updates as `Ignore`; a rolling change plans `max_parallel` destructive updates; planning writes no deployment."""
+    for job_id, update, expected, labels in (
+            ("plancanary", CANARY, {"Canary": 1, "Ignore": 2, "DestructiveUpdate": 0, "Place": 0},
+             {"canary": 1, "ignore": 2}),
+            ("planroll", FAST, {"Canary": 0, "Ignore": 1, "DestructiveUpdate": 1, "Place": 0},
+             {"create/destroy update": 1, "ignore": 1})):
+        submit(api, job_hcl(job_id, update=update))
+        deployment = latest(api, job_id, terminal)
+        changed = parse(api, job_hcl(job_id, update=update, version="2"))
+        response = api.post(f"/v1/job/{job_id}/plan", json={"Job": changed, "Diff": True})
+        assert response.status_code == 200, response.text
+        planned = response.json()
+        updates = planned["Annotations"]["DesiredTGUpdates"]["web"]
+        assert {key: updates[key] for key in expected} == expected, job_id
+        assert planned["Diff"]["TaskGroups"][0]["Updates"] == labels
+        assert api.get(f"/v1/job/{job_id}/deployment").json()["ID"] == deployment["ID"]
+
+
 MANUAL = 'max_parallel = 1\n    health_check = "manual"\n    canary = 1\n    auto_revert = true'
 
 
