@@ -393,17 +393,23 @@ class Deployments:
             verdict = health_verdict(alloc, mode)
             now = loop.time()
             if verdict is False:
-                self.set_health(alloc, False)
+                self.mark_unhealthy(alloc, update, at_deadline=False)
                 return
             passing_since = (passing_since if passing_since is not None else now) if verdict else None
             if passing_since is not None and now - passing_since >= min_healthy:
                 self.set_health(alloc, True)
                 return
             if now >= deadline:
-                self.set_health(alloc, False)
+                self.mark_unhealthy(alloc, update, at_deadline=True)
                 return
             wait = min_healthy - (now - passing_since) if passing_since is not None else HEALTH_POLL_SECONDS
             await asyncio.sleep(max(0.0, min(HEALTH_POLL_SECONDS, wait, deadline - now)))
+
+    def mark_unhealthy(self, alloc, update: dict, at_deadline: bool) -> None:
+        """The `Alloc Unhealthy` task events of the tasks that caused it (§3.5), then the verdict."""
+        for task_name, message in unhealthy_reasons(alloc, update, at_deadline).items():
+            alloc.tasks[task_name].add_event("Alloc Unhealthy", message, Message=message)
+        self.set_health(alloc, False)
 
     def set_health(self, alloc, healthy: bool) -> None:
         """Client update of DeploymentStatus and the deployment's counters in the same write (§3.4)."""
@@ -554,6 +560,49 @@ class Deployments:
         rollback = any((group.get("Update") or {}).get("AutoRevert") for group in job.get("TaskGroups") or ()
                        if group["Name"] in failing)
         self.fail(deployment, FAILED_DEADLINE, rollback)
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String() for non-negative durations (5m0s, 100ms, 1.5s)."""
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return _decimal(ns, size) + unit
+        return "0s"
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = _decimal(rest, 1_000_000_000) + "s"
+    if hours:
+        return f"{hours}h{minutes}m{seconds}"
+    return f"{minutes}m{seconds}" if minutes else seconds
+
+
+def _decimal(value: int, size: int) -> str:
+    whole, fraction = divmod(value, size)
+    if not fraction:
+        return str(whole)
+    return f"{whole}." + str(fraction).zfill(len(str(size)) - 1).rstrip("0")
+
+
+def unhealthy_reasons(alloc, update: dict, at_deadline: bool) -> dict:
+    """{task name: message} like the health tracker's task checks (tracker.go:714-773); failing Nomad checks
+    alone give no event."""
+    deadline = int(update.get("HealthyDeadline") or 0)
+    min_healthy = int(update.get("MinHealthyTime") or 0)
+    reasons = {}
+    for task in alloc.tasks.values():
+        if task.lifecycle and not task.is_sidecar:
+            continue
+        if task.failed:
+            reasons[task.name] = "Unhealthy because of failed task"
+        elif task.state == "dead":
+            reasons[task.name] = "Unhealthy because of dead task"
+        elif at_deadline and task.state != "running":
+            reasons[task.name] = f"Task not running by healthy_deadline of {go_duration(deadline)}"
+        elif at_deadline and task.started_at + min_healthy > now_ns():
+            reasons[task.name] = (f"Task not running for min_healthy_time of {go_duration(min_healthy)} by "
+                                  f"healthy_deadline of {go_duration(deadline)}")
+    return reasons
 
 
 def reschedule_left(group: dict) -> bool:

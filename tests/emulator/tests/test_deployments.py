@@ -420,6 +420,9 @@ def test_failing_version_rolls_back_with_auto_revert(proc_api):
     assert (current["Version"], current["TaskGroups"][0]["Tasks"][0]["Env"]["VERSION"]) == (2, "1")
     unhealthy = [alloc for alloc in job_allocs(proc_api, "broken") if alloc["JobVersion"] == 1]
     assert unhealthy and (unhealthy[0]["DeploymentStatus"] or {}).get("Healthy") is False
+    events = unhealthy[0]["TaskStates"]["server"]["Events"]
+    assert [(event["Type"], event["Message"]) for event in events if event["Type"] == "Alloc Unhealthy"] == [
+        ("Alloc Unhealthy", "Unhealthy because of failed task")]
 
 
 def test_check_that_never_passes_fails_at_the_progress_deadline(proc_api):
