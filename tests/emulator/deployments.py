@@ -38,6 +38,8 @@ FAILED_MARKED = "Deployment marked as failed"
 STOP_DESCRIPTION = "alloc not needed due to job update"
 UPDATE_DESCRIPTION = "alloc is being updated due to job update"
 HEALTH_POLL_SECONDS = 0.025   # Nomad's tracker polls checks every 500 ms; shorter keeps 100 ms health gates exact
+UINT_PATHS = ("JobVersion", "JobModifyIndex", "JobSpecModifyIndex", "JobCreateIndex", "CreateIndex", "ModifyIndex",
+              "TaskGroups.*.DesiredTotal", "TaskGroups.*.DesiredCanaries")
 WRITE_ROUTES = ("fail/", "pause/", "promote/", "allocation-health/", "unblock/")
 
 
@@ -630,6 +632,45 @@ def health_verdict(alloc, mode: str):
 
 
 # --- HTTP (§1) ----------------------------------------------------------------------------------------------------
+def parse_per_page(text) -> int:
+    """1.10: strconv.ParseInt(v, 10, 32); anything else is a 400 (reference version table)."""
+    if text is None or text == "":
+        return 0
+    body = text[1:] if text[:1] in "+-" else text
+    if not body.isdigit() or not body.isascii() or not -2 ** 31 <= int(text) < 2 ** 31:
+        raise HttpError(400, "Expect a number for `per_page` query string parameter")
+    return max(0, int(text))
+
+
+def compile_filter(text: str):
+    if not text:
+        return None
+    from . import bexpr  # only needed with a filter
+    try:
+        return bexpr.compile_filter(text, map_paths=("TaskGroups",), uint_paths=UINT_PATHS)
+    except bexpr.FilterParseError as err:
+        raise HttpError(400, f"failed to create result paginator: failed to read filter expression: {err}") from err
+
+
+def filter_matches(matcher, deployment: dict) -> bool:
+    from . import bexpr
+    try:
+        return matcher.evaluate(deployment)
+    except bexpr.FilterEvaluationError as err:
+        raise HttpError(400, f"failed to read result page: {err}") from err
+
+
+def token_before(token: str, start: str, reverse: bool) -> bool:
+    """tokenizer.go:43-76: `<CreateIndex>.<ID>` tokens compare the index numerically, then the ID; else strings."""
+    mine, _, my_id = token.partition(".")
+    theirs, _, their_id = start.partition(".")
+    if my_id and their_id and mine.isdigit() and theirs.isdigit():
+        left, right = (int(mine), my_id), (int(theirs), their_id)
+    else:
+        left, right = token, start
+    return left > right if reverse else left < right
+
+
 class DeploymentApi:
     def __init__(self, jobs, deployments: Deployments):
         self.jobs = jobs
@@ -682,11 +723,38 @@ class DeploymentApi:
                            key=lambda dep: dep["ID"])
         else:
             found.sort(key=lambda dep: (dep["CreateIndex"], dep["ID"]))
-        found = [dep for dep in found if (namespace == "*" or dep["Namespace"] == namespace)
-                 and self._readable(token, dep["Namespace"])]
         if request.query.get("reverse") == "true":
             found.reverse()
-        return json_response(request, found, headers=self.api.read_meta(self.deployments.table_index))
+        page, next_token = self.paginate(request, found, by_id=bool(prefix),
+                                         visible=lambda dep: (namespace == "*" or dep["Namespace"] == namespace)
+                                         and self._readable(token, dep["Namespace"]))
+        headers = self.api.read_meta(self.deployments.table_index)
+        if next_token:
+            headers["X-Nomad-NextToken"] = next_token
+        return json_response(request, page, headers=headers)
+
+    @staticmethod
+    def paginate(request, found: list, by_id: bool, visible) -> tuple:
+        """Nomad 1.10's paginator (§1.2): skip before `next_token`, then `filter`, then the namespace selector;
+        the (per_page+1)-th accepted item's token is the next token."""
+        per_page = parse_per_page(request.query.get("per_page"))
+        matcher = compile_filter(request.query.get("filter", ""))
+        start = request.query.get("next_token", "")
+        reverse = request.query.get("reverse") == "true"
+        page, skipping = [], bool(start)
+        for deployment in found:
+            token = deployment["ID"] if by_id else f"{deployment['CreateIndex']}.{deployment['ID']}"
+            if skipping and token_before(token, start, reverse):
+                continue
+            skipping = False
+            if matcher is not None and not filter_matches(matcher, deployment):
+                continue
+            if not visible(deployment):
+                continue
+            if per_page and len(page) == per_page:
+                return page, token
+            page.append(deployment)
+        return page, ""
 
     def lookup(self, deployment_id: str, *, read: bool):
         if not deployment_id:

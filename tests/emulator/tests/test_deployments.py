@@ -372,15 +372,30 @@ def test_endpoint_errors(api):
 
 
 def test_deployment_list_prefix_and_namespace(api):
-    """§1.2: list ordered by CreateIndex (prefix: by ID), `namespace` filter, index = deployment table."""
+    """§1.2: list ordered by CreateIndex (prefix: by ID), `namespace` filter, index = deployment table, pagination
+    (`per_page`, `<CreateIndex>.<ID>` next tokens), `filter` and their 400 texts (1.10)."""
     submit(api, job_hcl("listed"))
     deployment = latest(api, "listed", terminal)
+    submit(api, job_hcl("listed-too"))
+    latest(api, "listed-too", terminal)
     response = api.get("/v1/deployments", params={"prefix": deployment["ID"][:4]})
     assert deployment["ID"] in [dep["ID"] for dep in response.json()]
     listed = api.get("/v1/deployments").json()
     assert [dep["CreateIndex"] for dep in listed] == sorted(dep["CreateIndex"] for dep in listed)
     assert api.get("/v1/deployments", params={"namespace": "prod"}).json() == []
     assert int(api.get("/v1/deployments").headers["X-Nomad-Index"]) >= deployment["ModifyIndex"]
+
+    first = api.get("/v1/deployments", params={"per_page": 1})
+    token = first.headers["X-Nomad-NextToken"]
+    assert len(first.json()) == 1 and token == f"{listed[1]['CreateIndex']}.{listed[1]['ID']}"
+    rest = api.get("/v1/deployments", params={"next_token": token}).json()
+    assert [dep["ID"] for dep in first.json() + rest] == [dep["ID"] for dep in listed]
+    filtered = api.get("/v1/deployments", params={"filter": 'JobID == "listed"'}).json()
+    assert [dep["ID"] for dep in filtered] == [deployment["ID"]]
+    bad = api.get("/v1/deployments", params={"per_page": "x"})
+    assert (bad.status_code, bad.text) == (400, "Expect a number for `per_page` query string parameter")
+    bad = api.get("/v1/deployments", params={"filter": "JobID =="})
+    assert bad.status_code == 400 and bad.text.startswith("failed to create result paginator: failed to read filter")
 
 
 def test_acl_read_job_and_submit_job():
