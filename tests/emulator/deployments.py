@@ -391,7 +391,7 @@ class Deployments:
         deadline = loop.time() + (update.get("HealthyDeadline") or 0) / 1e9
         min_healthy = (update.get("MinHealthyTime") or 0) / 1e9
         passing_since = None
-        while alloc.deployment_id == deployment_id and alloc.desired_status == "run":
+        while alloc.deployment_id == deployment_id and alloc.desired_status == "run" and health_of(alloc) is None:
             verdict = health_verdict(alloc, mode)
             now = loop.time()
             if verdict is False:
@@ -415,22 +415,45 @@ class Deployments:
 
     def set_health(self, alloc, healthy: bool) -> None:
         """Client update of DeploymentStatus and the deployment's counters in the same write (§3.4)."""
+        recorded = self.record_health(alloc, healthy, client_update=True)
+        if recorded is not None and recorded[0]["Status"] in ACTIVE:
+            self.after_health(recorded[0], alloc, recorded[1], healthy)
+
+    def record_health(self, alloc, healthy: bool, client_update: bool):
+        """DeploymentStatus, counters (§3.4: newly set +1; healthy -> unhealthy moves one; unhealthy -> healthy
+        none), RequireProgressBy; returns (deployment, group state) or None."""
         deployment = self.items.get(alloc.deployment_id)
-        index = self.emulator.touch(alloc, client_update=True)
+        before = health_of(alloc)
+        index = self.emulator.touch(alloc, client_update=client_update)
         alloc.deployment_status = {"Healthy": healthy, "Timestamp": rfc3339(alloc.modify_time),
                                    "Canary": is_canary(alloc), "ModifyIndex": index}
         alloc.invalidate()
         if deployment is None or alloc.task_group not in deployment["TaskGroups"]:
-            return
+            return None
         state = deployment["TaskGroups"][alloc.task_group]
-        state["HealthyAllocs" if healthy else "UnhealthyAllocs"] += 1
+        if before is None:
+            state["HealthyAllocs" if healthy else "UnhealthyAllocs"] += 1
+        elif before is True and not healthy:
+            state["HealthyAllocs"] -= 1
+            state["UnhealthyAllocs"] += 1
         if healthy and state["ProgressDeadline"] > 0:
             later = alloc.modify_time + state["ProgressDeadline"]
             if later > self.progress_by.get((deployment["ID"], alloc.task_group), 0):
                 self.set_progress_by(deployment, alloc.task_group, later)
         self.touch(deployment, index, modify_time=alloc.modify_time)
-        if deployment["Status"] in ACTIVE:
-            self.after_health(deployment, alloc, state, healthy)
+        return deployment, state
+
+    def manual_health(self, deployment: dict, healthy_ids: list, unhealthy_ids: list) -> tuple:
+        """§1.9: set the verdicts, then fail (rollback suffix only when a stable version exists) or evaluate."""
+        for alloc_id, healthy in [(alloc_id, True) for alloc_id in healthy_ids] + \
+                [(alloc_id, False) for alloc_id in unhealthy_ids]:
+            self.record_health(self.emulator.allocs[alloc_id.lower()], healthy, client_update=False)
+        if unhealthy_ids:
+            groups = {self.emulator.allocs[alloc_id.lower()].task_group for alloc_id in unhealthy_ids}
+            rollback = any(deployment["TaskGroups"][name]["AutoRevert"] for name in groups)
+            return self.fail(deployment, FAILED_UNHEALTHY, rollback, suffix_without_stable=False)
+        evaluation = self.run_eval(deployment)
+        return (evaluation or {}).get("ID", ""), (evaluation or {}).get("CreateIndex", 0), None
 
     # --- the deployment watcher (§3.6) ---------------------------------------------------------------------------
     def after_health(self, deployment: dict, alloc, state: dict, healthy: bool) -> None:
@@ -497,7 +520,7 @@ class Deployments:
         self.schedule_progress_deadline(deployment)
         return self.run_eval(deployment, index)
 
-    def fail(self, deployment: dict, base: str, rollback: bool) -> tuple:
+    def fail(self, deployment: dict, base: str, rollback: bool, suffix_without_stable: bool = True) -> tuple:
         """§1.7/§3.6: failed with the rollback suffix; the stable version is registered again as a new version."""
         from .jobs import spec_changed  # jobs.py imports this module
         job = self.jobs.store.current(deployment["Namespace"], deployment["JobID"])
@@ -505,7 +528,7 @@ class Deployments:
         if rollback and job is not None:
             stable = self.latest_stable(job)
             if stable is None:
-                description += " - no stable job version to auto revert to"
+                description += " - no stable job version to auto revert to" if suffix_without_stable else ""
             elif spec_changed(stable, job):
                 description += f" - rolling back to job version {stable['Version']}"
             else:
@@ -810,8 +833,8 @@ class DeploymentApi:
         from .jobs import decode_body, field_of
         if request.method not in ("PUT", "POST"):
             raise HttpError(405, "Invalid method")
-        if action in ("allocation-health", "unblock"):
-            raise HttpError(501, f"the emulator does not implement /v1/deployment/{action}/:id")
+        if action == "unblock":
+            raise HttpError(501, "the emulator does not implement /v1/deployment/unblock/:id")
         body = {}
         if action != "fail":
             body = decode_body(await request.text())
@@ -821,9 +844,13 @@ class DeploymentApi:
             if sent != deployment_id:
                 raise HttpError(400, "Deployment ID does not match")
         token = self.jobs._token(request)
+        if action == "allocation-health" and deployment_id and not (field_of(body, "HealthyAllocationIDs")
+                                                                    or field_of(body, "UnhealthyAllocationIDs")):
+            raise HttpError(500, "must specify at least one healthy/unhealthy allocation ID", rpc=True)
         deployment = self.lookup(deployment_id, read=False)
         self.api.require(token, deployment["Namespace"], "submit-job")
-        handler = {"fail": self.fail, "pause": self.pause, "promote": self.promote}[action]
+        handler = {"fail": self.fail, "pause": self.pause, "promote": self.promote,
+                   "allocation-health": self.allocation_health}[action]
         result = handler(deployment, body)
         return json_response(request, result, headers={"X-Nomad-Index": str(result["Index"])})
 
@@ -842,6 +869,30 @@ class DeploymentApi:
         rollback = any(state["AutoRevert"] for state in deployment["TaskGroups"].values())
         eval_id, eval_index, reverted = self.deployments.fail(deployment, FAILED_MARKED, rollback)
         return self._response(eval_id, eval_index, deployment["ModifyIndex"], reverted)
+
+    def allocation_health(self, deployment: dict, body: dict) -> dict:
+        """§1.9; every ID is checked before anything is written (the first error aborts the apply, 500)."""
+        from .jobs import field_of
+        self._terminal_health(deployment)
+        healthy = [str(alloc_id) for alloc_id in field_of(body, "HealthyAllocationIDs") or ()]
+        unhealthy = [str(alloc_id) for alloc_id in field_of(body, "UnhealthyAllocationIDs") or ()]
+        for alloc_id in healthy + unhealthy:
+            try:
+                parse_uuid(alloc_id, exact=True)
+            except IndexError_ as err:
+                raise HttpError(500, f'alloc "{alloc_id}" lookup failed: index error: {err}', rpc=True) from err
+            alloc = self.emulator.allocs.get(alloc_id.lower())
+            if alloc is None:
+                raise HttpError(500, f'unknown alloc "{alloc_id}"', rpc=True)
+            if alloc.deployment_id != deployment["ID"]:
+                raise HttpError(500, f'alloc "{alloc_id}" is not part of deployment "{deployment["ID"]}"', rpc=True)
+        eval_id, eval_index, reverted = self.deployments.manual_health(deployment, healthy, unhealthy)
+        return self._response(eval_id, eval_index, deployment["ModifyIndex"], reverted)
+
+    @staticmethod
+    def _terminal_health(deployment: dict) -> None:
+        if deployment["Status"] not in ACTIVE:
+            raise HttpError(500, "can't set health of allocations for a terminal deployment", rpc=True)
 
     def pause(self, deployment: dict, body: dict) -> dict:
         from .jobs import field_of

@@ -336,6 +336,40 @@ def test_newer_version_and_stop_cancel_the_deployment(api):
     assert api.get(f"/v1/deployment/{second['ID']}").status_code == 404  # the 1.10 purge deletes deployments
 
 
+def test_manual_allocation_health(api):
+    """§1.9: manual verdicts (counters, server Timestamp, an eval), the per-ID errors, an unhealthy verdict fails
+    the deployment with the rollback suffix; §1.5 step 7 text for a terminal deployment."""
+    deployment = manual_canary_deployment(api, "manual")
+    path = f"/v1/deployment/allocation-health/{deployment['ID']}"
+    canary = deployment["TaskGroups"]["web"]["PlacedCanaries"][0]
+    other = live(job_allocs(api, "manual"), 0)[0]["ID"]  # an allocation of version 0's deployment
+    for body, text in (({}, "must specify at least one healthy/unhealthy allocation ID"),
+                       ({"HealthyAllocationIDs": ["abc"]}, 'alloc "abc" lookup failed: index error: UUID must be 36 characters'),
+                       ({"HealthyAllocationIDs": ["00000000-0000-4000-8000-0000000000ee"]},
+                        'unknown alloc "00000000-0000-4000-8000-0000000000ee"')):
+        response = post(api, path, dict(body, DeploymentID=deployment["ID"]))
+        assert (response.status_code, response.text) == (500, text)
+    response = post(api, path, {"DeploymentID": deployment["ID"], "HealthyAllocationIDs": [other]})
+    assert (response.status_code, response.text) == (500, f'alloc "{other}" is not part of deployment "{deployment["ID"]}"')
+
+    response = post(api, path, {"DeploymentID": deployment["ID"], "HealthyAllocationIDs": [canary]})
+    assert response.status_code == 200, response.text
+    assert response.json()["EvalID"]
+    healthy = api.get(f"/v1/deployment/{deployment['ID']}").json()
+    assert (healthy["Status"], healthy["TaskGroups"]["web"]["HealthyAllocs"]) == ("running", 1)
+    assert api.allocation(canary)["DeploymentStatus"]["Healthy"] is True
+
+    response = post(api, path, {"DeploymentID": deployment["ID"], "UnhealthyAllocationIDs": [canary]})
+    assert response.status_code == 200, response.text
+    assert response.json()["RevertedJobVersion"] == 0
+    failed = api.get(f"/v1/deployment/{deployment['ID']}").json()
+    assert (failed["Status"], failed["StatusDescription"]) == (
+        "failed", "Failed due to unhealthy allocations - rolling back to job version 0")
+    assert (failed["TaskGroups"]["web"]["HealthyAllocs"], failed["TaskGroups"]["web"]["UnhealthyAllocs"]) == (0, 1)
+    response = post(api, path, {"DeploymentID": deployment["ID"], "HealthyAllocationIDs": [canary]})
+    assert (response.status_code, response.text) == (500, "can't set health of allocations for a terminal deployment")
+
+
 def test_promote_without_canaries_is_accepted(api):
     """§1.6: promoting a deployment whose groups have no canaries marks them Promoted and creates an eval (200)."""
     submit(api, job_hcl("nocanary", update='max_parallel = 1\n    health_check = "manual"'))
