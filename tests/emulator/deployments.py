@@ -142,7 +142,8 @@ class Deployments:
     def shape(self, job: dict, plans: dict, evaluation: dict) -> dict | None:
         """Cancel an outdated deployment, create one if needed and replace the plans of its groups.
 
-        Returns {group name: True if the group's placements are canaries} for `after_apply`, or None.
+        Returns {"deployment": the deployment, "canary": {group name: placements are canaries}} for `after_apply`,
+        or None when the job has no deployment.
         """
         latest = self.latest(job["Namespace"], job["ID"])
         if latest is not None and latest["Status"] in ACTIVE and self.outdated(latest, job):
