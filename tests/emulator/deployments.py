@@ -159,7 +159,9 @@ class Deployments:
             deployment = self.create_if_needed(job, groups, plans, evaluation)
         if deployment is None:
             return None
-        evaluation["DeploymentID"] = deployment["ID"]
+        evaluation["DeploymentID"] = deployment["ID"]  # also a terminal one (generic_sched.go:217-220)
+        if deployment["Status"] == "successful":
+            return None  # nothing left to roll out: the scheduler's plan stands (and so do its hooks)
         canary_groups = {}
         for name, state in deployment["TaskGroups"].items():
             if name not in groups:
@@ -195,6 +197,9 @@ class Deployments:
         if not groups:
             return plans
         deployment = self.latest(job["Namespace"], job["ID"])
+        if deployment is not None and deployment["JobSpecModifyIndex"] == job["JobModifyIndex"] and \
+                deployment["Status"] == "successful":
+            return plans
         if deployment is None or deployment["JobSpecModifyIndex"] != job["JobModifyIndex"]:
             states = self.initial_states(job, groups, plans)
             if not states:

@@ -120,9 +120,11 @@ def post(api: Api, path: str, body=None, **kwargs):
 
 
 def test_first_registration_deploys_and_marks_the_version_stable(api):
-    """§3.1 (the first registration creates a deployment), §3.3 (successful marks the version Stable), §2.1, §3.4."""
-    submit(api, job_hcl("first"))
+    """§3.1 (the first registration creates a deployment; an unchanged re-registration creates none, its eval names
+    the latest deployment), §3.3 (successful marks the version Stable), §2.1, §3.4."""
+    registered = submit(api, job_hcl("first"))
     deployment = latest(api, "first", terminal)
+    assert api.get(f"/v1/evaluation/{registered['EvalID']}").json()["DeploymentID"] == deployment["ID"]
     assert (deployment["Status"], deployment["StatusDescription"]) == ("successful", "Deployment completed successfully")
     group = deployment["TaskGroups"]["web"]
     assert (group["DesiredTotal"], group["PlacedAllocs"], group["HealthyAllocs"], group["UnhealthyAllocs"]) == (2, 2, 2, 0)
@@ -137,6 +139,9 @@ def test_first_registration_deploys_and_marks_the_version_stable(api):
         assert (status["Healthy"], status["Canary"]) == (True, False) and status["Timestamp"].endswith("Z")
     allocs = api.get(f"/v1/deployment/allocations/{deployment['ID']}").json()
     assert sorted(alloc["ID"] for alloc in allocs) == sorted(alloc["ID"] for alloc in job_allocs(api, "first"))
+    again = submit(api, job_hcl("first"))
+    assert api.get(f"/v1/evaluation/{again['EvalID']}").json()["DeploymentID"] == deployment["ID"]
+    assert [dep["ID"] for dep in api.get("/v1/job/first/deployments").json()] == [deployment["ID"]]
 
 
 def test_job_without_update_block_has_no_deployment(api):
