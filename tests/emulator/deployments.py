@@ -839,8 +839,6 @@ class DeploymentApi:
         from .jobs import decode_body, field_of
         if request.method not in ("PUT", "POST"):
             raise HttpError(405, "Invalid method")
-        if action == "unblock":
-            raise HttpError(501, "the emulator does not implement /v1/deployment/unblock/:id")
         body = {}
         if action != "fail":
             body = decode_body(await request.text())
@@ -856,7 +854,7 @@ class DeploymentApi:
         deployment = self.lookup(deployment_id, read=False)
         self.api.require(token, deployment["Namespace"], "submit-job")
         handler = {"fail": self.fail, "pause": self.pause, "promote": self.promote,
-                   "allocation-health": self.allocation_health}[action]
+                   "allocation-health": self.allocation_health, "unblock": self.unblock}[action]
         result = handler(deployment, body)
         return json_response(request, result, headers={"X-Nomad-Index": str(result["Index"])})
 
@@ -875,6 +873,11 @@ class DeploymentApi:
         rollback = any(state["AutoRevert"] for state in deployment["TaskGroups"].values())
         eval_id, eval_index, reverted = self.deployments.fail(deployment, FAILED_MARKED, rollback)
         return self._response(eval_id, eval_index, deployment["ModifyIndex"], reverted)
+
+    def unblock(self, deployment: dict, _body: dict) -> dict:
+        """§1.10: multiregion only; in CE an Active deployment answers all zeros."""
+        self._terminal(deployment, "unblock")
+        return self._response("", 0, 0)
 
     def allocation_health(self, deployment: dict, body: dict) -> dict:
         """§1.9; every ID is checked before anything is written (the first error aborts the apply, 500)."""

@@ -289,6 +289,8 @@ def test_pause_and_resume(api):
     response = post(api, f"/v1/deployment/pause/{deployment['ID']}", {"DeploymentID": deployment["ID"], "Pause": False})
     assert response.status_code == 200, response.text
     assert response.json()["EvalID"]
+    unblocked = post(api, f"/v1/deployment/unblock/{deployment['ID']}", {"DeploymentID": deployment["ID"]})
+    assert (unblocked.status_code, unblocked.headers["X-Nomad-Index"], unblocked.json()["Index"]) == (200, "0", 0)  # §1.10
     resumed = api.get(path).json()
     assert (resumed["Status"], resumed["StatusDescription"]) == ("running", "Deployment is running")
 
@@ -314,6 +316,7 @@ def test_fail_rolls_back_to_the_stable_version(api):
     assert [dep["JobVersion"] for dep in listed] == [2, 1, 0]
 
     for action, body, text in (("fail", None, "can't fail terminal deployment"),
+                               ("unblock", {}, "can't unblock terminal deployment"),
                                ("pause", {"Pause": True}, "can't pause terminal deployment"),
                                ("pause", {"Pause": False}, "can't resume terminal deployment"),
                                ("promote", {"All": True}, "can't promote terminal deployment")):
