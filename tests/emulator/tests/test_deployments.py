@@ -378,6 +378,33 @@ def test_manual_allocation_health(api):
     assert (response.status_code, response.text) == (500, "can't set health of allocations for a terminal deployment")
 
 
+def test_rollback_to_the_same_specification_is_not_done(api):
+    """§2.4/§3.6: the stable version's spec equals the failing version's (it is the rollback itself) -> `... - not
+    rolling back to stable job version 0 as current job has same specification`, no new version."""
+    update = 'max_parallel = 2\n    health_check = "manual"\n    auto_revert = true'
+    submit(api, job_hcl("samespec", update=update))
+    first = latest(api, "samespec", lambda dep: dep["TaskGroups"]["web"]["PlacedAllocs"] == 2)
+    members = [alloc["ID"] for alloc in api.get(f"/v1/deployment/allocations/{first['ID']}").json()]
+    response = post(api, f"/v1/deployment/allocation-health/{first['ID']}",
+                    {"DeploymentID": first["ID"], "HealthyAllocationIDs": members})
+    assert response.status_code == 200, response.text
+    assert api.get(f"/v1/deployment/{first['ID']}").json()["Status"] == "successful"
+    submit(api, job_hcl("samespec", update=update, version="2"))
+    second = latest(api, "samespec", lambda dep: dep["JobVersion"] == 1)
+    assert post(api, f"/v1/deployment/fail/{second['ID']}").json()["RevertedJobVersion"] == 0
+    rollback = latest(api, "samespec", lambda dep: dep["JobVersion"] == 2 and dep["TaskGroups"]["web"]["PlacedAllocs"] == 2)
+    member = api.get(f"/v1/deployment/allocations/{rollback['ID']}").json()[0]["ID"]
+    response = post(api, f"/v1/deployment/allocation-health/{rollback['ID']}",
+                    {"DeploymentID": rollback["ID"], "UnhealthyAllocationIDs": [member]})
+    assert response.status_code == 200, response.text
+    assert response.json()["RevertedJobVersion"] is None
+    failed = api.get(f"/v1/deployment/{rollback['ID']}").json()
+    assert (failed["Status"], failed["StatusDescription"]) == (
+        "failed", "Failed due to unhealthy allocations - not rolling back to stable job version 0 as current job has "
+                  "same specification")
+    assert job(api, "samespec")["Version"] == 2
+
+
 def test_promote_without_canaries_is_accepted(api):
     """§1.6: promoting a deployment whose groups have no canaries marks them Promoted and creates an eval (200)."""
     submit(api, job_hcl("nocanary", update='max_parallel = 1\n    health_check = "manual"'))
@@ -510,3 +537,13 @@ def test_default_update_block_deploys_with_the_scenario_switch(proc_api):
     assert (deployment["Status"], group["DesiredTotal"], group["ProgressDeadline"]) == ("running", 2, 600_000_000_000)
     assert proc_api.request("DELETE", "/v1/job/defaulted").status_code == 200
     assert proc_api.get(f"/v1/deployment/{deployment['ID']}").json()["Status"] == "cancelled"
+
+
+def test_auto_revert_without_a_stable_version(proc_api):
+    """§2.4: the first version fails and there is nothing to revert to: `Failed due to unhealthy allocations - no
+    stable job version to auto revert to`; §3.6 fail early (progress_deadline 0)."""
+    submit(proc_api, job_hcl("neverstable", update=REVERT, count=1, command="exit 1"))
+    failed = latest(proc_api, "neverstable", terminal)
+    assert (failed["Status"], failed["StatusDescription"]) == (
+        "failed", "Failed due to unhealthy allocations - no stable job version to auto revert to")
+    assert job(proc_api, "neverstable")["Version"] == 0
