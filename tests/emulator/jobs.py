@@ -17,6 +17,7 @@ import uuid
 
 from . import acl as acl_mod
 from . import jobdiff, jobops, jobspec
+from .deployments import DeploymentApi, Deployments
 from .httpjson import HttpError, go_json_error, json_response
 from .nomadtime import now_ns
 from .scenario import task_from_spec
@@ -25,7 +26,8 @@ from .state import Allocation, new_id
 
 JOB_SUFFIXES = ("evaluate", "allocations", "evaluations", "periodic/force", "plan", "summary", "dispatch",
                 "versions", "revert", "deployments", "deployment", "stable", "scale", "services", "submission")
-SUPPORTED_SUFFIXES = ("allocations", "evaluations", "plan", "versions", "submission", "summary", "revert", "scale")
+SUPPORTED_SUFFIXES = ("allocations", "evaluations", "plan", "versions", "submission", "summary", "revert", "scale",
+                      "deployments", "deployment")
 NOT_SPEC = ("Status", "StatusDescription", "Stable", "Version", "CreateIndex", "ModifyIndex", "JobModifyIndex",
             "SubmitTime")
 VALID_TYPES = ("service", "batch", "system", "sysbatch")
@@ -133,6 +135,8 @@ class Jobs:
         self.emulator = api.emulator
         self.store = JobStore(self.emulator)
         self.scheduler = Scheduler(self.emulator)
+        self.deployments = Deployments(self)
+        self.deployment_api = DeploymentApi(self, self.deployments)
 
     # --- routing (reference §0.1) ----------------------------------------------------------------
     async def dispatch(self, request):
@@ -145,6 +149,8 @@ class Jobs:
             return await self.register(request, None)
         if path.startswith("/v1/evaluation/"):
             return await self.evaluation(request, path[len("/v1/evaluation/"):])
+        if path == "/v1/deployments" or path.startswith("/v1/deployment/"):
+            return await self.deployment_api.dispatch(request, path)
         if not path.startswith("/v1/job/"):
             return None
         tail = path[len("/v1/job/"):]
@@ -174,6 +180,8 @@ class Jobs:
             return self.versions(request, job_id)
         if suffix == "summary":
             return self.summary(request, job_id)
+        if suffix in ("deployments", "deployment"):
+            return await self.deployment_api.job_deployments(request, job_id, latest_only=suffix == "deployment")
         if request.method != "GET":
             raise HttpError(405, "Invalid method")
         if suffix == "allocations":
@@ -331,7 +339,9 @@ class Jobs:
         """Plan and apply; failures make a `blocked` eval, which is retried when capacity is freed."""
         self.cancel_blocked(job)
         plans = self.scheduler.plan(job)
+        shaped = self.deployments.shape(job, plans, evaluation)
         self.apply_plan(job, plans, evaluation)
+        self.deployments.after_apply(job, shaped, plans, evaluation)
         failed = {name: plan.failed for name, plan in plans.items() if plan.failed}
         queued = {name: plan.queued for name, plan in plans.items()}
         index = self.emulator.bump()
@@ -461,7 +471,7 @@ class Jobs:
         existing = self.store.current(job["Namespace"], job["ID"])
         index = existing["JobModifyIndex"] if existing else 0
         planned = self.planned_job(existing, job)
-        plans = self.scheduler.plan(planned)
+        plans = self.deployments.preview(planned, self.scheduler.plan(planned))
         desired = {name: plan.desired_updates() for name, plan in plans.items()}
         diff = None
         if field_of(body, "Diff"):
@@ -511,6 +521,7 @@ class Jobs:
         self.process_eval(evaluation, stopped)
         if purge:
             self.delete_allocs(namespace, job_id)
+            self.deployments.purge_job(namespace, job_id)
         result = {"EvalID": evaluation["ID"], "EvalCreateIndex": index, "JobModifyIndex": index, "VolumeEvalID": "",
                   "VolumeEvalIndex": 0, "Index": index, "LastContact": 0, "KnownLeader": False, "NextToken": ""}
         return json_response(request, result, headers={"X-Nomad-Index": str(index)})
@@ -706,6 +717,27 @@ def scenario_group(group: dict) -> dict:
         command = [str(config.get("command", "/bin/sh"))] + [str(arg) for arg in config.get("args") or ()]
         tasks.append({"name": spec["Name"], "command": command, "env": dict(spec.get("Env") or {}),
                       "kill_timeout": (spec.get("KillTimeout") or 5_000_000_000) / 1e9})
-    services = [{"name": service.get("Name", ""), "port": 0, "tags": list(service.get("Tags") or ())}
-                for service in group.get("Services") or ()]
+    services = [{"name": service.get("Name", ""), "port": 0, "tags": list(service.get("Tags") or ()),
+                 "checks": scenario_checks(service)} for service in group.get("Services") or ()]
     return {"name": group["Name"], "count": group["Count"], "tasks": tasks, "services": services}
+
+
+def scenario_checks(service: dict) -> list:
+    """The service's checks that checks.py can run: script checks, and http/tcp checks on a numeric port."""
+    found = []
+    for check in service.get("Checks") or ():
+        kind = check.get("Type") or ""
+        spec = {"name": check.get("Name") or f"service: \"{service.get('Name', '')}\" check", "type": kind,
+                "interval": (check.get("Interval") or 10_000_000_000) / 1e9,
+                "timeout": (check.get("Timeout") or 2_000_000_000) / 1e9, "path": check.get("Path") or "/"}
+        if check.get("TaskName"):
+            spec["task"] = str(check["TaskName"])
+        port = str(check.get("PortLabel") or service.get("PortLabel") or "")
+        if kind == "script" and check.get("Command"):
+            spec["command"] = [str(check["Command"])] + [str(arg) for arg in check.get("Args") or ()]
+        elif kind in ("http", "tcp") and port.isdigit():
+            spec["port"] = int(port)
+        else:
+            continue
+        found.append(spec)
+    return found

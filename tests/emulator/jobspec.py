@@ -73,7 +73,7 @@ SERVICE_ATTRS = {"name": ("Name", "str"), "port": ("PortLabel", "str"), "tags": 
 CHECK_ATTRS = {"name": ("Name", "str"), "type": ("Type", "str"), "path": ("Path", "str"),
                "interval": ("Interval", "duration"), "timeout": ("Timeout", "duration"),
                "command": ("Command", "str"), "args": ("Args", "strlist"), "port": ("PortLabel", "str"),
-               "method": ("Method", "str"), "protocol": ("Protocol", "str")}
+               "method": ("Method", "str"), "protocol": ("Protocol", "str"), "task": ("TaskName", "str")}
 VARIABLE_ATTRS = ("type", "default", "description", "sensitive")
 
 

@@ -165,6 +165,10 @@ class Scheduler:
             return len(self.feasible_nodes(job, group)[0]) if group["Count"] else 0
         return group["Count"]
 
+    def place_group(self, job: dict, group: dict, plan: GroupPlan, usage: dict) -> None:
+        """Nodes for a plan made elsewhere (deployments.py's rollout plans), with the same failure metrics."""
+        self._place(job, group, plan, usage)
+
     def _place(self, job: dict, group: dict, plan: GroupPlan, usage: dict) -> None:
         nodes, metric = self.feasible_nodes(job, group)
         ask_cpu, ask_memory = group_ask(group)

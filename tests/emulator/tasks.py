@@ -106,7 +106,7 @@ class Supervisor:
 
     async def mark_healthy_later(self, alloc: Allocation) -> None:
         await asyncio.sleep(HEALTHY_AFTER_SECONDS)
-        if alloc.terminal or alloc.deployment_status:
+        if alloc.terminal or alloc.deployment_status or alloc.deployment_id:  # deployments.py judges those
             return
         if not all(task.state == "running" for task in alloc.main_tasks):
             return
