@@ -179,8 +179,8 @@ def parse_failure(error, request):
     if "filesystem function disabled" in text or _FILE_FUNCTION_CALL.search(text):
         return JobSpecError(
             f"{request.source_name}: file functions ({', '.join(FILE_FUNCTIONS)}) are disabled when the Nomad server "
-            "parses a job; inline the content instead, e.g. data = <<-EOT ... EOT with Ansible's "
-            "lookup('ansible.builtin.file', 'app.conf') or lookup('ansible.builtin.template', ...) in spec or a variable")
+            "parses a job; pass the content as a variable instead, e.g. variables: {app_conf: \"{{ "
+            "lookup('ansible.builtin.file', 'app.conf') }}\"} and data = var.app_conf in the job file")
     return JobSpecError(f"{request.source_name}: {one_line(text)}")
 
 
