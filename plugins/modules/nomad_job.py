@@ -18,7 +18,8 @@ description:
     without Jinja templating; use O(spec) with P(ansible.builtin.template#lookup) to template one.
   - HCL2 is parsed by the Nomad server (C(POST /v1/jobs/parse)) with the variables sent as HCL assignments; the
     source and those variables are stored with the registration as its C(Submission), so Nomad's UI shows them.
-    JSON (a Job, or C({"Job": ...}) as C(nomad job inspect) prints it) and dicts are sent as they are.
+    JSON (a Job, or an object with a top-level C(Job) key as C(nomad job inspect) prints it) and dicts are sent as
+    they are.
   - Idempotent through Nomad's plan (C(POST /v1/job/<id>/plan) with the diff) - when the plan's diff type is
     C(None), nothing is registered and the task is C(ok); a reformatted file is therefore unchanged, a stopped job
     is started again. A plan whose only effect is an in-place update of unchanged allocations (a job registered
@@ -31,7 +32,8 @@ description:
     a missing or mistyped variable, an undeclared variable, a file function, a JSON spec that is not a job, a
     O(name) that differs from the spec's job ID, a O(src) that does not exist, a O(check_index) conflict, a
     namespace that does not exist, a token without C(submit-job).
-  - With O(wait) (the default) the task waits, with blocking queries, until the rollout is done - the deployment
+  - >-
+    With O(wait) (the default) the task waits, with blocking queries, until the rollout is done - the deployment
     the registration created is C(successful); without a deployment (a job without an C(update) block, batch
     jobs) every allocation of the new version runs, and batch allocations have completed. A placement failure
     (a blocked evaluation) fails at once with Nomad's reasons per group, for example
@@ -51,7 +53,7 @@ options:
     default: present
   spec:
     description:
-      - The job as HCL2 text, JSON text, or a dict (a Job or C({"Job": ...})).
+      - The job as HCL2 text, JSON text, or a dict (a Job, or an object with a top-level C(Job) key).
       - Mutually exclusive with O(src).
     type: raw
   src:
@@ -226,6 +228,23 @@ plan:
   type: dict
   sample: {"changed": true, "diff_type": "Edited", "job_modify_index": 118,
            "desired_updates": {"web": {"Place": 0, "DestructiveUpdate": 3, "Ignore": 0}}, "failed_groups": []}
+  contains:
+    changed:
+      description: Whether the plan's diff changes the job (its type is not V(None)).
+      type: bool
+    diff_type:
+      description: The diff type of the job.
+      type: str
+    job_modify_index:
+      description: The job's current C(JobModifyIndex) (V(0) when it does not exist), the value for O(check_index).
+      type: int
+    desired_updates:
+      description: Per group, the scheduler's counts (Place, Stop, InPlaceUpdate, DestructiveUpdate, Canary, ...).
+      type: dict
+    failed_groups:
+      description: The groups the scheduler could not place.
+      type: list
+      elements: str
 eval_id:
   description: The evaluation of the registration or stop; null when nothing was sent.
   returned: always
@@ -236,6 +255,22 @@ deployment:
       healthy, unhealthy, canaries, promoted); null when there is none or nothing was waited for.
   returned: state=present
   type: dict
+  contains:
+    ID:
+      description: The deployment ID.
+      type: str
+    Status:
+      description: Nomad's status of the deployment (V(running), V(successful), V(failed), V(cancelled), ...).
+      type: str
+    StatusDescription:
+      description: Nomad's description of the status.
+      type: str
+    requires_promotion:
+      description: Canaries are placed and healthy and wait for a promotion (promote them with the deployments API or C(nomad deployment promote)).
+      type: bool
+    groups:
+      description: Per group C(desired), C(placed), C(healthy), C(unhealthy), C(canaries), C(promoted).
+      type: dict
 summary:
   description: One short entry per allocation of the new version (as in M(nomadops.nomad.nomad_alloc_info)) after the wait.
   returned: state=present
