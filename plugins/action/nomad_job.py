@@ -65,7 +65,7 @@ class ActionModule(ModuleLikeActionBase):
         for warning in returned.pop("warnings_nomad", []):
             module.warn(f"Nomad: {warning}")
         diff_text = returned.pop("diff_text", None)
-        if self._task.diff and diff_text is not None:
+        if self._task.diff and diff_text is not None and returned["changed"]:
             returned["diff"] = dict(prepared=diff_text)
         module.exit_json(**returned)
 

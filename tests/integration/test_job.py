@@ -147,6 +147,9 @@ def write_files(workdir):
         "  register: role_deploy\n")
 
 
+AS_JSON = "{{ {'Job': current.jobs[0] | combine({'ID': 'web-json', 'Name': 'web-json'})} | to_json }}"
+
+
 def task(name, module, args, **extra):
     return dict(name=name, **{module: args}, register=name.replace(" ", "_").replace("-", "_"), **extra)
 
@@ -172,13 +175,14 @@ def lifecycle_play(address):
         task("not preserved", JOB, dict(web, variables={"greeting": "bonjour"}), check_mode=True),
         task("current", INFO, dict(name="web")),
         task("as dict", JOB, dict(spec="{{ current.jobs[0] }}")),
-        task("as json", JOB, dict(spec="{{ {'Job': current.jobs[0] | combine({'ID': 'web-json', 'Name': 'web-json'})} | to_json }}",
-                                  format="json")),
+        task("as json", JOB, dict(spec=AS_JSON, format="json")),
         task("batch ok", JOB, dict(src="batch-ok.nomad.hcl")),
         task("batch fail", JOB, dict(src="batch-fail.nomad.hcl", diagnose_lines=5), ignore_errors=True),
         task("blocked", JOB, dict(src="big.nomad.hcl"), ignore_errors=True),
         task("stop", JOB, dict(name="web-json", state="absent")),
         task("stop again", JOB, dict(name="web-json", state="absent")),
+        task("start again", JOB, dict(spec=AS_JSON, wait=False)),
+        task("stop once more", JOB, dict(name="web-json", state="absent")),
         task("purge", JOB, dict(name="web-json", state="absent", purge=True)),
         task("purge again", JOB, dict(name="web-json", state="absent", purge=True)),
         task("gone", INFO, dict(name="web-json")),
@@ -205,8 +209,10 @@ def test_job_lifecycle(ansible_runner: AnsibleRunner, integration_emulator):
     assert 'Task Group: "app" (2 create/destroy update)' in planned["diff"]["prepared"]
 
     stale = run.task("stale index")
-    assert stale["_status"] == "ignored" and stale["msg"] == (f"job 'web' not registered: Enforcing job modify index 1: job exists with "
-                                                f"conflicting job modify index: {planned['plan']['job_modify_index']}")
+    current_index = planned["plan"]["job_modify_index"]
+    assert stale["_status"] == "ignored"
+    assert stale["msg"] == ("job 'web' not registered: Enforcing job modify index 1: job exists with conflicting job modify "
+                            f"index: {current_index}")
     guarded = run.task("guarded change")
     assert guarded["changed"] and guarded["job"]["Version"] == 1
     assert "Enforcing job modify index 0: job already exists" in run.task("create only on existing")["msg"]
@@ -238,6 +244,9 @@ def test_job_lifecycle(ansible_runner: AnsibleRunner, integration_emulator):
 
     assert run.task("stop")["changed"] and run.task("stop")["job"]["Stop"] is True
     assert not run.task("stop again")["changed"]
+    started = run.task("start again")
+    assert started["changed"] and started["job"]["Stop"] is False and started["plan"]["diff_type"] == "Edited"
+    assert run.task("stop once more")["changed"]
     assert run.task("purge")["changed"] and run.task("purge")["job"] is None
     assert not run.task("purge again")["changed"]
     gone = run.task("gone")
