@@ -237,8 +237,12 @@ def deployment_judge(progress, job):
     return judge
 
 
+def deployment_allocations(client, deployment_id, job):
+    return client.read(f"/v1/deployment/allocations/{deployment_id}", _namespace(job)).data or []
+
+
 def unhealthy_deployment_allocations(client, deployment, job):
-    allocations = client.read(f"/v1/deployment/allocations/{deployment['ID']}", _namespace(job)).data or []
+    allocations = deployment_allocations(client, deployment["ID"], job)
     return [alloc for alloc in allocations if alloc.get("ClientStatus") in ("failed", "lost")
             or ((alloc.get("DeploymentStatus") or {}).get("Healthy") is False)]
 
@@ -272,7 +276,8 @@ def watch_registration(client, job, eval_id, timeout, diagnose_lines, progress):
         raise RolloutFailed(f"job {job['ID']!r} version {job.get('Version')}: evaluation {short_id(eval_id)} "
                             f"{evaluation.get('Status')}: {evaluation.get('StatusDescription') or 'no reason given'}")
     if evaluation.get("DeploymentID"):
-        return watch_deployment(client, evaluation["DeploymentID"], job, timeout, diagnose_lines, progress), []
+        facts = watch_deployment(client, evaluation["DeploymentID"], job, timeout, diagnose_lines, progress)
+        return facts, deployment_allocations(client, evaluation["DeploymentID"], job)
     return None, watch_allocations(client, job, timeout, diagnose_lines, progress)
 
 

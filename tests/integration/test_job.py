@@ -187,6 +187,7 @@ def lifecycle_play(address):
         task("purge again", JOB, dict(name="web-json", state="absent", purge=True)),
         task("gone", INFO, dict(name="web-json")),
         task("listed", INFO, dict(prefix="web", fields=["ID", "Type", "Status"])),
+        task("everywhere", INFO, dict(name="web", namespace="*", fields=["ID", "Namespace", "Version"])),
     ])]
 
 
@@ -252,6 +253,7 @@ def test_job_lifecycle(ansible_runner: AnsibleRunner, integration_emulator):
     gone = run.task("gone")
     assert gone["jobs"] == [] and any('job "web-json" not found' in warning for warning in gone["warnings"])
     assert run.task("listed")["jobs"] == [{"ID": "web", "Type": "service", "Status": "running"}]
+    assert run.task("everywhere")["jobs"] == [{"ID": "web", "Namespace": "default", "Version": 2}]
 
 
 def bad_input_play():
