@@ -123,19 +123,22 @@ def variable_assignments(variables):
     return "".join(line + "\n" for line in lines)
 
 
+PYGOHCL_MISSING = ("variables and variable_files need the Python library pygohcl on the controller (pip install pygohcl), "
+                   "so that a variable the job file does not declare is refused like `nomad job run` does")
+
+
 def variables_needing_pygohcl(request):
     """The refusal when HCL2 variables are given and pygohcl is missing (an undeclared one could not be
     refused, as Nomad's CLI does), else None. Without variables nothing needs checking."""
     if HAS_PYGOHCL or not request.variables:
         return None
-    return ("variables and variable_files need the Python library pygohcl on the controller (pip install pygohcl), "
-            "so that a variable the job file does not declare is refused like `nomad job run` does")
+    return PYGOHCL_MISSING
 
 
 def values_of_variable_file(text, name):
     """The variable values of an HCL variable file (`name = value` lines), read with pygohcl."""
     if not HAS_PYGOHCL:
-        raise JobSpecError(variables_needing_pygohcl(JobRequest(source="", variables={"_": None})))
+        raise JobSpecError(PYGOHCL_MISSING)
     try:
         values = pygohcl.loads(text)
     except (pygohcl.HCLParseError, pygohcl.HCLInternalError, pygohcl.ValidationError) as error:

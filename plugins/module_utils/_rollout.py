@@ -147,7 +147,11 @@ def of_version(allocations, version):
 
 
 def version_progress(allocations, job):
-    """One line: how many of the new version's allocations are placed, running, complete, failed."""
+    """One line: how many of the new version's allocations are placed, running (batch: complete), failed."""
+    return f"job {job['ID']!r} version {job.get('Version')}: {version_counts(allocations, job)}"
+
+
+def version_counts(allocations, job):
     current = of_version(allocations, job.get("Version"))
     desired = sum(count or 0 for count in group_counts(job).values())
     counts = {"running": 0, "complete": 0, "failed": 0}
@@ -155,8 +159,7 @@ def version_progress(allocations, job):
         if alloc.get("ClientStatus") in counts:
             counts[alloc["ClientStatus"]] += 1
     done = "complete" if job.get("Type") in BATCH_TYPES else "running"
-    return (f"job {job['ID']!r} version {job.get('Version')}: {len(current)} of {desired} placed, "
-            f"{counts[done]} {done}, {counts['failed']} failed")
+    return f"{len(current)} of {desired} placed, {counts[done]} {done}, {counts['failed']} failed"
 
 
 def version_judge(job, progress):
@@ -184,9 +187,10 @@ def watch_allocations(client, job, timeout, diagnose_lines, progress):
     if outcome.met:
         return current
     failed = [alloc for alloc in current if alloc.get("ClientStatus") in ("failed", "lost")]
-    unfinished = failed or [alloc for alloc in current if alloc.get("ClientStatus") != ("complete" if job.get("Type") in BATCH_TYPES else "running")]
+    done = "complete" if job.get("Type") in BATCH_TYPES else "running"
+    unfinished = failed or [alloc for alloc in current if alloc.get("ClientStatus") != done]
     why = (f"{len(failed)} allocation(s) failed" if failed
-           else f"not done within wait_timeout ({timeout} s): {version_progress(outcome.value, job).split(': ', 1)[1]}")
+           else f"not done within wait_timeout ({timeout} s): {version_counts(outcome.value, job)}")
     report = failure_report(client, unfinished, diagnose_lines)
     raise RolloutFailed(f"job {job['ID']!r} version {job.get('Version')}: {why}{first_reason(report)}",
                         failed_allocations=report)

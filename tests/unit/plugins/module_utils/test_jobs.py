@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from ansible_collections.nomadops.nomad.plugins.module_utils import _jobs
@@ -26,10 +29,12 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
 from ansible_collections.nomadops.nomad.plugins.module_utils._plan_render import metric_lines, render_plan
 from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import (
     Progress,
+    RolloutFailed,
     deployment_judge,
     placement_failure,
     requires_promotion,
     version_judge,
+    watch_registration,
 )
 
 # The example of reference §3.4: count 1 -> 3 and an image change.
@@ -212,3 +217,88 @@ def test_deployment_verdicts():
     assert requires_promotion({"TaskGroups": canaries}) and judge({"ID": "d1", "Status": "running", "TaskGroups": canaries}).met
     assert not requires_promotion({"TaskGroups": {"web": dict(canaries["web"], HealthyAllocs=0)}})
     assert not requires_promotion({"TaskGroups": {"web": dict(canaries["web"], Promoted=True)}})
+
+
+class _Answer:
+    def __init__(self, data, index):
+        self.data = data
+        self.index = index
+
+
+class ScriptedClient:
+    """Answers GETs from `answers` (path -> list of successive bodies; the last one repeats), every answer with a
+    new index, and log streams from `logs` (path -> bytes)."""
+
+    def __init__(self, answers, logs=None):
+        self.answers = {path: list(bodies) for path, bodies in answers.items()}
+        self.logs = logs or {}
+        self.index = 10
+        self.requests = []
+
+    def read(self, path, params=None, timeout=None):
+        self.requests.append(path)
+        bodies = self.answers[path]
+        self.index += 1
+        return _Answer(bodies.pop(0) if len(bodies) > 1 else bodies[0], self.index)
+
+    def blocking_read(self, path, params, index, wait):
+        return self.read(path, params)
+
+    def stream(self, path, params=None, timeout=None):
+        data = self.logs.get((path, params["type"]), b"")
+        yield json.dumps({"Data": base64.b64encode(data).decode()}).encode()
+
+
+JOB_V3 = {"ID": "web", "Namespace": "default", "Type": "service", "Version": 3, "TaskGroups": [{"Name": "web", "Count": 2}]}
+DEPLOYMENT = "d1d1d1d1-0000-4000-8000-000000000000"
+UNHEALTHY = {"ID": "a1a1a1a1-0000-4000-8000-000000000000", "Name": "web.web[0]", "Namespace": "default",
+             "ClientStatus": "running", "DesiredStatus": "run", "DeploymentStatus": {"Healthy": False},
+             "TaskStates": {"server": {"State": "running", "Events": [{"Type": "Started", "DisplayMessage": "Task started"}]}}}
+
+
+def _deployment(status, description="", healthy=0):
+    return {"ID": DEPLOYMENT, "Status": status, "StatusDescription": description,
+            "TaskGroups": {"web": {"DesiredTotal": 2, "PlacedAllocs": 2, "HealthyAllocs": healthy, "UnhealthyAllocs": 0}}}
+
+
+def _client_for(deployments):
+    return ScriptedClient({
+        "/v1/evaluation/e1": [{"Status": "complete", "DeploymentID": DEPLOYMENT}],
+        f"/v1/deployment/{DEPLOYMENT}": deployments,
+        f"/v1/deployment/allocations/{DEPLOYMENT}": [[UNHEALTHY]],
+        f"/v1/allocation/{UNHEALTHY['ID']}": [UNHEALTHY],
+        f"/v1/allocation/{UNHEALTHY['ID']}/checks": [{"c1": {"Check": "ready", "Service": "web", "Status": "failure",
+                                                             "Output": "connection refused"}}],
+    }, logs={(f"/v1/client/fs/logs/{UNHEALTHY['ID']}", "stderr"): b"listen: address in use\n"})
+
+
+def test_a_successful_deployment_is_waited_for_with_blocking_reads():
+    lines = []
+    client = _client_for([_deployment("running", healthy=1), _deployment("successful", healthy=2)])
+    facts, allocations = watch_registration(client, JOB_V3, "e1", 60, 5, Progress(lines.append))
+    assert facts["Status"] == "successful" and facts["groups"]["web"]["healthy"] == 2 and not facts["requires_promotion"]
+    assert allocations == [UNHEALTHY]
+    assert lines == ["job 'web' version 3: deployment d1d1d1d1 running: 2 of 2 placed, 1 healthy",
+                     "job 'web' version 3: deployment d1d1d1d1 successful: 2 of 2 placed, 2 healthy"]
+
+
+def test_a_failed_deployment_names_job_version_deployment_and_nomads_reason_with_the_failure_report():
+    why = "Failed due to unhealthy allocations - rolling back to job version 2"
+    client = _client_for([_deployment("running"), _deployment("failed", why)])
+    with pytest.raises(RolloutFailed) as failure:
+        watch_registration(client, JOB_V3, "e1", 60, 5, Progress())
+    assert str(failure.value) == f"job 'web' version 3: deployment d1d1d1d1 failed: {why}"
+    report = failure.value.details["failed_allocations"][0]
+    assert report["id"] == "a1a1a1a1" and report["summary"]["health"] == "unhealthy"
+    assert report["checks"] == [{"name": "ready", "service": "web", "status": "failure", "output": "connection refused"}]
+    assert report["tasks"][0]["stderr_lines"] == ["listen: address in use"]
+    assert failure.value.details["deployment"]["Status"] == "failed"
+
+
+def test_a_blocked_evaluation_fails_at_once_per_group():
+    client = ScriptedClient({"/v1/evaluation/e1": [{"Status": "complete", "QueuedAllocations": {"web": 2},
+                                                    "FailedTGAllocs": {"web": {"NodesEvaluated": 1, "NodesExhausted": 1,
+                                                                               "DimensionExhausted": {"cpu": 1}}}}]})
+    with pytest.raises(RolloutFailed, match='group "web": 0 of 2 placed: resources exhausted on 1 nodes \\(cpu\\)'):
+        watch_registration(client, JOB_V3, "e1", 60, 5, Progress())
+    assert client.requests == ["/v1/evaluation/e1"]
