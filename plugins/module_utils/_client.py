@@ -804,6 +804,10 @@ def required_capability(method, path):
     """The ACL capability Nomad checks for a request."""
     if path.endswith("/exec"):
         return "alloc-exec"
+    if path == "/v1/jobs/parse":
+        return "parse-job or submit-job"
+    if path == "/v1/jobs" or path.startswith("/v1/job/"):
+        return "read-job" if method == "GET" else "submit-job"
     if method != "GET" or path.endswith(("/stop", "/signal", "/restart")):
         return "alloc-lifecycle"
     return "read-job"

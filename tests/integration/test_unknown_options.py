@@ -15,6 +15,8 @@ import pytest
     ("nomadops.nomad.nomad_alloc_info", "job=web limt=3", "limt", "limit"),
     ("nomadops.nomad.nomad_alloc_exec", "job=web comand=true", "comand", "command"),
     ("nomadops.nomad.nomad_alloc_fetch", "id=abcd srcc=x dest=/tmp/x", "srcc", "src"),
+    ("nomadops.nomad.nomad_job", "name=web stae=absent", "stae", "state"),
+    ("nomadops.nomad.nomad_job_info", "nmae=web", "nmae", "name"),
 ])
 def test_a_misspelt_option_is_named_with_what_was_meant(emulator, ansible_runner, module, arguments, unknown, meant):
     emulator.control.reset_requests()
