@@ -290,7 +290,7 @@ class Deployments:
             used = {alloc.index_in_group for alloc in current + outdated + plan.in_place}
             free = (number for number in range(10 ** 6) if number not in used)
             missing = group["Count"] - len(current) - len(outdated) - len(plan.in_place)
-            plan.place.extend((next(free), None, None) for _ in range(max(0, missing)))
+            plan.place.extend((next(free), None, None) for _count in range(max(0, missing)))
         return plan, False
 
     @staticmethod
@@ -305,7 +305,7 @@ class Deployments:
         taken = {alloc.index_in_group for alloc in placed}
         names = [alloc.index_in_group for alloc in outdated if alloc.index_in_group not in taken][:wanted]
         spare = (number for number in range(10 ** 6) if number not in taken and number not in names)
-        names.extend(next(spare) for _ in range(wanted - len(names)))
+        names.extend(next(spare) for _count in range(wanted - len(names)))
         plan.place = [(number, None, None) for number in names]
 
     @staticmethod
@@ -691,8 +691,8 @@ def filter_matches(matcher, deployment: dict) -> bool:
 
 def token_before(token: str, start: str, reverse: bool) -> bool:
     """tokenizer.go:43-76: `<CreateIndex>.<ID>` tokens compare the index numerically, then the ID; else strings."""
-    mine, _, my_id = token.partition(".")
-    theirs, _, their_id = start.partition(".")
+    mine, _dot, my_id = token.partition(".")
+    theirs, _dot, their_id = start.partition(".")
     if my_id and their_id and mine.isdigit() and theirs.isdigit():
         left, right = (int(mine), my_id), (int(theirs), their_id)
     else:

@@ -488,9 +488,9 @@ class Drainer:
     def replace(self, old: Allocation, eval_id: str) -> None:
         from .scheduler import Scheduler, group_ask
         scheduler = Scheduler(self.emulator)
-        nodes, _ = scheduler.feasible_nodes(old.job, old.group)
+        nodes, _metric = scheduler.feasible_nodes(old.job, old.group)
         cpu, memory = group_ask(old.group)
-        target, _ = scheduler._best_fit(nodes, scheduler.node_usage(), cpu, memory)
+        target, _exhausted = scheduler._best_fit(nodes, scheduler.node_usage(), cpu, memory)
         old.desired_status = "stop"
         old.desired_description = ALLOC_MIGRATING
         self.emulator.touch(old)
@@ -560,7 +560,7 @@ class Drainer:
     def force(self, node: dict) -> None:
         """Every remaining allocation moves at once (system ones unless ignored), then the drain is complete."""
         ignore_system = node["DrainStrategy"]["IgnoreSystemJobs"]
-        on_node, _ = self.snapshot(node)
+        on_node, _groups = self.snapshot(node)
         remaining = [alloc for alloc in on_node if not alloc.terminal
                      and not (ignore_system and alloc.job["Type"] == "system")]
         self.migrate(remaining)

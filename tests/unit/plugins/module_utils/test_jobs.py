@@ -172,7 +172,6 @@ def test_without_pygohcl_variables_are_refused_never_passed_unchecked(monkeypatc
 
 
 def test_declared_variables_are_read_with_pygohcl():
-    pytest.importorskip("pygohcl")
     text = 'variable "image" {\n  type = string\n}\nvariables {\n  region = "eu"\n}\njob "web" {\n}\n'
     assert _jobs.declared_variables(text, "web.hcl") == {"image", "region"}
     with pytest.raises(JobSpecError, match='declares no variable "colour"'):
