@@ -24,7 +24,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import Nom
 from ansible_collections.nomadops.nomad.plugins.module_utils._plan_render import render_plan
 from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import Progress, RolloutFailed, watch_registration
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import summarize
-from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
 
 WAIT_ARGUMENT_SPEC = dict(
     wait=dict(type="bool", default=True),
@@ -45,6 +45,7 @@ SCALE_ARGUMENT_SPEC = dict(
     check_index=dict(type="int"),
     **WAIT_ARGUMENT_SPEC,
 )
+ACTIVE_DEPLOYMENT_STATUSES = frozenset(("running", "paused", "pending", "blocked", "unblocking", "initializing"))
 # What the plan of a stored version carries that a registration sets anew (not part of the spec).
 VERSION_METADATA = ("Version", "Stable", "VersionTag", "SubmitTime", "CreateIndex", "ModifyIndex", "JobModifyIndex",
                     "Status", "StatusDescription")
@@ -115,6 +116,16 @@ def revert_job(client, params, namespace, check_mode=False, report=None):
 
 
 # --------------------------------------------------------------------------------------------- scale
+def refuse_active_deployment(client, job, namespace):
+    """Nomad refuses scaling while the latest deployment of this job instance is active (§6.2); say so before
+    sending, so that check mode predicts it."""
+    deployment = client.read(job_path(job["ID"]) + "/deployment", {"namespace": namespace}).data or {}
+    if deployment.get("Status") in ACTIVE_DEPLOYMENT_STATUSES and deployment.get("JobCreateIndex") == job.get("CreateIndex"):
+        raise JobChangeRefused(f"job {job['ID']!r} not scaled: job scaling blocked due to active deployment "
+                               f"{short_id(deployment.get('ID'))} (status {deployment.get('Status')}); promote, fail or "
+                               "wait for it first (nomadops.nomad.nomad_deployment)")
+
+
 def scale_job(client, params, namespace, check_mode=False, report=None):
     """The result keys of nomad_job_scale: changed, job, previous_count, count, eval_id, deployment, summary."""
     name, group, count = params["name"], params["group"], params["count"]
@@ -125,6 +136,7 @@ def scale_job(client, params, namespace, check_mode=False, report=None):
     if group not in counts:
         raise JobChangeRefused(f'job {name!r} not scaled: task group "{group}" specified for scaling does not exist in job '
                                f"(groups: {', '.join(sorted(counts)) or 'none'})")
+    refuse_active_deployment(client, current, namespace)
     index = current.get("JobModifyIndex") or 0
     if params["check_index"] is not None and params["check_index"] != index:
         raise JobChangeRefused(f"job {name!r} not scaled: Enforcing job modify index {params['check_index']}: "

@@ -147,13 +147,15 @@ def bad_input_play():
     return [dict(hosts="localhost", gather_facts=False, tasks=[
         task("setup", JOB, dict(spec=job_hcl("bad", AUTO_REVERT))),
         task("setup waiting", JOB, dict(spec=job_hcl("bad", MANUAL, version="2"), wait=False)),
+        task("setup calm", JOB, dict(spec=job_hcl("calm", FAST))),
         task("reset", "ansible.builtin.uri", dict(url="{{ emulator }}/_emulator/requests", method="DELETE",
                                                   status_code=[200, 204])),
         task("check unknown job", DEPLOYMENT, dict(job="nobody", state="failed"), check_mode=True, ignore_errors=True),
         task("check fail", DEPLOYMENT, dict(job="bad", state="failed"), check_mode=True),
         task("check pause", DEPLOYMENT, dict(job="bad", state="paused"), check_mode=True),
         task("check revert", REVERT, dict(name="bad", version=0), check_mode=True, diff=True),
-        task("check scale", SCALE, dict(name="bad", group="web", count=4), check_mode=True),
+        task("check scale", SCALE, dict(name="calm", group="web", count=4), check_mode=True),
+        task("scale during deployment", SCALE, dict(name="bad", group="web", count=4), ignore_errors=True),
         task("no deployment", DEPLOYMENT, dict(id="ffffffff-0000-4000-8000-000000000000"), ignore_errors=True),
         task("ambiguous", DEPLOYMENT, dict(id=""), ignore_errors=True),
         task("revert unknown job", REVERT, dict(name="nope", version=0), ignore_errors=True),
@@ -161,10 +163,10 @@ def bad_input_play():
         task("revert to current", REVERT, dict(name="bad", version=1)),
         task("scale unknown group", SCALE, dict(name="bad", group="nope", count=1), ignore_errors=True),
         task("scale negative", SCALE, dict(name="bad", group="web", count=-1), ignore_errors=True),
-        task("scale reader", SCALE, dict(name="bad", group="web", count=3, token=READER), ignore_errors=True),
+        task("scale reader", SCALE, dict(name="calm", group="web", count=3, token=READER), ignore_errors=True),
         task("fail reader", DEPLOYMENT, dict(job="bad", state="failed", token=READER), ignore_errors=True),
         task("after", DEPLOYMENT, dict(job="bad")),
-        task("after scale", SCALE, dict(name="bad", group="web", count=2), check_mode=True),
+        task("after scale", SCALE, dict(name="calm", group="web", count=2), check_mode=True),
     ])]
 
 
@@ -182,7 +184,8 @@ def test_bad_inputs_and_check_mode_write_nothing(ansible_runner: AnsibleRunner, 
     assert check_revert["changed"] and check_revert["job"]["Version"] == 1 and check_revert["eval_id"] is None
     assert 'Env[VERSION]: "2" => "1"' in check_revert["diff"]["prepared"]
     check_scale = run.task("check scale")
-    assert check_scale["changed"] and check_scale["job"]["Version"] == 1
+    assert check_scale["changed"] and check_scale["job"]["Version"] == 0 and check_scale["previous_count"] == 2
+    assert messages["scale during deployment"].startswith("job 'bad' not scaled: job scaling blocked due to active deployment")
     assert messages["no deployment"].startswith('deployment "ffffffff-0000-4000-8000-000000000000" not found')
     assert 'deployment ID prefix "" matches' in messages["ambiguous"]
     assert messages["revert unknown job"].startswith('job "nope" not found')
@@ -194,9 +197,9 @@ def test_bad_inputs_and_check_mode_write_nothing(ansible_runner: AnsibleRunner, 
     counts = integration_emulator.control.requests()
     writes = sorted(request for request in counts
                     if request.startswith(("POST", "PUT", "DELETE")) and not request.endswith("/plan"))
-    assert len(writes) == 2 and "/v1/deployment/fail/" in writes[0] and writes[1] == "POST /v1/job/bad/scale", counts
+    assert len(writes) == 2 and "/v1/deployment/fail/" in writes[0] and writes[1] == "POST /v1/job/calm/scale", counts
     # (the reader's two, refused with 403)
     after = run.task("after")
     assert not after["changed"] and after["deployment"]["Status"] == "running"
-    assert not run.task("after scale")["changed"] and run.task("after scale")["job"]["Version"] == 1
+    assert not run.task("after scale")["changed"] and run.task("after scale")["job"]["Version"] == 0
     assert MANAGEMENT not in run.output and READER not in run.output
