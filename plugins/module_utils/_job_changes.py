@@ -101,7 +101,6 @@ def revert_job(client, params, namespace, check_mode=False, report=None):
     if version == current.get("Version"):  # Nomad refuses: "can't revert to current version"
         return result
     spec = {key: value for key, value in target.items() if key not in VERSION_METADATA}
-    spec["Stop"] = current.get("Stop")  # a revert keeps the job running or stopped as it is
     plan = plan_job(client, spec, namespace)
     result.update(changed=plan_changes(plan), diff_text=render_plan(plan, name, current.get("Type")),
                   warnings_nomad=nomad_warnings(plan))
