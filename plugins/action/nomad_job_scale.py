@@ -1,0 +1,48 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Scales a Nomad job's task group from the controller (documented in plugins/modules/nomad_job_scale.py).
+
+An action, not a module, because its `message` option (Nomad's scaling event message, `nomad job scale`'s
+wording) is a name AnsibleModule reserves; the work happens in module_utils/_job_changes.py and _rollout.py.
+"""
+
+from __future__ import annotations
+
+from ansible.utils.display import Display
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError, failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils._job_changes import SCALE_ARGUMENT_SPEC, scale_job
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+    CONNECTION_ARGUMENT_SPEC,
+    NomadOptionError,
+    connection_options_from_params,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import RolloutFailed
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
+
+display = Display()
+
+
+class ActionModule(ModuleLikeActionBase):
+    """Set a task group's count (unchanged when it already is that) and wait for the rollout."""
+
+    _supports_check_mode = True
+    _supports_async = False
+
+    def argument_spec(self) -> ArgumentSpec:
+        return ArgumentSpec(argument_spec=dict(CONNECTION_ARGUMENT_SPEC, **SCALE_ARGUMENT_SPEC))
+
+    def run_module(self, module, task_vars):
+        try:
+            options = connection_options_from_params(module.params)
+            module.add_no_log_values(options.secrets)
+            with NomadClient(options, pool_size=4, warn=module.warn) as client:
+                returned = scale_job(client, module.params, options.namespace or "default", module.check_mode,
+                                     report=display.v)
+        except RolloutFailed as failure:
+            module.fail_json(msg=str(failure), **failure.details)
+        except (NomadOptionError, NomadError) as error:
+            module.fail_json(**failure_fields(error))
+        module.exit_json(**returned)
