@@ -13,7 +13,10 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import Noma
 from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import (
     NO_NAMESPACE,
     node_allocations,
+    node_facts,
     node_path,
+    read_node,
+    require_node,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import allocation_summary_entry
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
@@ -179,16 +182,38 @@ def send_change(client, node, change):
 
 # --------------------------------------------------------------------------------------------- the watch
 class DrainIncompleteError(NomadError):
-    """The drain was cancelled by someone else, or did not complete within wait_timeout."""
+    """The drain was cancelled by someone else, did not complete within wait_timeout, or its replacements did not
+    become healthy in time; `details` holds what the task returns with the failure."""
+
+    def __init__(self, message, details=None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.details = details or {}
 
 
-def node_reader(client, node_id):
+def drain_reader(client, node, request, report):
+    """A read(index, seconds) for the wait engine: the node, re-read when something changed.
+
+    While allocations are left to move, it blocks on the node's allocations (their index moves with every
+    migration step, so progress - the allocations left - can be reported); once none is left, on the node itself
+    (its index moves when Nomad marks the drain complete). `index` is (node index, allocations index, left)."""
+    name = node.get("Name")
+    reported = []
+
     def read(index, seconds):
-        if index is None:
-            response = client.read(node_path(node_id), NO_NAMESPACE)
-        else:
-            response = client.blocking_read(node_path(node_id), NO_NAMESPACE, index, seconds)
-        return response.data or {}, response.index
+        if index is not None:
+            node_index, allocations_index, left = index
+            if left:
+                node_allocations(client, node["ID"], allocations_index, seconds)
+            else:
+                client.blocking_read(node_path(node["ID"]), NO_NAMESPACE, node_index, seconds)
+        response = client.read(node_path(node["ID"]), NO_NAMESPACE)
+        allocations, allocations_index = node_allocations(client, node["ID"])
+        left = [allocation for allocation in allocations if request.moves(allocation)]
+        current = response.data or {}
+        if is_draining(current) and reported[-1:] != [len(left)]:
+            reported.append(len(left))
+            report(f'node "{name}": {len(left)} allocation(s) left to move')
+        return current, (response.index, allocations_index, len(left))
 
     return read
 
@@ -213,9 +238,9 @@ def left_on_node(client, node_id, request):
     return [allocation for allocation in allocations if request.moves(allocation)]
 
 
-def wait_for_drain(client, node, request, timeout):
-    """Block on the node until the drain completed; the node as read last. Raises DrainIncompleteError."""
-    outcome = wait_until(node_reader(client, node["ID"]), drain_judge, timeout)
+def wait_for_drain(client, node, request, timeout, report):
+    """Block until the drain completed; the node as read last. Raises DrainIncompleteError."""
+    outcome = wait_until(drain_reader(client, node, request, report), drain_judge, timeout)
     if outcome.met:
         return outcome.value
     name = node.get("Name")
@@ -277,3 +302,56 @@ def wait_for_replacements(client, entries, timeout):
 def force_deadline_of(node):
     """Unix seconds of the drain's ForceDeadline, or None (no deadline, force)."""
     return rfc3339_seconds((node.get("DrainStrategy") or {}).get("ForceDeadline") or "")
+
+
+# --------------------------------------------------------------------------------------------- the task
+def summaries(allocations):
+    return [dict(allocation_summary_entry(allocation), id=allocation["ID"], replacement=None)
+            for allocation in allocations]
+
+
+def manage_node(client, params, check_mode, warn, report):
+    """What nomad_node does: resolve the node, decide, send (not in check mode), wait; returns the task's result.
+
+    Raises NodeRequestError for options Nomad refuses, DrainIncompleteError when a wait fails."""
+    node = require_node(client, params["node"])
+    request = DrainRequest(params) if params["drain"] else None
+    movable = []
+    if request is not None:
+        movable = [allocation for allocation in node_allocations(client, node["ID"])[0] if request.moves(allocation)]
+    change = plan_change(node, params, movable)
+    result = {"changed": change.changes, "node": node_facts(node), "allocations": []}
+    if change.kind == "drain":
+        result["allocations"] = summaries(movable)
+    if check_mode or not change.changes and request is None:
+        return result
+    if change.changes:
+        send_change(client, node, change)
+        node = read_node(client, node["ID"])[0] or node
+        result["node"] = node_facts(node)
+    wait = params["wait"] if params["wait"] is not None else request is not None
+    if request is None or not wait or not (is_draining(node) or change.changes):
+        return result
+    timeout = params["wait_timeout"] or request.default_wait_timeout()
+    force_deadline = force_deadline_of(node)
+    moved = movable
+    if not change.changes:
+        moved = [allocation for allocation in node_allocations(client, node["ID"])[0] if request.moves(allocation)]
+    try:
+        node = wait_for_drain(client, node, request, timeout, report)
+    except DrainIncompleteError as error:
+        error.details = {"node": node_facts(read_node(client, node["ID"])[0] or node),
+                         "allocations": moved_allocations(client, moved)}
+        raise
+    forced_since = force_deadline if deadline_reached(node) else None
+    result["allocations"] = moved_allocations(client, moved, forced_since)
+    result["node"] = node_facts(node)
+    if forced_since is not None:
+        forced = [entry["name"] or entry["id"][:8] for entry in result["allocations"] if entry.get("forced")]
+        warn(f'the drain of node "{node.get("Name")}" reached its deadline; force-stopped: {", ".join(forced) or "none"}')
+    if params["wait_for"] == "healthy":
+        problem = wait_for_replacements(client, result["allocations"], timeout)
+        if problem:
+            raise DrainIncompleteError(f"timed out after {timeout} s waiting for the replacements to be healthy: "
+                                       f"{problem}", details=result, address=client.options.address)
+    return result

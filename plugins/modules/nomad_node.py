@@ -15,6 +15,7 @@ description:
     a node eligible or ineligible for scheduling (C(nomad node eligibility)).
   - Idempotent - a node already draining with the same spec, or ineligible with nothing left that the drain would
     move, is V(ok); so is a node that already has the eligibility asked for.
+  - Runs on the controller (an action); with C(-v) the wait reports how many allocations are left on the node.
   - A completed drain leaves the node ineligible (Nomad's rule). O(drain=false) cancels a drain and makes the node
     eligible again, also after a drain that completed or was cancelled, unless O(keep_ineligible=true).
 author:
@@ -142,91 +143,3 @@ allocations:
             "desired_status": "stop", "replacement": {"id": "9b1d0c2e-0000-4000-8000-000000000002", "node": "worker-2",
                                                     "client_status": "running", "healthy": true}}]
 """
-
-from ansible_collections.nomadops.nomad.plugins.module_utils._drain import (
-    NODE_ARGUMENT_SPEC,
-    NODE_MUTUALLY_EXCLUSIVE,
-    NODE_REQUIRED_ONE_OF,
-    DrainIncompleteError,
-    DrainRequest,
-    deadline_reached,
-    force_deadline_of,
-    is_draining,
-    moved_allocations,
-    plan_change,
-    send_change,
-    wait_for_drain,
-    wait_for_replacements,
-)
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
-from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import (
-    node_allocations,
-    node_facts,
-    read_node,
-    require_node,
-)
-from ansible_collections.nomadops.nomad.plugins.module_utils._summary import allocation_summary_entry
-
-
-def summaries(allocations):
-    return [dict(allocation_summary_entry(allocation), id=allocation["ID"], replacement=None)
-            for allocation in allocations]
-
-
-def manage_node(module):
-    params = module.params
-    with module.client(pool_size=4) as client:
-        node = require_node(client, params["node"])
-        request = DrainRequest(params) if params["drain"] else None
-        movable = []
-        if request is not None:
-            movable = [allocation for allocation in node_allocations(client, node["ID"])[0] if request.moves(allocation)]
-        change = plan_change(node, params, movable)
-        result = {"changed": change.changes, "node": node_facts(node), "allocations": []}
-        if change.kind == "drain":
-            result["allocations"] = summaries(movable)
-        if module.check_mode or change.changes and change.kind != "drain":
-            if change.changes and not module.check_mode:
-                send_change(client, node, change)
-                result["node"] = node_facts(read_node(client, node["ID"])[0] or node)
-            module.exit_json(**result)
-        if change.kind == "drain":
-            send_change(client, node, change)
-            node = read_node(client, node["ID"])[0] or node
-        wait = params["wait"] if params["wait"] is not None else request is not None
-        if request is None or not wait or not (is_draining(node) or change.changes):
-            result["node"] = node_facts(node)
-            module.exit_json(**result)
-        timeout = params["wait_timeout"] or request.default_wait_timeout()
-        force_deadline = force_deadline_of(node)
-        moved = movable
-        if not change.changes:
-            moved = [allocation for allocation in node_allocations(client, node["ID"])[0] if request.moves(allocation)]
-        try:
-            node = wait_for_drain(client, node, request, timeout)
-        except DrainIncompleteError as error:
-            module.fail_json(msg=str(error), node=node_facts(read_node(client, node["ID"])[0] or node),
-                             allocations=moved_allocations(client, moved))
-        forced_since = force_deadline if deadline_reached(node) else None
-        result["allocations"] = moved_allocations(client, moved, forced_since)
-        result["node"] = node_facts(node)
-        if forced_since is not None:
-            forced = [entry["name"] or entry["id"][:8] for entry in result["allocations"] if entry.get("forced")]
-            module.warn(f'the drain of node "{node.get("Name")}" reached its deadline; force-stopped: '
-                        f"{', '.join(forced) or 'none'}")
-        if params["wait_for"] == "healthy":
-            problem = wait_for_replacements(client, result["allocations"], timeout)
-            if problem:
-                module.fail_json(msg=f"timed out after {timeout} s waiting for the replacements to be healthy: {problem}",
-                                 **result)
-        module.exit_json(**result)
-
-
-def main():
-    module = NomadAnsibleModule(argument_spec=NODE_ARGUMENT_SPEC, mutually_exclusive=NODE_MUTUALLY_EXCLUSIVE,
-                                required_one_of=NODE_REQUIRED_ONE_OF, supports_check_mode=True)
-    run_with_nomad_errors(module, lambda: manage_node(module))
-
-
-if __name__ == "__main__":
-    main()

@@ -9,6 +9,8 @@ a write, and the bad inputs as one line. Each test works on its own nodes, so th
 
 from __future__ import annotations
 
+import re
+
 import requests
 
 from tests.integration.conftest import AnsibleRunner
@@ -65,7 +67,8 @@ def test_drain_moves_in_turn_waits_for_healthy_and_is_idempotent(ansible_runner:
         {"name": "ineligible listed", INFO: {"eligible": False, "node_pool": "default"}},
         {"name": "eligible", NODE: {"node": "node-b", "eligible": True}},
     ]
-    run = ansible_runner.playbook(play(tasks), env={"NOMAD_TOKEN": MANAGEMENT}).assert_ok()
+    run = ansible_runner.playbook(play(tasks), env={"NOMAD_TOKEN": MANAGEMENT}, verbosity=1).assert_ok()
+    assert re.search(r"node \"node-a\": \d allocation\(s\) left to move", run.output)  # progress at -v
     info = run.task("info")
     assert info["count"] == 1 and len(info["nodes"][0]["Allocations"]) == 8
     assert [node["Name"] for node in run.task("list")["nodes"]] == ["node-a"]
@@ -158,12 +161,14 @@ def test_bad_inputs_fail_with_one_line(ansible_runner: AnsibleRunner, integratio
         failing("negative", {"node": "node-b", "drain": True, "drain_deadline": -5}),
         failing("force and deadline", {"node": "node-b", "drain": True, "drain_force": True, "drain_deadline": 5}),
         failing("eligible while draining", {"node": "spare", "eligible": True}),
-        failing("reader", {"node": "spare", "drain": False}, environment={"NOMAD_TOKEN": READER}),
+        failing("reader", {"node": "spare", "drain": False, "token": READER}),
         {"name": "still draining", INFO: {"node": "spare"}},
         {"name": "cancel", NODE: {"node": "spare", "drain": False}},
+        {"name": "force", NODE: {"node": "amb-1", "drain": True, "drain_force": True}},
+        {"name": "force again", NODE: {"node": "amb-1", "drain": True, "drain_force": True}},
     ]
     run = ansible_runner.playbook(play(tasks), env={"NOMAD_TOKEN": MANAGEMENT}, verbosity=4).assert_ok()
-    assert MANAGEMENT not in run.output
+    assert MANAGEMENT not in run.output and READER not in run.output
     assert run.task("hold drain")["changed"] is True
     expected = {
         "unknown": 'node "nosuch" not found',
@@ -181,3 +186,6 @@ def test_bad_inputs_fail_with_one_line(ansible_runner: AnsibleRunner, integratio
     cancel = run.task("cancel")
     assert cancel["changed"] is True and cancel["node"]["SchedulingEligibility"] == "eligible"
     assert cancel["node"]["LastDrain"]["Status"] == "canceled"
+    force = run.task("force")
+    assert force["changed"] is True and force["node"]["LastDrain"]["Status"] == "complete"
+    assert run.task("force again")["changed"] is False
