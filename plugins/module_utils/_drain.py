@@ -8,8 +8,16 @@ reports the drain complete, then, for `wait_for: healthy`, the replacements' hea
 
 from __future__ import annotations
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import ListOptions, wait_for_allocations
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadBadRequestError, NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
+    ListOptions,
+    concurrently,
+    wait_for_allocations,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
+    NomadBadRequestError,
+    NomadError,
+    NomadNotFoundError,
+)
 from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import (
     NO_NAMESPACE,
     node_allocations,
@@ -256,29 +264,35 @@ def wait_for_drain(client, node, request, timeout, report):
 
 
 def _read_allocation(client, allocation_id, namespace):
-    return client.read(f"/v1/allocation/{allocation_id}", {"namespace": namespace or "default"}).data or {}
+    """The full allocation, or {} once Nomad garbage-collected it."""
+    try:
+        return client.read(f"/v1/allocation/{allocation_id}", {"namespace": namespace or "default"}).data or {}
+    except NomadNotFoundError:
+        return {}
+
+
+def moved_allocation(client, allocation, force_deadline=None):
+    """One moved allocation's summary (read again) with its `replacement` (ID, node, client status, healthy) and,
+    when the drain hit its deadline, `forced` (stopped by the deadline rather than migrated in turn)."""
+    now = _read_allocation(client, allocation["ID"], allocation.get("Namespace"))
+    entry = allocation_summary_entry(now or allocation)
+    entry["id"] = allocation["ID"]
+    entry["replacement"] = None
+    moved_at = now.get("ModifyTime")
+    next_id = now.get("NextAllocation")
+    if next_id:
+        after = _read_allocation(client, next_id, allocation.get("Namespace"))
+        entry["replacement"] = {"id": next_id, "node": after.get("NodeName") or after.get("NodeID"),
+                                "client_status": after.get("ClientStatus"), "healthy": is_healthy(after)}
+        moved_at = after.get("CreateTime")
+    if force_deadline is not None:
+        entry["forced"] = (moved_at or 0) / NANOSECONDS >= force_deadline
+    return entry
 
 
 def moved_allocations(client, moved, force_deadline=None):
-    """Each moved allocation's summary (read again) with its `replacement` (ID, node, client status, healthy) and,
-    when the drain hit its deadline, `forced` (stopped by the deadline rather than migrated in turn)."""
-    entries = []
-    for allocation in moved:
-        now = _read_allocation(client, allocation["ID"], allocation.get("Namespace"))
-        entry = allocation_summary_entry(now or allocation)
-        entry["id"] = allocation["ID"]
-        replacement = None
-        next_id = (now or {}).get("NextAllocation")
-        if next_id:
-            after = _read_allocation(client, next_id, allocation.get("Namespace"))
-            replacement = {"id": next_id, "node": after.get("NodeName") or after.get("NodeID"),
-                           "client_status": after.get("ClientStatus"), "healthy": is_healthy(after)}
-        entry["replacement"] = replacement
-        if force_deadline is not None:
-            moved_at = (after.get("CreateTime") if replacement else (now or {}).get("ModifyTime")) or 0
-            entry["forced"] = moved_at / NANOSECONDS >= force_deadline
-        entries.append(entry)
-    return entries
+    """moved_allocation() for each of `moved`, a few reads at a time, in order."""
+    return concurrently(lambda allocation: moved_allocation(client, allocation, force_deadline), moved)
 
 
 def wait_for_replacements(client, entries, timeout):

@@ -89,7 +89,10 @@ attributes:
     support: none
 notes:
   - Needs C(node:write) (and C(read-job) in the namespaces of the allocations to report them).
-  - A drain that hits its deadline marks in RV(allocations) the allocations it force-stopped (C(forced)).
+  - A drain that hits its deadline marks in RV(allocations) the allocations it force-stopped (C(forced)) and warns
+    naming them.
+  - The drain spec compared for idempotence is the deadline (or force, or none) and O(ignore_system_jobs); a different
+    O(drain_message) alone does not update a running drain.
 seealso:
   - module: nomadops.nomad.nomad_node_info
   - name: Node drain

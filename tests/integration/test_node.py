@@ -161,13 +161,15 @@ def test_bad_inputs_fail_with_one_line(ansible_runner: AnsibleRunner, integratio
         failing("negative", {"node": "node-b", "drain": True, "drain_deadline": -5}),
         failing("force and deadline", {"node": "node-b", "drain": True, "drain_force": True, "drain_deadline": 5}),
         failing("eligible while draining", {"node": "spare", "eligible": True}),
-        failing("reader", {"node": "spare", "drain": False, "token": READER}),
+        failing("reader", {"node": "spare", "drain": False, "token": "{{ lookup('env', 'READER_TOKEN') }}"}),
+        failing("timeout", {"node": "spare", "drain": True, "drain_no_deadline": True, "wait_timeout": 1}),
         {"name": "still draining", INFO: {"node": "spare"}},
         {"name": "cancel", NODE: {"node": "spare", "drain": False}},
         {"name": "force", NODE: {"node": "amb-1", "drain": True, "drain_force": True}},
         {"name": "force again", NODE: {"node": "amb-1", "drain": True, "drain_force": True}},
     ]
-    run = ansible_runner.playbook(play(tasks), env={"NOMAD_TOKEN": MANAGEMENT}, verbosity=4).assert_ok()
+    run = ansible_runner.playbook(play(tasks), env={"NOMAD_TOKEN": MANAGEMENT, "READER_TOKEN": READER},
+                                  verbosity=4).assert_ok()
     assert MANAGEMENT not in run.output and READER not in run.output
     assert run.task("hold drain")["changed"] is True
     expected = {
@@ -177,6 +179,7 @@ def test_bad_inputs_fail_with_one_line(ansible_runner: AnsibleRunner, integratio
         "force and deadline": "mutually exclusive",
         "eligible while draining": "Nomad refuses to make a draining node eligible",
         "reader": "ermission denied",
+        "timeout": 'timed out after 1 s waiting for the drain of node "spare": 1 allocation(s) left on the node: hold.g[0]',
     }
     for name, text in expected.items():
         result = run.task(name)
