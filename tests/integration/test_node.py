@@ -56,6 +56,9 @@ def test_drain_moves_in_turn_waits_for_healthy_and_is_idempotent(ansible_runner:
         {"name": "info", INFO: {"node": "node-a", "allocations": True}},
         {"name": "list", INFO: {"filter": 'Meta.rack == "r1"', "status": ["ready"], "fields": ["ID", "Name"]}},
         {"name": "missing", INFO: {"node": "nosuch"}},
+        {"name": "by prefix", INFO: {"prefix": "eeee", "fields": ["Name"]}},
+        {"name": "by class and pool", INFO: {"node_class": "web", "datacenter": "dc1", "node_pool": "default"}},
+        {"name": "all", INFO: {}},
         {"name": "drain", NODE: {"node": "node-a", "drain": True, "drain_deadline": 600, "drain_message": "kernel",
                                  "wait_for": "healthy"}},
         {"name": "drain again", NODE: {"node": "node-a", "drain": True, "drain_deadline": 600}},
@@ -72,6 +75,9 @@ def test_drain_moves_in_turn_waits_for_healthy_and_is_idempotent(ansible_runner:
     info = run.task("info")
     assert info["count"] == 1 and len(info["nodes"][0]["Allocations"]) == 8
     assert [node["Name"] for node in run.task("list")["nodes"]] == ["node-a"]
+    assert run.task("by prefix")["nodes"] == [{"Name": "amb-1"}, {"Name": "amb-2"}]
+    assert [node["Name"] for node in run.task("by class and pool")["nodes"]] == ["node-a"]
+    assert run.task("all")["count"] == 6
     missing = run.task("missing")
     assert missing["nodes"] == [] and any("nosuch" in warning for warning in missing.get("warnings", []))
 
