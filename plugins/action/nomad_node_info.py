@@ -1,0 +1,13 @@
+# Copyright (c) nomadops.nomad contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The action in front of the nomadops.nomad.nomad_node_info module (documented in plugins/modules/)."""
+
+from __future__ import annotations
+
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._module_action import NomadModuleAction
+
+
+class ActionModule(NomadModuleAction):
+    """Runs nomad_node_info with the play's ansible_nomad_* variables / [nomadops_nomad] ini options filled in."""
