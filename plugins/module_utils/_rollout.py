@@ -63,44 +63,31 @@ def _namespace(job):
     return {"namespace": job.get("Namespace") or "default"}
 
 
-def job_allocations_reader(client, job):
-    """read(index, seconds) for wait_until: the job's allocation stubs (a blocking query once index is known)."""
-    path = "/v1/job/" + quote(job["ID"], safe="") + "/allocations"
+def blocking_reader(client, path, namespace, empty):
+    """read(index, seconds) for wait_until: `path` read at once, then as a blocking query once index is known;
+    `empty()` stands in for a body Nomad left empty."""
 
     def read(index, seconds):
         if index is None:
-            response = client.read(path, _namespace(job))
+            response = client.read(path, namespace)
         else:
-            response = client.blocking_read(path, _namespace(job), index, seconds)
-        return response.data or [], response.index
+            response = client.blocking_read(path, namespace, index, seconds)
+        return response.data or empty(), response.index
 
     return read
+
+
+def job_allocations_reader(client, job):
+    """The job's allocation stubs."""
+    return blocking_reader(client, "/v1/job/" + quote(job["ID"], safe="") + "/allocations", _namespace(job), list)
 
 
 def evaluation_reader(client, eval_id, namespace):
-    path = f"/v1/evaluation/{eval_id}"
-
-    def read(index, seconds):
-        if index is None:
-            response = client.read(path, namespace)
-        else:
-            response = client.blocking_read(path, namespace, index, seconds)
-        return response.data or {}, response.index
-
-    return read
+    return blocking_reader(client, f"/v1/evaluation/{eval_id}", namespace, dict)
 
 
 def deployment_reader(client, deployment_id, namespace):
-    path = f"/v1/deployment/{deployment_id}"
-
-    def read(index, seconds):
-        if index is None:
-            response = client.read(path, namespace)
-        else:
-            response = client.blocking_read(path, namespace, index, seconds)
-        return response.data or {}, response.index
-
-    return read
+    return blocking_reader(client, f"/v1/deployment/{deployment_id}", namespace, dict)
 
 
 # --------------------------------------------------------------------------------------------- placement
