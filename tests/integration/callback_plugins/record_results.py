@@ -32,7 +32,8 @@ class CallbackModule(CallbackBase):
         if not path:
             return
         entry = {
-            "task": result.task_name,
+            # The task's own name: ansible-core 2.21's task_name puts "<role> : " before a role's task names.
+            "task": str(result.task.name or "") or result.task_name,
             "host": result.host.get_name(),
             "status": status,
             "result": result.result,
