@@ -32,6 +32,9 @@ import test_matrix
 REPOSITORY_ROOT = pathlib.Path(__file__).resolve().parent.parent
 LOCKS = REPOSITORY_ROOT / 'locks'
 PLATFORM = 'x86_64-unknown-linux-gnu'
+# What `python -m venv` seeds: an unlocked environment keeps the seeded version when nothing asks for another,
+# which says nothing about newer releases.
+SEED_TOOLS = frozenset(('pip', 'setuptools', 'wheel'))
 PINNED = re.compile(r'^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)', re.MULTILINE)
 
 
@@ -108,10 +111,9 @@ def compare(venv: pathlib.Path, lock: Lock) -> int:
     """Print what the unlocked environment `venv` has that differs from `lock`; always 0 (it informs)."""
     locked = pinned_versions(lock.path.read_text(encoding='utf-8'))
     installed = installed_versions(venv)
-    drift = [f'  {name}: {locked[name]} (lock) -> {installed[name]}' for name in sorted(locked)
+    drift = [f'  {name}: {locked[name]} (lock) -> {installed[name]}' for name in sorted(set(locked) - SEED_TOOLS)
              if name in installed and installed[name] != locked[name]]
-    added = [f'  {name}: new, {installed[name]}' for name in sorted(set(installed) - set(locked))
-             if name not in ('pip', 'setuptools', 'wheel')]
+    added = [f'  {name}: new, {installed[name]}' for name in sorted(set(installed) - set(locked) - SEED_TOOLS)]
     name = lock.path.relative_to(REPOSITORY_ROOT)
     if drift or added:
         print(f'test-latest: {venv} differs from {name}:\n' + '\n'.join(drift + added))
