@@ -38,6 +38,7 @@ DEPLOYMENT_REQUIRED_ONE_OF = [["id", "job"]]
 TERMINAL_DEPLOYMENT_STATUSES = frozenset(("successful", "failed", "cancelled", "canceled"))
 VERBS = {"promoted": "promote", "failed": "fail", "paused": "pause", "running": "resume"}
 MAX_LISTED = 5
+DEPLOYMENT_PAUSED = "paused"
 
 
 class DeploymentRefused(NomadOptionError):
@@ -182,8 +183,13 @@ def control_deployment(client, params, namespace, check_mode=False, report=None)
 
 
 def wait_for_deployment(client, deployment, params, report):
-    """Until terminal (or canaries waiting for promotion): the facts and summary, or RolloutFailed with the report."""
+    """Until terminal (or canaries waiting for promotion): the facts and summary, or RolloutFailed with the report.
+    A paused deployment is refused at once: it ends only by someone's decision, so waiting would only time out."""
     job = job_of_deployment(deployment)
+    if deployment.get("Status") == DEPLOYMENT_PAUSED:
+        raise RolloutFailed(f"{deployment_label(deployment)} is paused ({deployment.get('StatusDescription')}) and "
+                            "ends only when resumed or failed: resume it with state=running (and wait), or fail it "
+                            "with state=failed", deployment=deployment_facts(deployment))
     if deployment.get("Status") == DEPLOYMENT_SUCCESS:
         facts = deployment_facts(deployment)
     else:

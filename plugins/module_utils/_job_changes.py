@@ -125,16 +125,30 @@ def refuse_active_deployment(client, job, namespace):
                                "wait for it first (nomadops.nomad.nomad_deployment)")
 
 
+def refuse_outside_scaling_policy(name, group, count):
+    """Nomad refuses a count outside the group's `scaling` block bounds (§6.2); said before sending, in its words."""
+    policy = group.get("Scaling") or {}
+    minimum, maximum = policy.get("Min"), policy.get("Max")
+    if minimum is not None and count < minimum:
+        raise JobChangeRefused(f"job {name!r} not scaled: group count was less than scaling policy minimum: "
+                               f"{count} < {minimum}")
+    if maximum is not None and count > maximum:
+        raise JobChangeRefused(f"job {name!r} not scaled: group count was greater than scaling policy maximum: "
+                               f"{count} > {maximum}")
+
+
 def scale_job(client, params, namespace, check_mode=False, report=None):
     """The result keys of nomad_job_scale: changed, job, previous_count, count, eval_id, deployment, summary."""
     name, group, count = params["name"], params["group"], params["count"]
     if count < 0:
         raise JobChangeRefused(f"job {name!r} not scaled: scaling action count can't be negative ({count})")
     current = existing_job(client, name, namespace)
-    counts = {tg.get("Name"): tg.get("Count") for tg in current.get("TaskGroups") or []}
+    groups = {tg.get("Name"): tg for tg in current.get("TaskGroups") or []}
+    counts = {group_name: tg.get("Count") for group_name, tg in groups.items()}
     if group not in counts:
         raise JobChangeRefused(f'job {name!r} not scaled: task group "{group}" specified for scaling does not exist in job '
                                f"(groups: {', '.join(sorted(counts)) or 'none'})")
+    refuse_outside_scaling_policy(name, groups[group], count)
     refuse_active_deployment(client, current, namespace)
     index = current.get("JobModifyIndex") or 0
     if params["check_index"] is not None and params["check_index"] != index:

@@ -51,18 +51,15 @@ options:
         RV(failed_allocations)), or until its canaries are placed, healthy and wait for a promotion
         (RV(deployment.requires_promotion)).
       - Not done for O(state=failed) and O(state=paused), nor in check mode.
+      - A deployment that is C(paused) when the wait begins fails the task at once - it does not end until someone
+        resumes it (O(state=running)) or fails it; the task says so rather than waiting for O(wait_timeout).
+      - Defaults to false here (the other rollout modules wait by default) - reading or pausing a deployment should
+        not block.
     type: bool
     default: false
-  wait_timeout:
-    description: How many seconds O(wait) waits at most; when they pass the task fails naming the deployment's status.
-    type: int
-    default: 600
-  diagnose_lines:
-    description: How many lines of stderr and stdout of each failing task a failed rollout reports.
-    type: int
-    default: 20
 extends_documentation_fragment:
   - nomadops.nomad.connection
+  - nomadops.nomad.rollout_wait
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.ACTION_GROUP
   - nomadops.nomad.attributes.CHECK_MODE_PREDICT

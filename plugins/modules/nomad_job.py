@@ -108,18 +108,9 @@ options:
       - Wait until the rollout is done (O(state=present)) or until every allocation is terminal (O(state=absent)).
     type: bool
     default: true
-  wait_timeout:
-    description:
-      - Seconds to wait. When they pass, the task fails with what held the rollout up.
-    type: int
-    default: 600
-  diagnose_lines:
-    description:
-      - How many of the last lines of stderr and stdout of each failing task RV(failed_allocations) carries.
-    type: int
-    default: 20
 extends_documentation_fragment:
   - nomadops.nomad.connection
+  - nomadops.nomad.rollout_wait
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.ACTION_GROUP
 attributes:

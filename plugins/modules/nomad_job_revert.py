@@ -32,22 +32,9 @@ options:
       - Revert only if the current version is this one (C(nomad job revert -check-index)); otherwise fail with Nomad's
         C(Current job has version N; enforcing version M).
     type: int
-  wait:
-    description:
-      - Wait for the rollout of the reverted version, like nomad_job's O(nomadops.nomad.nomad_job#module:wait) - its
-        deployment C(successful), or its allocations running; a failed rollout fails the task with RV(failed_allocations).
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds O(wait) waits at most.
-    type: int
-    default: 600
-  diagnose_lines:
-    description: How many lines of stderr and stdout of each failing task a failed rollout reports.
-    type: int
-    default: 20
 extends_documentation_fragment:
   - nomadops.nomad.connection
+  - nomadops.nomad.rollout_wait
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.ACTION_GROUP
   - nomadops.nomad.attributes.CHECK_MODE_PREDICT_DIFF

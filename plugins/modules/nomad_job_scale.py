@@ -38,22 +38,9 @@ options:
       - Scale only if the job's C(JobModifyIndex) equals this (C(job.JobModifyIndex) of nomad_job's result);
         otherwise fail with Nomad's C(Enforcing job modify index) text.
     type: int
-  wait:
-    description:
-      - Wait for the rollout, like nomad_job's O(nomadops.nomad.nomad_job#module:wait); a failed rollout fails the task
-        with RV(failed_allocations).
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds O(wait) waits at most.
-    type: int
-    default: 600
-  diagnose_lines:
-    description: How many lines of stderr and stdout of each failing task a failed rollout reports.
-    type: int
-    default: 20
 extends_documentation_fragment:
   - nomadops.nomad.connection
+  - nomadops.nomad.rollout_wait
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.ACTION_GROUP
   - nomadops.nomad.attributes.CHECK_MODE_PREDICT

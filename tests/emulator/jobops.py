@@ -79,6 +79,7 @@ async def scale(jobs, request, job_id: str):
     group = next((group for group in job["TaskGroups"] if group["Name"] == group_name), None)
     if group is None:
         raise HttpError(400, f'task group "{group_name}" specified for scaling does not exist in job')
+    check_scaling_policy(group, count)
     previous = group["Count"]
     result = {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": job["ModifyIndex"], "Warnings": ""}
     if count is not None:
@@ -110,6 +111,17 @@ def check_scale_request(body: dict, target: dict, namespace: str):
         if count >= 2 ** 63:
             raise HttpError(400, f"new scaling count is too large for TaskGroup.Count (int): {count}")
     return count, group_name
+
+
+def check_scaling_policy(group: dict, count) -> None:
+    """A group's `scaling` block bounds the count (§6.2 table)."""
+    policy = group.get("Scaling") or {}
+    if count is None or not policy:
+        return
+    if policy.get("Min") is not None and count < policy["Min"]:
+        raise HttpError(400, f"group count was less than scaling policy minimum: {count} < {policy['Min']}")
+    if policy.get("Max") is not None and count > policy["Max"]:
+        raise HttpError(400, f"group count was greater than scaling policy maximum: {count} > {policy['Max']}")
 
 
 def write_scaled_job(jobs, job: dict, group_name: str, count: int) -> dict:

@@ -49,6 +49,38 @@ def job_hcl(job_id, update, version="1", count=2):
 '''
 
 
+def group_hcl(name, update, version):
+    return f'''  group "{name}" {{
+    count = 1
+    update {{
+      {update}
+    }}
+    task "server" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sh"
+      }}
+      env {{
+        VERSION = "{version}"
+      }}
+    }}
+  }}
+'''
+
+
+def groups_hcl(job_id, version="1"):
+    """Groups `a` and `b` roll out with a canary each, `plain` without canaries."""
+    groups = "".join(group_hcl(name, update, version) for name, update in (("a", CANARY), ("b", CANARY), ("plain", FAST)))
+    return f'job "{job_id}" {{\n  datacenters = ["dc1"]\n{groups}}}\n'
+
+
+def bounded_job(count=2):
+    """A JSON job whose group has a scaling block (the emulator's HCL does not parse `scaling`)."""
+    return {"ID": "bounded", "Name": "bounded", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+        "Name": "web", "Count": count, "Scaling": {"Min": 1, "Max": 3, "Enabled": True},
+        "Tasks": [{"Name": "server", "Driver": "raw_exec", "Config": {"command": "/bin/sh"}}]}]}
+
+
 def task(name, module, args, **extra):
     return dict(name=name, **{module: args}, register=name.replace(" ", "_").replace("-", "_"), **extra)
 
@@ -64,6 +96,13 @@ def control_play():
         task("promote without canaries", DEPLOYMENT, dict(id="{{ canary_v0.deployment.ID }}", state="promoted"),
              ignore_errors=True),
         task("wait successful", DEPLOYMENT, dict(id="{{ canary_v1.deployment.ID[:8] }}", wait=True)),
+        # promote some groups: `a` first, then `a` and `b`; `plain` has no canaries
+        task("groups v0", JOB, dict(spec=groups_hcl("groups"))),
+        task("groups v1", JOB, dict(spec=groups_hcl("groups", version="2"))),
+        task("promote a", DEPLOYMENT, dict(job="groups", state="promoted", groups=["a"])),
+        task("promote a again", DEPLOYMENT, dict(job="groups", state="promoted", groups=["a"])),
+        task("promote plain", DEPLOYMENT, dict(job="groups", state="promoted", groups=["plain"]), ignore_errors=True),
+        task("promote a and b", DEPLOYMENT, dict(job="groups", state="promoted", groups=["a", "b"], wait=True)),
         # a deployment that waits forever (manual health): refused promotion, pause/resume, fail with auto_revert
         task("failing v0", JOB, dict(spec=job_hcl("failing", AUTO_REVERT))),
         task("failing v1", JOB, dict(spec=job_hcl("failing", MANUAL, version="2"), wait=False)),
@@ -72,6 +111,7 @@ def control_play():
              ignore_errors=True),
         task("pause", DEPLOYMENT, dict(job="failing", state="paused")),
         task("pause again", DEPLOYMENT, dict(job="failing", state="paused")),
+        task("wait paused", DEPLOYMENT, dict(job="failing", wait=True), ignore_errors=True),
         task("resume", DEPLOYMENT, dict(job="failing", state="running")),
         task("fail", DEPLOYMENT, dict(job="failing", state="failed")),
         task("fail again", DEPLOYMENT, dict(id="{{ fail.deployment.ID }}", state="failed")),
@@ -92,6 +132,12 @@ def control_play():
         task("scale stale", SCALE, dict(name="web", group="web", count=1, check_index=1), ignore_errors=True),
         task("scale down", SCALE, dict(name="web", group="web", count=1,
                                        check_index="{{ scale_up.job.JobModifyIndex }}")),
+        task("scale down again", SCALE, dict(name="web", group="web", count=1)),
+        # a group with a scaling block: Nomad refuses counts outside its bounds
+        task("bounded", JOB, dict(spec=bounded_job())),
+        task("scale above max", SCALE, dict(name="bounded", group="web", count=4), ignore_errors=True),
+        task("scale below min", SCALE, dict(name="bounded", group="web", count=0), ignore_errors=True),
+        task("scale to max", SCALE, dict(name="bounded", group="web", count=3)),
     ])]
 
 
@@ -109,10 +155,22 @@ def test_rollout_control(ansible_runner: AnsibleRunner):
     waited = run.task("wait successful")
     assert not waited["changed"] and waited["deployment"]["Status"] == "successful"
 
+    some = run.task("promote a")
+    assert some["changed"] and some["deployment"]["Status"] == "running"
+    assert [some["deployment"]["groups"][name]["promoted"] for name in ("a", "b")] == [True, False]
+    assert not run.task("promote a again")["changed"]
+    assert "group 'plain' has no canaries to promote" in run.task("promote plain")["msg"]
+    both = run.task("promote a and b")
+    assert both["changed"] and both["deployment"]["Status"] == "successful" and len(both["summary"]) == 3
+
     assert 'Task group "web" has 0/1 healthy allocations' in run.task("promote unhealthy")["msg"]
     assert "has no group 'nope'" in run.task("promote unknown group")["msg"]
     assert run.task("pause")["changed"] and run.task("pause")["deployment"]["Status"] == "paused"
     assert not run.task("pause again")["changed"]
+    paused = run.task("wait paused")
+    assert paused["_status"] == "ignored"
+    assert "is paused (Deployment is paused) and ends only when resumed or failed" in paused["msg"]
+    assert paused["deployment"]["Status"] == "paused"
     assert run.task("resume")["changed"] and run.task("resume")["deployment"]["Status"] == "running"
     failed = run.task("fail")
     assert failed["changed"] and failed["deployment"]["Status"] == "failed" and failed["reverted_job_version"] == 0
@@ -141,6 +199,12 @@ def test_rollout_control(ansible_runner: AnsibleRunner):
     assert "Enforcing job modify index 1: job exists with conflicting job modify index" in run.task("scale stale")["msg"]
     down = run.task("scale down")
     assert down["changed"] and down["job"]["JobModifyIndex"] > up["job"]["JobModifyIndex"]
+    assert not run.task("scale down again")["changed"]
+    assert run.task("scale above max")["msg"] == ("job 'bounded' not scaled: group count was greater than scaling policy "
+                                                  "maximum: 4 > 3")
+    assert run.task("scale below min")["msg"].endswith("group count was less than scaling policy minimum: 0 < 1")
+    to_max = run.task("scale to max")
+    assert to_max["changed"] and to_max["count"] == 3 and len(to_max["summary"]) == 3
 
 
 def bad_input_play():
