@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""playbooks/canary_flow.yml end to end against the emulator (scenario canary-flow.yml, real processes so that the
+"""playbooks/canary_flow.yml end to end against the emulator (scenario rollout-process.yml, real processes so that the
 check runs inside the canaries over exec): a first version without canaries, a healthy canary promoted, a bad canary
 failed and rolled back. The playbook is the copy in the collection under test (build/collections)."""
 
@@ -13,7 +13,7 @@ import requests
 
 from tests.integration.conftest import AnsibleRunner, collections_path
 
-EMULATOR_SCENARIO = "canary-flow.yml"
+EMULATOR_SCENARIO = "rollout-process.yml"
 PLAYBOOK = collections_path() / "ansible_collections" / "nomadops" / "nomad" / "playbooks" / "canary_flow.yml"
 CHECK = ["/bin/sh", "-c", 'test "$APP_STATUS" = ok || { echo "status is $APP_STATUS" >&2; exit 1; }']
 
@@ -72,7 +72,7 @@ def test_first_version_deploys_without_a_promotion(flow):
     assert deployed["changed"] and deployed["job"]["Version"] == 0
     assert deployed["deployment"]["requires_promotion"] is False
     skipped = [name for name, status in run.statuses() if status == "skipped"]
-    assert skipped == ["Find the canaries of the deployment", "Run the check inside each canary",
+    assert skipped == ["Find the canaries of the deployment", "Run the check inside each canary", "Judge the checks",
                        "Promote the canaries and wait until the rollout is successful"], run.statuses()
 
 
@@ -94,8 +94,9 @@ def test_healthy_canary_is_promoted(flow, integration_emulator):
 def test_bad_canary_fails_the_deployment_and_rolls_back(flow, integration_emulator):
     run = flow("3", status="broken")
     assert run.rc != 0
-    checks = run.task("Run the check inside each canary")
-    assert checks["results"][0]["rc"] == 1 and checks["results"][0]["stderr"] == "status is broken"
+    checks = run.task("Run the check inside each canary")["results"]
+    assert [(check["rc"], check["stderr"]) for check in checks] == [(1, "status is broken")]
+    assert run.task("Judge the checks")["_status"] == "failed"
     failed = run.task("Fail the deployment (Nomad rolls back to the last stable version when the job has auto_revert)")
     assert failed["changed"] and failed["deployment"]["Status"] == "failed" and failed["reverted_job_version"] == 1
     rollback = run.task("Wait for the rollback deployment")["deployment"]
@@ -103,8 +104,8 @@ def test_bad_canary_fails_the_deployment_and_rolls_back(flow, integration_emulat
     latest = requests.get(f"{integration_emulator.address}/v1/job/shop/deployment", timeout=30).json()
     assert (latest["ID"], latest["JobVersion"], latest["Status"]) == (rollback["ID"], 3, "successful")
     stop = run.task("Stop here, the new version did not go out")["msg"]
-    assert stop.startswith("job shop version 2: the check failed in canary shop.web[")
-    assert f"deployment {failed['deployment']['ID'][:8]} failed, rolled back to version 1" in stop
+    assert stop == (f"job shop version 2: the check failed in shop.web[0] (rc 1: status is broken); "
+                    f"deployment {failed['deployment']['ID'][:8]} failed, rolled back to version 1")
     running = [alloc for alloc in integration_emulator.allocations("default")
                if alloc["JobID"] == "shop" and alloc["ClientStatus"] == "running"]
     assert len(running) == 2 and {alloc["JobVersion"] for alloc in running} == {3}
