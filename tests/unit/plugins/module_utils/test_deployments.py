@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Pure rules of nomad_deployment: which groups a promotion targets, when a deployment already is in the state
-asked for, and the refusals (terminal status, no canaries, unhealthy canaries) in Nomad's words."""
+asked for, the refusals (terminal status, no canaries, unhealthy canaries) in Nomad's words, and a wait that meets a
+paused deployment."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import pytest
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._deployments import (
     DeploymentRefused,
+    RolloutFailed,
     already_in_state,
     promotion_targets,
     refuse_transition,
+    wait_for_deployment,
 )
 
 
@@ -54,3 +57,11 @@ def test_refusals_name_the_status_in_nomads_words():
     with pytest.raises(DeploymentRefused, match='Task group "web" has 0/1 healthy allocations'):
         refuse_transition(unhealthy, "promoted", [])
     refuse_transition(deployment(web=CANARY), "promoted", [])  # healthy canaries: allowed
+
+
+def test_a_wait_that_meets_a_paused_deployment_says_so_without_asking_nomad():
+    paused = deployment("paused", web=CANARY)
+    with pytest.raises(RolloutFailed, match=r"version 1 is paused \(Deployment is paused\) and ends only when resumed "
+                                            r"or failed: resume it with state=running") as raised:
+        wait_for_deployment(None, paused, {"wait_timeout": 600, "diagnose_lines": 20}, None)
+    assert raised.value.details["deployment"]["Status"] == "paused"
