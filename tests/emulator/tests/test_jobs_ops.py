@@ -82,3 +82,17 @@ def test_scale_writes_a_new_version_and_records_events(jobs_api):
     assert web["Events"][1]["Message"] == "more" and web["Events"][1]["EvalID"] == result["EvalID"]
     missing_status = jobs_api.get("/v1/job/nosuch/scale")
     assert (missing_status.status_code, missing_status.text) == (404, "job not found")
+
+
+def test_scale_keeps_within_the_scaling_block_bounds(jobs_api):
+    """§6.2: a group with a `scaling` block refuses counts below its Min or above its Max (400, Nomad's texts)."""
+    job = parse(jobs_api, web_hcl("bounded"))
+    job["TaskGroups"][0]["Scaling"] = {"Min": 1, "Max": 3, "Enabled": True}
+    register(jobs_api, job)
+    for count, text in ((4, "group count was greater than scaling policy maximum: 4 > 3"),
+                        (0, "group count was less than scaling policy minimum: 0 < 1")):
+        response = jobs_api.post("/v1/job/bounded/scale", json={"Target": {"Group": "web"}, "Count": count})
+        assert (response.status_code, response.text) == (400, text)
+    response = jobs_api.post("/v1/job/bounded/scale", json={"Target": {"Group": "web"}, "Count": 3})
+    assert response.status_code == 200, response.text
+    assert get_job(jobs_api, "bounded")["TaskGroups"][0]["Count"] == 3
