@@ -250,8 +250,8 @@ def test_bad_input_fails_with_one_line_naming_the_file(runner, emulator, options
 
 # --------------------------------------------------------------------------------------------- the maintenance playbook
 MAINTENANCE_CHECK = [
-    {"name": "Read the node under maintenance", "nomadops.nomad.nomad_node_info": {"node": "{{ nomad_node_id }}",
-                                                                                 "allocations": True}},
+    {"name": "Read the node under maintenance",
+     "nomadops.nomad.nomad_node_info": {"node": "{{ nomad_node_id }}", "allocations": True}},
 ]
 
 

@@ -102,4 +102,3 @@ def test_default_groups_and_listing_order():
                for n in (10, 2, 1)]
     assert [r["Name"] for r in sorted(records, key=nomad_allocs.listing_order)] == [
         "web.frontend[1]", "web.frontend[2]", "web.frontend[10]"]
-
