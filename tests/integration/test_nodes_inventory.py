@@ -265,6 +265,13 @@ def test_maintenance_playbook_drains_maintains_and_reenables_one_node_at_a_time(
     maintenance = runner.workdir / "maintenance-check.yml"
     maintenance.write_text(yaml.safe_dump(MAINTENANCE_CHECK, sort_keys=False))
     playbook = REPO_ROOT / "playbooks" / "node_maintenance.yml"
+    emulator.control.reset_requests()
+    typo = runner.playbook(str(playbook), env={"NOMAD_TOKEN": MANAGEMENT}, nomad_addr=False, args=(
+        "-i", str(source.path), "-e", "node_maintenance_tasks=no-such-patch.yml"))
+    assert typo.rc != 0
+    assert f"node_maintenance_tasks: no such file {runner.workdir / 'no-such-patch.yml'}; give the path" in typo.output
+    assert [key for key in emulator.control.requests() if not key.startswith("GET ")] == []  # nothing drained
+
     # No NOMAD_ADDR: the drain reaches Nomad through the address the inventory gives each host.
     run = runner.playbook(str(playbook), env={"NOMAD_TOKEN": MANAGEMENT}, nomad_addr=False, verbosity=1, args=(
         "-i", str(source.path), "-e", "node_maintenance_run_on=localhost",
