@@ -175,14 +175,7 @@ keyed_groups:
 #         mode: "0644"
 """
 
-import hashlib
 import re
-import typing as t
-
-from ansible import constants as C
-from ansible.errors import AnsibleError, AnsibleParserError
-from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import concurrently
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadNotFoundError
@@ -194,23 +187,15 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     select_allocations,
     selector_filter,
 )
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import nomad_errors_as
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._inventory_base import NomadInventoryBase, name_part
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import (
     explicit_option_values,
-    plugin_connection_options,
     validated_option_values,
 )
 
 CONNECTION_PLUGIN = "nomadops.nomad.nomad_exec"
-FILE_SUFFIXES = ("nomad_allocs.yml", "nomad_allocs.yaml")
-CACHE_FORMAT = 2
-# Salt of the credentials' identity in the cache key (a hash of token and http_auth, never the secrets).
-_IDENTITY_SALT = b"nomadops.nomad.nomad_allocs cache identity\0"
 SHORT_ID_LENGTH = 8
-_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _ALLOC_INDEX = re.compile(r"\[(\d+)\]$")
-# Connection options a host may carry: everything but the secrets (token, http_auth) and the per-request tuning.
-_PATH_OPTIONS = ("ca_cert", "ca_path", "client_cert", "client_key")
 
 
 # --------------------------------------------------------------------------------------------- records
@@ -256,10 +241,6 @@ def attach_meta(client: NomadClient, records: list) -> None:
 
 
 # --------------------------------------------------------------------------------------------- hosts
-def name_part(text: str) -> str:
-    return _UNSAFE_IN_NAME.sub("_", str(text))
-
-
 def allocation_host_base(record: dict, id_length: int = SHORT_ID_LENGTH) -> str:
     """<job>-<group>-<index>-<short id>: readable, stable for the allocation, safe in host patterns."""
     found = _ALLOC_INDEX.search(record["Name"])
@@ -305,22 +286,6 @@ def host_targets(record: dict, hosts_per: str, task: str | None, base_name: str)
     return [(f"{base_name}-{name_part(name)}", name) for name in tasks if name in record["Tasks"]]
 
 
-def connection_host_vars(options, configured: t.Container) -> dict:
-    """The non-secret connection options every host carries, so the connection plugin talks to the same agent.
-
-    TLS file paths only when the source configured them: paths from NOMAD_CACERT & co. are left to the
-    environment of the play (AWX writes those files per run, so a stored path would not exist for the job).
-    """
-    host_vars = {"ansible_nomad_address": options.address}
-    for name in ("region", "tls_server_name") + _PATH_OPTIONS:
-        value = getattr(options, name)
-        if value and (name not in _PATH_OPTIONS or name in configured):
-            host_vars[f"ansible_nomad_{name}"] = value
-    if not options.validate_certs:
-        host_vars["ansible_nomad_validate_certs"] = False
-    return host_vars
-
-
 def host_vars_of(record: dict, task: str | None, connection_vars: dict, with_meta: bool) -> dict:
     host_vars = {
         "nomad_alloc_id": record["ID"], "nomad_alloc_name": record["Name"], "nomad_job": record["JobID"],
@@ -350,64 +315,14 @@ def default_groups(record: dict) -> tuple:
 
 
 # --------------------------------------------------------------------------------------------- plugin
-def credentials_identity(options) -> str:
-    """A SHA-256 of the token and http_auth the listing is read with: which hosts a cache entry holds depends on
-    what the token may read.  PBKDF2 keeps a weak http_auth password from being guessed from the cache file."""
-    secret = "\0".join((options.token or "", ":".join(options.http_auth or ()))).encode("utf-8")
-    return hashlib.pbkdf2_hmac("sha256", secret, _IDENTITY_SALT, 10000).hex()
-
-
-class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+class InventoryModule(NomadInventoryBase):
 
     NAME = "nomadops.nomad.nomad_allocs"
-
-    def verify_file(self, path):
-        return super().verify_file(path) and str(path).endswith(FILE_SUFFIXES)
-
-    def parse(self, inventory, loader, path, cache=True):
-        super().parse(inventory, loader, path, cache=cache)
-        prefix = f"{path}: "
-        self._why_empty = None  # set when a live listing came back empty: the job, namespace or node that is missing
-        try:
-            config = self._read_config_data(path)
-        except AnsibleError as error:
-            raise AnsibleParserError(prefix + self._readable(error)) from None
-        self._refuse_unknown_options(config, prefix)
-        self._refuse_non_booleans(config, prefix)
-        with nomad_errors_as(AnsibleParserError, prefix=prefix):
-            options = plugin_connection_options(self, templar=getattr(self, "templar", None))
-            selector = self._selector()
-            records = self._records(path, options, selector, use_cache=cache)
-        if not records:
-            why = f"; {self._why_empty}" if self._why_empty else ""
-            self.display.warning(f"{prefix}no allocation matched {self._described(options, selector)}{why}")
-        try:
-            self._populate(records, options)
-        except AnsibleError as error:
-            raise AnsibleParserError(prefix + one_line(error)) from None
-
-    # -- options
-    def _readable(self, error: AnsibleError) -> str:
-        """Ansible's config errors name this plugin by its Python module path; users know it by its FQCN."""
-        return one_line(error).replace(f"'{self._load_name}' inventory plugin", self.NAME).replace(" from 'Direct'", "")
-
-    def _refuse_unknown_options(self, config: t.Mapping, prefix: str) -> None:
-        unknown = sorted(str(key) for key in config if key not in self._options)
-        if unknown:
-            raise AnsibleParserError(
-                f"{prefix}unknown option(s) {', '.join(unknown)}; this plugin takes: {', '.join(sorted(self._options))}"
-            )
-
-    def _refuse_non_booleans(self, config: t.Mapping, prefix: str) -> None:
-        """Ansible's config system reads any unknown text as false for a bool option (`meta: maybe`)."""
-        definitions = C.config.get_configuration_definitions("inventory", self._load_name) or {}
-        for name, value in config.items():
-            if (definitions.get(name) or {}).get("type") not in ("bool", "boolean") or isinstance(value, bool):
-                continue
-            try:
-                boolean(value, strict=True)
-            except TypeError:
-                raise AnsibleParserError(f"{prefix}{name} must be true or false (got {value!r})") from None
+    FILE_SUFFIXES = ("nomad_allocs.yml", "nomad_allocs.yaml")
+    CACHE_FORMAT = 2
+    CACHE_RECORDS_KEY = "allocations"
+    IDENTITY_SALT = b"nomadops.nomad.nomad_allocs cache identity\0"
+    RECORD_NOUN = "allocation"
 
     def _selector(self) -> dict:
         values = explicit_option_values(self, SELECTOR_KEYS)
@@ -419,40 +334,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             selector["filter"] = task_clause if not selector.get("filter") else f"{task_clause} and ({selector['filter']})"
         return selector
 
-    @staticmethod
-    def _described(options, selector: dict) -> str:
+    def _described(self, options, selector: dict) -> str:
         expression = selector_filter(selector) or "(no filter)"
         return f'{expression} in namespace "{options.namespace}" at {options.address}'
 
-    # -- reading (from Nomad or the cache)
-    def _cache_fingerprint(self, options, selector: dict) -> dict:
-        return {"format": CACHE_FORMAT, "address": options.address, "namespace": options.namespace,
-                "region": options.region, "selector": selector, "meta": self.get_option("meta"),
-                "identity": credentials_identity(options)}
-
-    def _records(self, path, options, selector: dict, use_cache: bool) -> list:
-        caching = bool(self.get_option("cache"))
-        fingerprint = self._cache_fingerprint(options, selector)
-        # One cache entry per token: a narrower token never reads the hosts a broader one listed.
-        key = f"{self.get_cache_key(path)}_{fingerprint['identity'][:16]}"
-        if caching and use_cache:
-            cached = self._cached_records(key, fingerprint)
-            if cached is not None:
-                return cached
-        records = self._fetch_records(options, selector)
-        if caching:
-            # Cacheable writes this only after parse() returned, so a failed refresh never replaces a good cache.
-            self._cache[key] = {"source": fingerprint, "allocations": records}
-        return records
-
-    def _cached_records(self, key: str, fingerprint: dict):
-        try:
-            entry = self._cache[key]
-        except KeyError:
-            return None
-        if not isinstance(entry, dict) or entry.get("source") != fingerprint:
-            return None
-        return entry.get("allocations")
+    def _fingerprint_extras(self) -> dict:
+        return {"meta": self.get_option("meta")}
 
     def _fetch_records(self, options, selector: dict) -> list:
         with NomadClient(options, warn=self.display.warning) as client:
@@ -462,39 +349,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 attach_meta(client, records)
         return records
 
-    # -- hosts and groups
     def _populate(self, records: list, options) -> None:
-        connection_vars = connection_host_vars(options, explicit_option_values(self, _PATH_OPTIONS))
+        connection_vars = self._connection_host_vars(options)
         names = allocation_host_names(records)
         hosts_per, task, with_meta = self.get_option("hosts_per"), self.get_option("task"), self.get_option("meta")
-        added = {}  # raw group name -> the sanitised group added (thousands of hosts share a few groups)
+        group = self._group_adder()
         for record in sorted(records, key=listing_order):
-            groups = [added.get(name) or added.setdefault(name, self.inventory.add_group(self._sanitize_group_name(name)))
-                      for name in default_groups(record)]
+            groups = [group(name) for name in default_groups(record)]
             for host, host_task in host_targets(record, hosts_per, task, names[record["ID"]]):
                 self._add_host(host, host_vars_of(record, host_task, connection_vars, with_meta), groups)
-
-    def _add_host(self, host: str, host_vars: dict, groups: list) -> None:
-        self.inventory.add_host(host)
-        for group in groups:
-            self.inventory.add_child(group, host)
-        # One update instead of a set_variable() per name: set_variable re-validates each (constant, valid) name
-        # and walks each value to tag its origin, which is most of the cost of 10,000 hosts. For this plugin
-        # (trusted_by_default is False) it changes no trust: API text stays untrusted either way, and the
-        # host is new, so nothing is merged.
-        self.inventory.get_host(host).vars.update(host_vars)
-        self._construct(host, host_vars)
-
-    def _construct(self, host: str, host_vars: dict) -> None:
-        strict = self.get_option("strict")
-        if self.get_option("compose"):
-            self._set_composite_vars(self.get_option("compose"), host_vars, host, strict=strict)
-        if self.get_option("groups"):
-            self._add_host_to_composed_groups(self.get_option("groups"), host_vars, host, strict=strict)
-        if self.get_option("keyed_groups"):
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), host_vars, host, strict=strict)
-
-
-def one_line(error: BaseException) -> str:
-    message = getattr(error, "message", None) or str(error)
-    return " ".join(str(message).split())

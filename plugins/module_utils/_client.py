@@ -820,6 +820,8 @@ def status_hint(status, text, method, path, query, has_token):
         where = "any namespace" if namespace == "*" else f"namespace {json.dumps(namespace)}"
         if not has_token:
             return "no token was sent: set token or NOMAD_TOKEN"
+        if path == "/v1/nodes" or path.startswith("/v1/node/"):  # a node policy, not a namespace capability
+            return f"check that the token's policy has node {'read' if method == 'GET' else 'write'}"
         return f"check that the token has {required_capability(method, path)} in {where}"
     if status == 400 and text.startswith(("failed to create result paginator", "failed to read result page")):
         return "check the filter expression"

@@ -364,6 +364,9 @@ def manage_node(client, params, check_mode, warn, report):
         forced = [entry["name"] or entry["id"][:8] for entry in result["allocations"] if entry.get("forced")]
         warn(f'the drain of node "{node.get("Name")}" reached its deadline; force-stopped: {", ".join(forced) or "none"}')
     if params["wait_for"] == "healthy":
+        unhealthy = [entry for entry in result["allocations"] if entry["replacement"] and not entry["replacement"]["healthy"]]
+        if unhealthy:
+            report(f'node "{node.get("Name")}": drain complete, {len(unhealthy)} replacement(s) not healthy yet')
         problem = wait_for_replacements(client, result["allocations"], timeout)
         if problem:
             raise DrainIncompleteError(f"timed out after {timeout} s waiting for the replacements to be healthy: "

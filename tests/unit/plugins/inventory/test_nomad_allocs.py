@@ -11,6 +11,7 @@ import re
 
 from ansible_collections.nomadops.nomad.plugins.inventory import nomad_allocs
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import connection_options_from_params
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._inventory_base import connection_host_vars
 
 PATTERN_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -73,14 +74,14 @@ def test_meta_merges_job_group_and_task_like_nomad():
                     "tasks": {"server": {"tier": "task", "role": "http"}, "sidecar": {}}}
     record = dict(nomad_allocs.allocation_record(stub()), Meta=meta)
     options = connection_options_from_params({"address": "http://nomad:4646"})
-    host_vars = nomad_allocs.host_vars_of(record, "server", nomad_allocs.connection_host_vars(options, ()), True)
+    host_vars = nomad_allocs.host_vars_of(record, "server", connection_host_vars(options, ()), True)
     assert host_vars["nomad_meta"] == {"team": "payments", "tier": "task", "role": "http"}
 
 
 def test_host_vars_never_carry_secrets_and_use_the_allocations_namespace():
     options = connection_options_from_params({"address": "https://ops:hunter22@nomad:4646", "token": "s3cr3t-token-value",
                                               "namespace": "*", "region": "eu", "validate_certs": False})
-    connection_vars = nomad_allocs.connection_host_vars(options, ())
+    connection_vars = connection_host_vars(options, ())
     record = nomad_allocs.allocation_record(stub(namespace="prod"))
     host_vars = nomad_allocs.host_vars_of(record, None, connection_vars, False)
     text = repr(host_vars)
@@ -101,14 +102,3 @@ def test_default_groups_and_listing_order():
                for n in (10, 2, 1)]
     assert [r["Name"] for r in sorted(records, key=nomad_allocs.listing_order)] == [
         "web.frontend[1]", "web.frontend[2]", "web.frontend[10]"]
-
-
-def test_the_cache_identity_depends_on_the_token_and_never_holds_it():
-    broad = connection_options_from_params({"token": "3c9c5b8e-6a1d-4f0e-9d2a-3f5e8b7c1a01"})
-    narrow = connection_options_from_params({"token": "0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c"})
-    password = connection_options_from_params({"http_auth": "ops:pw"})
-    identities = {nomad_allocs.credentials_identity(options) for options in (broad, narrow, password)}
-    assert len(identities) == 3
-    assert nomad_allocs.credentials_identity(broad) == nomad_allocs.credentials_identity(
-        connection_options_from_params({"token": "3c9c5b8e-6a1d-4f0e-9d2a-3f5e8b7c1a01"}))
-    assert not any("3c9c5b8e" in identity or "pw" in identity for identity in identities)
