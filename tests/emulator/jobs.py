@@ -19,6 +19,7 @@ from . import acl as acl_mod
 from . import jobdiff, jobops, jobspec
 from .deployments import DeploymentApi, Deployments
 from .httpjson import HttpError, go_json_error, json_response
+from .joblist import JobList
 from .nomadtime import now_ns
 from .scenario import task_from_spec
 from .scheduler import Scheduler
@@ -76,6 +77,7 @@ class JobStore:
         self.evals: dict = {}         # eval ID -> evaluation (full, zero fields included)
         self.scaling_events: dict = {}  # (namespace, id, group) -> [ScalingEvent], newest first
         self.evals_index = 1
+        self.purge_index = 0          # the `jobs` table index of the last purge (job list index, §4.2)
 
     def current(self, namespace: str, job_id: str):
         entry = self.emulator.jobs.get((namespace, job_id))
@@ -98,6 +100,7 @@ class JobStore:
 
     def purge(self, namespace: str, job_id: str) -> None:
         self.emulator.jobs.pop((namespace, job_id), None)
+        self.purge_index = self.emulator.index
         self.versions.pop((namespace, job_id), None)
         for key in [key for key in self.submissions if key[:2] == (namespace, job_id)]:
             del self.submissions[key]
@@ -137,13 +140,16 @@ class Jobs:
         self.scheduler = Scheduler(self.emulator)
         self.deployments = Deployments(self)
         self.deployment_api = DeploymentApi(self, self.deployments)
+        self.job_list = JobList(self)
 
     # --- routing (reference §0.1) ----------------------------------------------------------------
     async def dispatch(self, request):
         path = request.path
         if path == "/v1/jobs/parse":
             return await self.parse(request)
-        if path == "/v1/jobs" and request.method != "GET":
+        if path == "/v1/jobs" and request.method == "GET":
+            return await self.job_list.list(request)
+        if path == "/v1/jobs":
             if request.method not in ("PUT", "POST"):
                 raise HttpError(405, "Invalid method")
             return await self.register(request, None)
@@ -580,6 +586,12 @@ class Jobs:
         job = self.store.current(namespace, job_id)
         if job is None:
             raise HttpError(404, "job not found", self.api.read_meta(self.emulator.index))
+        body = self.job_summary(job)
+        return json_response(request, body, headers=self.api.read_meta(body["ModifyIndex"]))
+
+    def job_summary(self, job: dict) -> dict:
+        """The `JobSummary` of a job (§4.5), also embedded in the job list stubs (§4.2)."""
+        namespace, job_id = job["Namespace"], job["ID"]
         counts = {group["Name"]: dict.fromkeys(("Queued", "Complete", "Failed", "Running", "Starting", "Lost",
                                                 "Unknown"), 0) for group in job["TaskGroups"]}
         modify_index = job["ModifyIndex"]
@@ -595,10 +607,9 @@ class Jobs:
                 for group, queued in (evaluation.get("QueuedAllocations") or {}).items():
                     if group in counts:
                         counts[group]["Queued"] += queued
-        body = {"JobID": job_id, "Namespace": namespace, "Summary": counts,
+        return {"JobID": job_id, "Namespace": namespace, "Summary": counts,
                 "Children": {"Pending": 0, "Running": 0, "Dead": 0}, "CreateIndex": job["CreateIndex"],
                 "ModifyIndex": modify_index}
-        return json_response(request, body, headers=self.api.read_meta(modify_index))
 
     def submission(self, request, job_id: str):
         text = request.query.get("version", "")
