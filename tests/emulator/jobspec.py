@@ -87,6 +87,7 @@ def parse_job(job_hcl: str, variables: str = "") -> dict:
     if variables.strip():
         check_syntax(variables, var_file=True)
     body = _load(job_hcl)
+    refuse_filesystem_functions(job_hcl, body)
     context = Evaluation(declare_variables(body.get("variable") or ()))
     context.assign(variable_values(variables))
     context.resolve()
@@ -119,6 +120,54 @@ def _load(text: str) -> dict:
         return hcl2.loads(text, serialization_options=_NO_COMMENTS)
     except LarkError as err:  # pygohcl vetted the syntax already; this is a python-hcl2 limitation
         raise JobspecError(f"{FILE_NAME}: {err}") from err
+
+
+# --- file-system functions are disabled server-side (§1.2, §1.3) --------------------------------------------------
+FS_FUNCTIONS = ("abspath", "basename", "dirname", "file", "filebase64", "fileexists", "fileset", "pathexpand")
+_FS_CALL = re.compile(rf"(?<![\w.])({'|'.join(FS_FUNCTIONS)})\s*\(")
+_INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
+
+
+def _expression_texts(node):
+    """The expression parts of python-hcl2's rendering: whole non-literal values and `${...}` in literals."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key != BLOCK_MARK:
+                yield from _expression_texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _expression_texts(item)
+    elif isinstance(node, str):
+        yield from (_INTERPOLATION.findall(node) if is_string_literal(node) else [node])
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _in_expression(line: str, column: int) -> bool:
+    """Outside a quoted string, or inside a `${...}` of one, and not in a comment."""
+    before = line[:column]
+    unquoted = _QUOTED.sub('""', before)
+    if "#" in unquoted or "//" in unquoted:
+        return False
+    if unquoted.count('"') % 2 == 0:
+        return True
+    opened = before.rfind("${")
+    return opened != -1 and "}" not in before[opened:]
+
+
+def refuse_filesystem_functions(text: str, body: dict) -> None:
+    """jobspec2 replaces the file-system functions by stubs whose type check fails, so each call is HCL's
+    `Error in function call` diagnostic on `name(`; decode errors are joined with newlines."""
+    if not any(_FS_CALL.search(expression) for expression in _expression_texts(body)):
+        return
+    errors = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for match in _FS_CALL.finditer(line):
+            if _in_expression(line, match.start()):
+                errors.append(f"{FILE_NAME}:{number},{match.start() + 1}-{match.end() + 1}: Error in function call; "
+                              f'Call to function "{match.group(1)}" failed: filesystem function disabled.')
+    raise JobspecError("\n".join(errors))
 
 
 def _labelled(entry: dict):
