@@ -233,7 +233,8 @@ class Evaluation:
         if not isinstance(raw, str):
             return raw
         if is_string_literal(raw):
-            return self.template(unquote(raw))
+            heredoc = heredoc_text(raw[1:-1])  # python-hcl2 quotes a heredoc's raw text; no escapes there
+            return self.template(heredoc if heredoc is not None else unquote(raw))
         reference = _VAR_REF.match(raw)
         if reference:
             return self.variable(reference.group(1))
@@ -257,6 +258,23 @@ class Evaluation:
                 return match.group(0)  # jobspec2 keeps unresolvable references literally
             raise UnsupportedError(f"{FILE_NAME}: the emulator does not evaluate the expression ${{{inner}}}")
         return _TEMPLATE_PART.sub(substitute, text)
+
+
+_HEREDOC = re.compile(r"^<<(-?)([A-Za-z_][A-Za-z0-9_-]*)\n(.*?)\n?[ \t]*\2$", re.S)
+
+
+def heredoc_text(raw: str):
+    """The string of a heredoc from python-hcl2's raw text (`<<EOT\n...\nEOT`): each line keeps its newline;
+    `<<-` removes the lines' common leading whitespace (HCL's flush heredoc); None if raw is not a heredoc."""
+    match = _HEREDOC.match(raw)
+    if match is None:
+        return None
+    lines = match.group(3).split("\n") if match.group(3) else []
+    if match.group(1):
+        indents = [len(line) - len(line.lstrip(" \t")) for line in lines if line.strip()]
+        common = min(indents, default=0)
+        lines = [line[common:] for line in lines]
+    return "".join(line + "\n" for line in lines)
 
 
 def go_string(value) -> str:

@@ -120,6 +120,17 @@ def test_parse_file_functions_are_disabled(jobs_api):
     assert parse(jobs_api, literal)["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["a", "file(x)"]
 
 
+def test_parse_heredoc_strings(jobs_api):
+    """§1.2 (expressions evaluated as jobspec2 does): a heredoc is a template whose lines keep their newline,
+    `<<-` strips the common indentation, `${var.x}` is substituted, unknown references stay literal."""
+    hcl = ('variable "name" {\n  default = "web"\n}\njob "x" {\n  group "g" {\n    task "t" {\n'
+           '      driver = "raw_exec"\n      config {\n        command = "/bin/sh"\n'
+           '        args = ["-c", <<-SCRIPT\n          echo "${var.name}"\n            echo $HOME ${NOMAD_ALLOC_ID}\n'
+           '        SCRIPT\n        ]\n      }\n    }\n  }\n}\n')
+    args = parse(jobs_api, hcl)["TaskGroups"][0]["Tasks"][0]["Config"]["args"]
+    assert args == ["-c", 'echo "web"\n  echo $HOME ${NOMAD_ALLOC_ID}\n']
+
+
 def test_parse_unsupported_block_is_a_clear_400(jobs_api):
     """Emulator rule (README "Jobs"): blocks outside the supported set are refused, never dropped."""
     hcl = 'job "x" {\n  group "g" {\n    network {\n      mode = "bridge"\n    }\n  }\n}\n'
