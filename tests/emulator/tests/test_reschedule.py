@@ -115,8 +115,8 @@ def test_crashing_version_is_rescheduled_until_attempts_run_out_then_rolls_back(
         assert old["DesiredTransition"]["Reschedule"] is True
     assert first["RescheduleTracker"] is None
     events = third["RescheduleTracker"]["Events"]
-    assert [(event["PrevAllocID"], event["Delay"]) for event in events] == [(first["ID"], 100_000_000),
-                                                                          (second["ID"], 100_000_000)]
+    expected = [(first["ID"], 100_000_000), (second["ID"], 100_000_000)]
+    assert [(event["PrevAllocID"], event["Delay"]) for event in events] == expected
     assert second["RescheduleTracker"]["Events"] == events[:1]
     assert events[0]["PrevNodeID"] == first["NodeID"] and events[0]["RescheduleTime"] < events[1]["RescheduleTime"]
 
