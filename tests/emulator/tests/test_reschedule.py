@@ -11,11 +11,13 @@ Nomad's `Allocation.NextDelay`/`RescheduleTracker` rules (see tests/emulator/res
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 from conftest import SCENARIOS, Api
 from jobfiles import parse, register
 
+from tests.emulator import reschedule
 from tests.emulator.harness import EmulatorProcess
 
 RUNNING = "trap 'exit 0' TERM; while :; do sleep 1; done"
@@ -157,3 +159,51 @@ def test_batch_failure_is_rescheduled_by_a_followup_evaluation(api):
     assert [ev["TriggeredBy"] for ev in evaluations].count("alloc-failure") >= 3  # two failures + the follow-up
     final = full(api, second["ID"])
     assert (final["DesiredStatus"], final["NextAllocation"], final["FollowupEvalID"]) == ("run", "", "")
+
+
+# --- the policy arithmetic, without an emulator -----------------------------------------------------------------
+SECOND = 1_000_000_000
+
+
+def failed_alloc(delays: list, *, failed_at: int = 100 * SECOND, reschedule_times=None):
+    """An allocation-like object with a RescheduleTracker of events with these delays."""
+    times = reschedule_times or [failed_at - (len(delays) - number) * SECOND for number in range(len(delays))]
+    events = [{"RescheduleTime": when, "PrevAllocID": f"a{number}", "PrevNodeID": "n", "Delay": delay}
+              for number, (when, delay) in enumerate(zip(times, delays))]
+    task = SimpleNamespace(finished_at=failed_at)
+    return SimpleNamespace(reschedule_tracker={"Events": events} if events else None, tasks={"t": task},
+                           modify_time=failed_at, group={}, job={"Type": "service"}, id="x", node={"ID": "n"})
+
+
+def test_next_delay_functions():
+    """`NextDelay`: constant keeps the delay, exponential doubles the last one, fibonacci adds the last two; the
+    cap applies and resets to `delay` once the last reschedule is older than the cap."""
+    constant = {"Delay": 5 * SECOND, "DelayFunction": "constant", "MaxDelay": 0}
+    assert reschedule.next_delay(constant, failed_alloc([5 * SECOND, 5 * SECOND])) == 5 * SECOND
+    exponential = {"Delay": 1 * SECOND, "DelayFunction": "exponential", "MaxDelay": 10 * SECOND}
+    assert reschedule.next_delay(exponential, failed_alloc([])) == 1 * SECOND
+    assert reschedule.next_delay(exponential, failed_alloc([1 * SECOND, 2 * SECOND, 4 * SECOND])) == 8 * SECOND
+    capped = failed_alloc([8 * SECOND], reschedule_times=[99 * SECOND])
+    assert reschedule.next_delay(exponential, capped) == 10 * SECOND
+    reset = failed_alloc([8 * SECOND], reschedule_times=[50 * SECOND])  # 50 s before the failure > the 10 s cap
+    assert reschedule.next_delay(exponential, reset) == 1 * SECOND
+    fibonacci = {"Delay": 1 * SECOND, "DelayFunction": "fibonacci", "MaxDelay": 100 * SECOND}
+    assert reschedule.next_delay(fibonacci, failed_alloc([2 * SECOND, 3 * SECOND])) == 5 * SECOND
+    restarted = {"Delay": 1 * SECOND, "DelayFunction": "fibonacci", "MaxDelay": 8 * SECOND}
+    assert reschedule.next_delay(restarted, failed_alloc([8 * SECOND, 1 * SECOND])) == 1 * SECOND
+
+
+def test_eligibility_counts_attempts_inside_the_interval():
+    """`RescheduleEligible`/`NextRescheduleTime`: attempts count only events inside the interval; unlimited is
+    always eligible; a policy without attempts never is."""
+    policy = {"Attempts": 2, "Interval": 10 * SECOND, "Delay": 1 * SECOND, "DelayFunction": "constant",
+              "Unlimited": False}
+    recent = failed_alloc([SECOND, SECOND], reschedule_times=[95 * SECOND, 97 * SECOND])
+    old = failed_alloc([SECOND, SECOND], reschedule_times=[50 * SECOND, 97 * SECOND])
+    assert reschedule.eligible(policy, failed_alloc([]), 100 * SECOND)
+    assert not reschedule.eligible(policy, recent, 100 * SECOND)
+    assert reschedule.eligible(policy, old, 100 * SECOND)
+    assert reschedule.next_reschedule(policy, old) == (101 * SECOND, True)
+    assert reschedule.next_reschedule(policy, recent) == (101 * SECOND, False)
+    assert reschedule.eligible({"Attempts": 0, "Unlimited": True}, recent, 100 * SECOND)
+    assert not reschedule.eligible({"Attempts": 0, "Unlimited": False}, failed_alloc([]), 100 * SECOND)
