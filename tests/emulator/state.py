@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import bisect
+import copy
 import json
 import os
 import random
@@ -195,7 +195,8 @@ class Allocation:
             "TaskStates": self.task_states() if task_states else None,
             "DeploymentStatus": dict(self.deployment_status) if self.deployment_status else None,
             "FollowupEvalID": self.followup_eval_id, "NextAllocation": self.next_allocation,
-            "RescheduleTracker": copy.deepcopy(self.reschedule_tracker), "PreemptedAllocations": None, "PreemptedByAllocation": "",
+            "RescheduleTracker": copy.deepcopy(self.reschedule_tracker), "PreemptedAllocations": None,
+            "PreemptedByAllocation": "",
             "CreateIndex": self.create_index, "ModifyIndex": self.modify_index,
             "CreateTime": self.create_time, "ModifyTime": self.modify_time,
         })
@@ -251,7 +252,8 @@ class Allocation:
             "PreviousAllocation": self.previous_allocation, "NextAllocation": self.next_allocation,
             "DeploymentID": self.deployment_id,
             "DeploymentStatus": dict(self.deployment_status) if self.deployment_status else None,
-            "RescheduleTracker": copy.deepcopy(self.reschedule_tracker), "NetworkStatus": None, "FollowupEvalID": self.followup_eval_id,
+            "RescheduleTracker": copy.deepcopy(self.reschedule_tracker), "NetworkStatus": None,
+            "FollowupEvalID": self.followup_eval_id,
             "PreemptedAllocations": None, "PreemptedByAllocation": "", "SigningKeyID": "",
             "CreateIndex": self.create_index, "ModifyIndex": self.modify_index,
             "AllocModifyIndex": self.alloc_modify_index, "CreateTime": self.create_time, "ModifyTime": self.modify_time,
