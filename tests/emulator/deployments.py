@@ -16,6 +16,7 @@ import copy
 from dataclasses import dataclass
 
 from . import checks as checks_mod
+from . import reschedule as reschedule_mod
 from .httpjson import HttpError, json_response
 from .jobdiff import tasks_need_destructive_update
 from .jobspec import DEFAULT_UPDATE
@@ -139,7 +140,7 @@ class Deployments:
         return self.touch(deployment, index, modify_time=0)
 
     # --- the reconciler (§3.1-§3.3), called by jobs.process_eval ---------------------------------------------
-    def shape(self, job: dict, plans: dict, evaluation: dict) -> dict | None:
+    def shape(self, job: dict, plans: dict, evaluation: dict, rescheduling=None) -> dict | None:
         """Cancel an outdated deployment, create one if needed and replace the plans of its groups.
 
         Returns {"deployment": the deployment, "canary": {group name: placements are canaries}} for `after_apply`,
@@ -163,12 +164,16 @@ class Deployments:
         if deployment["Status"] == "successful":
             return None  # nothing left to roll out: the scheduler's plan stands (and so do its hooks)
         canary_groups = {}
+        kept = [alloc for alloc in (rescheduling.kept if rescheduling else ())
+                if alloc.job.get("JobModifyIndex") == job["JobModifyIndex"]]  # failed, not replaced: they count
         for name, state in deployment["TaskGroups"].items():
             if name not in groups:
                 continue
-            live = [alloc for alloc in self.jobs.scheduler.live_allocs(job["Namespace"], job["ID"])
+            live = [alloc for alloc in self.jobs.scheduler.live_allocs(job["Namespace"], job["ID"]) + kept
                     if alloc.task_group == name]
-            plans[name], canary_groups[name] = self.reconcile_group(job, groups[name], state, deployment, live)
+            failed_now = [alloc for alloc in (rescheduling.now if rescheduling else ()) if alloc.task_group == name]
+            plans[name], canary_groups[name] = self.reconcile_group(job, groups[name], state, deployment, live,
+                                                                    failed_now)
         self.place(job, plans, canary_groups)
         return {"deployment": deployment, "canary": canary_groups}
 
@@ -262,8 +267,10 @@ class Deployments:
         deployment["StatusDescription"] = creation_description(deployment)
         return deployment
 
-    def reconcile_group(self, job: dict, group: dict, state: dict, deployment: dict, live: list):
-        """The group's plan under the deployment: canaries first, then `max_parallel` destructive updates."""
+    def reconcile_group(self, job: dict, group: dict, state: dict, deployment: dict, live: list,
+                        failed_now=()):
+        """The group's plan under the deployment: canaries first, then `max_parallel` destructive updates; failed
+        allocations due for rescheduling are replaced when the deployment can place (§3.3)."""
         plan = RolloutPlan()
         current = [alloc for alloc in live if alloc.job.get("JobModifyIndex") == job["JobModifyIndex"]]
         older = [alloc for alloc in live if alloc not in current]
@@ -287,9 +294,11 @@ class Deployments:
         plan.ignore = current + outdated[budget:]
         plan.place = [(alloc.index_in_group, None, alloc) for alloc in plan.destructive]
         if place_ready:
-            used = {alloc.index_in_group for alloc in current + outdated + plan.in_place}
+            plan.reschedule = list(failed_now)
+            plan.place.extend((alloc.index_in_group, None, alloc) for alloc in plan.reschedule)
+            used = {alloc.index_in_group for alloc in current + outdated + plan.in_place + plan.reschedule}
             free = (number for number in range(10 ** 6) if number not in used)
-            missing = group["Count"] - len(current) - len(outdated) - len(plan.in_place)
+            missing = group["Count"] - len(current) - len(outdated) - len(plan.in_place) - len(plan.reschedule)
             plan.place.extend((next(free), None, None) for _count in range(max(0, missing)))
         return plan, False
 
@@ -464,11 +473,13 @@ class Deployments:
     # --- the deployment watcher (§3.6) ---------------------------------------------------------------------------
     def after_health(self, deployment: dict, alloc, state: dict, healthy: bool) -> None:
         if not healthy:
-            if state["ProgressDeadline"] == 0 or not reschedule_left(alloc.group):
+            if state["ProgressDeadline"] == 0 or \
+                    not reschedule_mod.eligible(reschedule_mod.policy_of(alloc), alloc, now_ns()):
                 self.fail(deployment, FAILED_UNHEALTHY, state["AutoRevert"])
                 return
-            alloc.desired_transition["Reschedule"] = True
+            alloc.desired_transition["Reschedule"] = True  # with an eval, in one write (§3.6)
             self.emulator.touch(alloc)
+            self.run_eval(deployment)
             return
         self.schedule_progress_deadline(deployment)
         if self.auto_promotable(deployment):
@@ -634,11 +645,6 @@ def unhealthy_reasons(alloc, update: dict, at_deadline: bool) -> dict:
             reasons[task.name] = (f"Task not running for min_healthy_time of {go_duration(min_healthy)} by "
                                   f"healthy_deadline of {go_duration(deadline)}")
     return reasons
-
-
-def reschedule_left(group: dict) -> bool:
-    policy = group.get("ReschedulePolicy") or {}
-    return bool(policy.get("Unlimited")) or int(policy.get("Attempts") or 0) > 0
 
 
 def health_verdict(alloc, mode: str):

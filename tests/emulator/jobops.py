@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 
 from . import acl as acl_mod
+from .deployments import ACTIVE
 from .httpjson import HttpError, json_response
 from .nomadtime import now_ns
 
@@ -83,6 +84,7 @@ async def scale(jobs, request, job_id: str):
     previous = group["Count"]
     result = {"EvalID": "", "EvalCreateIndex": 0, "JobModifyIndex": job["ModifyIndex"], "Warnings": ""}
     if count is not None:
+        refuse_during_deployment(jobs, job)
         result = write_scaled_job(jobs, job, group_name, count)
     index = jobs.emulator.bump()
     record_scaling_event(jobs, job, group_name, {
@@ -122,6 +124,13 @@ def check_scaling_policy(group: dict, count) -> None:
         raise HttpError(400, f"group count was less than scaling policy minimum: {count} < {policy['Min']}")
     if policy.get("Max") is not None and count > policy["Max"]:
         raise HttpError(400, f"group count was greater than scaling policy maximum: {count} > {policy['Max']}")
+
+
+def refuse_during_deployment(jobs, job: dict) -> None:
+    """§6.2: a count change while the latest deployment of this job instance (same JobCreateIndex) is active."""
+    deployment = jobs.deployments.latest(job["Namespace"], job["ID"])
+    if deployment is not None and deployment["Status"] in ACTIVE and deployment["JobCreateIndex"] == job["CreateIndex"]:
+        raise HttpError(400, "job scaling blocked due to active deployment")
 
 
 def write_scaled_job(jobs, job: dict, group_name: str, count: int) -> dict:

@@ -11,15 +11,18 @@ Texts and status codes: /work/shared/reference/nomad-jobs-behaviour.md (sections
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import uuid
 
 from . import acl as acl_mod
+from . import reschedule as reschedule_mod
 from . import jobdiff, jobops, jobspec
 from .deployments import DeploymentApi, Deployments
 from .httpjson import HttpError, go_json_error, json_response
-from .nomadtime import now_ns
+from .joblist import JobList
+from .nomadtime import now_ns, rfc3339
 from .scenario import task_from_spec
 from .scheduler import Scheduler
 from .state import Allocation, new_id
@@ -76,6 +79,7 @@ class JobStore:
         self.evals: dict = {}         # eval ID -> evaluation (full, zero fields included)
         self.scaling_events: dict = {}  # (namespace, id, group) -> [ScalingEvent], newest first
         self.evals_index = 1
+        self.purge_index = 0          # the `jobs` table index of the last purge (job list index, §4.2)
 
     def current(self, namespace: str, job_id: str):
         entry = self.emulator.jobs.get((namespace, job_id))
@@ -98,6 +102,7 @@ class JobStore:
 
     def purge(self, namespace: str, job_id: str) -> None:
         self.emulator.jobs.pop((namespace, job_id), None)
+        self.purge_index = self.emulator.index
         self.versions.pop((namespace, job_id), None)
         for key in [key for key in self.submissions if key[:2] == (namespace, job_id)]:
             del self.submissions[key]
@@ -137,13 +142,18 @@ class Jobs:
         self.scheduler = Scheduler(self.emulator)
         self.deployments = Deployments(self)
         self.deployment_api = DeploymentApi(self, self.deployments)
+        self.job_list = JobList(self)
+        self.failure_evaluated: set = set()   # allocations whose failure made an `alloc-failure` eval
+        self.emulator.on_alloc_failed = self.alloc_failed
 
     # --- routing (reference §0.1) ----------------------------------------------------------------
     async def dispatch(self, request):
         path = request.path
         if path == "/v1/jobs/parse":
             return await self.parse(request)
-        if path == "/v1/jobs" and request.method != "GET":
+        if path == "/v1/jobs" and request.method == "GET":
+            return await self.job_list.list(request)
+        if path == "/v1/jobs":
             if request.method not in ("PUT", "POST"):
                 raise HttpError(405, "Invalid method")
             return await self.register(request, None)
@@ -338,10 +348,12 @@ class Jobs:
     def process_eval(self, evaluation: dict, job: dict, *, retry_blocked: bool = True) -> None:
         """Plan and apply; failures make a `blocked` eval, which is retried when capacity is freed."""
         self.cancel_blocked(job)
-        plans = self.scheduler.plan(job)
-        shaped = self.deployments.shape(job, plans, evaluation)
+        rescheduling = self.reschedule_decision(job, evaluation)
+        plans = self.scheduler.plan(job, rescheduling)
+        shaped = self.deployments.shape(job, plans, evaluation, rescheduling)
         self.apply_plan(job, plans, evaluation)
         self.deployments.after_apply(job, shaped, plans, evaluation)
+        self.create_followups(job, rescheduling.later, evaluation)
         failed = {name: plan.failed for name, plan in plans.items() if plan.failed}
         queued = {name: plan.queued for name, plan in plans.items()}
         index = self.emulator.bump()
@@ -379,12 +391,60 @@ class Jobs:
             evaluation["Status"] = "pending"
             self.process_eval(evaluation, job, retry_blocked=False)
 
+    # --- rescheduling of failed allocations (reschedule.py) ------------------------------------------------
+    def reschedule_decision(self, job: dict, evaluation: dict) -> reschedule_mod.RescheduleDecision:
+        failed = [alloc for alloc in self.emulator.allocs.values()
+                  if alloc.namespace == job["Namespace"] and alloc.job_id == job["ID"] and reschedule_mod.awaiting(alloc)]
+        if job.get("Stop") or not failed:
+            return reschedule_mod.RescheduleDecision(kept=failed)
+        deployment = self.deployments.latest(job["Namespace"], job["ID"])
+        return reschedule_mod.decide(failed, deployment, evaluation["ID"])
+
+    def alloc_failed(self, alloc: Allocation) -> None:
+        """A client reports a failed allocation: the server creates an `alloc-failure` evaluation (jobs the
+        emulator registered only; scenario jobs keep their fixed allocations)."""
+        entry = self.emulator.jobs.get((alloc.namespace, alloc.job_id))
+        if entry is None or not entry.get("registered") or alloc.id in self.failure_evaluated:
+            return
+        self.failure_evaluated.add(alloc.id)
+        asyncio.get_running_loop().call_soon(self.evaluate_failure, alloc)
+
+    def evaluate_failure(self, alloc: Allocation) -> None:
+        job = self.store.current(alloc.namespace, alloc.job_id)
+        if job is None or job.get("Stop") or not reschedule_mod.awaiting(alloc):
+            return
+        evaluation = self.store.new_eval(job, "alloc-failure", self.emulator.bump())
+        self.process_eval(evaluation, job)
+
+    def create_followups(self, job: dict, later: list, evaluation: dict) -> None:
+        """Reschedule later: one pending follow-up eval per failed allocation, run at its reschedule time."""
+        loop = asyncio.get_running_loop()
+        for alloc, when in later:
+            followup = self.store.new_eval(job, "alloc-failure", self.emulator.bump())
+            followup.update({"StatusDescription": reschedule_mod.FOLLOWUP_DESCRIPTION, "WaitUntil": rfc3339(when),
+                             "PreviousEval": evaluation["ID"]})
+            alloc.followup_eval_id = followup["ID"]
+            self.emulator.touch(alloc)
+            loop.call_later(max(0.0, (when - now_ns()) / 1e9), self.run_followup, followup)
+
+    def run_followup(self, evaluation: dict) -> None:
+        job = self.store.current(evaluation["Namespace"], evaluation["JobID"])
+        if evaluation["Status"] != "pending":
+            return
+        if job is None or job.get("Stop"):
+            evaluation.update({"Status": "complete", "ModifyIndex": self.emulator.bump(), "ModifyTime": now_ns()})
+            return
+        self.process_eval(evaluation, job)
+
     def apply_plan(self, job: dict, plans: dict, evaluation: dict) -> None:
         for plan in plans.values():
             for alloc in plan.stop:
                 self.stop_alloc(alloc, STOP_DESCRIPTION)
             for alloc in plan.destructive:
                 self.stop_alloc(alloc, UPDATE_DESCRIPTION)
+            for alloc in plan.reschedule:  # already failed on the client: only the server side changes
+                alloc.desired_status = "stop"
+                alloc.desired_description = reschedule_mod.RESCHEDULED_DESCRIPTION
         create_index = self.emulator.bump() if any(plan.place for plan in plans.values()) else None
         groups = {group["Name"]: group for group in job["TaskGroups"]}
         for name, plan in plans.items():
@@ -393,6 +453,8 @@ class Jobs:
                 if previous is not None:
                     alloc.previous_allocation = previous.id
                     previous.next_allocation = alloc.id
+                    if previous in plan.reschedule:
+                        alloc.reschedule_tracker = reschedule_mod.tracker_for_replacement(previous, alloc.create_time)
                     self.emulator.touch(previous)
                 self.emulator.add_alloc(alloc)
                 self.emulator.allocs_index = create_index
@@ -580,6 +642,12 @@ class Jobs:
         job = self.store.current(namespace, job_id)
         if job is None:
             raise HttpError(404, "job not found", self.api.read_meta(self.emulator.index))
+        body = self.job_summary(job)
+        return json_response(request, body, headers=self.api.read_meta(body["ModifyIndex"]))
+
+    def job_summary(self, job: dict) -> dict:
+        """The `JobSummary` of a job (§4.5), also embedded in the job list stubs (§4.2)."""
+        namespace, job_id = job["Namespace"], job["ID"]
         counts = {group["Name"]: dict.fromkeys(("Queued", "Complete", "Failed", "Running", "Starting", "Lost",
                                                 "Unknown"), 0) for group in job["TaskGroups"]}
         modify_index = job["ModifyIndex"]
@@ -595,10 +663,9 @@ class Jobs:
                 for group, queued in (evaluation.get("QueuedAllocations") or {}).items():
                     if group in counts:
                         counts[group]["Queued"] += queued
-        body = {"JobID": job_id, "Namespace": namespace, "Summary": counts,
+        return {"JobID": job_id, "Namespace": namespace, "Summary": counts,
                 "Children": {"Pending": 0, "Running": 0, "Dead": 0}, "CreateIndex": job["CreateIndex"],
                 "ModifyIndex": modify_index}
-        return json_response(request, body, headers=self.api.read_meta(modify_index))
 
     def submission(self, request, job_id: str):
         text = request.query.get("version", "")

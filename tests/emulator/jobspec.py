@@ -87,6 +87,7 @@ def parse_job(job_hcl: str, variables: str = "") -> dict:
     if variables.strip():
         check_syntax(variables, var_file=True)
     body = _load(job_hcl)
+    refuse_filesystem_functions(job_hcl, body)
     context = Evaluation(declare_variables(body.get("variable") or ()))
     context.assign(variable_values(variables))
     context.resolve()
@@ -119,6 +120,54 @@ def _load(text: str) -> dict:
         return hcl2.loads(text, serialization_options=_NO_COMMENTS)
     except LarkError as err:  # pygohcl vetted the syntax already; this is a python-hcl2 limitation
         raise JobspecError(f"{FILE_NAME}: {err}") from err
+
+
+# --- file-system functions are disabled server-side (§1.2, §1.3) --------------------------------------------------
+FS_FUNCTIONS = ("abspath", "basename", "dirname", "file", "filebase64", "fileexists", "fileset", "pathexpand")
+_FS_CALL = re.compile(rf"(?<![\w.])({'|'.join(FS_FUNCTIONS)})\s*\(")
+_INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
+
+
+def _expression_texts(node):
+    """The expression parts of python-hcl2's rendering: whole non-literal values and `${...}` in literals."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key != BLOCK_MARK:
+                yield from _expression_texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _expression_texts(item)
+    elif isinstance(node, str):
+        yield from (_INTERPOLATION.findall(node) if is_string_literal(node) else [node])
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _in_expression(line: str, column: int) -> bool:
+    """Outside a quoted string, or inside a `${...}` of one, and not in a comment."""
+    before = line[:column]
+    unquoted = _QUOTED.sub('""', before)
+    if "#" in unquoted or "//" in unquoted:
+        return False
+    if unquoted.count('"') % 2 == 0:
+        return True
+    opened = before.rfind("${")
+    return opened != -1 and "}" not in before[opened:]
+
+
+def refuse_filesystem_functions(text: str, body: dict) -> None:
+    """jobspec2 replaces the file-system functions by stubs whose type check fails, so each call is HCL's
+    `Error in function call` diagnostic on `name(`; decode errors are joined with newlines."""
+    if not any(_FS_CALL.search(expression) for expression in _expression_texts(body)):
+        return
+    errors = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for match in _FS_CALL.finditer(line):
+            if _in_expression(line, match.start()):
+                errors.append(f"{FILE_NAME}:{number},{match.start() + 1}-{match.end() + 1}: Error in function call; "
+                              f'Call to function "{match.group(1)}" failed: filesystem function disabled.')
+    raise JobspecError("\n".join(errors))
 
 
 def _labelled(entry: dict):
@@ -184,7 +233,8 @@ class Evaluation:
         if not isinstance(raw, str):
             return raw
         if is_string_literal(raw):
-            return self.template(unquote(raw))
+            heredoc = heredoc_text(raw[1:-1])  # python-hcl2 quotes a heredoc's raw text; no escapes there
+            return self.template(heredoc if heredoc is not None else unquote(raw))
         reference = _VAR_REF.match(raw)
         if reference:
             return self.variable(reference.group(1))
@@ -208,6 +258,23 @@ class Evaluation:
                 return match.group(0)  # jobspec2 keeps unresolvable references literally
             raise UnsupportedError(f"{FILE_NAME}: the emulator does not evaluate the expression ${{{inner}}}")
         return _TEMPLATE_PART.sub(substitute, text)
+
+
+_HEREDOC = re.compile(r"^<<(-?)([A-Za-z_][A-Za-z0-9_-]*)\n(.*?)\n?[ \t]*\2$", re.S)
+
+
+def heredoc_text(raw: str):
+    """The string of a heredoc from python-hcl2's raw text (`<<EOT\n...\nEOT`): each line keeps its newline;
+    `<<-` removes the lines' common leading whitespace (HCL's flush heredoc); None if raw is not a heredoc."""
+    match = _HEREDOC.match(raw)
+    if match is None:
+        return None
+    lines = match.group(3).split("\n") if match.group(3) else []
+    if match.group(1):
+        indents = [len(line) - len(line.lstrip(" \t")) for line in lines if line.strip()]
+        common = min(indents, default=0)
+        lines = [line[common:] for line in lines]
+    return "".join(line + "\n" for line in lines)
 
 
 def go_string(value) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from .deployments import ACTIVE, is_canary
 from .httpjson import HttpError, json_response
 from .nomadtime import now_ns, parse_go_duration, rfc3339
 from .state import ALLOC_MIGRATING, Allocation, Task, new_id
@@ -503,8 +504,21 @@ class Drainer:
         self.emulator.touch(old)
         self.emulator.add_alloc(replacement)
         self.emulator.allocs_index = replacement.create_index
+        self.join_active_deployment(old, replacement)
         self.start(replacement)
         self.stop_client_side(old)
+
+    def join_active_deployment(self, old: Allocation, replacement: Allocation) -> None:
+        """§7: the replacement joins the job's active deployment (PlacedAllocs+1, a canary stays a canary) and
+        its health is judged by the group's `update` block instead of `migrate`."""
+        deployments = self.jobs.deployments
+        deployment = deployments.latest(old.namespace, old.job_id)
+        if deployment is None or deployment["Status"] not in ACTIVE or \
+                deployment["JobVersion"] != replacement.job["Version"] or \
+                replacement.task_group not in deployment["TaskGroups"]:
+            return
+        deployments.join(deployment, deployment["TaskGroups"][replacement.task_group], replacement, is_canary(old))
+        deployments.touch(deployment, self.emulator.index, modify_time=now_ns())
 
     def stop_client_side(self, alloc: Allocation) -> None:
         supervisor = self.emulator.supervisor
@@ -549,7 +563,7 @@ class Drainer:
         asyncio.get_running_loop().call_later(delay, self.set_health, alloc, healthy)
 
     def set_health(self, alloc: Allocation, healthy: bool) -> None:
-        if alloc.terminal or alloc.deployment_status:
+        if alloc.terminal or alloc.deployment_status or alloc.deployment_id:  # deployments.py judges those
             return
         index = self.emulator.bump()
         alloc.deployment_status = {"Healthy": healthy, "Timestamp": rfc3339(now_ns()), "Canary": False,

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Nomad 1.6's job, namespace and node readers: `GET /v1/job/:id`, `/v1/jobs` (`prefix`, any namespace),
+"""Nomad 1.6's job, namespace and node readers: `GET /v1/job/:id` (`GET /v1/jobs` is in joblist.py),
 `/v1/namespace/:name` and `/v1/nodes` (`prefix`, `filter`), with Nomad's status codes, error texts and ACL checks.
 `GET /v1/node/:id` and the other per-node endpoints are in nodes.py, which keeps the node state read here.
 
@@ -76,8 +76,6 @@ class Readers:
         path = request.path
         if path == "/v1/nodes":
             return self.list_nodes(request)
-        if path == "/v1/jobs":
-            return self.list_jobs(request)
         for prefix, handler in (("/v1/job/", self.get_job), ("/v1/namespace/", self.get_namespace)):
             if path.startswith(prefix):
                 name = path[len(prefix):]
@@ -106,22 +104,6 @@ class Readers:
         if entry is None:
             raise HttpError(404, "job not found", self._meta())
         return json_response(request, entry["doc"], headers=self._meta())
-
-    # --- GET /v1/jobs (prefix; namespace may be "*") ---------------------------------------------------
-    def list_jobs(self, request):
-        token = self._start(request)
-        namespace = request.query.get("namespace", "") or "default"
-        prefix = request.query.get("prefix", "")
-        if namespace == "*":
-            readable = [ns for ns in self.emulator.namespaces if token is None or token.allows(ns, "list-jobs")]
-        else:
-            self.api.require(token, namespace, "list-jobs")
-            readable = [namespace]
-        stubs = [{"ID": doc["ID"], "Namespace": ns, "Name": doc["Name"], "Type": doc["Type"], "Status": doc["Status"],
-                  "CreateIndex": doc["CreateIndex"], "ModifyIndex": doc["ModifyIndex"]}
-                 for (ns, _job_id), entry in sorted(self.emulator.jobs.items()) for doc in (entry["doc"],)
-                 if ns in readable and doc["ID"].startswith(prefix)]
-        return json_response(request, stubs, headers=self._meta())
 
     # --- GET /v1/namespace/:name -------------------------------------------------------------------
     def get_namespace(self, request, name: str):

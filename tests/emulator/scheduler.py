@@ -82,6 +82,7 @@ class GroupPlan:
     stop: list = field(default_factory=list)
     destructive: list = field(default_factory=list)   # old allocations replaced by new ones
     place: list = field(default_factory=list)          # (index_in_group, node, previous allocation or None)
+    reschedule: list = field(default_factory=list)    # failed allocations replaced now (reschedule.py)
     failed: dict | None = None
     queued: int = 0
 
@@ -89,7 +90,8 @@ class GroupPlan:
         updates = dict.fromkeys(UPDATE_KEYS, 0)
         updates.update({"Ignore": len(self.ignore), "InPlaceUpdate": len(self.in_place), "Stop": len(self.stop),
                         "DestructiveUpdate": len(self.destructive),
-                        "Place": len([entry for entry in self.place if entry[2] is None])})
+                        "Place": len([entry for entry in self.place
+                                      if entry[2] is None or entry[2] in self.reschedule])})
         return updates
 
 
@@ -122,8 +124,11 @@ class Scheduler:
             used[alloc.node["ID"]][1] += memory
         return used
 
-    def plan(self, job: dict) -> dict:
-        """{group name: GroupPlan} for the job as it should run now (Stop -> every allocation stops)."""
+    def plan(self, job: dict, rescheduling=None) -> dict:
+        """{group name: GroupPlan} for the job as it should run now (Stop -> every allocation stops).
+
+        `rescheduling` (a reschedule.RescheduleDecision): failed allocations replaced now, and those that keep
+        their place in the group (not replaced)."""
         live = self.live_allocs(job["Namespace"], job["ID"])
         groups = {group["Name"]: group for group in job["TaskGroups"]}
         plans = {name: GroupPlan() for name in groups}
@@ -134,8 +139,11 @@ class Scheduler:
             return plans
         leaving = [alloc for plan in plans.values() for alloc in plan.stop]
         finished = self.finished_batch_allocs(job)
+        kept = list(rescheduling.kept) if rescheduling else []
+        now = list(rescheduling.now) if rescheduling else []
         for name, group in groups.items():
-            current = [alloc for alloc in live + finished if alloc.task_group == name]
+            current = [alloc for alloc in live + finished + kept if alloc.task_group == name]
+            plans[name].reschedule = [alloc for alloc in now if alloc.task_group == name]
             self._reconcile(job, group, current, plans[name])
             leaving.extend(plans[name].stop + plans[name].destructive)
         usage = self.node_usage(exclude=leaving)
@@ -155,10 +163,11 @@ class Scheduler:
                 plan.destructive.append(alloc)
             else:
                 plan.in_place.append(alloc)
-        used_indexes = {alloc.index_in_group for alloc in kept}
-        plan.place = [(alloc.index_in_group, None, alloc) for alloc in plan.destructive]
+        plan.reschedule = plan.reschedule[:max(0, wanted - len(kept))]
+        used_indexes = {alloc.index_in_group for alloc in kept + plan.reschedule}
+        plan.place = [(alloc.index_in_group, None, alloc) for alloc in plan.destructive + plan.reschedule]
         free = (number for number in range(10 ** 6) if number not in used_indexes)
-        plan.place.extend((next(free), None, None) for _count in range(wanted - len(kept)))
+        plan.place.extend((next(free), None, None) for _count in range(wanted - len(kept) - len(plan.reschedule)))
 
     def _wanted_count(self, job: dict, group: dict) -> int:
         if job["Type"] == "system":
@@ -186,9 +195,11 @@ class Scheduler:
                     metric["NodesExhausted"] = sum(exhausted.values())
                     metric["DimensionExhausted"] = exhausted or None
                 failures += 1
-                if previous is not None:  # a replacement that does not fit leaves the old allocation running
+                if previous in plan.destructive:  # a replacement that does not fit leaves the old one running
                     plan.destructive.remove(previous)
                     plan.ignore.append(previous)
+                elif previous in plan.reschedule:  # a failed allocation that cannot be replaced stays failed
+                    plan.reschedule.remove(previous)
                 continue
             usage[node["ID"]][0] += ask_cpu
             usage[node["ID"]][1] += ask_memory

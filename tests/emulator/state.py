@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import copy
 import json
 import os
 import random
@@ -122,6 +123,7 @@ class Allocation:
         self.previous_allocation = ""
         self.next_allocation = ""
         self.followup_eval_id = ""
+        self.reschedule_tracker = None    # {"Events": [...], "LastReschedule": ...} (reschedule.py)
         self.create_index = create_index
         self.modify_index = create_index
         self.alloc_modify_index = create_index
@@ -193,7 +195,8 @@ class Allocation:
             "TaskStates": self.task_states() if task_states else None,
             "DeploymentStatus": dict(self.deployment_status) if self.deployment_status else None,
             "FollowupEvalID": self.followup_eval_id, "NextAllocation": self.next_allocation,
-            "RescheduleTracker": None, "PreemptedAllocations": None, "PreemptedByAllocation": "",
+            "RescheduleTracker": copy.deepcopy(self.reschedule_tracker), "PreemptedAllocations": None,
+            "PreemptedByAllocation": "",
             "CreateIndex": self.create_index, "ModifyIndex": self.modify_index,
             "CreateTime": self.create_time, "ModifyTime": self.modify_time,
         })
@@ -249,7 +252,8 @@ class Allocation:
             "PreviousAllocation": self.previous_allocation, "NextAllocation": self.next_allocation,
             "DeploymentID": self.deployment_id,
             "DeploymentStatus": dict(self.deployment_status) if self.deployment_status else None,
-            "RescheduleTracker": None, "NetworkStatus": None, "FollowupEvalID": self.followup_eval_id,
+            "RescheduleTracker": copy.deepcopy(self.reschedule_tracker), "NetworkStatus": None,
+            "FollowupEvalID": self.followup_eval_id,
             "PreemptedAllocations": None, "PreemptedByAllocation": "", "SigningKeyID": "",
             "CreateIndex": self.create_index, "ModifyIndex": self.modify_index,
             "AllocModifyIndex": self.alloc_modify_index, "CreateTime": self.create_time, "ModifyTime": self.modify_time,
@@ -297,6 +301,7 @@ class Emulator:
         self.nodes_index = 1              # the nodes table index (nodes.py)
         self.jobs = {}
         self.supervisor = None            # tasks.Supervisor, set by the server
+        self.on_alloc_failed = None       # called when a client update reports a failed allocation (jobs.py)
 
     # --- change notification (blocking queries) ------------------------------------------------
     def bump(self) -> int:
@@ -320,6 +325,8 @@ class Emulator:
         alloc.modify_time = now_ns()
         alloc.invalidate()
         self.allocs_index = index
+        if client_update and alloc.client_status == "failed" and self.on_alloc_failed is not None:
+            self.on_alloc_failed(alloc)
         return index
 
     # --- lookups ---------------------------------------------------------------------------------

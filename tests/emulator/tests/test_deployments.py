@@ -214,6 +214,26 @@ def test_canaries_wait_for_promotion_then_promote_completes(api):
     assert api.get(f"/v1/evaluation/{result['EvalID']}").json()["TriggeredBy"] == "deployment-watcher"
 
 
+def test_scale_is_refused_during_an_active_deployment(api):
+    """nomad-jobs-behaviour.md §6.2: a count change while the job's latest deployment is active is a 400
+    `job scaling blocked due to active deployment`; a scaling event without a count is still recorded."""
+    submit(api, job_hcl("scaleblock", update=CANARY))
+    latest(api, "scaleblock", lambda dep: dep["Status"] == "successful")
+    submit(api, job_hcl("scaleblock", update=CANARY, version="2"))
+    deployment = latest(api, "scaleblock", lambda dep: dep["JobVersion"] == 1)
+    version_before = job(api, "scaleblock")["Version"]
+    refused = post(api, "/v1/job/scaleblock/scale", {"Count": 3, "Target": {"Group": "web"}})
+    assert (refused.status_code, refused.text) == (400, "job scaling blocked due to active deployment")
+    assert job(api, "scaleblock")["Version"] == version_before
+    event_only = post(api, "/v1/job/scaleblock/scale", {"Target": {"Group": "web"}, "Error": True, "Message": "x"})
+    assert event_only.status_code == 200, event_only.text
+    response = post(api, f"/v1/deployment/fail/{deployment['ID']}", {"DeploymentID": deployment["ID"]})
+    assert response.status_code == 200, response.text
+    watch(api, deployment["ID"], terminal)
+    accepted = post(api, "/v1/job/scaleblock/scale", {"Count": 3, "Target": {"Group": "web"}})
+    assert accepted.status_code == 200, accepted.text
+
+
 def test_auto_promote(api):
     """§3.6 auto-promote and §2.4 `Deployment is running pending automatic promotion`."""
     update = CANARY + "\n    auto_promote = true"

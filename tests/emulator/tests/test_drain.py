@@ -375,3 +375,53 @@ def test_node_writes_need_node_write(intent_api):
     assert done["LastDrain"]["Status"] == "complete"
     accessor = done["LastDrain"]["AccessorID"]
     assert accessor.startswith("token:") and accessor != "token:acls-disabled"
+
+
+CANARY_HCL = '''job "canaried" {
+  group "web" {
+    count = 2
+    update {
+      max_parallel     = 1
+      canary           = 1
+      min_healthy_time = "100ms"
+      healthy_deadline = "30s"
+      progress_deadline = "1m"
+    }
+    migrate {
+      min_healthy_time = "100ms"
+    }
+    task "web" {
+      driver = "raw_exec"
+      config { command = "/bin/true" }
+      env { VERSION = "VERSION_VALUE" }
+    }
+  }
+}
+'''
+
+
+def test_drain_replacement_joins_the_active_deployment(api):
+    """§7: a replacement placed while the job's deployment is active joins it (PlacedAllocs+1, DeploymentID);
+    the replacement of a canary stays a canary (appended to PlacedCanaries) and its health comes from the group's
+    update block (§3.5), not from migrate."""
+    register_hcl(api, CANARY_HCL.replace("VERSION_VALUE", "1"))
+    blocking_until(api, "/v1/job/canaried/deployment", lambda dep: dep and dep["Status"] == "successful",
+                   "the first deployment")
+    register_hcl(api, CANARY_HCL.replace("VERSION_VALUE", "2"))
+    deployment = blocking_until(api, "/v1/job/canaried/deployment", lambda dep: dep and dep["JobVersion"] == 1 and
+                                dep["TaskGroups"]["web"]["HealthyAllocs"] == 1, "a healthy canary")[-1]
+    group = deployment["TaskGroups"]["web"]
+    canary = api.allocation(group["PlacedCanaries"][0])
+    drain(api, {"Deadline": 0}, node_id=canary["NodeID"])
+    wait_drain_done(api, canary["NodeID"])
+    moved = api.allocation(canary["ID"])
+    assert (moved["DesiredStatus"], moved["DesiredDescription"]) == ("stop", "alloc is being migrated")
+    replacement = api.allocation(moved["NextAllocation"])
+    assert replacement["DeploymentID"] == deployment["ID"] and replacement["DeploymentStatus"]["Canary"] is True
+    assert replacement["NodeID"] != canary["NodeID"] and replacement["Job"]["Version"] == 1
+    after = blocking_until(api, f"/v1/deployment/{deployment['ID']}",
+                           lambda dep: dep["TaskGroups"]["web"]["HealthyAllocs"] == 2, "the replacement's health")[-1]
+    group = after["TaskGroups"]["web"]
+    assert group["PlacedCanaries"] == [canary["ID"], replacement["ID"]]
+    assert group["PlacedAllocs"] == 2 and after["Status"] == "running"  # still waiting for the promotion
+    assert api.allocation(replacement["ID"])["DeploymentStatus"]["Healthy"] is True

@@ -104,6 +104,33 @@ def test_parse_variable_type_mismatch_and_unknown_variable(jobs_api):
     assert job["TaskGroups"][0]["Count"] == 3
 
 
+def test_parse_file_functions_are_disabled(jobs_api):
+    """§1.2 (file-system functions are stubs whose type check fails with `filesystem function disabled`), §1.3
+    (HCL's `Error in function call` diagnostic on `name(`, decode errors joined by newlines); a call in a
+    comment or inside a plain string literal is no call."""
+    hcl = ('job "x" {\n  # file("comment.sh")\n  group "g" {\n    task "t" {\n      driver = "raw_exec"\n'
+           '      config {\n        command = file("run.sh")\n        args    = ["${filebase64("a.bin")}", "file(x)"]\n'
+           '      }\n    }\n  }\n}\n')
+    assert parse_error(jobs_api, hcl) == (
+        'Failed to parse job: input.hcl:7,19-24: Error in function call; Call to function "file" failed: '
+        "filesystem function disabled.\n"
+        'input.hcl:8,23-34: Error in function call; Call to function "filebase64" failed: filesystem function '
+        "disabled.")
+    literal = hcl.replace('file("run.sh")', '"run.sh"').replace('"${filebase64("a.bin")}"', '"a"')
+    assert parse(jobs_api, literal)["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["a", "file(x)"]
+
+
+def test_parse_heredoc_strings(jobs_api):
+    """§1.2 (expressions evaluated as jobspec2 does): a heredoc is a template whose lines keep their newline,
+    `<<-` strips the common indentation, `${var.x}` is substituted, unknown references stay literal."""
+    hcl = ('variable "name" {\n  default = "web"\n}\njob "x" {\n  group "g" {\n    task "t" {\n'
+           '      driver = "raw_exec"\n      config {\n        command = "/bin/sh"\n'
+           '        args = ["-c", <<-SCRIPT\n          echo "${var.name}"\n            echo $HOME ${NOMAD_ALLOC_ID}\n'
+           '        SCRIPT\n        ]\n      }\n    }\n  }\n}\n')
+    args = parse(jobs_api, hcl)["TaskGroups"][0]["Tasks"][0]["Config"]["args"]
+    assert args == ["-c", 'echo "web"\n  echo $HOME ${NOMAD_ALLOC_ID}\n']
+
+
 def test_parse_unsupported_block_is_a_clear_400(jobs_api):
     """Emulator rule (README "Jobs"): blocks outside the supported set are refused, never dropped."""
     hcl = 'job "x" {\n  group "g" {\n    network {\n      mode = "bridge"\n    }\n  }\n}\n'
