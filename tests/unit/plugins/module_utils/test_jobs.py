@@ -31,6 +31,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import (
     Progress,
     RolloutFailed,
     deployment_judge,
+    first_reason,
     placement_failure,
     requires_promotion,
     version_judge,
@@ -286,7 +287,8 @@ def test_a_failed_deployment_names_job_version_deployment_and_nomads_reason_with
     client = _client_for([_deployment("running"), _deployment("failed", why)])
     with pytest.raises(RolloutFailed) as failure:
         watch_registration(client, JOB_V3, "e1", 60, 5, Progress())
-    assert str(failure.value) == f"job 'web' version 3: deployment d1d1d1d1 failed: {why}"
+    assert str(failure.value) == (f"job 'web' version 3: deployment d1d1d1d1 failed: {why} "
+                                  '(why: alloc a1a1a1a1 web.web[0] check "ready" failure: connection refused)')
     report = failure.value.details["failed_allocations"][0]
     assert report["id"] == "a1a1a1a1" and report["summary"]["health"] == "unhealthy"
     assert report["checks"] == [{"name": "ready", "service": "web", "status": "failure", "output": "connection refused"}]
@@ -301,3 +303,42 @@ def test_a_blocked_evaluation_fails_at_once_per_group():
     with pytest.raises(RolloutFailed, match='group "web": 0 of 2 placed: resources exhausted on 1 nodes \\(cpu\\)'):
         watch_registration(client, JOB_V3, "e1", 60, 5, Progress())
     assert client.requests == ["/v1/evaluation/e1"]
+
+
+def _report(checks=(), tasks=()):
+    return [{"id": "a1a1a1a1", "summary": {"name": "web.web[0]"}, "checks": list(checks), "tasks": list(tasks)}]
+
+
+def test_the_reason_quotes_a_crash_in_an_operators_words():
+    crashed = {"task": "server", "state": "dead", "failed": True, "stderr_lines": ["panic: no config", ""],
+               "events": [{"type": "Terminated", "message": "Exit Code: 2"},
+                          {"type": "Alloc Unhealthy", "message": "Unhealthy because of failed task"}]}
+    assert first_reason(_report(tasks=[crashed])) == (
+        ' (why: alloc a1a1a1a1 web.web[0] task "server": Exit Code: 2, stderr: panic: no config)')
+    slow = {"task": "server", "state": "pending", "failed": False, "stderr_lines": [],
+            "events": [{"type": "Alloc Unhealthy", "message": "Task not running by healthy_deadline of 2s"}]}
+    assert first_reason(_report(tasks=[slow])) == (
+        ' (why: alloc a1a1a1a1 web.web[0] task "server": Task not running by healthy_deadline of 2s)')
+
+
+def test_the_reason_prefers_a_failing_check_and_stays_short():
+    check = {"name": "ready", "status": "failure", "output": "x" * 1000}
+    running = {"task": "server", "state": "running", "failed": False, "events": [{"type": "Started", "message": "ok"}]}
+    reason = first_reason(_report(checks=[check], tasks=[running]))
+    assert reason.startswith(' (why: alloc a1a1a1a1 web.web[0] check "ready" failure: xxx') and len(reason) < 400
+    unreadable = {"name": None, "status": "unknown", "output": "checks unavailable: 500"}
+    assert first_reason(_report(checks=[unreadable], tasks=[running])) == ""
+    assert first_reason([]) == ""
+
+
+def test_canary_progress_counts_the_canaries():
+    lines = []
+    judge = deployment_judge(Progress(lines.append), {"ID": "api", "Version": 2})
+    group = {"DesiredTotal": 2, "DesiredCanaries": 1, "PlacedCanaries": ["c"], "PlacedAllocs": 1, "Promoted": False}
+    judge({"ID": DEPLOYMENT, "Status": "running", "TaskGroups": {"api": dict(group, HealthyAllocs=0)}})
+    judge({"ID": DEPLOYMENT, "Status": "running", "TaskGroups": {"api": dict(group, HealthyAllocs=1)}})
+    judge({"ID": DEPLOYMENT, "Status": "failed", "TaskGroups": {"api": dict(group, HealthyAllocs=0, UnhealthyAllocs=1)}})
+    assert lines == ["job 'api' version 2: deployment d1d1d1d1 running: 1 of 1 canaries placed, 0 healthy",
+                     "job 'api' version 2: deployment d1d1d1d1 running: 1 of 1 canaries placed, 1 healthy; "
+                     "the canaries wait for a promotion",
+                     "job 'api' version 2: deployment d1d1d1d1 failed: 1 of 1 canaries placed, 0 healthy, 1 unhealthy"]
