@@ -279,10 +279,16 @@ def deployment_allocations(client, deployment_id, job):
     return client.read(f"/v1/deployment/allocations/{deployment_id}", _namespace(job)).data or []
 
 
-def unhealthy_deployment_allocations(client, deployment, job):
+def unhealthy_deployment_allocations(client, deployment, job, timed_out=False):
+    """The deployment's failed or unhealthy allocations; after a timeout also those still without a verdict
+    (what held the deployment up)."""
     allocations = deployment_allocations(client, deployment["ID"], job)
-    return [alloc for alloc in allocations if alloc.get("ClientStatus") in ("failed", "lost")
-            or ((alloc.get("DeploymentStatus") or {}).get("Healthy") is False)]
+    unhealthy = [alloc for alloc in allocations if alloc.get("ClientStatus") in ("failed", "lost")
+                 or ((alloc.get("DeploymentStatus") or {}).get("Healthy") is False)]
+    if timed_out:
+        unhealthy += [alloc for alloc in allocations if alloc not in unhealthy and not is_terminal(alloc)
+                      and (alloc.get("DeploymentStatus") or {}).get("Healthy") is None]
+    return unhealthy
 
 
 def watch_deployment(client, deployment_id, job, timeout, diagnose_lines, progress):
@@ -295,7 +301,8 @@ def watch_deployment(client, deployment_id, job, timeout, diagnose_lines, progre
         return facts
     what = (f"deployment {short_id(deployment_id)} {facts['Status']}: {facts['StatusDescription']}" if outcome.hopeless
             else f"deployment {short_id(deployment_id)} still {facts['Status']} after wait_timeout ({timeout} s)")
-    report = failure_report(client, unhealthy_deployment_allocations(client, outcome.value, job), diagnose_lines)
+    report = failure_report(client, unhealthy_deployment_allocations(client, outcome.value, job, not outcome.hopeless),
+                            diagnose_lines)
     raise RolloutFailed(f"job {job['ID']!r} version {job.get('Version')}: {what}{first_reason(report)}",
                         deployment=facts, failed_allocations=report)
 
@@ -324,7 +331,8 @@ def watch_stopped(client, job, timeout, progress):
     """Until every allocation of the job is terminal (stop) or gone (purge)."""
     def judge(allocations):
         running = [alloc for alloc in allocations if not is_terminal(alloc)]
-        progress(f"job {job['ID']!r} stopping: {len(allocations) - len(running)} of {len(allocations)} allocation(s) terminal")
+        progress(f"job {job['ID']!r} stopping: {len(allocations) - len(running)} of {len(allocations)} allocation(s) terminal"
+                 if allocations else f"job {job['ID']!r}: no allocation left")
         return Verdict(met=not running)
 
     outcome = wait_until(job_allocations_reader(client, job), judge, timeout)

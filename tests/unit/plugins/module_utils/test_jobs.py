@@ -342,3 +342,15 @@ def test_canary_progress_counts_the_canaries():
                      "job 'api' version 2: deployment d1d1d1d1 running: 1 of 1 canaries placed, 1 healthy; "
                      "the canaries wait for a promotion",
                      "job 'api' version 2: deployment d1d1d1d1 failed: 1 of 1 canaries placed, 0 healthy, 1 unhealthy"]
+
+
+def test_a_timeout_reports_the_allocations_without_a_verdict():
+    pending = dict(UNHEALTHY, DeploymentStatus=None)
+    client = _client_for([_deployment("running")])
+    client.answers[f"/v1/deployment/allocations/{DEPLOYMENT}"] = [[pending]]
+    client.answers[f"/v1/allocation/{UNHEALTHY['ID']}"] = [pending]
+    with pytest.raises(RolloutFailed) as failure:
+        watch_registration(client, JOB_V3, "e1", 0, 5, Progress())
+    assert str(failure.value) == ("job 'web' version 3: deployment d1d1d1d1 still running after wait_timeout (0 s) "
+                                  '(why: alloc a1a1a1a1 web.web[0] check "ready" failure: connection refused)')
+    assert [entry["id"] for entry in failure.value.details["failed_allocations"]] == ["a1a1a1a1"]
