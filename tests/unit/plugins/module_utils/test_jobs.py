@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -354,3 +357,13 @@ def test_a_timeout_reports_the_allocations_without_a_verdict():
     assert str(failure.value) == ("job 'web' version 3: deployment d1d1d1d1 still running after wait_timeout (0 s) "
                                   '(why: alloc a1a1a1a1 web.web[0] check "ready" failure: connection refused)')
     assert [entry["id"] for entry in failure.value.details["failed_allocations"]] == ["a1a1a1a1"]
+
+
+def test_importing_the_jobs_code_does_not_load_pygohcl():
+    """Ansible's main process imports the action's code and then forks a worker per task; a worker forked from a
+    process that loaded pygohcl (Go's runtime) can hang for good in its first call into it."""
+    root = Path(_jobs.__file__).resolve().parents[5]  # the directory holding ansible_collections/
+    code = ("import sys; import ansible_collections.nomadops.nomad.plugins.module_utils._jobs as jobs; "
+            "assert jobs.HAS_PYGOHCL; print('pygohcl' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.strip() == "False", loaded.stderr
