@@ -186,9 +186,10 @@ def assert_waited_with_blocking_queries(run):
     assert [entry["client_status"] for entry in deployed["summary"]] == ["running", "running"]
     log = run.task("request log")["json"]
     reads = f"GET /v1/deployment/{deployment['ID']}"
-    # One plain read, then one blocking query per change of the deployment (creation, two placements, two health
-    # verdicts, success): a loop that polled would read it hundreds of times over two min_healthy_time periods.
-    assert log["blocking"][reads] == log["counts"][reads] - 1 and log["counts"][reads] <= 8, log
+    # One plain read, then one blocking query per change of the deployment (at most two placements, two health
+    # verdicts and the success; Nomad's index often covers several): a loop that polled would read it dozens of
+    # times over the two min_healthy_time periods of the rollout.
+    assert log["blocking"][reads] == log["counts"][reads] - 1 and log["counts"][reads] <= 10, log
     evaluation = f"GET /v1/evaluation/{deployed['eval_id']}"
     assert log["counts"][evaluation] - log["blocking"].get(evaluation, 0) == 1, log
     assert "GET /v1/job/web/allocations" not in log["counts"], log  # a deployment is watched, not the allocations
