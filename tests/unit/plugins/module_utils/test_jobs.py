@@ -39,6 +39,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import (
     requires_promotion,
     version_judge,
     watch_registration,
+    watch_stopped,
 )
 
 # The example of reference §3.4: count 1 -> 3 and an image change.
@@ -367,3 +368,15 @@ def test_importing_the_jobs_code_does_not_load_pygohcl():
             "assert jobs.HAS_PYGOHCL; print('pygohcl' in sys.modules)")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=60)
     assert loaded.stdout.strip() == "False", loaded.stderr
+
+
+def test_a_stop_is_watched_until_every_allocation_is_terminal():
+    lines = []
+    running = {"ID": "r1", "ClientStatus": "running", "DesiredStatus": "stop"}
+    client = ScriptedClient({"/v1/job/web/allocations": [[running, _alloc(0, "complete", False)],
+                                                         [dict(running, ClientStatus="complete"), _alloc(0, "complete", False)]]})
+    watch_stopped(client, JOB_V3, 60, Progress(lines.append))
+    assert lines == ["job 'web' stopping: 1 of 2 allocation(s) terminal", "job 'web' stopping: 2 of 2 allocation(s) terminal"]
+    purged = []
+    watch_stopped(ScriptedClient({"/v1/job/web/allocations": [[]]}), JOB_V3, 60, Progress(purged.append))
+    assert purged == ["job 'web': no allocation left"]
