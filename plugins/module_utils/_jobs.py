@@ -12,6 +12,8 @@ refusals are restored here (reference nomad-jobs-behaviour.md §1.2, §1.3, §9)
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import math
 import re
@@ -22,13 +24,10 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import Noma
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
 
-try:
-    import pygohcl
-
-    HAS_PYGOHCL = True
-except ImportError:  # an optional controller requirement: see variables_needing_pygohcl()
-    pygohcl = None
-    HAS_PYGOHCL = False
+# pygohcl is an optional controller requirement (see variables_needing_pygohcl()), imported only where it is
+# used: loading it starts Go's runtime with its threads, and a process forked from one that has it (Ansible's
+# main process forks a worker per task) hangs for good on its first call into pygohcl.
+HAS_PYGOHCL = importlib.util.find_spec("pygohcl") is not None
 
 JOB_ARGUMENT_SPEC = dict(
     state=dict(type="str", default="present", choices=["present", "absent"]),
@@ -139,6 +138,7 @@ def values_of_variable_file(text, name):
     """The variable values of an HCL variable file (`name = value` lines), read with pygohcl."""
     if not HAS_PYGOHCL:
         raise JobSpecError(PYGOHCL_MISSING)
+    pygohcl = importlib.import_module("pygohcl")
     try:
         values = pygohcl.loads(text)
     except (pygohcl.HCLParseError, pygohcl.HCLInternalError, pygohcl.ValidationError) as error:
@@ -150,6 +150,7 @@ def values_of_variable_file(text, name):
 
 def declared_variables(text, source_name):
     """Names the HCL2 job file declares (`variable "x" {}` blocks and `variables {}` attributes)."""
+    pygohcl = importlib.import_module("pygohcl")
     try:
         body = pygohcl.loads(text)
     except (pygohcl.HCLParseError, pygohcl.HCLInternalError, pygohcl.ValidationError) as error:

@@ -183,13 +183,50 @@ def watch_allocations(client, job, timeout, diagnose_lines, progress):
                         failed_allocations=report)
 
 
+REASON_CHARS = 300  # the reason quoted in the one-line message; the whole story is in failed_allocations
+RESTATING_EVENT = "Alloc Unhealthy"  # "Unhealthy because of failed task" only restates the event before it
+
+
 def first_reason(report):
-    """`: <alloc> task <t>: <last event>` of the first failed allocation, to make the message self-contained."""
+    """` (why: alloc <id> <name> ...)`: what went wrong in the first reported allocation, in the words an operator
+    reads in `nomad alloc status`: a failing check with its output, else a task's telling event with its last
+    stderr line. Empty when the report holds nothing that says why."""
     for entry in report:
-        for task in entry.get("tasks") or []:
-            if task.get("failed") and task.get("events"):
-                return f" ({entry['id']} task {task['task']}: {task['events'][-1]['message']})"
+        reason = check_reason(entry) or task_reason(entry)
+        if reason:
+            name = (entry.get("summary") or {}).get("name")
+            where = f"alloc {entry['id']}" + (f" {name}" if name else "")
+            return f" (why: {where} {one_line(reason, REASON_CHARS)})"
     return ""
+
+
+def check_reason(entry):
+    for check in entry.get("checks") or []:
+        if check.get("name") is None:  # the checks could not be read: no reason to quote
+            continue
+        output = check.get("output")
+        return f'check "{check.get("name")}" {check.get("status")}' + (f": {output}" if output else "")
+    return None
+
+
+def telling_event(task):
+    """The last event that says something: for a dead task the one before the health verdict that restates it."""
+    events = task.get("events") or []
+    if task.get("failed") or task.get("state") == "dead":
+        events = [event for event in events if event.get("type") != RESTATING_EVENT] or events
+    return events[-1]["message"] if events else None
+
+
+def task_reason(entry):
+    for task in entry.get("tasks") or []:
+        if not (task.get("failed") or task.get("state") != "running"):
+            continue
+        event = telling_event(task)
+        stderr = [line for line in task.get("stderr_lines") or [] if line.strip()]
+        parts = [part for part in (event, f"stderr: {stderr[-1]}" if stderr else None) if part]
+        if parts:
+            return f'task "{task["task"]}": ' + ", ".join(parts)
+    return None
 
 
 # --------------------------------------------------------------------------------------------- deployments
@@ -213,14 +250,24 @@ def requires_promotion(deployment):
                                  and (state.get("HealthyAllocs") or 0) >= state["DesiredCanaries"] for state in waiting)
 
 
+def deployment_counts(facts):
+    """`2 of 2 placed, 1 healthy, 1 unhealthy`; while canaries wait: `1 of 1 canaries placed, 1 healthy`."""
+    groups = facts["groups"].values()
+    canary_phase = any(group["canaries"] and not group["promoted"] for group in groups)
+    placed, healthy, unhealthy = (sum(group[key] or 0 for group in groups) for key in ("placed", "healthy", "unhealthy"))
+    if canary_phase:
+        wanted = f"{sum(group['canaries'] or 0 for group in groups)} canaries"
+    else:
+        wanted = str(sum(group["desired"] or 0 for group in groups))
+    text = f"{placed} of {wanted} placed, {healthy} healthy" + (f", {unhealthy} unhealthy" if unhealthy else "")
+    return text + ("; the canaries wait for a promotion" if facts["requires_promotion"] else "")
+
+
 def deployment_judge(progress, job):
     def judge(deployment):
         facts = deployment_facts(deployment)
-        healthy = sum(group["healthy"] or 0 for group in facts["groups"].values())
-        placed = sum(group["placed"] or 0 for group in facts["groups"].values())
-        desired = sum(group["desired"] or 0 for group in facts["groups"].values())
         progress(f"job {job['ID']!r} version {job.get('Version')}: deployment {short_id(facts['ID'])} {facts['Status']}: "
-                 f"{placed} of {desired} placed, {healthy} healthy")
+                 f"{deployment_counts(facts)}")
         if facts["Status"] == DEPLOYMENT_SUCCESS or facts["requires_promotion"]:
             return Verdict(met=True)
         return Verdict(hopeless=facts["Status"] in DEPLOYMENT_FAILURES)
@@ -232,10 +279,16 @@ def deployment_allocations(client, deployment_id, job):
     return client.read(f"/v1/deployment/allocations/{deployment_id}", _namespace(job)).data or []
 
 
-def unhealthy_deployment_allocations(client, deployment, job):
+def unhealthy_deployment_allocations(client, deployment, job, timed_out=False):
+    """The deployment's failed or unhealthy allocations; after a timeout also those still without a verdict
+    (what held the deployment up)."""
     allocations = deployment_allocations(client, deployment["ID"], job)
-    return [alloc for alloc in allocations if alloc.get("ClientStatus") in ("failed", "lost")
-            or ((alloc.get("DeploymentStatus") or {}).get("Healthy") is False)]
+    unhealthy = [alloc for alloc in allocations if alloc.get("ClientStatus") in ("failed", "lost")
+                 or ((alloc.get("DeploymentStatus") or {}).get("Healthy") is False)]
+    if timed_out:
+        unhealthy += [alloc for alloc in allocations if alloc not in unhealthy and not is_terminal(alloc)
+                      and (alloc.get("DeploymentStatus") or {}).get("Healthy") is None]
+    return unhealthy
 
 
 def watch_deployment(client, deployment_id, job, timeout, diagnose_lines, progress):
@@ -248,8 +301,10 @@ def watch_deployment(client, deployment_id, job, timeout, diagnose_lines, progre
         return facts
     what = (f"deployment {short_id(deployment_id)} {facts['Status']}: {facts['StatusDescription']}" if outcome.hopeless
             else f"deployment {short_id(deployment_id)} still {facts['Status']} after wait_timeout ({timeout} s)")
-    report = failure_report(client, unhealthy_deployment_allocations(client, outcome.value, job), diagnose_lines)
-    raise RolloutFailed(f"job {job['ID']!r} version {job.get('Version')}: {what}", deployment=facts, failed_allocations=report)
+    report = failure_report(client, unhealthy_deployment_allocations(client, outcome.value, job, not outcome.hopeless),
+                            diagnose_lines)
+    raise RolloutFailed(f"job {job['ID']!r} version {job.get('Version')}: {what}{first_reason(report)}",
+                        deployment=facts, failed_allocations=report)
 
 
 # --------------------------------------------------------------------------------------------- entry points
@@ -276,7 +331,8 @@ def watch_stopped(client, job, timeout, progress):
     """Until every allocation of the job is terminal (stop) or gone (purge)."""
     def judge(allocations):
         running = [alloc for alloc in allocations if not is_terminal(alloc)]
-        progress(f"job {job['ID']!r}: {len(running)} allocation(s) not terminal yet")
+        progress(f"job {job['ID']!r} stopping: {len(allocations) - len(running)} of {len(allocations)} allocation(s) terminal"
+                 if allocations else f"job {job['ID']!r}: no allocation left")
         return Verdict(met=not running)
 
     outcome = wait_until(job_allocations_reader(client, job), judge, timeout)

@@ -39,9 +39,15 @@ description:
     (a blocked evaluation) fails at once with Nomad's reasons per group, for example
     C(group "cache": 0 of 3 placed: resources exhausted on 3 nodes (memory)). A failed or cancelled deployment
     (also when Nomad rolled back with C(auto_revert)) fails naming job, version, deployment and Nomad's
-    StatusDescription. Canaries that need a manual promotion are waited for until all are placed and healthy,
-    then the task succeeds (changed) with RV(deployment.requires_promotion=true).
-  - At C(-v) one line is printed per change of the rollout (placed, running, healthy counts).
+    StatusDescription, followed by why in the words of C(nomad alloc status) - the first failing check with its
+    output, or the task's exit with its last stderr line - for example
+    C(job 'web' version 10: deployment df2cc5fd failed: Failed due to unhealthy allocations - rolling back to job
+    version 9 (why: alloc dc095913 web.app[0] task "server": Exit Code: 2, stderr: panic: config key database.url
+    missing)); RV(failed_allocations) holds the whole report. Canaries that need a manual promotion are waited
+    for until all are placed and healthy, then the task succeeds (changed) with
+    RV(deployment.requires_promotion=true); an unhealthy canary fails the task like any unhealthy allocation.
+  - At C(-v) one line is printed per change of the rollout (placed, running, healthy counts; canaries while they
+    wait for a promotion), and with O(state=absent) per change of the count of terminal allocations.
 author:
   - nomadops.nomad developers (@nomadops)
 options:
@@ -131,6 +137,14 @@ notes:
   - A job's namespace is the spec's C(namespace) when it has one, else O(namespace); both set and different is refused.
   - C(nomad job run) would read files referenced by C(file()) on the machine it runs on; the Nomad server refuses
     file functions, so render such content on the controller (see the examples).
+  - This action runs in the controller's C(ansible-playbook) process, so the C(NOMAD_*) fallbacks of the connection
+    options (C(NOMAD_ADDR), C(NOMAD_TOKEN), ...) are read from the controller's environment. The task keyword
+    C(environment) only reaches modules that run as a separate process and does not reach this action (nor the
+    other controller-side actions M(nomadops.nomad.nomad_alloc_exec), M(nomadops.nomad.nomad_alloc_fetch),
+    M(nomadops.nomad.nomad_job_scale) and M(nomadops.nomad.nomad_node)) - set the options on the task, with
+    C(module_defaults) (C(group/nomadops.nomad.nomad)) or with the C(ansible_nomad_<option>) variables instead.
+  - Waiting reads the evaluation and then the deployment (or, without one, the job's allocations) with Nomad's
+    blocking queries - one request per change of what is watched, no polling.
 seealso:
   - module: nomadops.nomad.nomad_job_info
   - name: Jobs HTTP API
@@ -139,6 +153,7 @@ seealso:
 """
 
 EXAMPLES = r"""
+# In roles/web/tasks/main.yml: src and variable_files are found in roles/web/files/ (or templates/)
 - name: Deploy the role's files/web.nomad.hcl with variables and a variable file
   nomadops.nomad.nomad_job:
     src: web.nomad.hcl
@@ -171,6 +186,63 @@ EXAMPLES = r"""
       app_conf: "{{ lookup('ansible.builtin.template', 'app.conf.j2') }}"
   # web.nomad.hcl declares: variable "app_conf" { type = string }
   # and uses it in a template block: data = var.app_conf
+
+- name: Deploy and show why the rollout failed
+  nomadops.nomad.nomad_job:
+    src: web.nomad.hcl
+    variables:
+      version: "10"
+  register: rollout
+  ignore_errors: true
+# A real result (a new version whose task exits at start; the group's update block has auto_revert = true):
+#   msg: >-
+#     job 'web' version 10: deployment df2cc5fd failed: Failed due to unhealthy allocations - rolling back to job
+#     version 9 (why: alloc dc095913 web.app[0] task "server": Exit Code: 2, stderr: panic: config key database.url missing)
+#   deployment: {ID: df2cc5fd-25da-455f-8e02-da38f9e3c4b0, Status: failed, requires_promotion: false,
+#                StatusDescription: Failed due to unhealthy allocations - rolling back to job version 9,
+#                groups: {app: {desired: 2, placed: 1, healthy: 0, unhealthy: 1, canaries: 0, promoted: false}}}
+#   failed_allocations:
+#     - id: dc095913
+#       summary: {name: web.app[0], node: node-1, client_status: failed, health: unhealthy, ...}
+#       checks: []
+#       tasks:
+#         - task: server
+#           state: dead
+#           failed: true
+#           events:
+#             - {type: Started, message: Task started by client, time: "2026-12-07T17:01:46Z"}
+#             - {type: Terminated, message: "Exit Code: 2", time: "2026-12-07T17:01:46Z"}
+#             - {type: Alloc Unhealthy, message: Unhealthy because of failed task, time: "2026-12-07T17:01:46Z"}
+#           stderr_lines: ["panic: config key database.url missing"]
+#           stdout_lines: ["starting v3"]
+
+- name: Deploy a new version as canaries; the task returns once they are placed and healthy
+  nomadops.nomad.nomad_job:
+    src: web.nomad.hcl   # its group's update block has canary = 1 and no auto_promote
+    variables:
+      version: "11"
+  register: canary
+
+- name: Look at the canaries before promoting them
+  nomadops.nomad.nomad_alloc_info:
+    job: web
+    checks: true
+  when: canary.deployment.requires_promotion
+
+- name: Promote the canaries and wait until the rollout is done
+  nomadops.nomad.nomad_deployment:
+    id: "{{ canary.deployment.ID }}"
+    state: promoted
+    wait: true
+  when: canary.deployment.requires_promotion
+
+- name: Connection options for the play - module_defaults reach this controller-side action, environment does not
+  nomadops.nomad.nomad_job:
+    src: web.nomad.hcl
+  module_defaults:
+    group/nomadops.nomad.nomad:
+      address: https://nomad.example.com:4646
+      token: "{{ vault_nomad_token }}"
 
 - name: Register a job from JSON, as nomad job inspect prints it, keeping counts set by nomad job scale
   nomadops.nomad.nomad_job:
@@ -257,7 +329,7 @@ deployment:
       description: Nomad's description of the status.
       type: str
     requires_promotion:
-      description: Canaries are placed and healthy and wait for a promotion (promote them with the deployments API or C(nomad deployment promote)).
+      description: Canaries are placed and healthy and wait for a promotion (promote them with M(nomadops.nomad.nomad_deployment) and V(state=promoted)).
       type: bool
     groups:
       description: Per group C(desired), C(placed), C(healthy), C(unhealthy), C(canaries), C(promoted).
@@ -272,9 +344,25 @@ failed_allocations:
     - When the rollout failed - per failed or unhealthy allocation of the new version (at most 5) its C(summary), C(id), failing
       C(checks) (name, service, status, output) and C(tasks) (task, state, failed, the last 3 C(events), and for failing tasks
       C(stderr_lines) and C(stdout_lines), the last O(diagnose_lines) lines, at most 8 KiB each).
+    - When O(wait_timeout) passed first, the allocations of the deployment that had no health verdict yet are reported
+      too (what held the rollout up).
   returned: failure
   type: list
   elements: dict
+  sample:
+    - id: dc095913
+      summary: {"id": "dc095913", "name": "web.app[0]", "node": "node-1", "client_status": "failed",
+                "desired_status": "run", "health": "unhealthy", "modified": "2026-12-07T17:01:46Z", "tasks": []}
+      checks: []
+      tasks:
+        - task: server
+          state: dead
+          failed: true
+          events:
+            - {"type": "Terminated", "message": "Exit Code: 2", "time": "2026-12-07T17:01:46Z"}
+            - {"type": "Alloc Unhealthy", "message": "Unhealthy because of failed task", "time": "2026-12-07T17:01:46Z"}
+          stderr_lines: ["panic: config key database.url missing"]
+          stdout_lines: ["starting v3"]
 diff:
   description: With C(--diff), C(prepared) holds the plan as C(nomad job plan) prints it.
   returned: state=present and diff mode

@@ -464,11 +464,13 @@ async def control_clear_faults(request) -> web.Response:
 
 
 async def control_requests(request) -> web.Response:
-    return web.json_response({"counts": dict(request.app[EMULATOR_KEY].request_counts)})
+    emulator: Emulator = request.app[EMULATOR_KEY]
+    return web.json_response({"counts": dict(emulator.request_counts), "blocking": dict(emulator.blocking_counts)})
 
 
 async def control_reset_requests(request) -> web.Response:
     request.app[EMULATOR_KEY].request_counts.clear()
+    request.app[EMULATOR_KEY].blocking_counts.clear()
     return web.json_response({})
 
 
@@ -499,7 +501,7 @@ async def faults_middleware(request, handler):
     emulator: Emulator = request.app[EMULATOR_KEY]
     route = request.match_info.route
     if getattr(route, "name", None) != EXEC_ROUTE_NAME:
-        emulator.record_request(request.method, request.path)
+        emulator.record_request(request.method, request.path, blocking=bool(request.query.get("index")))
     rule = emulator.faults.take(None, request.method, request.path)
     if rule is None:
         return await handler(request)

@@ -287,6 +287,7 @@ class Emulator:
         }
         self.faults = Faults()
         self.request_counts: dict = {}
+        self.blocking_counts: dict = {}  # the part of request_counts that were blocking queries (`index=`)
         self.index = 1
         self.allocs_index = 1
         self.services_index = 1
@@ -429,9 +430,11 @@ class Emulator:
         return self.resolve_token(self.token_of(request))
 
     # --- misc ------------------------------------------------------------------------------------
-    def record_request(self, method: str, path: str) -> None:
+    def record_request(self, method: str, path: str, blocking: bool = False) -> None:
         key = f"{method} {path}"
         self.request_counts[key] = self.request_counts.get(key, 0) + 1
+        if blocking:
+            self.blocking_counts[key] = self.blocking_counts.get(key, 0) + 1
 
     def ensure_task_dir(self, alloc: Allocation, task: Task) -> str:
         if not task.task_dir:

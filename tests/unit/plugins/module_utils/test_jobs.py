@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,10 +34,12 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import (
     Progress,
     RolloutFailed,
     deployment_judge,
+    first_reason,
     placement_failure,
     requires_promotion,
     version_judge,
     watch_registration,
+    watch_stopped,
 )
 
 # The example of reference §3.4: count 1 -> 3 and an image change.
@@ -286,7 +291,8 @@ def test_a_failed_deployment_names_job_version_deployment_and_nomads_reason_with
     client = _client_for([_deployment("running"), _deployment("failed", why)])
     with pytest.raises(RolloutFailed) as failure:
         watch_registration(client, JOB_V3, "e1", 60, 5, Progress())
-    assert str(failure.value) == f"job 'web' version 3: deployment d1d1d1d1 failed: {why}"
+    assert str(failure.value) == (f"job 'web' version 3: deployment d1d1d1d1 failed: {why} "
+                                  '(why: alloc a1a1a1a1 web.web[0] check "ready" failure: connection refused)')
     report = failure.value.details["failed_allocations"][0]
     assert report["id"] == "a1a1a1a1" and report["summary"]["health"] == "unhealthy"
     assert report["checks"] == [{"name": "ready", "service": "web", "status": "failure", "output": "connection refused"}]
@@ -301,3 +307,76 @@ def test_a_blocked_evaluation_fails_at_once_per_group():
     with pytest.raises(RolloutFailed, match='group "web": 0 of 2 placed: resources exhausted on 1 nodes \\(cpu\\)'):
         watch_registration(client, JOB_V3, "e1", 60, 5, Progress())
     assert client.requests == ["/v1/evaluation/e1"]
+
+
+def _report(checks=(), tasks=()):
+    return [{"id": "a1a1a1a1", "summary": {"name": "web.web[0]"}, "checks": list(checks), "tasks": list(tasks)}]
+
+
+def test_the_reason_quotes_a_crash_in_an_operators_words():
+    crashed = {"task": "server", "state": "dead", "failed": True, "stderr_lines": ["panic: no config", ""],
+               "events": [{"type": "Terminated", "message": "Exit Code: 2"},
+                          {"type": "Alloc Unhealthy", "message": "Unhealthy because of failed task"}]}
+    assert first_reason(_report(tasks=[crashed])) == (
+        ' (why: alloc a1a1a1a1 web.web[0] task "server": Exit Code: 2, stderr: panic: no config)')
+    slow = {"task": "server", "state": "pending", "failed": False, "stderr_lines": [],
+            "events": [{"type": "Alloc Unhealthy", "message": "Task not running by healthy_deadline of 2s"}]}
+    assert first_reason(_report(tasks=[slow])) == (
+        ' (why: alloc a1a1a1a1 web.web[0] task "server": Task not running by healthy_deadline of 2s)')
+
+
+def test_the_reason_prefers_a_failing_check_and_stays_short():
+    check = {"name": "ready", "status": "failure", "output": "x" * 1000}
+    running = {"task": "server", "state": "running", "failed": False, "events": [{"type": "Started", "message": "ok"}]}
+    reason = first_reason(_report(checks=[check], tasks=[running]))
+    assert reason.startswith(' (why: alloc a1a1a1a1 web.web[0] check "ready" failure: xxx') and len(reason) < 400
+    unreadable = {"name": None, "status": "unknown", "output": "checks unavailable: 500"}
+    assert first_reason(_report(checks=[unreadable], tasks=[running])) == ""
+    assert first_reason([]) == ""
+
+
+def test_canary_progress_counts_the_canaries():
+    lines = []
+    judge = deployment_judge(Progress(lines.append), {"ID": "api", "Version": 2})
+    group = {"DesiredTotal": 2, "DesiredCanaries": 1, "PlacedCanaries": ["c"], "PlacedAllocs": 1, "Promoted": False}
+    judge({"ID": DEPLOYMENT, "Status": "running", "TaskGroups": {"api": dict(group, HealthyAllocs=0)}})
+    judge({"ID": DEPLOYMENT, "Status": "running", "TaskGroups": {"api": dict(group, HealthyAllocs=1)}})
+    judge({"ID": DEPLOYMENT, "Status": "failed", "TaskGroups": {"api": dict(group, HealthyAllocs=0, UnhealthyAllocs=1)}})
+    assert lines == ["job 'api' version 2: deployment d1d1d1d1 running: 1 of 1 canaries placed, 0 healthy",
+                     "job 'api' version 2: deployment d1d1d1d1 running: 1 of 1 canaries placed, 1 healthy; "
+                     "the canaries wait for a promotion",
+                     "job 'api' version 2: deployment d1d1d1d1 failed: 1 of 1 canaries placed, 0 healthy, 1 unhealthy"]
+
+
+def test_a_timeout_reports_the_allocations_without_a_verdict():
+    pending = dict(UNHEALTHY, DeploymentStatus=None)
+    client = _client_for([_deployment("running")])
+    client.answers[f"/v1/deployment/allocations/{DEPLOYMENT}"] = [[pending]]
+    client.answers[f"/v1/allocation/{UNHEALTHY['ID']}"] = [pending]
+    with pytest.raises(RolloutFailed) as failure:
+        watch_registration(client, JOB_V3, "e1", 0, 5, Progress())
+    assert str(failure.value) == ("job 'web' version 3: deployment d1d1d1d1 still running after wait_timeout (0 s) "
+                                  '(why: alloc a1a1a1a1 web.web[0] check "ready" failure: connection refused)')
+    assert [entry["id"] for entry in failure.value.details["failed_allocations"]] == ["a1a1a1a1"]
+
+
+def test_importing_the_jobs_code_does_not_load_pygohcl():
+    """Ansible's main process imports the action's code and then forks a worker per task; a worker forked from a
+    process that loaded pygohcl (Go's runtime) can hang for good in its first call into it."""
+    root = Path(_jobs.__file__).resolve().parents[5]  # the directory holding ansible_collections/
+    code = ("import sys; import ansible_collections.nomadops.nomad.plugins.module_utils._jobs as jobs; "
+            "assert jobs.HAS_PYGOHCL; print('pygohcl' in sys.modules)")
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.strip() == "False", loaded.stderr
+
+
+def test_a_stop_is_watched_until_every_allocation_is_terminal():
+    lines = []
+    running = {"ID": "r1", "ClientStatus": "running", "DesiredStatus": "stop"}
+    client = ScriptedClient({"/v1/job/web/allocations": [[running, _alloc(0, "complete", False)],
+                                                         [dict(running, ClientStatus="complete"), _alloc(0, "complete", False)]]})
+    watch_stopped(client, JOB_V3, 60, Progress(lines.append))
+    assert lines == ["job 'web' stopping: 1 of 2 allocation(s) terminal", "job 'web' stopping: 2 of 2 allocation(s) terminal"]
+    purged = []
+    watch_stopped(ScriptedClient({"/v1/job/web/allocations": [[]]}), JOB_V3, 60, Progress(purged.append))
+    assert purged == ["job 'web': no allocation left"]
