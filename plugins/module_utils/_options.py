@@ -98,6 +98,23 @@ def fallback_variables(argument_spec):
 CONNECTION_ENV_VARIABLES = fallback_variables(CONNECTION_ARGUMENT_SPEC)
 
 
+def connection_values_from_environment(environment):
+    """The connection options that the ``NOMAD_*`` variables of ``environment`` (a mapping) set, read as the
+    spec's fallbacks read the process environment: for actions that run on the controller, where a task's
+    ``environment:`` keyword never reaches ``os.environ``."""
+    values = {}
+    for name, option in CONNECTION_ARGUMENT_SPEC.items():
+        fallback = option.get("fallback") or (None,)
+        if fallback[0] is env_fallback:
+            found = [environment[variable] for variable in fallback[1] if variable in environment]
+            if found:
+                values[name] = found[0]
+    skip_verify = parse_go_bool(str(environment.get(SKIP_VERIFY_VARIABLE, "")))
+    if skip_verify is not None:
+        values["validate_certs"] = not skip_verify
+    return values
+
+
 @dataclass(frozen=True)
 class ConnectionOptions:
     """Resolved connection settings.  Secrets are kept out of repr()."""

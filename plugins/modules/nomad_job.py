@@ -137,12 +137,9 @@ notes:
   - A job's namespace is the spec's C(namespace) when it has one, else O(namespace); both set and different is refused.
   - C(nomad job run) would read files referenced by C(file()) on the machine it runs on; the Nomad server refuses
     file functions, so render such content on the controller (see the examples).
-  - This action runs in the controller's C(ansible-playbook) process, so the C(NOMAD_*) fallbacks of the connection
-    options (C(NOMAD_ADDR), C(NOMAD_TOKEN), ...) are read from the controller's environment. The task keyword
-    C(environment) only reaches modules that run as a separate process and does not reach this action (nor the
-    other controller-side actions M(nomadops.nomad.nomad_alloc_exec), M(nomadops.nomad.nomad_alloc_fetch),
-    M(nomadops.nomad.nomad_job_scale) and M(nomadops.nomad.nomad_node)) - set the options on the task, with
-    C(module_defaults) (C(group/nomadops.nomad.nomad)) or with the C(ansible_nomad_<option>) variables instead.
+  - This action runs in the controller's C(ansible-playbook) process. The C(NOMAD_*) variables of the task's (or
+    play's) C(environment) keyword are read as a module would read them, below the task options, C(module_defaults)
+    and the C(ansible_nomad_<option>) variables; then the C(NOMAD_*) variables of the controller's own environment.
   - Waiting reads the evaluation and then the deployment (or, without one, the job's allocations) with Nomad's
     blocking queries - one request per change of what is watched, no polling.
 seealso:
@@ -236,7 +233,7 @@ EXAMPLES = r"""
     wait: true
   when: canary.deployment.requires_promotion
 
-- name: Connection options for the play - module_defaults reach this controller-side action, environment does not
+- name: Connection options for the play, with module_defaults
   nomadops.nomad.nomad_job:
     src: web.nomad.hcl
   module_defaults:

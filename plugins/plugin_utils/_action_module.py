@@ -12,7 +12,8 @@ removed from everything returned; `exit_json`/`fail_json`/`warn` end the run lik
 
 Connection options the task does not set come from the play (``ansible_nomad_*`` variables, then the
 ``[nomadops_nomad]`` ini section) through ``plugin_utils/_options.py``, the same adapter every plugin kind uses,
-before the ``NOMAD_*`` fallbacks of the argument spec apply.
+then from the ``NOMAD_*`` variables of the task's ``environment:`` keyword (as a module would read them on the
+host it runs on), before the ``NOMAD_*`` fallbacks of the argument spec read the controller's environment.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import fail
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
     NomadOptionError,
+    connection_values_from_environment,
     secrets_in_params,
     unknown_option_names,
     unknown_options_message,
@@ -130,14 +132,28 @@ class ModuleLikeActionBase(ActionBase, metaclass=abc.ABCMeta):
     def argument_spec(self) -> ArgumentSpec:
         """The argument spec and its constraints."""
 
+    def takes_connection_options(self) -> bool:
+        return set(CONNECTION_ARGUMENT_SPEC) <= set(self.argument_spec().argument_spec)
+
     def option_values_from_play(self, task_vars: dict) -> dict:
         """Option values from Ansible variables / ini, below the task arguments and above the environment.
 
         The connection options, when the argument spec has them; override to add others.
         """
-        if not set(CONNECTION_ARGUMENT_SPEC) <= set(self.argument_spec().argument_spec):
+        if not self.takes_connection_options():
             return {}
         return play_connection_values(self, task_vars, skip=self._task.args)
+
+    def option_values_from_task_environment(self) -> dict:
+        """Connection options from the ``NOMAD_*`` entries of the task's ``environment:`` (templated by
+        ansible-core's post-validation: a dict, or a list of dicts on older paths), below the play's values."""
+        if not self.takes_connection_options():
+            return {}
+        environments = self._task.environment or {}
+        merged: dict = {}
+        for environment in environments if isinstance(environments, list) else [environments]:
+            merged.update(environment or {})
+        return connection_values_from_environment(merged)
 
     @abc.abstractmethod
     def run_module(self, module: ActionModuleContext, task_vars: dict) -> t.NoReturn:
@@ -148,7 +164,8 @@ class ModuleLikeActionBase(ActionBase, metaclass=abc.ABCMeta):
         del tmp
         try:
             try:
-                arguments = self.option_values_from_play(task_vars or {})
+                arguments = self.option_values_from_task_environment()
+                arguments.update(self.option_values_from_play(task_vars or {}))
             except NomadOptionError as error:
                 raise _ModuleExit(dict(failed=True, **failure_fields(error))) from None
             arguments.update(self._task.args)

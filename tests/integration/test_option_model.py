@@ -119,3 +119,22 @@ def test_a_token_from_a_play_variable_is_never_printed_at_vvvv(start_emulator, a
     assert run.task("info")["count"] >= 1 and run.task("exec")["stdout"] == "ok"
     assert MANAGEMENT_TOKEN not in run.output
     assert MANAGEMENT_TOKEN.replace("-", "") not in run.output
+
+
+def test_the_task_environment_reaches_controller_side_actions_below_play_variables(start_emulator, ansible_runner):
+    """The exec action reads NOMAD_* of `environment:` as a module would. (A module's own environment is printed by
+    ansible-core at -vvv with its command line, which is why the info task gets the token from variables.)"""
+    acl = start_emulator("acl.yml")
+    nomad_env = {"NOMAD_ADDR": acl.address, "NOMAD_TOKEN": "{{ nomad_token }}"}
+    run = ansible_runner.playbook(play(
+        {"name": "info", INFO: {"job": "web"}, "register": "info",
+         "vars": {"ansible_nomad_address": acl.address, "ansible_nomad_token": "{{ nomad_token }}"}},
+        {"name": "exec", EXEC: {"id": "{{ info.allocations[0].ID }}", "task": "server", "command": "echo env"},
+         "environment": nomad_env},
+        {"name": "variable wins", EXEC: {"id": "{{ info.allocations[0].ID }}", "command": "echo never"},
+         "environment": nomad_env, "vars": {"ansible_nomad_address": closed_address()}, "ignore_errors": True},
+        vars={"nomad_token": MANAGEMENT_TOKEN},
+    ), verbosity=4, env={"NOMAD_ADDR": closed_address()}).assert_ok()
+    assert run.task("info")["count"] >= 1 and run.task("exec")["stdout"] == "env"
+    assert run.task("variable wins")["_status"] == "ignored"
+    assert MANAGEMENT_TOKEN not in run.output and MANAGEMENT_TOKEN.replace("-", "") not in run.output
