@@ -12,6 +12,7 @@ refusals are restored here (reference nomad-jobs-behaviour.md §1.2, §1.3, §9)
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import json
@@ -168,11 +169,29 @@ def _as_list(value):
 
 
 def refuse_undeclared_variables(request, text):
-    undeclared = sorted(set(request.variables) - declared_variables(text, request.source_name))
+    declared = declared_variables(text, request.source_name)
+    undeclared = sorted(set(request.variables) - declared)
     if undeclared:
-        names = ", ".join(f'"{name}"' for name in undeclared)
+        names = ", ".join(f'"{name}"{did_you_mean(name, declared)}' for name in undeclared)
         raise JobSpecError(f"{request.source_name} declares no variable {names}: remove it from variables/variable_files "
                            f"or declare it with a variable block (Nomad's CLI refuses it too)")
+
+
+def did_you_mean(name, declared):
+    close = difflib.get_close_matches(name, sorted(declared), n=1)
+    return f" (did you mean \"{close[0]}\"?)" if close else ""
+
+
+def refuse_undeclared_before_a_parse_error(request, text):
+    """An unset variable in a refused parse is often a mistyped one: name the undeclared variable first, when
+    the file itself can be read (otherwise the server's diagnostic says what is wrong with it)."""
+    if not request.variables:
+        return
+    try:
+        declared_variables(text, request.source_name)
+    except JobSpecError:
+        return
+    refuse_undeclared_variables(request, text)
 
 
 def parse_failure(error, request):
@@ -200,6 +219,7 @@ def parse_hcl(client, request, namespace):
                                 body={"JobHCL": text, "Variables": variables, "Canonicalize": False})
     except NomadError as error:
         if error.status == 400:
+            refuse_undeclared_before_a_parse_error(request, text)
             raise parse_failure(error, request) from None
         raise
     if request.variables:

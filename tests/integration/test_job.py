@@ -263,6 +263,7 @@ def bad_input_play():
         task("missing variable", JOB, dict(src="web.nomad.hcl"), ignore_errors=True),
         task("mistyped variable", JOB, dict(web, variables={"greeting": "x", "replicas": "many"}), ignore_errors=True),
         task("undeclared variable", JOB, dict(web, variables={"greeting": "x", "colour": "red"}), ignore_errors=True),
+        task("misspelt variable", JOB, dict(web, variables={"greting": "x"}), ignore_errors=True),
         task("file function", JOB, dict(src="file-function.nomad.hcl", variables={"greeting": "x"}), ignore_errors=True),
         task("not a job", JOB, dict(spec='{"Foo": 1}'), ignore_errors=True),
         task("other name", JOB, dict(web, name="api"), ignore_errors=True),
@@ -284,6 +285,7 @@ def test_bad_inputs_fail_with_one_line_and_register_nothing(ansible_runner: Ansi
     assert 'Unset variable "greeting"' in messages["missing variable"]
     assert "Invalid value for variable" in messages["mistyped variable"]
     assert messages["undeclared variable"].startswith('web.nomad.hcl declares no variable "colour"')
+    assert messages["misspelt variable"].startswith('web.nomad.hcl declares no variable "greting" (did you mean "greeting"?)')
     assert "file functions" in messages["file function"] and "lookup('ansible.builtin.file'" in messages["file function"]
     assert "is not a Nomad job" in messages["not a job"]
     assert messages["other name"].startswith("name 'api' differs from the job ID 'web'")
