@@ -14,11 +14,13 @@ from __future__ import annotations
 from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import job_path, read_job
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import (
+    DEPLOYMENT_PAUSED,
     DEPLOYMENT_SUCCESS,
     Progress,
     RolloutFailed,
     deployment_allocations,
     deployment_facts,
+    paused_deployment,
     watch_deployment,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import summarize
@@ -38,7 +40,6 @@ DEPLOYMENT_REQUIRED_ONE_OF = [["id", "job"]]
 TERMINAL_DEPLOYMENT_STATUSES = frozenset(("successful", "failed", "cancelled", "canceled"))
 VERBS = {"promoted": "promote", "failed": "fail", "paused": "pause", "running": "resume"}
 MAX_LISTED = 5
-DEPLOYMENT_PAUSED = "paused"
 
 
 class DeploymentRefused(NomadOptionError):
@@ -187,9 +188,7 @@ def wait_for_deployment(client, deployment, params, report):
     A paused deployment is refused at once: it ends only by someone's decision, so waiting would only time out."""
     job = job_of_deployment(deployment)
     if deployment.get("Status") == DEPLOYMENT_PAUSED:
-        raise RolloutFailed(f"{deployment_label(deployment)} is paused ({deployment.get('StatusDescription')}) and "
-                            "ends only when resumed or failed: resume it with state=running (and wait), or fail it "
-                            "with state=failed", deployment=deployment_facts(deployment))
+        raise paused_deployment(deployment)
     if deployment.get("Status") == DEPLOYMENT_SUCCESS:
         facts = deployment_facts(deployment)
     else:

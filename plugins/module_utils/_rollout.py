@@ -30,6 +30,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
 TERMINAL_EVAL_STATUSES = frozenset(("complete", "failed", "canceled"))
 DEPLOYMENT_SUCCESS = "successful"
 DEPLOYMENT_FAILURES = frozenset(("failed", "cancelled", "canceled"))
+DEPLOYMENT_PAUSED = "paused"
 BATCH_TYPES = frozenset(("batch", "sysbatch"))
 REPORTED_ALLOCATIONS = 5  # the failure report stays small: at most this many allocations ...
 EVENTS_PER_TASK = 3  # ... their last task events ...
@@ -270,7 +271,7 @@ def deployment_judge(progress, job):
                  f"{deployment_counts(facts)}")
         if facts["Status"] == DEPLOYMENT_SUCCESS or facts["requires_promotion"]:
             return Verdict(met=True)
-        return Verdict(hopeless=facts["Status"] in DEPLOYMENT_FAILURES)
+        return Verdict(hopeless=facts["Status"] in DEPLOYMENT_FAILURES or facts["Status"] == DEPLOYMENT_PAUSED)
 
     return judge
 
@@ -299,12 +300,23 @@ def watch_deployment(client, deployment_id, job, timeout, diagnose_lines, progre
     facts = deployment_facts(outcome.value)
     if outcome.met:
         return facts
+    if facts["Status"] == DEPLOYMENT_PAUSED:
+        raise paused_deployment(outcome.value)
     what = (f"deployment {short_id(deployment_id)} {facts['Status']}: {facts['StatusDescription']}" if outcome.hopeless
             else f"deployment {short_id(deployment_id)} still {facts['Status']} after wait_timeout ({timeout} s)")
     report = failure_report(client, unhealthy_deployment_allocations(client, outcome.value, job, not outcome.hopeless),
                             diagnose_lines)
     raise RolloutFailed(f"job {job['ID']!r} version {job.get('Version')}: {what}{first_reason(report)}",
                         deployment=facts, failed_allocations=report)
+
+
+def paused_deployment(deployment):
+    """A wait that meets a paused deployment ends at once: only someone's decision resumes or fails it."""
+    return RolloutFailed(
+        f"deployment {short_id(deployment.get('ID'))} of job {deployment.get('JobID')!r} version "
+        f"{deployment.get('JobVersion')} is paused ({deployment.get('StatusDescription')}) and ends only when resumed "
+        "or failed: resume it with nomadops.nomad.nomad_deployment state=running (and wait), or fail it with state=failed",
+        deployment=deployment_facts(deployment))
 
 
 # --------------------------------------------------------------------------------------------- entry points

@@ -62,6 +62,6 @@ def test_refusals_name_the_status_in_nomads_words():
 def test_a_wait_that_meets_a_paused_deployment_says_so_without_asking_nomad():
     paused = deployment("paused", web=CANARY)
     with pytest.raises(RolloutFailed, match=r"version 1 is paused \(Deployment is paused\) and ends only when resumed "
-                                            r"or failed: resume it with state=running") as raised:
+                                            r"or failed: resume it with nomadops.nomad.nomad_deployment state=running") as raised:
         wait_for_deployment(None, paused, {"wait_timeout": 600, "diagnose_lines": 20}, None)
     assert raised.value.details["deployment"]["Status"] == "paused"

@@ -300,6 +300,18 @@ def test_a_failed_deployment_names_job_version_deployment_and_nomads_reason_with
     assert failure.value.details["deployment"]["Status"] == "failed"
 
 
+def test_a_deployment_paused_during_the_wait_ends_it_at_once_saying_how_to_go_on():
+    paused = dict(_deployment("paused", "Deployment is paused"), JobID="web", JobVersion=3)
+    client = _client_for([_deployment("running"), paused])
+    with pytest.raises(RolloutFailed) as failure:
+        watch_registration(client, JOB_V3, "e1", 600, 5, Progress())
+    assert str(failure.value) == ("deployment d1d1d1d1 of job 'web' version 3 is paused (Deployment is paused) and ends "
+                                  "only when resumed or failed: resume it with nomadops.nomad.nomad_deployment "
+                                  "state=running (and wait), or fail it with state=failed")
+    assert failure.value.details["deployment"]["Status"] == "paused"
+    assert client.requests.count(f"/v1/deployment/{DEPLOYMENT}") == 2
+
+
 def test_a_blocked_evaluation_fails_at_once_per_group():
     client = ScriptedClient({"/v1/evaluation/e1": [{"Status": "complete", "QueuedAllocations": {"web": 2},
                                                     "FailedTGAllocs": {"web": {"NodesEvaluated": 1, "NodesExhausted": 1,
