@@ -83,7 +83,7 @@ def drain_playbook(ansible) -> Path:
         {"name": "Check", "ansible.builtin.assert": {"that": ["drained is changed"], "quiet": True}}])
 
 
-def playbook_with_task_ends(ansible, playbook: Path, address: str, ends: Path):
+def playbook_with_task_ends(ansible, playbook: Path, address: str, ends: Path, extra_vars: dict | None = None):
     """ansible-playbook with the bench_task_ends callback writing when each task's result reached the controller."""
     from benchmarks.measure import VENV_BIN, run_child
 
@@ -91,7 +91,8 @@ def playbook_with_task_ends(ansible, playbook: Path, address: str, ends: Path):
     env.update(ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS), ANSIBLE_CALLBACKS_ENABLED="bench_task_ends",
                NOMADOPS_BENCH_TASK_ENDS=str(ends))
     ends.unlink(missing_ok=True)
-    sample = run_child([str(VENV_BIN / "ansible-playbook"), str(playbook)], env=env, cwd=ansible.workdir)
+    argv = [str(VENV_BIN / "ansible-playbook"), str(playbook)] + (["-e", json.dumps(extra_vars)] if extra_vars else [])
+    sample = run_child(argv, env=env, cwd=ansible.workdir)
     return sample, {entry["task"]: entry["ended"] for entry in map(json.loads, ends.read_text().splitlines())}
 
 

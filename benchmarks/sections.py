@@ -656,9 +656,15 @@ def exec_result(settings: Settings, throughput: dict, latency: dict) -> SectionR
                          metrics)
 
 
-from benchmarks import section_connection, section_inventory, section_logs, section_nodes  # noqa: E402  (they use this module's helpers)
+from benchmarks import (  # noqa: E402  (they use this module's helpers)
+    section_connection,
+    section_inventory,
+    section_jobs,
+    section_logs,
+    section_nodes,
+)
 
-ORDER = ("list", "lookup", "bulk", "exec", "connection", "inventory", "logs", "nodes")
+ORDER = ("list", "lookup", "bulk", "exec", "connection", "inventory", "logs", "nodes", "jobs")
 RUNNERS = {"list": run_list, "lookup": run_lookup, "bulk": run_bulk, "exec": run_exec,
            "connection": section_connection.run, "inventory": section_inventory.run, "logs": section_logs.run,
-           "nodes": section_nodes.run}
+           "nodes": section_nodes.run, "jobs": section_jobs.run}
