@@ -105,7 +105,7 @@ def node_events(address: str, name: str) -> list:
 
 def rfc3339_seconds(text: str) -> float:
     """Go's RFC 3339 time (nanoseconds, `Z`) as Unix seconds (microsecond precision)."""
-    moment, _, fraction = text.rstrip("Z").partition(".")
+    moment, _dot, fraction = text.rstrip("Z").partition(".")
     parsed = datetime.datetime.fromisoformat(moment).replace(tzinfo=datetime.timezone.utc)
     return parsed.timestamp() + float(f"0.{fraction or 0}")
 
@@ -172,7 +172,7 @@ def run(settings):
     count = 100 if settings.quick else 1000
     samples = measure_node_info(settings, ansible, count)
     playbook = drain_playbook(ansible)
-    drains = [measure_drain(settings, ansible, playbook) for _ in range(1 if settings.quick else DRAIN_RUNS)]
+    drains = [measure_drain(settings, ansible, playbook) for _run in range(1 if settings.quick else DRAIN_RUNS)]
     return result(count, samples, drains)
 
 
