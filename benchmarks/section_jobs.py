@@ -130,8 +130,8 @@ def plan_playbooks(ansible, job_file: Path, hcl_file: Path) -> dict:
             dict(spec_task, name="Register the unchanged job", register="planned"),
             {"name": "Check", "ansible.builtin.assert": {"that": ["planned is not changed"], "quiet": True}}])
 
-    return {"json": book("jobs-plan-json", {"nomadops.nomad.nomad_job": {
-                "spec": f"{{{{ lookup('file', '{job_file}') | from_json }}}}", "wait": False}}),
+    json_spec = f"{{{{ lookup('file', '{job_file}') | from_json }}}}"
+    return {"json": book("jobs-plan-json", {"nomadops.nomad.nomad_job": {"spec": json_spec, "wait": False}}),
             "hcl": book("jobs-plan-hcl", {"nomadops.nomad.nomad_job": {"src": str(hcl_file), "wait": False}})}
 
 
