@@ -10,6 +10,7 @@ matplotlib runs headless (Agg backend), so no display is needed.
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from matplotlib import pyplot, ticker  # noqa: E402  (after the backend is chose
 
 MIB = 1024 * 1024
 LOG_SCALE_SPAN = 20  # max/min rate of the throughput chart beyond which its axis is logarithmic
+JOINED_METRICS = ("throughput", "wait_latency")  # lists every section may append to
 COLOURS = {"collection": "#1f77b4", "floor": "#555555", "uri": "#ff7f0e", "peer": "#2ca02c"}
 DPI = 110
 
@@ -44,16 +46,18 @@ def write_charts(results: list, directory: Path) -> list:
         charts.append(throughput_chart(merged["throughput"], directory / "throughput.png"))
     if "listing" in merged:
         charts.append(listing_chart(merged["listing"], directory / "listing.png"))
+    if merged.get("wait_latency"):
+        charts.append(wait_latency_chart(merged["wait_latency"], directory / "wait-latency.png"))
     return charts
 
 
 def merged_metrics(results: list) -> dict:
-    """One dict of every section's metrics; the lists under "throughput" are joined in section order."""
-    merged = {"throughput": []}
+    """One dict of every section's metrics; the lists under JOINED_METRICS are joined in section order."""
+    merged = {key: [] for key in JOINED_METRICS}
     for result in results:
         for key, value in result.metrics.items():
-            if key == "throughput":
-                merged["throughput"].extend(value)
+            if key in JOINED_METRICS:
+                merged[key].extend(value)
             else:
                 merged[key] = value
     return merged
@@ -163,3 +167,25 @@ def listing_chart(metrics: dict, path: Path) -> Chart:
         axis.grid(True, axis="y", alpha=0.3)
     figure.suptitle(f"Listing {metrics['count']:,} allocations, with and without fields")
     return save(figure, path, f"Listing {metrics['count']:,} allocations with and without `fields`")
+
+
+# ------------------------------------------------------------------------------------------ wait latency
+def wait_latency_chart(entries: list, path: Path) -> Chart:
+    """Per wait (drain, deploy, ...): every run's delay between the event and the task's return, its median,
+    and the target as a line."""
+    figure, axis = pyplot.subplots(figsize=(7, 1.2 + 0.9 * len(entries)))
+    for row, entry in enumerate(entries):
+        seconds = entry["seconds"]
+        axis.scatter(seconds, [row] * len(seconds), color=COLOURS["collection"], alpha=0.7, zorder=3)
+        middle = statistics.median(seconds)
+        axis.plot([middle, middle], [row - 0.3, row + 0.3], color="#000000", linewidth=2, zorder=4)
+        axis.plot([entry["target"], entry["target"]], [row - 0.4, row + 0.4], color="#d62728", linestyle="--",
+                  linewidth=1, label="target" if row == 0 else None)
+    axis.set_yticks(range(len(entries)))
+    axis.set_yticklabels([entry["label"] for entry in entries], fontsize="small")
+    axis.set_ylim(-0.6, len(entries) - 0.4)
+    axis.set_xlim(left=0)
+    axis.set_xlabel("seconds from the event to the task's return (dots: runs, bar: median)")
+    axis.legend(fontsize="small", loc="lower right")
+    axis.grid(True, axis="x", alpha=0.3)
+    return save(figure, path, "Waits: the task's return after the event it waits for")

@@ -70,7 +70,7 @@ def parse_arguments(argv=None):
 
 
 def ensure_python_nomad() -> str:
-    """python-nomad is the peer library of the list benchmark; install the pinned version if missing."""
+    """python-nomad is the peer library of the list and logs benchmarks; install the pinned version if missing."""
     try:
         version = metadata.version("python-nomad")
     except metadata.PackageNotFoundError:
@@ -230,7 +230,8 @@ def main(argv=None) -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = time.monotonic()
     load_at_start = load_average()
-    python_nomad_state = ensure_python_nomad() if "list" in arguments.only else "not used"
+    peer_sections = {"list", "logs"}  # the sections with a python-nomad row
+    python_nomad_state = ensure_python_nomad() if peer_sections & set(arguments.only) else "not used"
     results = []
     with tempfile.TemporaryDirectory(prefix="nomadops-bench-") as workdir:
         settings = sections.Settings.for_mode(arguments.quick, arguments.repetitions, Path(workdir))

@@ -335,9 +335,9 @@ def section_result(measure, sections, tail: dict, fetch: dict, kept: int, file_b
         "python-nomad can tail only by bytes, and returns the text: it was given the floor's exact offset, which a "
         "user would not know; its file reading (`cat.read_file`) returns text too, so it cannot fetch a binary "
         "file byte-exact, and it has no fetch row.",
-        "The fetch task includes resolving the allocation, the stat, the fsync, the second sha1 pass of "
-        "`validate_checksum` over the temporary file, and the move into place; the floor writes the bytes and "
-        "checks nothing.",
+        "The fetch task includes resolving the allocation, the stat, the sha1 of the bytes as they stream, the "
+        "size check of the temporary file (`validate_checksum`) and the move into place; like "
+        "`ansible.builtin.fetch` it does not fsync. The floor writes the bytes and checks nothing.",
     ]
     throughput = [
         {"label": f"log tail {TAIL_LINES} lines\nof {sections.mib_of(kept)}", "collection": offset / tail_collection,

@@ -116,18 +116,17 @@ class ActionModule(ModuleLikeActionBase):
         return dict(changed=checksum[1], checksum=checksum[0], size=size, dest=dest, src=src, allocation_id=alloc_id)
 
     def _download_beside(self, client, alloc_id, src, expected, dest, directory, validate, check_mode):
-        """((sha1, changed), size): the file streamed into a temporary file next to dest, moved over dest only
-        when its content differs (and not in check mode)."""
+        """((sha1, changed), size): the file streamed into a temporary file next to dest (hashed as it streams,
+        never read back; not fsynced, like ansible.builtin.fetch), moved over dest only when its content differs
+        (and not in check mode)."""
         handle = _temporary_file(directory)
         try:
             digest = hashlib.sha1()
             with handle:
                 size = copy_file(client, alloc_id, src, handle, expected, digest)
-                handle.flush()
-                os.fsync(handle.fileno())
             checksum = digest.hexdigest()
-            if validate and local_sha1(handle.name) != checksum:
-                raise FetchError(f"checksum mismatch: {handle.name!r} does not hold what Nomad sent for {src!r}; retry")
+            if validate:
+                _check_written_size(handle.name, size, src)
             if os.path.isfile(dest) and os.path.getsize(dest) == size and local_sha1(dest) == checksum:
                 return (checksum, False), size
             if not check_mode:
@@ -136,6 +135,14 @@ class ActionModule(ModuleLikeActionBase):
         finally:
             if os.path.exists(handle.name):
                 os.unlink(handle.name)
+
+
+def _check_written_size(temporary, size, src):
+    """The temporary file holds every byte received (sha1 was taken from the stream, not from the file)."""
+    written = os.path.getsize(temporary)
+    if written != size:
+        raise FetchError(f"checksum mismatch: {temporary!r} holds {written} bytes, but Nomad sent {size} for {src!r}; "
+                         "retry")
 
 
 def _temporary_file(directory):

@@ -7,8 +7,12 @@ Nomad and option errors become a one-line `fail_json(msg=...)` (the module flavo
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
+import sys
+import uuid
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
@@ -43,6 +47,21 @@ def nomad_argument_spec(argument_spec=None, selector=False):
     return spec
 
 
+def plain_json_text(value):
+    """`value` as JSON text when it is plain JSON data (what json.loads gives), else None."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+
+
+def text_holds_no_log_value(text, no_log_values):
+    """Whether a no_log value occurs in the JSON text of a value (None: not plain JSON, so it may)."""
+    if text is None:
+        return True
+    return any(json.dumps(to_native(secret, errors="surrogate_or_strict"))[1:-1] in text for secret in no_log_values)
+
+
 def result_holds_no_log_value(value, no_log_values):
     """Whether a no_log value may occur in `value` (plain JSON data): True unless none is in its JSON text.
 
@@ -51,11 +70,7 @@ def result_holds_no_log_value(value, no_log_values):
     text across neighbouring values, and anything json cannot encode count as holding one."""
     if not no_log_values:
         return False
-    try:
-        text = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return True
-    return any(json.dumps(to_native(secret, errors="surrogate_or_strict"))[1:-1] in text for secret in no_log_values)
+    return text_holds_no_log_value(plain_json_text(value), no_log_values)
 
 
 class NomadAnsibleModule(AnsibleModule):
@@ -99,21 +114,35 @@ class NomadAnsibleModule(AnsibleModule):
         """exit_json(**result, **listings) for large, plain JSON `listings` (decoded API answers, key -> list).
 
         ansible-core's no_log scrub (remove_values) copies every value of a result, with or without
-        no_log values; a listing in which no no_log value occurs is set aside and only the rest is
-        scrubbed. Others, and every listing on an ansible-core without the result hook (2.19.0), go
-        through plain exit_json."""
+        no_log values, and its module encoder rebuilds every dict and list on the way out; a listing whose
+        plain JSON text holds no no_log value is set aside as that text while ansible-core scrubs and encodes
+        the rest. Others, and every listing on an ansible-core without the result hook (2.19.0), go through
+        plain exit_json."""
         can_set_aside = hasattr(AnsibleModule, "_record_module_result")
         for key, listing in listings.items():
-            if can_set_aside and not result_holds_no_log_value(listing, self.no_log_values):
-                self._listings_set_aside[key] = listing
+            text = plain_json_text(listing) if can_set_aside else None
+            if text is not None and not text_holds_no_log_value(text, self.no_log_values):
+                self._listings_set_aside[key] = text
             else:
                 result[key] = listing
         self.exit_json(**result)
 
     def _record_module_result(self, o):
-        # ansible-core >= 2.19.1 calls this with the scrubbed result: graft the listing set aside back on.
-        o.update(self._listings_set_aside)
-        super()._record_module_result(o)
+        # ansible-core >= 2.19.1 calls this hook with the scrubbed result, and it prints the result's JSON:
+        # let it print the rest with a unique placeholder string for each listing, then put the listing's text
+        # in the placeholder's place.
+        if not self._listings_set_aside:
+            super()._record_module_result(o)
+            return
+        placeholders = {key: f"nomadops-listing-{uuid.uuid4().hex}" for key in self._listings_set_aside}
+        o.update(placeholders)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            super()._record_module_result(o)
+        text = printed.getvalue()
+        for key, placeholder in placeholders.items():
+            text = text.replace(json.dumps(placeholder), self._listings_set_aside[key], 1)
+        sys.stdout.write(text)
 
 
 def run_with_nomad_errors(module, function):

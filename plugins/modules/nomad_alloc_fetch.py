@@ -14,9 +14,11 @@ description:
     to the controller through Nomad's client file system API (C(GET /v1/client/fs/stat/<id>) then
     C(GET /v1/client/fs/cat/<id>)), like C(nomad alloc fs <id> <path>), byte-exact for binary content of any size.
   - This is an action plugin; it runs on the controller and needs no connection to a host.
-  - The file is streamed into a temporary file next to the destination, its size is checked against Nomad's stat
-    (Nomad answers read errors with status 200, so this is how an error text is told from content), its SHA-1 is
-    checked (O(validate_checksum)), and only then is it moved over the destination.
+  - The file is streamed into a temporary file next to the destination in one pass (its SHA-1 is computed from
+    the bytes as they arrive), its size is checked against Nomad's stat (Nomad answers read errors with status 200,
+    so this is how an error text is told from content) and the written file's against the bytes received
+    (O(validate_checksum)), and only then is it moved over the destination.
+  - Like M(ansible.builtin.fetch), the file is not synced to disk (no C(fsync)) before the move.
   - Idempotent like M(ansible.builtin.fetch) - when the destination already holds the same content (same size and
     SHA-1), nothing is changed and the task reports no change. Nomad has no checksum API, so the file is always
     read to compare.
@@ -49,7 +51,10 @@ options:
     default: false
   validate_checksum:
     description:
-      - Check the SHA-1 of the written file against the bytes Nomad sent before moving it into place.
+      - Check that the written temporary file holds as many bytes as Nomad sent before moving it into place (a
+        short write, for example on a full or failing disk, fails the task and leaves dest untouched).
+      - The SHA-1 returned as C(checksum) is computed while the bytes stream, so the file is not read a second
+        time.
     type: bool
     default: true
 extends_documentation_fragment:

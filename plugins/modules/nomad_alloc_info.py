@@ -100,9 +100,20 @@ options:
       - Keep only these keys of each returned allocation (for example V([ID, Name, ClientStatus])), applied before
         the result is returned, so large job specs never reach the output.
       - A name that is no key of any returned allocation gives a warning (field names are Go names, case-sensitive).
-      - C(summary) is built before the fields are applied, so it is always complete.
+      - C(summary) is built before the fields are applied, so it is always complete. For a large listing that
+        does not read it, set O(summary=false) as well.
     type: list
     elements: str
+  summary:
+    description:
+      - Build the readable C(summary) of the returned allocations.
+      - V(false) leaves C(summary) out of the result. A large listing then returns (and Ansible encodes,
+        decodes, copies and registers) only the allocations themselves; with O(fields) the summary of five-key
+        allocations would otherwise be more values than the allocations.
+      - O(fields) does not change the summary (it is built before the fields are applied), so a play that keeps
+        a few keys still reads complete summaries; leaving it out is this explicit choice.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - nomadops.nomad.connection
   - nomadops.nomad.selector
@@ -114,7 +125,7 @@ notes:
   - Large listings cost time per returned value, and most of it is Ansible's (the module's result is encoded,
     decoded, copied for the callbacks and registered), not Nomad's. For thousands of allocations, narrow on the
     server first (O(job), O(client_status), O(node), O(filter)), then keep only the keys the play uses with
-    O(fields) and O(task_states=false); for a listing that only feeds a loop or a template, the lookup skips the
+    O(fields), O(task_states=false) and O(summary=false); for a listing that only feeds a loop or a template, the lookup skips the
     module process altogether. BENCHMARKS.md in the collection's repository has the measurements.
 seealso:
   - plugin: nomadops.nomad.nomad_alloc
@@ -152,6 +163,14 @@ EXAMPLES = r"""
     job: web
     fields: [ID, Name, NodeName, ClientStatus]
   register: web_short
+
+- name: Ten thousand allocations, two keys each, without the summary that nothing reads
+  nomadops.nomad.nomad_alloc_info:
+    namespace: "*"
+    fields: [ID, NodeName]
+    task_states: false
+    summary: false
+  register: everything
 
 - name: Tasks of job web that restarted more than twice, with their last event
   ansible.builtin.debug:
@@ -237,11 +256,12 @@ index:
 summary:
   description:
     - One short entry per returned allocation, in order, built before O(fields) is applied.
+    - Not returned with O(summary=false).
     - Each has C(id) (short ID), C(name), C(node), C(client_status), C(desired_status), C(health) (C(healthy),
       C(unhealthy) or null when Nomad tracks no deployment health), C(modified) and C(tasks).
     - C(tasks) is a list (sorted by name) of C(task), C(state), C(failed), C(restarts), C(last_event)
       (event type, a colon and its message) and C(last_event_time) (ISO 8601, UTC).
-  returned: always
+  returned: unless O(summary=false)
   type: list
   elements: dict
   sample:
@@ -291,21 +311,24 @@ ARGUMENT_SPEC = dict(
     wait_for=dict(type="str", choices=list(WAIT_CONDITIONS)),
     wait_timeout=dict(type="int", default=300),
     fields=dict(type="list", elements="str"),
+    summary=dict(type="bool", default=True),
 )
 
 
 def readable_facts(module, client, selector, allocations, failed=False, explain=True):
-    """`allocations` (only `fields`; without job specs when failing), `summary` and `filter`, and a warning
-    naming the missing job, namespace or node when nothing matched."""
+    """`allocations` (only `fields`; without job specs when failing), `summary` (unless `summary: false`) and
+    `filter`, and a warning naming the missing job, namespace or node when nothing matched."""
     if not allocations and explain:
         missing = explain_empty_selection(client, selector)
         if missing:
             module.warn(missing)
-    summary = summarize(allocations)
     kept, unknown = keep_fields(without_job(allocations) if failed else allocations, module.params["fields"])
     if unknown:
         module.warn(f"fields {', '.join(unknown)} name no key of the returned allocations")
-    return dict(allocations=kept, count=len(kept), summary=summary, filter=sent_filter(selector))
+    facts = dict(allocations=kept, count=len(kept), filter=sent_filter(selector))
+    if module.params["summary"]:
+        facts["summary"] = summarize(allocations)
+    return facts
 
 
 def list_or_wait(module):
@@ -317,7 +340,7 @@ def list_or_wait(module):
         allocations, index = gather_allocations(client, selector, list_options, services=module.params["services"],
                                                 checks=module.params["checks"])
         facts = readable_facts(module, client, selector, allocations)
-        listings = {key: facts.pop(key) for key in ("allocations", "summary")}
+        listings = {key: facts.pop(key) for key in ("allocations", "summary") if key in facts}
         module.exit_json_with_listings(listings, changed=False, index=index, **facts)
 
     timeout = module.params["wait_timeout"]

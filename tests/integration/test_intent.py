@@ -139,6 +139,15 @@ def test_fields_keeps_only_those_keys_and_warns_about_unknown(runner):
     assert "fields Bogus name no key of the returned allocations" in run.output
 
 
+def test_fields_alone_keeps_complete_summaries_and_summary_false_leaves_them_out(runner):
+    kept = result_of(runner.adhoc(INFO, {"job": "web", "fields": ["ID"]}).assert_ok())
+    bare = result_of(runner.adhoc(INFO, {"job": "web", "fields": ["ID"], "summary": False}).assert_ok())
+
+    assert {entry["client_status"] for entry in kept["summary"]} == {"running"}
+    assert "summary" not in bare
+    assert bare["allocations"] == kept["allocations"] and bare["count"] == kept["count"] == len(kept["summary"])
+
+
 def test_explicit_finished_allocation_restart_fails_but_selected_is_skipped(emulator, runner, requests_seen):
     report = allocations_of(emulator, "report")[0]
 

@@ -106,3 +106,11 @@ def test_address_password_inside_the_listing_is_scrubbed(capsys):
     text, result = listed(stubs, capsys, address=f"http://ops:{password_in_url}@NOMAD")
     assert PASSWORD not in text and json.dumps(PASSWORD)[1:-1] not in text
     assert result["allocations"][0]["Meta"]["dsn"] == "postgres://ops:********@db"
+
+
+def test_listings_set_aside_are_spliced_into_one_json_line_with_the_rest(capsys):
+    stubs = [stub(1, Meta={"note": 'quotes " and \\ and nomadops-listing- text'}), stub(2)]
+    text, result = listed(stubs, capsys)
+    assert text.count("\n") == 2 and text.startswith("\n")
+    assert result["allocations"] == stubs and [entry["id"] for entry in result["summary"]] == ["00000001", "00000002"]
+    assert (result["count"], result["index"], result["changed"]) == (2, 9, False)
