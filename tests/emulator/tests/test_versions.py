@@ -20,7 +20,7 @@ from conftest import REPO_ROOT, Api, wait_until
 
 from tests.emulator.harness import EmulatorProcess
 
-SCENARIO = Path(__file__).parent / "data" / "versions.yml"
+SCENARIO = Path(REPO_ROOT) / "tests" / "emulator" / "scenarios" / "versions.yml"
 MANAGEMENT = "00000000-0000-4000-8000-0000000000a1"
 NO_FS = "00000000-0000-4000-8000-0000000000a2"
 SCALER = "00000000-0000-4000-8000-0000000000a3"
