@@ -355,9 +355,22 @@ def upgrade_refusal(request: web.Request):
         return 400, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header"
     if not origin_allowed(request):
         return 403, "websocket: request origin not allowed by Upgrader.CheckOrigin"
-    if not request.headers.get("Sec-WebSocket-Key", ""):
+    key = request.headers.get("Sec-WebSocket-Key", "")
+    if request.app["emulator"].version.websocket_key_must_be_16_bytes:
+        if not is_16_byte_base64(key):
+            return 400, ("websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded "
+                         "value of 16-byte in length")
+    elif not key:
         return 400, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header is missing or blank"
     return None
+
+
+def is_16_byte_base64(key: str) -> bool:
+    """gorilla/websocket 1.5.3's isValidChallengeKey: standard base64 of exactly 16 bytes."""
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
 
 
 def upgrade_failure_response(status: int, reason: str) -> web.Response:

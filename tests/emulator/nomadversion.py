@@ -66,6 +66,11 @@ class NomadVersion:
         return self.at_least("1.8.0")
 
     @property
+    def websocket_key_must_be_16_bytes(self) -> bool:
+        """Row 29: gorilla/websocket 1.5.3 (Nomad 1.9.0) refuses a key that is not base64 of 16 bytes."""
+        return self.at_least("1.9.0")
+
+    @property
     def exec_refuses_terminal_allocs(self) -> bool:
         """Row 10: the server refuses exec on a complete/failed/lost allocation (#18904)."""
         return self.at_least("1.7.0")

@@ -218,3 +218,19 @@ def test_stop_parameters_and_batch_outcome(versioned):
     assert plain["ClientStatus"] == expected_status
     replaced = {"1.6.5": (False, False), "1.10.5": (True, True), "1.11.3": (False, True)}[version]
     assert (bool(plain["NextAllocation"]), bool(rescheduled["NextAllocation"])) == replaced
+
+
+def test_websocket_key_validation(versioned):
+    """Row 29: a key that is not base64 of 16 bytes is refused with gorilla 1.5.3's text since 1.9.
+
+    1.6.5 would accept it; the emulator cannot (aiohttp refuses such a key itself), a known difference."""
+    version, api = versioned
+    alloc_id = alloc_of(api, "web")["ID"]
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "c2hvcnQ="}   # base64 of 5 bytes
+    response = api.get(f"/v1/client/allocation/{alloc_id}/exec",
+                       params={"task": "main", "command": json.dumps(["true"])}, headers=headers)
+    assert response.status_code == 400
+    gorilla = ("failed to upgrade connection: websocket: not a websocket handshake: "
+               "'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte in length")
+    assert response.text.endswith(gorilla) == (version != "1.6.5")
