@@ -64,7 +64,6 @@ class QueryOptions:
             except ValueError as err:
                 raise HttpError(400, "Invalid index") from err
 
-
     @property
     def parse_error(self) -> str:
         """The text parse() answers 400 with (the stale or per_page check), or ""."""

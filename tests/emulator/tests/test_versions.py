@@ -38,21 +38,15 @@ def alloc_of(api: Api, job: str, index: int = 0) -> dict:
     return sorted(api.by_job(job), key=lambda alloc: alloc["Name"])[index]
 
 
-def test_unsupported_version_is_refused_with_the_supported_list():
-    for argv in (["--nomad-version", "1.9.7"], []):
-        scenario = SCENARIO if argv else _scenario_with_version("1.7")
+def test_unsupported_version_is_refused_with_the_supported_list(tmp_path):
+    bad_scenario = tmp_path / "bad-version.yml"
+    bad_scenario.write_text("nomad_version: '1.7'\n", encoding="utf-8")
+    for scenario, option in ((SCENARIO, ["--nomad-version", "1.9.7"]), (bad_scenario, [])):
         run = subprocess.run([sys.executable, "-m", "tests.emulator", "--scenario", str(scenario), "--port", "0",
-                              *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
+                              *option], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
         assert run.returncode == 2, run.stderr
         assert "is not supported; use one of 1.6.5, 1.10.5, 1.11.3" in run.stderr
         assert "Traceback" not in run.stderr
-
-
-def _scenario_with_version(version: str) -> Path:
-    target = Path(REPO_ROOT) / "build" / "versions-bad.yml"
-    target.parent.mkdir(exist_ok=True)
-    target.write_text(f"nomad_version: '{version}'\n", encoding="utf-8")
-    return target
 
 
 def test_node_version_attribute_and_legacy_resources(versioned):
