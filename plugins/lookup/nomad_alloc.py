@@ -27,7 +27,7 @@ options:
     elements: str
     required: false
   per_page:
-    description: Page size for listing; pages are followed transparently.
+    description: Page size for listing (at most 2147483647); pages are followed transparently.
     type: int
   limit:
     description: Return at most this many allocations.

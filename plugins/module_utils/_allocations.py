@@ -46,6 +46,9 @@ LIST_ARGUMENT_SPEC = dict(
 )
 
 
+MAX_PER_PAGE = 2 ** 31 - 1   # Nomad parses per_page with strconv.ParseInt(v, 10, 32)
+
+
 class IndexTracker:
     """Remembers the highest X-Nomad-Index of the responses it is given (from any thread)."""
 
@@ -77,6 +80,9 @@ class ListOptions:
     def __init__(self, namespace=None, per_page=None, limit=None, reverse=False, resources=False, task_states=True):
         if per_page is not None and per_page < 1:
             raise SelectorError(f"per_page must be 1 or more (got {per_page})")
+        if per_page is not None and per_page > MAX_PER_PAGE:
+            # Nomad 1.6 ignored such a value (no paging at all), Nomad 1.8+ answers 400
+            raise SelectorError(f"per_page must be at most {MAX_PER_PAGE}, Nomad's 32-bit limit (got {per_page})")
         if limit is not None and limit < 1:
             raise SelectorError(f"limit must be 1 or more (got {limit})")
         self.namespace = namespace

@@ -302,6 +302,10 @@ def stop_allocation(client, alloc: dict, no_shutdown_delay: bool = False, check_
     params = _namespace_params(alloc)
     if no_shutdown_delay:
         params["no_shutdown_delay"] = "true"
+    if alloc.get("JobType") == "batch":
+        # Nomad 1.11 reschedules a stopped batch allocation only when asked (as `nomad alloc stop` asks);
+        # older servers ignore the parameter.
+        params["reschedule"] = "true"
     response = client.write("POST", f"/v1/allocation/{alloc['ID']}/stop", params=params)
     return {"changed": True, "EvalID": (response.data or {}).get("EvalID")}
 

@@ -24,7 +24,7 @@ options:
   per_page:
     description:
       - Page size for listing. Pages are followed transparently, so this only changes how many requests are made.
-      - Unset means Nomad returns everything in one answer.
+      - Unset means Nomad returns everything in one answer. At most 2147483647 (Nomad reads it as a 32-bit number).
     type: int
   limit:
     description:

@@ -13,7 +13,11 @@ description:
   - Stops the allocations that match a selector, or the allocations given by ID or unique ID prefix
     (C(POST /v1/allocation/<id>/stop), like C(nomad alloc stop)).
   - Nomad then stops the tasks and, for service jobs, places a replacement allocation (linked through
-    C(NextAllocation)/C(PreviousAllocation)); batch and system jobs get no replacement.
+    C(NextAllocation)/C(PreviousAllocation)). System jobs get no replacement.
+  - For batch jobs the module asks Nomad to reschedule the allocation (C(reschedule=true)), as C(nomad alloc stop)
+    does since Nomad 1.11, so that Nomad 1.11 places a replacement. Nomad 1.10 ignores the parameter; there a
+    stopped batch allocation ends C(failed) and the job's reschedule policy decides (1.10.3 and later). Before
+    1.10.3 a stopped batch allocation ends C(complete) and is not replaced.
   - Idempotent, although Nomad itself is not - it accepts a stop for an allocation that is already stopped and
     creates a new evaluation. This module skips allocations whose desired status is already C(stop) or C(evict)
     or whose client status is C(complete), C(failed) or C(lost), and reports them with C(skipped_reason) and

@@ -22,8 +22,10 @@ from .scenario import (
     build_virtual,
     install_faults,
     load_scenario_file,
+    scenario_version,
     virtual_settings,
 )
+from .nomadversion import DEFAULT_VERSION, SUPPORTED_VERSIONS, NomadVersion, UnsupportedVersion
 from .server import make_app, make_ssl_context
 from .state import Emulator
 from .tasks import Supervisor
@@ -36,7 +38,7 @@ NOMAD_HEADER_LIMITS = {"max_line_size": 1 << 20, "max_field_size": 1 << 20}
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m tests.emulator", description="Nomad 1.6 allocation API emulator")
+    parser = argparse.ArgumentParser(prog="python -m tests.emulator", description="Nomad API emulator")
     parser.add_argument("--scenario", required=True, help="scenario YAML file")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4646, help="0 picks a free port")
@@ -48,7 +50,15 @@ def parse_args(argv):
     parser.add_argument("--virtual", type=int, help="add N process-less allocations")
     parser.add_argument("--string-token-compare", action="store_true",
                         help="compare pagination tokens as strings, like Nomad 1.5/1.6 (hashicorp/nomad#25435)")
+    parser.add_argument("--nomad-version", metavar="VERSION",
+                        help=f"answer as this Nomad version ({', '.join(SUPPORTED_VERSIONS)}; default: the scenario's "
+                             f"nomad_version, else {DEFAULT_VERSION})")
     args = parser.parse_args(argv)
+    if args.nomad_version is not None:
+        try:
+            NomadVersion.parse(args.nomad_version)
+        except UnsupportedVersion as err:
+            parser.error(str(err).replace("nomad_version", "--nomad-version", 1))
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     if args.tls_require_client_cert and not args.tls_ca:
@@ -65,7 +75,8 @@ async def start_initial_allocations(emulator: Emulator, allocs) -> None:
 
 async def serve(args, state_dir: str) -> None:
     scenario = load_scenario_file(args.scenario)
-    emulator = Emulator(scenario, state_dir=state_dir, string_token_compare=args.string_token_compare)
+    emulator = Emulator(scenario, state_dir=state_dir, string_token_compare=args.string_token_compare,
+                        version=scenario_version(scenario, args.nomad_version))
     emulator.supervisor = Supervisor(emulator)
     build_nodes(emulator)
     created = build_jobs(emulator)
@@ -88,6 +99,7 @@ async def serve(args, state_dir: str) -> None:
         port = runner.addresses[0][1]
         scheme = "https" if ssl_context else "http"
         print(f"Nomad emulator listening on {scheme}://{args.host}:{port}", flush=True)
+        print(f"nomad emulator: answering as Nomad {emulator.version.text}", file=sys.stderr, flush=True)
         await stopping.wait()
     finally:
         end_exec_sessions()

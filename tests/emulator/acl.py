@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .nomadversion import DEFAULT as DEFAULT_NOMAD
+from .nomadversion import NomadVersion
+
 PERMISSION_DENIED = "Permission denied"
 
 # Policy shorthands as Nomad expands them (reference §8).
@@ -15,7 +18,14 @@ _READ = {"read-job", "list-jobs", "parse-job", "read-job-scaling", "read-logs", 
          "list-scaling-policies"}
 _WRITE = _READ | {"alloc-exec", "alloc-lifecycle", "submit-job", "dispatch-job", "scale-job",
                   "csi-write-volume", "csi-mount-volume", "submit-recommendation", "read-scaling-policy"}
+_SCALE = {"list-scaling-policies", "read-scaling-policy", "read-job-scaling", "scale-job"}
+# Nomad 1.11.1 widened `scale` (row 22 of nomad-alloc-api-changes-1.6-to-1.11.md).
+_SCALE_SINCE_1_11_1 = _SCALE | {"read-job", "submit-recommendation"}
 SHORTHANDS = {"read": _READ, "write": _WRITE, "deny": set()}
+
+
+def shorthands(version: NomadVersion = DEFAULT_NOMAD) -> dict:
+    return dict(SHORTHANDS, scale=_SCALE_SINCE_1_11_1 if version.scale_policy_reads_jobs else _SCALE)
 
 
 class PermissionDenied(Exception):
@@ -44,19 +54,20 @@ class Token:
         return any(self.allows(ns, capability) for ns in namespaces)
 
 
-def expand_capabilities(names) -> set:
+def expand_capabilities(names, version: NomadVersion = DEFAULT_NOMAD) -> set:
+    known = shorthands(version)
     expanded = set()
     for name in names or ():
-        expanded |= SHORTHANDS.get(name, {name})
+        expanded |= known.get(name, {name})
     return expanded
 
 
-def token_from_scenario(entry: dict) -> Token:
+def token_from_scenario(entry: dict, version: NomadVersion = DEFAULT_NOMAD) -> Token:
     return Token(
         name=str(entry.get("name", "")),
         secret=str(entry["secret"]),
         management=entry.get("type", "client") == "management",
-        capabilities={str(ns): expand_capabilities(caps) for ns, caps in (entry.get("namespaces") or {}).items()},
+        capabilities={str(ns): expand_capabilities(caps, version) for ns, caps in (entry.get("namespaces") or {}).items()},
     )
 
 

@@ -170,9 +170,11 @@ def first_main_task(alloc: Allocation) -> str:
 
 
 def check_id(alloc: Allocation, check: Check, on_update: str) -> str:
-    """32 hex digits from the same fields Nomad hashes (nomad/structs/checks.go)."""
+    """32 hex digits from the same fields Nomad hashes (nomad/structs/checks.go; row 27: + tls_skip_verify in 1.9.6)."""
     parts = [alloc.id, alloc.task_group, "", check.name, check.type, str(check.port), on_update, "auto",
              f"{check.interval}", f"{check.timeout}", "http" if check.type == "http" else "", check.path, "GET"]
+    if alloc.version.check_id_hashes_tls_skip_verify:
+        parts.append("false")   # the emulator's checks never skip TLS verification
     return hashlib.md5("|".join(parts).encode(), usedforsecurity=False).hexdigest()
 
 
@@ -226,9 +228,8 @@ async def allocation_checks(api, request, alloc_id: str):
     """
     from .server import QueryOptions  # the server module imports this one
 
-    parse_error = ""
     try:
-        QueryOptions(request)
+        parse_error = QueryOptions(request).parse_error
     except HttpError as err:
         parse_error = err.body
     api.check_region(request)

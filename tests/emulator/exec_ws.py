@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from . import acl as acl_mod
+from .nomadversion import DEFAULT as DEFAULT_NOMAD
+from .nomadversion import NomadVersion
 from .uuidindex import IndexError_, lookup_error, parse_uuid
 
 OUTPUT_FRAME_BYTES = 1024      # bytes of output per stdout/stderr frame (execstreaming.go)
@@ -353,9 +355,22 @@ def upgrade_refusal(request: web.Request):
         return 400, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header"
     if not origin_allowed(request):
         return 403, "websocket: request origin not allowed by Upgrader.CheckOrigin"
-    if not request.headers.get("Sec-WebSocket-Key", ""):
+    key = request.headers.get("Sec-WebSocket-Key", "")
+    if request.app["emulator"].version.websocket_key_must_be_16_bytes:
+        if not is_16_byte_base64(key):
+            return 400, ("websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded "
+                         "value of 16-byte in length")
+    elif not key:
         return 400, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header is missing or blank"
     return None
+
+
+def is_16_byte_base64(key: str) -> bool:
+    """gorilla/websocket 1.5.3's isValidChallengeKey: standard base64 of exactly 16 bytes."""
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
 
 
 def upgrade_failure_response(status: int, reason: str) -> web.Response:
@@ -553,11 +568,12 @@ def locate_task(emulator, alloc_id: str, token: str, task_name: str, command: li
     """The (allocation, task) to exec into, or SessionError with Nomad's text and code."""
     if region and region != getattr(emulator, "region", region):
         raise SessionError("No path to region", 500)
+    version = emulator.version
     if emulator.acl_enabled:
         try:
             emulator.resolve_token(token)
         except acl_mod.PermissionDenied as err:
-            raise SessionError(str(err)) from err
+            raise SessionError(str(err), 400 if version.exec_token_errors_coded else None) from err
     try:
         parse_uuid(alloc_id, exact=True)
     except IndexError_ as err:
@@ -566,6 +582,8 @@ def locate_task(emulator, alloc_id: str, token: str, task_name: str, command: li
     if alloc is None:
         raise SessionError(f'Unknown allocation "{alloc_id}"', 404)
     require(emulator, alloc.namespace, "alloc-exec", token)
+    if version.exec_refuses_terminal_allocs and alloc.client_status in ("complete", "failed", "lost"):
+        raise SessionError(f"exec not possible, client status of allocation {alloc.id} is {alloc.client_status}", 400)
     if not task_name:
         raise SessionError("must provide task name", 400)
     if not command:
@@ -646,8 +664,10 @@ def become_controlling_tty() -> None:
 
 class ExecSession:
     def __init__(self, ws: web.WebSocketResponse, argv: list, cwd: str, env: dict, tty: bool, close_early: bool,
-                 drop_after: int | None = None, transport=None):
+                 drop_after: int | None = None, transport=None, version: NomadVersion = DEFAULT_NOMAD):
         self.ws = ws
+        self.close_frame_after_exit = version.exec_close_frame_after_exit
+        self.swallow_closed_errors = version.exec_swallows_closed_errors
         self.argv = argv
         self.cwd = cwd
         self.env = env
@@ -864,7 +884,15 @@ class ExecSession:
             await self.ws.send_str(exit_frame(exit_code))
         except ConnectionError:
             return
-        await self.ws.close(code=CLOSE_NORMAL)
+        if self.close_frame_after_exit:
+            await self.ws.close(code=CLOSE_NORMAL)
+        else:
+            self.end_without_close_frame()
+
+    def end_without_close_frame(self) -> None:
+        """Nomad 1.8+ closes the TCP connection after the last frame (sent, not discarded) without a close frame."""
+        if self.transport is not None:
+            self.transport.close()
 
     async def finish_after_input(self, input_task: asyncio.Future) -> None:
         try:
@@ -874,6 +902,9 @@ class ExecSession:
 
     async def finish_with_error(self, err: SessionError) -> None:
         self.kill()
+        if self.swallow_closed_errors and ("closed" in err.message or "EOF" in err.message):
+            self.end_without_close_frame()   # row 8: such stream errors end the session silently
+            return
         await close_with_error(self.ws, err)
 
     def kill(self) -> None:
@@ -972,7 +1003,7 @@ async def handle_exec(request: web.Request) -> web.StreamResponse:
         drop_rule = emulator.faults.take("exec_drop_after_bytes", request.method, request.path)
         session = ExecSession(ws, command, task_dir, exec_environment(alloc, task, task_dir), tty, close_early,
                               drop_after=None if drop_rule is None else drop_rule["after_bytes"],
-                              transport=request.transport)
+                              transport=request.transport, version=emulator.version)
         await session.run()
     except SessionError as err:
         await close_with_error(ws, err)

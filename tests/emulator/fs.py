@@ -101,6 +101,7 @@ class Target:
         self.alloc_id = alloc_id
         self.root = self.alloc.alloc_dir or os.path.join(api.emulator.state_dir, self.alloc.id)
         self.acl = api.emulator.acl_enabled
+        self.ignore_case = api.emulator.version.secret_dirs_ignore_case
 
     def allows(self, *capabilities) -> bool:
         if not self.acl:
@@ -127,9 +128,10 @@ class Target:
         return joined
 
     def refuse_secret(self, host: str, given: str, status: int) -> None:
+        fold = str.lower if self.ignore_case else str   # row 26: the prefix check ignores case since 1.9.0
         for task in self.alloc.tasks.values():
             for kind, word in (("secrets", "secret"), ("private", "private")):
-                if host.startswith(os.path.join(self.root, task.name, kind)):
+                if fold(host).startswith(fold(os.path.join(self.root, task.name, kind))):
                     raise HttpError(status, f"Reading {word} file prohibited: {given}")
 
 
@@ -292,7 +294,8 @@ class StreamOut:
     async def finish(self, error: HttpError | None = None) -> web.StreamResponse:
         if error is not None and not self.started:
             response = error_response(error.status, error.body)
-            if self.response.headers.get("Content-Type", "").startswith(("application/json", "text/plain")):
+            preset_kept = not self.request.app["emulator"].version.error_content_type_set   # rows 6 and 25
+            if preset_kept and self.response.headers.get("Content-Type", "").startswith(("application/json", "text/plain")):
                 response.headers["Content-Type"] = self.response.headers["Content-Type"]
             return response
         if not self.started:
@@ -425,7 +428,8 @@ async def logs_handler(api, request, alloc_id: str) -> web.StreamResponse:
     target = Target(api, request, alloc_id)
     out = StreamOut(request, "text/plain" if params["plain"] else "application/json", params["plain"])
     try:
-        target.require(500, "read-logs", "read-fs")
+        # Row 23 of the changes reference: the hosting client answers a missing capability 403 since 1.11.1
+        target.require(500 if target.token_error else api.emulator.version.logs_denied_status, "read-logs", "read-fs")
         task = target.alloc.tasks.get(params["task"])
         if task is None:
             raise HttpError(400, f'unknown task name "{params["task"]}"')

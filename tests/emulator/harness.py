@@ -84,7 +84,7 @@ class ControlClient:
 class EmulatorProcess:
     def __init__(self, scenario, *, port=0, virtual=None, tls_cert=None, tls_key=None, tls_ca=None,
                  require_client_cert=False, string_token_compare=False, extra_args=(), client_cert=None,
-                 management_token=None, state_dir=None):
+                 management_token=None, state_dir=None, nomad_version=None):
         self.scenario = os.path.join(REPO_ROOT, scenario) if not os.path.isabs(str(scenario)) else str(scenario)
         self.port = port
         self.virtual = virtual
@@ -97,6 +97,7 @@ class EmulatorProcess:
         self.client_cert = client_cert  # (cert, key) used by .control/.allocations() under mutual TLS
         self.management_token = management_token or scenario_management_token(self.scenario)
         self.state_dir = state_dir
+        self.nomad_version = nomad_version   # None: the scenario's `nomad_version`, else the emulator's default
         self.process = None
         self.address = None
         self._control = None
@@ -117,6 +118,8 @@ class EmulatorProcess:
             command.append("--string-token-compare")
         if self.state_dir:
             command += ["--state-dir", str(self.state_dir)]
+        if self.nomad_version:
+            command += ["--nomad-version", str(self.nomad_version)]
         return command + self.extra_args
 
     def start(self) -> EmulatorProcess:

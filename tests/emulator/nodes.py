@@ -241,7 +241,7 @@ class Nodes:
         if node is None:
             raise HttpError(404, "node not found", self.api.read_meta(self.emulator.nodes_index))
         await self.block(request, lambda: node["ModifyIndex"])
-        return json_response(request, node_full(node), headers=self.api.read_meta(node["ModifyIndex"]))
+        return json_response(request, node_full(node, self.emulator.version), headers=self.api.read_meta(node["ModifyIndex"]))
 
     # --- GET /v1/node/:id/allocations (§5.6) ------------------------------------------------------------
     async def node_allocations(self, request, node_id: str):

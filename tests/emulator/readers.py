@@ -17,16 +17,18 @@ import copy
 
 from . import acl as acl_mod
 from .httpjson import HttpError, json_response
+from .nomadversion import DEFAULT as DEFAULT_NOMAD
+from .nomadversion import NomadVersion
 from .uuidindex import IndexError_, parse_uuid
 
 READERS_PREFIXES = ("/v1/job/", "/v1/namespace/")
 
 
-def node_stub(node: dict) -> dict:
+def node_stub(node: dict, version: NomadVersion = DEFAULT_NOMAD) -> dict:
     """NodeListStub (§5.2 of nomad-deployments-nodes-behaviour.md) from the node state kept by nodes.py."""
     return {"Address": node.get("Address", "127.0.0.1"), "ID": node["ID"], "Attributes": None,
             "Datacenter": node.get("Datacenter", "dc1"), "Name": node["Name"], "NodeClass": node.get("NodeClass", ""),
-            "NodePool": node.get("NodePool", "default"), "Version": "1.6.5",
+            "NodePool": node.get("NodePool", "default"), "Version": version.text,
             "Drain": node.get("DrainStrategy") is not None,
             "SchedulingEligibility": node.get("SchedulingEligibility", "eligible"), "Status": node.get("Status", "ready"),
             "StatusDescription": "", "Drivers": None, "HostVolumes": None, "NodeResources": None,
@@ -34,14 +36,27 @@ def node_stub(node: dict) -> dict:
             "CreateIndex": node.get("CreateIndex", 1), "ModifyIndex": node.get("ModifyIndex", 1)}
 
 
-def node_full(node: dict) -> dict:
+def node_full(node: dict, version: NomadVersion = DEFAULT_NOMAD) -> dict:
     """The full node (§5.3): sanitized (SecretID empty) with the legacy `Drain` key."""
-    full = node_stub(node)
+    full = node_stub(node, version)
     full.update({"SecretID": "", "HTTPAddr": node.get("HTTPAddr", "127.0.0.1:4646"), "TLSEnabled": False,
                  "Attributes": dict(node.get("Attributes") or {}) or None, "Meta": dict(node.get("Meta") or {}),
                  "Events": copy.deepcopy(node.get("Events")), "DrainStrategy": copy.deepcopy(node.get("DrainStrategy")),
                  "StatusUpdatedAt": node.get("StatusUpdatedAt", 0), "ComputedClass": "", "Links": None})
+    full.update(legacy_node_resources(node, version.node_legacy_resources))
     return full
+
+
+def legacy_node_resources(node: dict, kind: str) -> dict:
+    """Row 33 of the changes reference: the pre-1.7 `Resources`/`Reserved`, empty objects in 1.7-1.10, gone in 1.11."""
+    if kind == "absent":
+        return {}
+    blank = {"CPU": 0, "Cores": 0, "MemoryMB": 0, "MemoryMaxMB": 0, "DiskMB": 0, "IOPS": 0, "Networks": None,
+             "Devices": None}
+    if kind == "empty":
+        return {"Resources": dict(blank), "Reserved": dict(blank)}
+    filled = dict(blank, CPU=node.get("CPU", 4000), MemoryMB=node.get("MemoryMB", 8192), DiskMB=100000)
+    return {"Resources": filled, "Reserved": dict(blank)}
 
 
 class Readers:
@@ -134,7 +149,7 @@ class Readers:
         matcher = self._node_filter(request.query.get("filter", ""))
         if matcher is not None:  # Nomad evaluates the filter on the full node (Attributes, Meta, ...)
             nodes = [node for node in nodes if self._matches(matcher, node_full(node))]
-        stubs = [node_stub(node) for node in nodes]
+        stubs = [node_stub(node, self.emulator.version) for node in nodes]
         if with_os:  # 1.10: `os=true` adds the OS name to the stub's Attributes (§5.2)
             for stub, node in zip(stubs, nodes):
                 stub["Attributes"] = {"os.name": (node.get("Attributes") or {}).get("os.name", "")}

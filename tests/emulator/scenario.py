@@ -12,6 +12,7 @@ import yaml
 
 from .logcapture import LogSpecError, log_settings
 from .nomadtime import now_ns, rfc3339
+from .nomadversion import NomadVersion, UnsupportedVersion
 from .state import Allocation, Emulator, FastIds, Task, duration_seconds, new_id
 
 VIRTUAL_FIRST_CREATE_INDEX = 5  # so that create indexes of 1 to 6 digits occur (string-compare bug)
@@ -32,6 +33,14 @@ def load_scenario_file(path: str) -> dict:
     if not isinstance(data, dict):
         raise ScenarioError(f"scenario {path} must be a mapping")
     return data
+
+
+def scenario_version(scenario: dict, override=None) -> NomadVersion:
+    """The Nomad version to answer as: the --nomad-version option, else the scenario's `nomad_version`."""
+    try:
+        return NomadVersion.parse(override if override is not None else scenario.get("nomad_version"))
+    except UnsupportedVersion as err:
+        raise ScenarioError(str(err)) from err
 
 
 def node_entries(emulator: Emulator) -> list:
@@ -57,6 +66,8 @@ def build_nodes(emulator: Emulator) -> None:
             if key in entry:
                 node[name] = kind(entry[key])
         init_node(emulator, node, entry)
+        if "nomad.version" not in (entry.get("attributes") or {}):
+            node["Attributes"]["nomad.version"] = emulator.version.text
         emulator.nodes.append(node)
 
 

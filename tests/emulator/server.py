@@ -31,19 +31,19 @@ MAX_BLOCK_SECONDS = 300.0
 JITTER_FRACTION = 16
 EXEC_ROUTE_NAME = "nomad-exec"
 CLIENT_ACTIONS_NOT_EMULATED = ("stats", "snapshot", "gc")
+EMPTY_MEANS_DEFAULT = ("no_shutdown_delay", "reschedule")  # stop's parseBool skips empty values (1.11 http.go)
 
 
 # --- query parsing (reference §3) -------------------------------------------------------------------
 class QueryOptions:
     def __init__(self, request):
         query = request.query
+        version = request.app[EMULATOR_KEY].version
         self.region = query.get("region", "")
-        self.stale_error = ""
-        if "stale" in query and query["stale"] != "":
-            try:
-                parse_go_bool(query["stale"])
-            except GoParseBoolError:
-                self.stale_error = f"Expect `true` or `false` for `stale` query string parameter, got {query['stale']}"
+        self.stale_error = _stale_error(query, version)
+        self.per_page_error = ""
+        if version.query_errors_end_request and not self.stale_error and _per_page_invalid(query.get("per_page")):
+            self.per_page_error = "Expect a number for `per_page` query string parameter"
         self.prefix = query.get("prefix", "")
         self.namespace = query.get("namespace", "") or "default"
         self.next_token = query.get("next_token", "")
@@ -64,6 +64,28 @@ class QueryOptions:
             except ValueError as err:
                 raise HttpError(400, "Invalid index") from err
 
+    @property
+    def parse_error(self) -> str:
+        """The text parse() answers 400 with (the stale or per_page check), or ""."""
+        return self.stale_error or self.per_page_error
+
+
+def _stale_error(query, version) -> str:
+    value = query.get("stale", "")
+    if value == "":
+        return ""
+    try:
+        parse_go_bool(value)
+    except GoParseBoolError:
+        text = "Expect `true` or `false` for `stale` query string parameter"
+        return text if version.query_errors_end_request else f"{text}, got {value}"
+    return ""
+
+
+def _per_page_invalid(text) -> bool:
+    """Nomad 1.8+ refuses what strconv.ParseInt(v, 10, 32) cannot parse (row 4, §2.9 of the changes reference)."""
+    return text not in (None, "") and _go_int32(text) is None
+
 
 def _parse_uint64(text: str) -> int:
     if not text.isdigit() or not text.isascii():
@@ -75,18 +97,22 @@ def _parse_uint64(text: str) -> int:
 
 
 def _parse_per_page(text):
-    """strconv.ParseInt(v, 10, 32); anything unparsable is ignored (no paging)."""
-    if text is None:
-        return 0
+    """strconv.ParseInt(v, 10, 32); anything unparsable is ignored (no paging) before Nomad 1.8."""
+    value = None if text is None else _go_int32(text)
+    return value or 0
+
+
+def _go_int32(text: str):
+    """strconv.ParseInt(text, 10, 32), or None."""
     body = text[1:] if text[:1] in "+-" else text
     if not body.isdigit() or not body.isascii():
-        return 0
+        return None
     value = int(text)
-    return value if -2 ** 31 <= value < 2 ** 31 else 0
+    return value if -2 ** 31 <= value < 2 ** 31 else None
 
 
 def _parse_bool_param(request, name: str, default: bool) -> bool:
-    if name not in request.query:
+    if name not in request.query or (name in EMPTY_MEANS_DEFAULT and request.query[name] == ""):
         return default
     value = request.query[name]
     try:
@@ -145,17 +171,23 @@ class Api:
 
     @staticmethod
     def finish_read(request, options: QueryOptions, response: web.Response) -> web.Response:
-        """The `stale` quirk: a 400 status with the message written before the normal body."""
-        if options.stale_error:
+        """Handlers that ignore parse()'s result: a 400 status with the message written before the normal body."""
+        if options.parse_error:
             response.set_status(400)
-            response.body = options.stale_error.encode() + (response.body or b"")
+            response.body = options.parse_error.encode() + (response.body or b"")
         return response
+
+    def refuse_bad_query(self, options: QueryOptions) -> None:
+        """Handlers that test parse()'s result answer only its message since Nomad 1.8 (rows 4-5, §2.9)."""
+        if options.parse_error and self.emulator.version.query_errors_end_request:
+            raise HttpError(400, options.parse_error)
 
     # --- GET /v1/allocations --------------------------------------------------------------------------
     async def list_allocations(self, request) -> web.Response:
         if request.method != "GET":
             raise HttpError(405, "Invalid method")
         options = QueryOptions(request)
+        self.refuse_bad_query(options)
         resources = _parse_bool_param(request, "resources", False)
         task_states = _parse_bool_param(request, "task_states", True)
         self.check_region(request)
@@ -208,6 +240,7 @@ class Api:
         if request.method != "GET":
             raise HttpError(405, "Invalid method")
         options = QueryOptions(request)
+        self.refuse_bad_query(options)
         self.check_region(request)
         token = self.authenticate(request)
         self.lookup_exact(alloc_id)  # validates the ID (500 texts) before blocking
@@ -229,13 +262,7 @@ class Api:
     async def stop_allocation(self, request, alloc_id: str) -> web.Response:
         if request.method not in ("POST", "PUT"):
             raise HttpError(405, "Invalid method")
-        no_shutdown_delay = False
-        value = request.query.get("no_shutdown_delay", "")
-        if value:
-            try:
-                no_shutdown_delay = parse_go_bool(value)
-            except GoParseBoolError as err:
-                raise HttpError(500, f"no_shutdown_delay value is not a boolean: {err}") from err
+        no_shutdown_delay, reschedule = self.stop_parameters(request)
         self.check_region(request)
         token = self.authenticate(request)
         if not alloc_id:
@@ -246,13 +273,31 @@ class Api:
         self.require(token, alloc.namespace, "alloc-lifecycle")
         alloc.desired_transition["Migrate"] = True
         alloc.desired_transition["NoShutdownDelay"] = no_shutdown_delay
+        if reschedule is not None:
+            alloc.desired_transition["Reschedule"] = reschedule
         index = self.emulator.touch(alloc)
         eval_id = new_id()
-        self.schedule_stop(alloc, eval_id)
+        self.schedule_stop(alloc, eval_id, reschedule=bool(reschedule))
         return json_response(request, {"EvalID": eval_id, "Index": index}, headers={"X-Nomad-Index": str(index)})
 
-    def schedule_stop(self, alloc: Allocation, eval_id: str) -> None:
-        """What the scheduler does with the alloc-stop evaluation: stop it, replace it (service jobs)."""
+    def stop_parameters(self, request) -> tuple:
+        """(no_shutdown_delay, reschedule); reschedule is None before Nomad 1.11, which has no such parameter."""
+        if not self.emulator.version.stop_takes_reschedule:
+            value = request.query.get("no_shutdown_delay", "")
+            try:
+                return (parse_go_bool(value) if value else False), None
+            except GoParseBoolError as err:
+                raise HttpError(500, f"no_shutdown_delay value is not a boolean: {err}") from err
+        # 1.11 parses both with parseBool: rows 12-14 of the changes reference
+        return _parse_bool_param(request, "no_shutdown_delay", False), _parse_bool_param(request, "reschedule", False)
+
+    def schedule_stop(self, alloc: Allocation, eval_id: str, *, reschedule: bool = False) -> None:
+        """What the scheduler does with the alloc-stop evaluation: stop it, replace it (service jobs).
+
+        A batch allocation is replaced when the stop asked for `reschedule` (1.11, row 12/15 of the changes
+        reference) and, at 1.10.3-1.10.5, because the client marks its killed tasks failed and the reschedule
+        policy applies (row 15; the emulator places the replacement at once, without the policy's delay).
+        """
         if alloc.desired_status == "stop":
             return
         alloc.desired_status = "stop"
@@ -262,9 +307,10 @@ class Api:
         if alloc.virtual:
             supervisor.stop_virtual(alloc)
             return
-        if alloc.job["Type"] == "service":
+        fails_tasks = alloc.job["Type"] == "batch" and self.emulator.version.batch_stop_fails_tasks
+        if alloc.job["Type"] == "service" or (alloc.job["Type"] == "batch" and (reschedule or fails_tasks)):
             self.replace(alloc)
-        supervisor.spawn(supervisor.stop_allocation(alloc))
+        supervisor.spawn(supervisor.stop_allocation(alloc, fail_tasks=fails_tasks))
 
     def replace(self, alloc: Allocation) -> Allocation:
         group_spec = alloc.group_spec
@@ -282,6 +328,7 @@ class Api:
         if request.method != "GET":
             raise HttpError(405, "Invalid method")
         options = QueryOptions(request)
+        self.refuse_bad_query(options)
         self.check_region(request)
         token = self.authenticate(request)
         self.require(token, options.namespace, "read-job")

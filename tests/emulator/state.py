@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from . import acl as acl_mod
 from .faults import Faults
+from .nomadversion import DEFAULT as DEFAULT_NOMAD
+from .nomadversion import NomadVersion
 from .nomadtime import now_ns, parse_go_duration, rfc3339
 
 ALLOC_MIGRATING = "alloc is being migrated"
@@ -87,12 +89,17 @@ class Task:
             return None
         return {"Hook": self.lifecycle.get("hook", "prestart"), "Sidecar": bool(self.lifecycle.get("sidecar", False))}
 
-    def state_dict(self) -> dict:
-        return {
+    def state_dict(self, version: NomadVersion = DEFAULT_NOMAD) -> dict:
+        state = {
             "State": self.state, "Failed": self.failed, "Restarts": self.restarts,
             "LastRestart": rfc3339(self.last_restart), "StartedAt": rfc3339(self.started_at),
-            "FinishedAt": rfc3339(self.finished_at), "Events": list(self.events), "TaskHandle": None,
+            "FinishedAt": rfc3339(self.finished_at), "Events": list(self.events),
         }
+        if version.task_state_has_handle:
+            state["TaskHandle"] = None
+        if version.task_state_has_paused:
+            state["Paused"] = ""   # a TaskScheduleState; always empty in Nomad CE (row 18)
+        return state
 
     def control_view(self) -> dict:
         return {"pid": self.pid, "state": self.state, "restarts": self.restarts, "task_dir": self.task_dir,
@@ -100,6 +107,8 @@ class Task:
 
 
 class Allocation:
+    version: NomadVersion = DEFAULT_NOMAD   # the emulator's, set by Emulator.add_alloc
+
     def __init__(self, *, alloc_id, job, group, index_in_group, namespace, node, tasks, create_index,
                  virtual=False, services=(), eval_id=None):
         self.id = alloc_id
@@ -172,7 +181,7 @@ class Allocation:
         self.stub_template = None
 
     def task_states(self) -> dict:
-        return {name: task.state_dict() for name, task in self.tasks.items()}
+        return {name: task.state_dict(self.version) for name, task in self.tasks.items()}
 
     def allocated_resources(self) -> dict:
         tasks = {name: {"Cpu": {"CpuShares": 100, "ReservedCores": None}, "Memory": {"MemoryMB": 300, "MemoryMaxMB": 0},
@@ -263,8 +272,10 @@ class Allocation:
 class Emulator:
     """Everything the HTTP handlers and the exec handler share (see README "Internals for exec")."""
 
-    def __init__(self, scenario: dict, *, state_dir: str, string_token_compare: bool = False):
+    def __init__(self, scenario: dict, *, state_dir: str, string_token_compare: bool = False,
+                 version: NomadVersion = DEFAULT_NOMAD):
         self.scenario = scenario
+        self.version = version
         self.state_dir = state_dir
         self.region = str(scenario.get("region", "global"))
         self.datacenter = str(scenario.get("datacenter", "dc1"))
@@ -274,14 +285,14 @@ class Emulator:
             self.namespaces.insert(0, "default")
         self.tokens = {}
         for entry in scenario.get("tokens") or ():
-            token = acl_mod.token_from_scenario(entry)
+            token = acl_mod.token_from_scenario(entry, version)
             self.tokens[token.secret] = token
         self.anonymous = acl_mod.Token(
             name="anonymous", secret="",
-            capabilities={str(ns): acl_mod.expand_capabilities(caps)
+            capabilities={str(ns): acl_mod.expand_capabilities(caps, version)
                           for ns, caps in (scenario.get("anonymous") or {}).items()})
         self.settings = {
-            "string_token_compare": bool(string_token_compare),
+            "string_token_compare": bool(string_token_compare) or not version.numeric_pagination_tokens,
             # answer like a multi-node cluster, where RPC errors that crossed a connection carry "rpc error: "
             "rpc_error_prefix": False,
         }
@@ -354,6 +365,7 @@ class Emulator:
 
     # --- registration ----------------------------------------------------------------------------
     def add_alloc(self, alloc: Allocation) -> None:
+        alloc.version = self.version
         self.allocs[alloc.id] = alloc
         bisect.insort(self._hex_ids, alloc.hex_id)
         self._alloc_by_hex[alloc.hex_id] = alloc

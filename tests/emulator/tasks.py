@@ -240,13 +240,21 @@ class Supervisor:
             self.emulator.touch(alloc, client_update=True)
 
     # --- API operations --------------------------------------------------------------------------
-    async def stop_allocation(self, alloc: Allocation) -> None:
-        """The client side of a stop: kill the tasks, then the allocation is complete."""
+    async def stop_allocation(self, alloc: Allocation, *, fail_tasks: bool = False) -> None:
+        """The client side of a stop: kill the tasks, then the allocation is complete.
+
+        fail_tasks: Nomad 1.10.3-1.10.5 marks the killed tasks of a migrating batch allocation failed (row 15 of
+        the changes reference), so the allocation ends `failed`.
+        """
         async with alloc.lifecycle_lock:
-            await self.kill_tasks(alloc, [t for t in alloc.tasks.values() if t.state == "running"])
+            running = [t for t in alloc.tasks.values() if t.state == "running"]
+            await self.kill_tasks(alloc, running)
             if alloc.client_status not in ("complete", "failed"):
-                alloc.client_status = "complete"
-                alloc.client_description = "All tasks have completed"
+                for task in running if fail_tasks else ():
+                    task.failed = True
+                failed = any(task.failed for task in running)
+                alloc.client_status = "failed" if failed else "complete"
+                alloc.client_description = "Failed tasks" if failed else "All tasks have completed"
                 self.deregister_services(alloc)
                 self.emulator.touch(alloc, client_update=True)
 

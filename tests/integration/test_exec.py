@@ -179,8 +179,10 @@ def test_server_closing_before_the_exit_frame_is_an_error(ansible_runner, integr
         integration_emulator.control.clear_faults()
     result = run.task("cut off")
     assert result["_status"] == "failed"
+    # Nomad 1.8+ ends such a session without a close frame (row 8 of the 1.6-to-1.11 changes reference); the
+    # 1.6.5 answer (close 1011 with the stream error) is checked in test_nomad_versions.py.
     assert result["msg"] == (
-        "exec session closed before the command exited (close code 1011: io: read/write on closed pipe)"
+        "exec session closed before the command exited (connection dropped without a close frame)"
     )
     assert result["stdout"] == "first" and "rc" not in result
 

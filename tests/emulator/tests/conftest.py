@@ -91,6 +91,13 @@ def shared_api(shared_emulator) -> Api:
     return Api(shared_emulator)
 
 
+@pytest.fixture(scope="session")
+def emulator_1_6_5():
+    """The integration scenario answering as Nomad 1.6.5, for read-only tests of 1.6 answers (do not mutate it)."""
+    with EmulatorProcess(SCENARIOS / "integration.yml", nomad_version="1.6.5") as emulator:
+        yield emulator
+
+
 @pytest.fixture
 def emulator_factory():
     """Start emulators for one test; each is stopped at teardown."""

@@ -149,6 +149,9 @@ def process_gone(pid: int) -> bool:
 
 
 # --- fixtures -----------------------------------------------------------------------------------
+# These tests check Nomad 1.6.5's exec (the alloc API reference); test_versions.py checks what 1.8+ changed.
+WRITTEN_FOR = "1.6.5"
+
 
 def assert_no_server_errors(emulator: EmulatorProcess) -> None:
     """Sessions that end badly (peer gone, faults, bad frames) must not leave tracebacks in the log."""
@@ -158,7 +161,7 @@ def assert_no_server_errors(emulator: EmulatorProcess) -> None:
 
 @pytest.fixture(scope="module")
 def emu():
-    with EmulatorProcess(str(EXEC_SCENARIO)) as emulator:
+    with EmulatorProcess(str(EXEC_SCENARIO), nomad_version=WRITTEN_FOR) as emulator:
         yield emulator
     assert_no_server_errors(emulator)
 
@@ -172,7 +175,7 @@ def shell_alloc(emu) -> str:
 
 @pytest.fixture(scope="module")
 def acl_emu():
-    with EmulatorProcess(ACL_SCENARIO) as emulator:
+    with EmulatorProcess(ACL_SCENARIO, nomad_version=WRITTEN_FOR) as emulator:
         yield emulator
     assert_no_server_errors(emulator)
 
@@ -494,7 +497,7 @@ def test_other_region_has_no_path(emu, shell_alloc):
 
 
 def test_virtual_allocation_execs_in_a_task_directory_made_on_demand():
-    with EmulatorProcess(str(EXEC_SCENARIO), virtual=2) as emulator:
+    with EmulatorProcess(str(EXEC_SCENARIO), virtual=2, nomad_version=WRITTEN_FOR) as emulator:
         virtual = next(alloc for alloc in emulator.allocations() if alloc["JobID"].startswith("virtual"))
         outcome = run_exec(exec_url(emulator, virtual["ID"], ["/bin/sh", "-c", 'pwd; echo "$NOMAD_ALLOC_ID"']))
     assert_no_server_errors(emulator)

@@ -26,7 +26,8 @@ NO_FS = "00000000-0000-4000-8000-0000000000f4"
 
 @pytest.fixture(scope="module")
 def fs_emulator():
-    with EmulatorProcess(SCENARIOS / "fs.yml") as emulator:
+    # Nomad 1.6.5's fs/logs (nomad-fs-logs-checks-behaviour.md); test_versions.py checks rows 23-26 of the changes
+    with EmulatorProcess(SCENARIOS / "fs.yml", nomad_version="1.6.5") as emulator:
         yield emulator
 
 

@@ -189,7 +189,10 @@ def test_stop_kills_the_tasks_and_a_replacement_appears(api, fresh_emulator):
     assert api.get(f"/v1/allocation/{alloc['ID']}/services").json() == []
 
 
-def test_stop_put_no_shutdown_delay_and_batch_jobs_are_not_replaced(api):
+def test_stop_put_no_shutdown_delay_and_batch_jobs_are_not_replaced(emulator_factory):
+    """Nomad 1.6.5 (1.10.5 and 1.11.3: test_versions.py, rows 12-15 of the changes reference)."""
+    from conftest import Api
+    api = Api(emulator_factory(nomad_version="1.6.5"))
     report = api.by_job("report")[0]
     response = api.put(f"/v1/allocation/{report['ID']}/stop", params={"no_shutdown_delay": "true"})
     assert response.status_code == 200
@@ -250,7 +253,7 @@ def test_stop_escalates_to_sigkill_after_kill_timeout(emulator_factory, tmp_path
         "          - name: t\n"
         "            kill_timeout: 500ms\n"
         "            command: ['/bin/sh', '-c', 'trap \"\" TERM; while :; do sleep 0.1; done']\n")
-    emulator = emulator_factory(str(scenario))
+    emulator = emulator_factory(str(scenario), nomad_version="1.6.5")   # a stopped batch alloc ends complete
     from conftest import Api
     api = Api(emulator)
     alloc_id = api.allocations()[0]["ID"]

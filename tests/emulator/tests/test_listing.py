@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from conftest import Api
+
 
 def test_default_namespace_only_by_default(shared_api):
     response = shared_api.get("/v1/allocations")
@@ -173,18 +176,25 @@ def test_unknown_region_is_500(shared_api):
     assert shared_api.get("/v1/allocations", params={"region": "global"}).status_code == 200
 
 
-def test_stale_quirk_keeps_the_body(shared_api):
-    assert shared_api.get("/v1/allocations", params={"stale": ""}).status_code == 200
-    response = shared_api.get("/v1/allocations", params={"stale": "maybe"})
+@pytest.fixture(scope="module")
+def api_1_6(emulator_1_6_5):
+    return Api(emulator_1_6_5)
+
+
+def test_stale_quirk_keeps_the_body(api_1_6):
+    """Nomad 1.6.5; 1.8+ in test_versions.py (row 5 of the changes reference)."""
+    assert api_1_6.get("/v1/allocations", params={"stale": ""}).status_code == 200
+    response = api_1_6.get("/v1/allocations", params={"stale": "maybe"})
     assert response.status_code == 400
     assert response.text.startswith("Expect `true` or `false` for `stale` query string parameter, got maybe[")
 
 
-def test_per_page_parsing(shared_api):
-    everything = shared_api.allocations()
+def test_per_page_parsing(api_1_6):
+    """Nomad 1.6.5; 1.8+ in test_versions.py (row 4 of the changes reference)."""
+    everything = api_1_6.allocations()
     for junk in ("abc", "1.5", "99999999999"):
-        assert len(shared_api.allocations(per_page=junk)) == len(everything), junk
-    response = shared_api.get("/v1/allocations", params={"namespace": "*", "per_page": "-1"})
+        assert len(api_1_6.allocations(per_page=junk)) == len(everything), junk
+    response = api_1_6.get("/v1/allocations", params={"namespace": "*", "per_page": "-1"})
     assert response.json() == []
     assert response.headers["X-Nomad-NextToken"] == f"{everything[0]['CreateIndex']}.{everything[0]['ID']}"
 

@@ -94,3 +94,13 @@ def test_a_wait_that_times_out_says_what_held_it_up(condition):
     outcome = allocations.wait_for_allocations(client, {"job": "web"}, allocations.ListOptions(), condition, 0)
     assert not outcome.met
     assert outcome.progress == f"1 allocation(s) not {condition} yet: 5a222182 (web.app[0]): client status pending"
+
+
+def test_per_page_up_to_nomads_32_bit_limit_is_accepted():
+    assert allocations.ListOptions(per_page=2 ** 31 - 1).per_page == 2 ** 31 - 1
+
+
+def test_per_page_above_nomads_32_bit_limit_is_refused():
+    """Nomad 1.6 ignored a larger per_page (no paging at all), Nomad 1.8+ answers 400; refused before any request."""
+    with pytest.raises(allocations.SelectorError, match=r"per_page must be at most 2147483647, Nomad's 32-bit limit"):
+        allocations.ListOptions(per_page=2 ** 31)

@@ -138,6 +138,14 @@ def test_stop_sends_one_post_with_namespace_and_no_shutdown_delay():
     ]
 
 
+def test_stop_of_a_batch_allocation_asks_for_reschedule_like_the_nomad_1_11_cli():
+    nomad = InMemoryClient()
+    lifecycle.stop_allocation(nomad, dict(allocation(), JobType="batch"))
+    lifecycle.stop_allocation(nomad, dict(allocation(), JobType="service"))
+    assert [params for _method, _path, params, _body in nomad.writes] == [
+        {"namespace": "default", "reschedule": "true"}, {"namespace": "default"}]
+
+
 def test_stop_in_check_mode_predicts_without_writing():
     nomad = InMemoryClient()
     assert lifecycle.stop_allocation(nomad, allocation(), check_mode=True) == {"changed": True, "EvalID": None}
