@@ -233,6 +233,8 @@ class Nodes:
     # --- GET /v1/node/:id (§5.3) -------------------------------------------------------------------------
     async def get_node(self, request, node_id: str):
         from .readers import node_full
+        from .server import QueryOptions  # server.py imports this module
+        self.api.refuse_bad_query(QueryOptions(request))  # the node get handler tests parse()'s result (rows 4-5)
         token = self._token(request)
         self.readers.require_node_read(token)
         if not node_id:

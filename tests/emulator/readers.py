@@ -102,8 +102,11 @@ class Readers:
         return None
 
     def _start(self, request):
+        """Method, parse() (job get, namespace get and node list test its result: rows 4-5), region, token."""
+        from .server import QueryOptions  # server.py imports this module
         if request.method != "GET":
             raise HttpError(405, "Invalid method")
+        self.api.refuse_bad_query(QueryOptions(request))
         self.api.check_region(request)
         return self.api.authenticate(request)
 

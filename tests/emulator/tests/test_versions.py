@@ -97,6 +97,21 @@ def test_per_page_and_stale_errors(versioned):
                                                  (400, "Expect a number for `per_page` query string parameter" + "null"))
 
 
+def test_node_job_and_namespace_readers_answer_only_the_parse_error_since_1_8(versioned):
+    """Rows 4-5 and §2.9: node list and get, job get and namespace get test parse()'s result, so since 1.8 a bad
+    `per_page` or `stale` is answered with the message alone; 1.6.5 ignored `per_page` there."""
+    version, api = versioned
+    node_id = api.get("/v1/nodes").json()[0]["ID"]
+    for path in ("/v1/nodes", f"/v1/node/{node_id}", "/v1/job/web", "/v1/namespace/default"):
+        per_page = api.get(path, params={"per_page": "abc"})
+        stale = api.get(path, params={"stale": "maybe"})
+        if version == "1.6.5":
+            assert per_page.status_code == 200, path
+        else:
+            assert (per_page.status_code, per_page.text) == (400, "Expect a number for `per_page` query string parameter")
+            assert (stale.status_code, stale.text) == (400, "Expect `true` or `false` for `stale` query string parameter")
+
+
 def test_task_states_keys(versioned):
     """Row 18: `TaskHandle` until 1.10.0, `Paused` (always "") since 1.8.0; in the list stub and the full alloc."""
     version, api = versioned
