@@ -524,6 +524,7 @@ class _ExecTransport:
         # Set once the session is over (or being aborted); a sender or a source that waits can watch it.
         self._stop = ended if ended is not None else threading.Event()
         self._timed_out = threading.Event()
+        self._last_frame_at = time.monotonic()
 
     def abort(self) -> None:
         """End the session from another thread (the reader then fails with ExecClosedError)."""
@@ -569,8 +570,10 @@ class _ExecTransport:
     def _receive_until_exit(self):
         recv_data = self._ws.recv_data
         on_output_frame = self._on_output_frame
+        monotonic = time.monotonic
         while True:
             opcode, payload = recv_data()
+            self._last_frame_at = monotonic()
             if opcode == _OPCODE_TEXT or opcode == _OPCODE_BINARY:
                 result = on_output_frame(payload)
                 if result is not None:
@@ -583,6 +586,16 @@ class _ExecTransport:
             return ExecTimeoutError(self._timeout_message())
         code, reason = parse_close_payload(payload)
         return ExecClosedError(closed_before_exit_message(code, reason))
+
+    def _send_heartbeats_while_idle(self, ws) -> None:
+        """A heartbeat after each HEARTBEAT_INTERVAL in which the server sent nothing, until the session ends.
+
+        Output in flight keeps the connection alive by itself. And since Nomad 1.8 the server closes the TCP
+        connection right after the exited frame: a heartbeat that reaches it then makes its kernel reset the
+        connection and drop the output (and the exited frame) it has not delivered yet."""
+        while not self._stop.wait(HEARTBEAT_INTERVAL):
+            if time.monotonic() - self._last_frame_at >= HEARTBEAT_INTERVAL:
+                ws.send(HEARTBEAT_FRAME)
 
     def _close_politely(self) -> None:
         """Answer/await the server's close after the exited frame (Nomad sends 1000 right away)."""
@@ -676,8 +689,7 @@ class ExecSession(_ExecTransport):
                 if self._stop.is_set():
                     return
                 ws.send(frame)
-            while not self._stop.wait(HEARTBEAT_INTERVAL):
-                ws.send(HEARTBEAT_FRAME)
+            self._send_heartbeats_while_idle(ws)
         except (websocket.WebSocketException, OSError):
             # A broken connection ends the reader too, which reports it (or already has the exit code, when
             # the command exited without reading all of its input).
@@ -810,8 +822,7 @@ class StreamingExecSession(_ExecTransport):
                     return
                 ws.send(stdin_data_frame(chunk))
             ws.send(STDIN_CLOSE_FRAME)
-            while not self._stop.wait(HEARTBEAT_INTERVAL):
-                ws.send(HEARTBEAT_FRAME)
+            self._send_heartbeats_while_idle(ws)
         except ExecError as error:  # from the source: ExecSourceError, or its own (a conversation's timeout)
             self._source_error = error
             self.abort()

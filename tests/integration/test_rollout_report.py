@@ -58,7 +58,9 @@ def test_wait_on_a_failing_deployment_reports_why(ansible_runner: AnsibleRunner)
     waited = run.task("wait")
     assert waited["_status"] == "ignored"
     assert waited["msg"].startswith("job 'unready' version 0: deployment ")
-    assert waited["msg"].endswith(" failed: Failed due to progress deadline")
+    assert waited["msg"].endswith(' failed: Failed due to progress deadline (why: alloc '
+                                  f'{waited["failed_allocations"][0]["id"]} unready.web[0] check "db" failure: '
+                                  'db unreachable on port 5432)')
     assert waited["deployment"]["Status"] == "failed" and waited["deployment"]["groups"]["web"]["unhealthy"] == 1
     [report] = waited["failed_allocations"]
     assert report["summary"]["name"] == "unready.web[0]"

@@ -322,6 +322,37 @@ def test_sender_writes_size_then_stdin_then_close_then_heartbeats(monkeypatch):
     assert frames[-3:] == [{"stdin": {"close": True}}, {}, {}]
 
 
+class ScriptedStop:
+    """A stop event whose wait() answers from a script (False: the interval passed, True: the session ended)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def wait(self, _seconds):
+        return self.answers.pop(0)
+
+
+def test_heartbeats_only_follow_a_silence_of_the_server():
+    """Since Nomad 1.8 the server closes right after the exited frame; a heartbeat sent into that close makes the
+    server's kernel reset the connection and drop undelivered output, so none is sent while output flows."""
+    import time
+
+    from ansible_collections.nomadops.nomad.plugins.module_utils import _exec
+
+    session = _exec.ExecSession("ws://127.0.0.1:1/v1/client/allocation/id/exec", [], {},
+                                ExecRequest("id", "task", ["cat"]))
+    sent = []
+    socket = type("Socket", (), {"send": lambda _self, payload: sent.append(payload)})()
+    session._stop = ScriptedStop([False, False, True])
+    session._last_frame_at = time.monotonic() + 3600  # frames keep arriving
+    session._send_heartbeats_while_idle(socket)
+    assert sent == []
+    session._stop = ScriptedStop([False, False, True])
+    session._last_frame_at = time.monotonic() - 3600  # nothing for longer than the interval
+    session._send_heartbeats_while_idle(socket)
+    assert sent == ["{}", "{}"]
+
+
 def test_output_beyond_the_limit_keeps_its_end_and_says_it_was_truncated():
     collector = OutputCollector(max_bytes=10)
     for number in range(100):
