@@ -30,6 +30,7 @@ class FakeTask:
         self.args = args
         self.check_mode = check_mode
         self.async_val = 0
+        self.environment = {}  # post-validated: the merged `environment:` keyword
 
 
 class PassThroughTemplar:
