@@ -44,30 +44,13 @@ extends_documentation_fragment:
   - nomadops.nomad.connection.plugins
   - ansible.builtin.constructed
   - ansible.builtin.inventory_cache
+  - nomadops.nomad.node_selector
 options:
   plugin:
     description: The name of this plugin; must be V(nomadops.nomad.nomad_nodes) for the file to be used.
     type: str
     required: true
     choices: [nomadops.nomad.nomad_nodes]
-  prefix:
-    description:
-      - Only nodes whose ID starts with this (Nomad's C(prefix); an even number of hexadecimal digits).
-    type: str
-  filter:
-    description:
-      - A go-bexpr expression Nomad evaluates against each full node, for example V(Meta.rack == "r1") or
-        V(Attributes["os.name"] == "ubuntu"); combined with the other selector options with C(and).
-    type: str
-  datacenter:
-    description: Only nodes of this datacenter.
-    type: str
-  node_pool:
-    description: Only nodes of this node pool.
-    type: str
-  node_class:
-    description: Only nodes of this node class.
-    type: str
   status:
     description:
       - Only nodes whose status is one of these. Set it to V([]) to select every status.

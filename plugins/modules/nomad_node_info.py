@@ -22,23 +22,6 @@ options:
     description:
       - The node's name, full ID or a unique ID prefix. Several nodes that answer to it fail the task, listing them.
     type: str
-  prefix:
-    description:
-      - Only nodes whose ID starts with this (Nomad's C(prefix)).
-    type: str
-  filter:
-    description:
-      - A go-bexpr expression Nomad evaluates against each node, for example V(Meta.rack == "r1").
-    type: str
-  datacenter:
-    description: Only nodes of this datacenter.
-    type: str
-  node_pool:
-    description: Only nodes of this node pool.
-    type: str
-  node_class:
-    description: Only nodes of this node class.
-    type: str
   status:
     description: Only nodes with one of these statuses (V(ready), V(down), V(initializing), V(disconnected)).
     type: list
@@ -59,6 +42,7 @@ options:
     elements: str
 extends_documentation_fragment:
   - nomadops.nomad.connection
+  - nomadops.nomad.node_selector
   - nomadops.nomad.attributes
   - nomadops.nomad.attributes.ACTION_GROUP
   - nomadops.nomad.attributes.CHECK_MODE_READ_ONLY
