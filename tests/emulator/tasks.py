@@ -158,6 +158,9 @@ class Supervisor:
         if not alloc.alloc_dir:
             alloc.alloc_dir = os.path.join(self.emulator.state_dir, alloc.id)
             os.makedirs(os.path.join(alloc.alloc_dir, "alloc", "logs"), exist_ok=True)
+        if task.restart_wait is not None:  # a user restart during a policy delay supersedes the delay
+            task.restart_wait.cancel()
+            task.restart_wait = None
         self.emulator.ensure_task_dir(alloc, task)
         task.env = self.task_environment(alloc, task)
         task.add_event("Task Setup", "Building Task Directory", Message="Building Task Directory")
