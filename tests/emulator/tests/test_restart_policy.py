@@ -20,6 +20,7 @@ from jobfiles import parse, register
 
 from tests.emulator import restarts
 from tests.emulator.harness import EmulatorProcess
+from tests.emulator.nomadtime import rfc3339
 
 RUNNING = "trap 'exit 0' TERM; while :; do sleep 1; done"
 # Fails the first N runs (a counter in the shared alloc dir), then runs until stopped.
@@ -81,8 +82,8 @@ def alloc_until(api: Api, job_id: str, predicate, timeout: float = 30.0) -> dict
         index = int(response.headers["X-Nomad-Index"])
 
 
-def run(api: Api, job_id: str, **spec) -> None:
-    register(api, parse(api, job_hcl(job_id, **spec)))
+def run(api: Api, job_id: str, *, command: str, restart: str, **options) -> None:
+    register(api, parse(api, job_hcl(job_id, command=command, restart=restart, **options)))
 
 
 def server_state(alloc: dict) -> dict:
@@ -118,13 +119,8 @@ def test_failing_service_task_restarts_within_policy_then_fails(api):
         assert event["StartDelay"] == restarts.jitter_delay(100 * MS, f"{alloc['ID']}/server/{attempt}")
         assert event["DisplayMessage"] == f"Task restarting in {restarts.go_duration(event['StartDelay'])}"
         assert event["RestartReason"] == "Restart within policy"
-    assert state["LastRestart"] == rfc3339_of(events_of(alloc, "Restarting")[-1]["Time"])
+    assert state["LastRestart"] == rfc3339(events_of(alloc, "Restarting")[-1]["Time"])
     assert all(event["ExitCode"] == 3 for event in events_of(alloc, "Terminated"))
-
-
-def rfc3339_of(ns: int) -> str:
-    from tests.emulator.nomadtime import rfc3339
-    return rfc3339(ns)
 
 
 def test_task_restart_block_overrides_the_group_and_exit_0_restarts_a_service(api):
