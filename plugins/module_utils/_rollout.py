@@ -185,7 +185,9 @@ def watch_allocations(client, job, timeout, diagnose_lines, progress):
 
 
 REASON_CHARS = 300  # the reason quoted in the one-line message; the whole story is in failed_allocations
-RESTATING_EVENT = "Alloc Unhealthy"  # "Unhealthy because of failed task" only restates the event before it
+# Events that only restate the one before them: "Unhealthy because of failed task", and the restart policy's
+# "Policy allows no restarts"/"Exceeded allowed attempts ..." after the `Terminated` event that says why.
+RESTATING_EVENTS = ("Alloc Unhealthy", "Not Restarting")
 
 
 def first_reason(report):
@@ -214,7 +216,7 @@ def telling_event(task):
     """The last event that says something: for a dead task the one before the health verdict that restates it."""
     events = task.get("events") or []
     if task.get("failed") or task.get("state") == "dead":
-        events = [event for event in events if event.get("type") != RESTATING_EVENT] or events
+        events = [event for event in events if event.get("type") not in RESTATING_EVENTS] or events
     return events[-1]["message"] if events else None
 
 

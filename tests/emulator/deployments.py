@@ -406,12 +406,15 @@ class Deployments:
         deadline = loop.time() + (update.get("HealthyDeadline") or 0) / 1e9
         min_healthy = (update.get("MinHealthyTime") or 0) / 1e9
         passing_since = None
+        latest_start = 0
         while alloc.deployment_id == deployment_id and alloc.desired_status == "run" and health_of(alloc) is None:
             verdict = health_verdict(alloc, mode)
             now = loop.time()
             if verdict is False:
                 self.mark_unhealthy(alloc, update, at_deadline=False)
                 return
+            if latest_task_start(alloc) != latest_start:  # a (policy) restart between polls restarts the timer
+                latest_start, passing_since = latest_task_start(alloc), None
             passing_since = (passing_since if passing_since is not None else now) if verdict else None
             if passing_since is not None and now - passing_since >= min_healthy:
                 self.set_health(alloc, True)
@@ -645,6 +648,10 @@ def unhealthy_reasons(alloc, update: dict, at_deadline: bool) -> dict:
             reasons[task.name] = (f"Task not running for min_healthy_time of {go_duration(min_healthy)} by "
                                   f"healthy_deadline of {go_duration(deadline)}")
     return reasons
+
+
+def latest_task_start(alloc) -> int:
+    return max((task.started_at for task in alloc.tasks.values()), default=0)
 
 
 def health_verdict(alloc, mode: str):

@@ -50,6 +50,9 @@ class Task:
     failed: bool = False
     restarts: int = 0
     last_restart: int = 0
+    restart_count: int = 0          # the restart tracker's attempts in the current interval (restarts.py)
+    restart_window_start: int = 0   # when that interval began
+    restart_wait: object = None     # the asyncio task waiting out a restart delay
     started_at: int = 0
     finished_at: int = 0
     events: list = field(default_factory=list)
@@ -77,7 +80,7 @@ class Task:
             "DisplayMessage": message, "Details": extra.pop("Details", {}), "FailsTask": extra.pop("FailsTask", False),
             "RestartReason": extra.pop("RestartReason", ""), "SetupError": "", "DriverError": "",
             "ExitCode": extra.pop("ExitCode", 0), "Signal": extra.pop("Signal", 0), "KillReason": "",
-            "KillTimeout": extra.pop("KillTimeout", 0), "KillError": "", "StartDelay": 0,
+            "KillTimeout": extra.pop("KillTimeout", 0), "KillError": "", "StartDelay": extra.pop("StartDelay", 0),
             "TaskSignalReason": "", "TaskSignal": extra.pop("TaskSignal", ""), "DriverMessage": "", "GenericSource": "",
         }
         self.events.append(event)

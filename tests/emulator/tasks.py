@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 
+from . import restarts
 from .logcapture import captured_output
 from .nomadtime import now_ns, rfc3339
 from .state import Allocation, Emulator, Task
@@ -157,10 +158,14 @@ class Supervisor:
         if not alloc.alloc_dir:
             alloc.alloc_dir = os.path.join(self.emulator.state_dir, alloc.id)
             os.makedirs(os.path.join(alloc.alloc_dir, "alloc", "logs"), exist_ok=True)
+        if task.restart_wait is not None:  # a user restart during a policy delay supersedes the delay
+            task.restart_wait.cancel()
+            task.restart_wait = None
         self.emulator.ensure_task_dir(alloc, task)
         task.env = self.task_environment(alloc, task)
         task.add_event("Task Setup", "Building Task Directory", Message="Building Task Directory")
-        task.exited = asyncio.Event()
+        if task.exited is None or task.exited.is_set():  # a policy restart keeps the run's waiters waiting
+            task.exited = asyncio.Event()
         task.expected_exit = False
         try:
             with captured_output(alloc.alloc_dir, task) as (stdout, stderr):
@@ -178,6 +183,7 @@ class Supervisor:
             return
         task.process = process
         task.pid = process.pid
+        task.restart_window_start = task.restart_window_start or now_ns()
         task.state = "running"
         task.started = True
         task.failed = False
@@ -195,17 +201,52 @@ class Supervisor:
         exit_code, signum = (0, -returncode) if returncode < 0 else (returncode, 0)
         task.pid = None
         task.process = None
-        task.state = "dead"
         task.finished_at = now_ns()
-        task.failed = not task.expected_exit and returncode != 0
         message = f"Exit Code: {exit_code}" + (f", Signal: {signum}" if signum else "")
         task.add_event("Terminated", message, ExitCode=exit_code, Signal=signum,
                        Details={"exit_code": str(exit_code), "signal": str(signum)})
         expected = task.expected_exit
+        policy = None if expected else restarts.task_policy(alloc, task.name)
+        if policy is None:
+            task.state = "dead"
+            task.failed = not expected and returncode != 0
+        elif self.apply_restart_policy(alloc, task, policy, returncode == 0):
+            return
         task.exited.set()
         self.emulator.touch(alloc, client_update=True)
         if not expected:
             self.after_unexpected_exit(alloc, task)
+
+    def apply_restart_policy(self, alloc: Allocation, task: Task, policy: dict, exit_ok: bool) -> bool:
+        """The restart tracker's verdict on an exit (restarts.py); True when the task will run again."""
+        on_success = restarts.restarts_on_success(alloc.job.get("Type", "service"), task.lifecycle)
+        decision = restarts.decide(task, policy, on_success, exit_ok, now_ns(), f"{alloc.id}/{task.name}")
+        if not decision.restart:
+            task.state = "dead"
+            task.failed = decision.fails_task
+            if decision.fails_task:
+                task.add_event("Not Restarting", decision.reason, RestartReason=decision.reason, FailsTask=True)
+            return False
+        task.state = "pending"
+        task.restarts += 1
+        task.add_event("Restarting", restarts.restarting_message(decision), RestartReason=decision.reason,
+                       StartDelay=decision.delay_ns)
+        task.last_restart = task.events[-1]["Time"]
+        if not any(t.state == "running" for t in alloc.tasks.values()):
+            alloc.client_status, alloc.client_description = "pending", "No tasks have started"
+        self.emulator.touch(alloc, client_update=True)
+        task.restart_wait = self.spawn(self.restart_after(alloc, task, decision.delay_ns))
+        return True
+
+    async def restart_after(self, alloc: Allocation, task: Task, delay_ns: int) -> None:
+        await asyncio.sleep(delay_ns / 1e9)  # the policy's delay itself, not a test wait
+        task.restart_wait = None
+        if alloc.terminal or alloc.desired_status != "run" or task.state != "pending":
+            return
+        await self.start_task(alloc, task)
+        if task.state == "running" and alloc.client_status == "pending":
+            alloc.client_status, alloc.client_description = "running", "Tasks are running"
+            self.emulator.touch(alloc, client_update=True)
 
     def after_unexpected_exit(self, alloc: Allocation, task: Task) -> None:
         if task.is_prestart_ephemeral or alloc.client_status in ("complete", "failed"):
@@ -247,6 +288,7 @@ class Supervisor:
         the changes reference), so the allocation ends `failed`.
         """
         async with alloc.lifecycle_lock:
+            self.cancel_restart_waits(alloc)
             running = [t for t in alloc.tasks.values() if t.state == "running"]
             await self.kill_tasks(alloc, running)
             if alloc.client_status not in ("complete", "failed"):
@@ -257,6 +299,20 @@ class Supervisor:
                 alloc.client_description = "Failed tasks" if failed else "All tasks have completed"
                 self.deregister_services(alloc)
                 self.emulator.touch(alloc, client_update=True)
+
+    @staticmethod
+    def cancel_restart_waits(alloc: Allocation) -> None:
+        """A task killed while it waits to restart is dead at once (task_runner.go: the kill ends the wait)."""
+        for task in alloc.tasks.values():
+            if task.restart_wait is None:
+                continue
+            task.restart_wait.cancel()
+            task.restart_wait = None
+            task.state = "dead"
+            task.finished_at = now_ns()
+            task.add_event("Killed", "Task successfully killed")
+            if task.exited is not None:
+                task.exited.set()
 
     def stop_virtual(self, alloc: Allocation) -> None:
         for task in alloc.tasks.values():

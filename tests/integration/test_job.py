@@ -83,6 +83,10 @@ BATCH_HCL = '''job "JOBID" {
   datacenters = ["dc1"]
 
   group "run" {
+    restart {
+      attempts = 0
+    }
+
     task "step" {
       driver = "raw_exec"
 
@@ -237,7 +241,8 @@ def test_job_lifecycle(ansible_runner: AnsibleRunner, integration_emulator):
     assert report["summary"]["client_status"] == "failed"
     step = report["tasks"][0]
     assert step["failed"] and step["stderr_lines"] == ["error: table users is locked"]
-    assert step["stdout_lines"] == ["starting migrate"] and step["events"][-1]["message"] == "Exit Code: 3"
+    assert step["stdout_lines"] == ["starting migrate"]
+    assert [event["message"] for event in step["events"][-2:]] == ["Exit Code: 3", "Policy allows no restarts"]
 
     blocked = run.task("blocked")
     assert blocked["msg"] == ("job 'big' version 0: placement failed: group \"cache\": 0 of 2 placed: "

@@ -40,6 +40,10 @@ job "web" {
       auto_revert       = true
     }
 
+    restart {
+      attempts = 0
+    }
+
     task "server" {
       driver = "raw_exec"
 
@@ -90,6 +94,10 @@ job "api" {
       min_healthy_time  = "200ms"
       healthy_deadline  = "2s"
       progress_deadline = "0s"
+    }
+
+    restart {
+      attempts = 0
     }
 
     service {
@@ -215,7 +223,7 @@ def assert_crash_reported_with_rollback(run):
     assert server["stderr_lines"] == ["panic: config key database.url is missing"]
     assert server["stdout_lines"] == ["loading config"]
     assert [(event["type"], event["message"]) for event in server["events"]] == [
-        ("Started", "Task started by client"), ("Terminated", "Exit Code: 2"),
+        ("Terminated", "Exit Code: 2"), ("Not Restarting", "Policy allows no restarts"),
         ("Alloc Unhealthy", "Unhealthy because of failed task")]
 
 

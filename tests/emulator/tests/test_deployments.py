@@ -33,6 +33,9 @@ def job_hcl(job_id: str, *, update: str = FAST, count: int = 2, version: str = "
     count = {count}
     update {{
     {update}
+    }}
+    restart {{
+      attempts = 0
     }}{service}
     task "server" {{
       driver = "raw_exec"

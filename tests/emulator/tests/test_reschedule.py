@@ -34,6 +34,9 @@ def job_hcl(job_id: str, *, command: str, version: str, update: str, reschedule:
     reschedule {{
       {reschedule}
     }}
+    restart {{
+      attempts = 0
+    }}
     task "server" {{
       driver = "raw_exec"
       config {{
