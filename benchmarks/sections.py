@@ -510,8 +510,9 @@ def bulk_result(settings: Settings, samples: dict, scaling: dict) -> SectionResu
 def exec_playbooks(ansible: Ansible, alloc_id: str, byte_count: int) -> dict:
     """The streaming task with the skip-lines option (EXEC_SKIP_LINES_ARGUMENTS) and without; each checks
     what it got, so an option that is ignored fails the benchmark."""
+    # max_output_bytes: the default keeps the last 128 MiB of each stream; this transfer wants all of it.
     arguments = {"id": alloc_id, "task": "main", "argv": ["head", "-c", str(byte_count), "/dev/zero"],
-                 "command_timeout": 900}
+                 "command_timeout": 900, "max_output_bytes": byte_count}
     length = f"streamed.stdout | length == {byte_count}"
     stream = [{"name": "Stream stdout", "nomadops.nomad.nomad_alloc_exec": dict(arguments, **EXEC_SKIP_LINES_ARGUMENTS),
                "register": "streamed"},
@@ -540,7 +541,8 @@ def run_exec(settings: Settings) -> SectionResult:
         playbooks = exec_playbooks(ansible, alloc_id, settings.exec_bytes)
         throughput = alternate({
             "raw": lambda: worker("exec-raw", address=address, alloc_id=alloc_id, argv=argv),
-            "session": lambda: worker("exec-session", address=address, alloc_id=alloc_id, argv=argv),
+            "session": lambda: worker("exec-session", address=address, alloc_id=alloc_id, argv=argv,
+                                      max_output_bytes=settings.exec_bytes),
             "action": lambda: ansible.playbook(playbooks["stream"], address),
             "baseline": lambda: ansible.playbook(baseline, address),
         }, settings.exec_reps)

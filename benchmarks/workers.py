@@ -213,7 +213,8 @@ def worker_exec_session(args: dict) -> dict:
     from ansible_collections.nomadops.nomad.plugins.module_utils._exec import ExecRequest, run_exec
 
     client = collection_client(args["address"])
-    request = ExecRequest(allocation_id=args["alloc_id"], task="main", argv=args["argv"], timeout=600.0)
+    request = ExecRequest(allocation_id=args["alloc_id"], task="main", argv=args["argv"], timeout=600.0,
+                          max_output_bytes=args["max_output_bytes"])
     before = rss_now_kib()
     start = time.perf_counter()
     outcome = run_exec(client, request)
