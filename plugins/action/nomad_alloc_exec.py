@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError, failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     EXEC_ARGUMENT_SPEC,
     EXEC_MUTUALLY_EXCLUSIVE,
@@ -34,7 +34,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    NomadOptionError,
     connection_options_from_params,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._existence import empty_selection_message, select_for_action
@@ -61,23 +60,11 @@ class ActionModule(ModuleLikeActionBase):
             module.fail_json(msg=missing_required_lib("websocket-client"), exception=WEBSOCKET_IMPORT_ERROR)
         params = module.params
         self._warn_about_a_leftover_timeout(module)
-        output = dict(output_encoding=params["output_encoding"], strip_empty_ends=params["strip_empty_ends"],
-                      output_lines=params["output_lines"])
-        address = None
-        try:
-            options = connection_options_from_params(params)
-            address = options.address
-            if not is_single_allocation(params):
-                self._run_in_many(module, options, output)
-            request, outcome = self._run_command(module, options)
-        except ExecError as error:
-            failure = {} if error.partial is None else shape_output(error.partial, **output)
-            if address:
-                failure["address"] = address
-            module.fail_json(msg=self._exec_failure_message(error, module), **failure)
-        except (NomadOptionError, NomadError) as error:
-            module.fail_json(**failure_fields(error))
-
+        output = output_settings(params)
+        options = connection_options_from_params(params)
+        if not is_single_allocation(params):
+            self._run_in_many(module, options, output)
+        request, outcome = self._run_command(module, options)
         returned = dict(
             changed=True,
             allocation_id=request.allocation_id,
@@ -139,6 +126,14 @@ class ActionModule(ModuleLikeActionBase):
                 "longer command"
             )
 
+    def failure_fields(self, error, module):
+        """A failed exec session: the output received before the failure, the address, and a hint on timeouts."""
+        if not isinstance(error, ExecError):
+            return super().failure_fields(error, module)
+        failure = {} if error.partial is None else shape_output(error.partial, **output_settings(module.params))
+        failure["address"] = connection_options_from_params(module.params).address
+        return dict(failure, msg=self._exec_failure_message(error, module))
+
     def _exec_failure_message(self, error, module):
         message = str(error)
         if isinstance(error, ExecTimeoutError):
@@ -146,6 +141,12 @@ class ActionModule(ModuleLikeActionBase):
             if self._leftover_timeout(module) is not None:
                 message += "; timeout is the limit of each HTTP request, command_timeout the command's"
         return message
+
+
+def output_settings(params):
+    """How shape_output() renders the command's output, from the task's options."""
+    return dict(output_encoding=params["output_encoding"], strip_empty_ends=params["strip_empty_ends"],
+                output_lines=params["output_lines"])
 
 
 def full_allocation(client, id_or_prefix, namespace):

@@ -14,11 +14,11 @@ import hashlib
 import os
 import tempfile
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError, failure_fields, is_uuid
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, is_uuid
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._fs import copy_file, refuse_unreadable, stat_path
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    NomadOptionError,
     connection_options_from_params,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
@@ -34,7 +34,7 @@ FETCH_ARGUMENT_SPEC = dict(
 READ_SIZE = 1024 * 1024
 
 
-class FetchError(Exception):
+class FetchError(OperationFailed):
     """A one-line refusal on the controller side (dest not writable, checksum mismatch)."""
 
 
@@ -89,17 +89,15 @@ class ActionModule(ModuleLikeActionBase):
         return ArgumentSpec(argument_spec=dict(CONNECTION_ARGUMENT_SPEC, **FETCH_ARGUMENT_SPEC))
 
     def run_module(self, module, task_vars):
-        params = module.params
-        try:
-            options = connection_options_from_params(params)
-            module.add_no_log_values(options.secrets)
-            with NomadClient(options, pool_size=1, warn=module.warn) as client:
-                returned = self._fetch(client, module)
-        except FetchError as error:
-            module.fail_json(msg=str(error), src=params["src"])
-        except (NomadOptionError, NomadError) as error:
-            module.fail_json(src=params["src"], **failure_fields(error))
+        options = connection_options_from_params(module.params)
+        module.add_no_log_values(options.secrets)
+        with NomadClient(options, pool_size=1, warn=module.warn) as client:
+            returned = self._fetch(client, module)
         module.exit_json(**returned)
+
+    def failure_fields(self, error, module):
+        """Every failure of the fetch names the src it was asked for."""
+        return dict(super().failure_fields(error, module), src=module.params["src"])
 
     def _fetch(self, client, module):
         params = module.params

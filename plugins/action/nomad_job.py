@@ -15,7 +15,7 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError, failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._job_deploy import WaitSettings, deploy_job, remove_job
 from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
     JOB_ARGUMENT_SPEC,
@@ -27,10 +27,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    NomadOptionError,
     connection_options_from_params,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import RolloutFailed
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
 
 display = Display()
@@ -50,18 +48,13 @@ class ActionModule(ModuleLikeActionBase):
     def run_module(self, module, task_vars):
         params = module.params
         settings = WaitSettings(params["wait"], params["wait_timeout"], params["diagnose_lines"], report=display.v)
-        try:
-            options = connection_options_from_params(params)
-            module.add_no_log_values(options.secrets)
-            with NomadClient(options, pool_size=4, warn=module.warn) as client:
-                if params["state"] == "absent":
-                    returned = remove_job(client, params["name"], options.namespace, params["purge"], module.check_mode, settings)
-                else:
-                    returned = deploy_job(client, self._job_request(params), options.namespace, module.check_mode, settings)
-        except RolloutFailed as failure:
-            module.fail_json(msg=str(failure), **failure.details)
-        except (NomadOptionError, NomadError) as error:
-            module.fail_json(**failure_fields(error))
+        options = connection_options_from_params(params)
+        module.add_no_log_values(options.secrets)
+        with NomadClient(options, pool_size=4, warn=module.warn) as client:
+            if params["state"] == "absent":
+                returned = remove_job(client, params["name"], options.namespace, params["purge"], module.check_mode, settings)
+            else:
+                returned = deploy_job(client, self._job_request(params), options.namespace, module.check_mode, settings)
         for warning in returned.pop("warnings_nomad", []):
             module.warn(f"Nomad: {warning}")
         diff_text = returned.pop("diff_text", None)

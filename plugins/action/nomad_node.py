@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError, failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._drain import (
     NODE_ARGUMENT_SPEC,
     NODE_MUTUALLY_EXCLUSIVE,
     NODE_REQUIRED_ONE_OF,
-    DrainIncompleteError,
     manage_node,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    NomadOptionError,
     connection_options_from_params,
 )
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
@@ -39,13 +37,8 @@ class ActionModule(ModuleLikeActionBase):
                             mutually_exclusive=NODE_MUTUALLY_EXCLUSIVE, required_one_of=NODE_REQUIRED_ONE_OF)
 
     def run_module(self, module, task_vars):
-        try:
-            options = connection_options_from_params(module.params)
-            module.add_no_log_values(options.secrets)
-            with NomadClient(options, pool_size=4, warn=module.warn) as client:
-                returned = manage_node(client, module.params, module.check_mode, module.warn, display.v)
-        except DrainIncompleteError as failure:
-            module.fail_json(**dict(failure.details, **failure_fields(failure)))
-        except (NomadOptionError, NomadError) as error:
-            module.fail_json(**failure_fields(error))
+        options = connection_options_from_params(module.params)
+        module.add_no_log_values(options.secrets)
+        with NomadClient(options, pool_size=4, warn=module.warn) as client:
+            returned = manage_node(client, module.params, module.check_mode, module.warn, display.v)
         module.exit_json(**returned)

@@ -24,7 +24,21 @@ import warnings
 
 from urllib.parse import urlencode, urlsplit
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import (  # noqa: F401 - the client's errors, importable from here
+    NomadBadRequestError,
+    NomadConnectionError,
+    NomadError,
+    NomadNotFoundError,
+    NomadNotNomadError,
+    NomadOptionError,
+    NomadPaginationError,
+    NomadPermissionDeniedError,
+    NomadServerError,
+    NomadTimeoutError,
+    NomadTLSError,
+    NomadUnsafeIDError,
+    failure_fields,
+)
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
 
 try:
@@ -78,72 +92,6 @@ _KIND_NAMES = {"node": "node", "evaluation": "evaluation"}
 # At most this much of a streamed body in memory at once: with chunk_size=None requests reads a body that has a
 # Content-Length in ONE piece (a 2 GiB file would be 2 GiB of memory); chunked answers still arrive as sent.
 STREAM_CHUNK_BYTES = 1024 * 1024
-
-
-# --------------------------------------------------------------------------------------------- errors
-class NomadError(Exception):
-    """A request to Nomad failed.  str() is one line and never contains a secret."""
-
-    def __init__(self, message, method=None, path=None, status=None, nomad_message=None, address=None):
-        super().__init__(message)
-        self.method = method
-        self.path = path
-        self.status = status
-        self.nomad_message = nomad_message
-        self.address = address
-
-
-class NomadNotNomadError(NomadError):
-    """The server answered, but not like Nomad's HTTP API (an HTML page, a redirect, a login form)."""
-
-
-def failure_fields(error):
-    """The keys every error boundary returns for a NomadError / NomadOptionError: `msg` (one line),
-    `status` when an HTTP status is known, `address` when a Nomad address was asked."""
-    fields = {"msg": one_line(error)}
-    status = getattr(error, "status", None)
-    if status is not None:
-        fields["status"] = status
-    address = getattr(error, "address", None)
-    if address:
-        fields["address"] = address
-    return fields
-
-
-class NomadConnectionError(NomadError):
-    """Nomad could not be reached, or the connection broke before a complete answer."""
-
-
-class NomadTLSError(NomadConnectionError):
-    """The TLS handshake failed (certificate verification, client certificate, protocol)."""
-
-
-class NomadTimeoutError(NomadConnectionError):
-    """Connecting or waiting for the answer took longer than `timeout`."""
-
-
-class NomadBadRequestError(NomadError):
-    """400: Nomad refused the request (bad filter, bad parameter)."""
-
-
-class NomadPermissionDeniedError(NomadError):
-    """403: the token lacks a capability (or is unknown/expired)."""
-
-
-class NomadNotFoundError(NomadError):
-    """404: the object or route does not exist."""
-
-
-class NomadServerError(NomadError):
-    """5xx: Nomad could not serve the request (it also uses 500 for many input errors)."""
-
-
-class NomadPaginationError(NomadError):
-    """Pagination did not make progress even after recovery, or did not end within its bound."""
-
-
-class NomadUnsafeIDError(NomadNotNomadError):
-    """An ID that Nomad's answer gave, about to be used in a request path, is not a UUID."""
 
 
 _ERROR_BY_STATUS = {400: NomadBadRequestError, 403: NomadPermissionDeniedError, 404: NomadNotFoundError}

@@ -11,8 +11,8 @@ check mode predicts them and a refused task writes nothing."""
 
 from __future__ import annotations
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError, OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import job_path, read_job
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import (
     DEPLOYMENT_PAUSED,
     DEPLOYMENT_SUCCESS,
@@ -42,7 +42,7 @@ VERBS = {"promoted": "promote", "failed": "fail", "paused": "pause", "running": 
 MAX_LISTED = 5
 
 
-class DeploymentRefused(NomadOptionError):
+class DeploymentRefused(OperationFailed):
     """The deployment cannot go to the state asked for (one line in Nomad's words); nothing was sent."""
 
 
@@ -59,7 +59,7 @@ def find_by_prefix(client, prefix, namespace):
     if exact:
         matches = exact
     if not matches:
-        raise DeploymentRefused(f'deployment "{prefix}" not found at {client.options.address} (namespace {namespace})')
+        raise NotFoundError(f'deployment "{prefix}" not found at {client.options.address} (namespace {namespace})')
     if len(matches) > 1:
         listed = ", ".join(f"{found.get('ID')} ({found.get('JobID')} v{found.get('JobVersion')} {found.get('Status')})"
                            for found in matches[:MAX_LISTED])
@@ -76,7 +76,7 @@ def read_deployment(client, deployment_id, namespace):
 def latest_of_job(client, job_id, namespace):
     """The job's latest deployment; a missing job or a job without deployments is refused."""
     if read_job(client, job_id, namespace) is None:
-        raise DeploymentRefused(f'job "{job_id}" not found at {client.options.address} (namespace {namespace})')
+        raise NotFoundError(f'job "{job_id}" not found at {client.options.address} (namespace {namespace})')
     deployment = client.read(job_path(job_id) + "/deployment", {"namespace": namespace}).data
     if not deployment:
         raise DeploymentRefused(f'job "{job_id}" has no deployment (only service jobs with an update block get one)')

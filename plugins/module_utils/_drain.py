@@ -8,14 +8,13 @@ reports the drain complete, then, for `wait_for: healthy`, the replacements' hea
 
 from __future__ import annotations
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOptionError, OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
     ListOptions,
     concurrently,
     wait_for_allocations,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
-    NomadBadRequestError,
-    NomadError,
     NomadNotFoundError,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import (
@@ -62,7 +61,7 @@ SYSTEM_TYPES = frozenset(("system", "sysbatch"))
 DRAIN_COMPLETE_EVENT = "Node drain complete"
 
 
-class NodeRequestError(NomadBadRequestError):
+class NodeRequestError(NomadOptionError):
     """Options that ask for something Nomad refuses or that cannot be done; str() is the one-line message."""
 
 
@@ -189,13 +188,9 @@ def send_change(client, node, change):
 
 
 # --------------------------------------------------------------------------------------------- the watch
-class DrainIncompleteError(NomadError):
+class DrainIncompleteError(OperationFailed):
     """The drain was cancelled by someone else, did not complete within wait_timeout, or its replacements did not
     become healthy in time; `details` holds what the task returns with the failure."""
-
-    def __init__(self, message, details=None, **kwargs):
-        super().__init__(message, **kwargs)
-        self.details = details or {}
 
 
 def drain_reader(client, node, request, report):

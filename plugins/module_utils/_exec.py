@@ -22,6 +22,7 @@ import time
 import traceback
 import typing as t
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import task_names
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_ARGUMENT_SPEC, SELECTOR_KEYS
@@ -73,7 +74,7 @@ _NO_STATUS_CODE = 1005
 OUTPUT_ENCODINGS = ("text", "base64")
 
 
-class ExecError(Exception):
+class ExecError(OperationFailed):
     """An exec session could not run the command to its end. str() is one line, never the token.
 
     `partial` holds the output received before the failure (an ExecOutcome whose exit_code is None).

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
-    NomadError,
     NomadNotFoundError,
     NomadPermissionDeniedError,
 )
@@ -27,7 +27,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
 )
 
 
-class SelectionNotFoundError(NomadError):
+class SelectionNotFoundError(NotFoundError):
     """The selector names a job, namespace or node that does not exist; str() is the one-line message."""
 
 

@@ -11,6 +11,7 @@ Whether a revert changes anything is Nomad's answer: the plan of the target vers
 
 from __future__ import annotations
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError, OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
 from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
     job_facts,
@@ -20,7 +21,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
     plan_job,
     read_job,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._plan_render import render_plan
 from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import Progress, RolloutFailed, watch_registration
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import summarize
@@ -51,14 +51,14 @@ VERSION_METADATA = ("Version", "Stable", "VersionTag", "SubmitTime", "CreateInde
                     "Status", "StatusDescription")
 
 
-class JobChangeRefused(NomadOptionError):
+class JobChangeRefused(OperationFailed):
     """Nomad would refuse the revert or scale (one line in Nomad's words); nothing was sent."""
 
 
 def existing_job(client, name, namespace):
     job = read_job(client, name, namespace)
     if job is None:
-        raise JobChangeRefused(f'job "{name}" not found at {client.options.address} (namespace {namespace})')
+        raise NotFoundError(f'job "{name}" not found at {client.options.address} (namespace {namespace})')
     return job
 
 
@@ -84,7 +84,7 @@ def job_version(client, job, version, namespace):
     for stored in versions.get("Versions") or []:
         if stored.get("Version") == version:
             return stored
-    raise JobChangeRefused(f'job "{job["ID"]}" in namespace "{namespace}" at version {version} not found')
+    raise NotFoundError(f'job "{job["ID"]}" in namespace "{namespace}" at version {version} not found')
 
 
 def revert_job(client, params, namespace, check_mode=False, report=None):

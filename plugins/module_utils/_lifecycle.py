@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadError,
     NomadNotFoundError,
@@ -45,7 +46,7 @@ RESTART_FINISHED_TASK_HINT = (
 )
 
 
-class LifecycleError(Exception):
+class LifecycleError(OperationFailed):
     """A problem with one allocation, found before or while acting on it.
 
     `partial` holds result fields that are already true when the error happened (for example the

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadError, OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._fs import split_lines
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import allocation_label, task_names
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
@@ -16,7 +16,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SE
 LAST_LINES_IN_MESSAGE = 3
 
 
-class LogsError(Exception):
+class LogsError(OperationFailed):
     """A problem with one allocation's logs; `entry` holds the logs seen so far, if any."""
 
     def __init__(self, message, entry=None):
@@ -68,7 +68,7 @@ def require_until_matched(entry, logs, request):
                     f"{tail or '(none)'}", entry=entry)
 
 
-def describe_logs_error(error, allocation, params):
+def describe_logs_error(error, allocation):
     """One line naming the allocation, with the fix where it is obvious."""
     label = allocation_label(allocation)
     if isinstance(error, NomadError):

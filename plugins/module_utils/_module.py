@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """AnsibleModule glue: argument specs built from the shared pieces, the client, and the one place where
-Nomad and option errors become a one-line `fail_json(msg=...)` (the module flavour of the error boundary)."""
+the collection's errors become a one-line `fail_json(msg=...)` (the module flavour of the error boundary)."""
 
 from __future__ import annotations
 
@@ -17,16 +17,10 @@ import uuid
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-    NomadClient,
-    NomadError,
-    failure_fields,
-)
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOpsError, failure_fields
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    NomadOptionError,
     connection_options_from_params,
     secrets_in_params,
     unknown_option_names,
@@ -146,10 +140,11 @@ class NomadAnsibleModule(AnsibleModule):
 
 
 def run_with_nomad_errors(module, function):
-    """Call function(); a NomadError / NomadOptionError (incl. SelectorError) becomes
-    fail_json(msg=<one line>, status=<HTTP status when known>, address=<the Nomad address asked>)."""
+    """The module's error boundary: call function(); any error of the collection (NomadOpsError) becomes
+    fail_json(**failure_fields(error)): msg=<one line>, status=<HTTP status when known>, address=<the Nomad
+    address asked>, and the error's own result keys (a failed rollout's failed_allocations, ...)."""
     try:
         return function()
-    except (NomadError, NomadOptionError) as error:
+    except NomadOpsError as error:
         module.fail_json(**failure_fields(error))
     return None

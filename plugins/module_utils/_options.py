@@ -21,6 +21,8 @@ from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.errors import AnsibleFallbackNotFound
 from urllib.parse import unquote, urlsplit
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOptionError
+
 DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TIMEOUT = 30
@@ -29,17 +31,6 @@ DEFAULT_RETRIES = 3
 # Go's strconv.ParseBool, which Nomad's CLI uses for NOMAD_SKIP_VERIFY.
 _GO_TRUE = frozenset(("1", "t", "T", "TRUE", "true", "True"))
 _GO_FALSE = frozenset(("0", "f", "F", "FALSE", "false", "False"))
-
-
-class NomadOptionError(ValueError):
-    """An option value that cannot work; str() is a one-line message saying what to fix.
-
-    `address` is the Nomad address the check asked, when it asked one (an unknown allocation ID).
-    """
-
-    def __init__(self, message, address=None):
-        super().__init__(message)
-        self.address = address
 
 
 def parse_go_bool(text):
@@ -77,8 +68,6 @@ CONNECTION_ARGUMENT_SPEC = dict(
     timeout=dict(type="float", default=DEFAULT_TIMEOUT),
     retries=dict(type="int", default=DEFAULT_RETRIES),
 )
-
-CONNECTION_OPTION_NAMES = tuple(CONNECTION_ARGUMENT_SPEC)
 
 
 def fallback_variables(argument_spec):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import read_allocation, read_checks
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
 from ansible_collections.nomadops.nomad.plugins.module_utils._fs import tail_log
@@ -37,13 +38,12 @@ EVENTS_PER_TASK = 3  # ... their last task events ...
 LOG_BYTES = 8192  # ... and this much of each log
 
 
-class RolloutFailed(Exception):
+class RolloutFailed(OperationFailed):
     """The registration or stop went through, but the rollout failed or timed out; `details` are result keys
     (failed_allocations, deployment, summary) that say why."""
 
     def __init__(self, message, **details):
-        super().__init__(message)
-        self.details = details
+        super().__init__(message, details=details)
 
 
 class Progress:

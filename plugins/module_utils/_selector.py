@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadPermissionDeniedError
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
@@ -37,7 +38,7 @@ class SelectorError(NomadOptionError):
     """A selector that cannot work, or an ID that does not resolve to exactly one allocation."""
 
 
-class AllocationNotFoundError(SelectorError):
+class AllocationNotFoundError(NotFoundError):
     """No allocation has the given ID or prefix."""
 
 

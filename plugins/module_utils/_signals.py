@@ -10,6 +10,8 @@ caller, so the module validates the name itself before anything is sent.
 
 from __future__ import annotations
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOptionError
+
 # The signals of POSIX.1-2017 (<signal.h>), plus SIGWINCH (added in POSIX.1-2024). Real-time signals
 # and platform extras (SIGIO, SIGPWR, ...) are left out on purpose: they are not portable across the
 # operating systems Nomad clients run on.
@@ -46,7 +48,7 @@ POSIX_SIGNALS = (
 )
 
 
-class UnknownSignalError(ValueError):
+class UnknownSignalError(NomadOptionError):
     """The name is not a POSIX signal; str() is a one-line message listing the valid names."""
 
     def __init__(self, name: str):

@@ -274,7 +274,7 @@ def finish(module, outcomes, selection_filter, params):
         result.update({key: entries[0][key] for key in ("stdout", "stderr", "stdout_lines", "stderr_lines")})
     failed = [outcome for outcome in outcomes if outcome.failed]
     if failed:
-        lines = [describe_logs_error(outcome.error, outcome.item, params) for outcome in failed]
+        lines = [describe_logs_error(outcome.error, outcome.item) for outcome in failed]
         if len(outcomes) == 1:
             module.fail_json(**dict(answer_fields(failed[0].error), msg=lines[0]), **result)
         module.fail_json(msg=f"{len(failed)} of {len(outcomes)} allocations failed: " + "; ".join(lines), **result)

@@ -226,7 +226,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     run_with_nomad_errors,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
-from ansible_collections.nomadops.nomad.plugins.module_utils._signals import UnknownSignalError, normalize_signal
+from ansible_collections.nomadops.nomad.plugins.module_utils._signals import normalize_signal
 
 ARGUMENT_SPEC = dict(
     signal=dict(type="str", required=True),
@@ -255,11 +255,7 @@ def main():
     problem = input_problem(module.params)
     if problem:
         module.fail_json(msg=problem)
-    try:
-        signal = normalize_signal(module.params["signal"])
-    except UnknownSignalError as exc:
-        module.fail_json(msg=str(exc))
-    run_with_nomad_errors(module, lambda: send_signal(module, signal))
+    run_with_nomad_errors(module, lambda: send_signal(module, normalize_signal(module.params["signal"])))
 
 
 if __name__ == "__main__":

@@ -161,7 +161,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._deployments import
     DEPLOYMENT_ARGUMENT_SPEC,
     DEPLOYMENT_MUTUALLY_EXCLUSIVE,
     DEPLOYMENT_REQUIRED_ONE_OF,
-    RolloutFailed,
     control_deployment,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
@@ -169,11 +168,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import Noma
 
 def run(module):
     namespace = module.connection_options().namespace or "default"
-    try:
-        with module.client(pool_size=4) as client:
-            result = control_deployment(client, module.params, namespace, module.check_mode)
-    except RolloutFailed as failure:
-        module.fail_json(msg=str(failure), **failure.details)
+    with module.client(pool_size=4) as client:
+        result = control_deployment(client, module.params, namespace, module.check_mode)
     module.exit_json(**result)
 
 

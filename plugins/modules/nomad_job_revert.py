@@ -91,16 +91,12 @@ failed_allocations:
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._job_changes import REVERT_ARGUMENT_SPEC, revert_job
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
-from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import RolloutFailed
 
 
 def run(module):
     namespace = module.connection_options().namespace or "default"
-    try:
-        with module.client(pool_size=4) as client:
-            result = revert_job(client, module.params, namespace, module.check_mode)
-    except RolloutFailed as failure:
-        module.fail_json(msg=str(failure), **failure.details)
+    with module.client(pool_size=4) as client:
+        result = revert_job(client, module.params, namespace, module.check_mode)
     for warning in result.pop("warnings_nomad"):
         module.warn(f"Nomad: {warning}")
     diff_text = result.pop("diff_text")

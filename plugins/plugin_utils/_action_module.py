@@ -27,15 +27,15 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOpsError, failure_fields
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    NomadOptionError,
     connection_values_from_environment,
     secrets_in_params,
     unknown_option_names,
     unknown_options_message,
 )
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import failed_result
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import play_connection_values
 
 
@@ -157,20 +157,29 @@ class ModuleLikeActionBase(ActionBase, metaclass=abc.ABCMeta):
 
     @abc.abstractmethod
     def run_module(self, module: ActionModuleContext, task_vars: dict) -> t.NoReturn:
-        """Do the work; must end with module.exit_json() or module.fail_json()."""
+        """Do the work; must end with module.exit_json() or module.fail_json(), or raise a NomadOpsError."""
+
+    def failure_fields(self, error: NomadOpsError, module: ActionModuleContext) -> dict:
+        """The failed result's keys for an error raised by run_module(); an action adds its own context here."""
+        del module
+        return failure_fields(error)
 
     def run(self, tmp: str | None = None, task_vars: dict | None = None) -> dict:
+        """The action's error boundary: a NomadOpsError becomes a failed result, like a module's fail_json()."""
         result = super().run(tmp, task_vars)
         del tmp
         try:
             try:
                 arguments = self.option_values_from_task_environment()
                 arguments.update(self.option_values_from_play(task_vars or {}))
-            except NomadOptionError as error:
-                raise _ModuleExit(dict(failed=True, **failure_fields(error))) from None
+            except NomadOpsError as error:
+                raise _ModuleExit(failed_result(error)) from None
             arguments.update(self._task.args)
             module = ActionModuleContext(self, self.argument_spec(), arguments)
-            self.run_module(module, task_vars or {})
+            try:
+                self.run_module(module, task_vars or {})
+            except NomadOpsError as error:
+                module.fail_json(**self.failure_fields(error, module))
         except _ModuleExit as finished:
             result.update(finished.result)
             return result

@@ -2,12 +2,13 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The one error boundary of the controller-side plugin kinds (lookup, connection, inventory).
+"""The error boundary of the controller-side plugin kinds (lookup, connection, inventory) and of the actions.
 
-Nomad and option errors are raised as typed exceptions in module_utils; here they become the Ansible
-exception of the plugin kind (AnsibleLookupError, AnsibleConnectionFailure, AnsibleParserError, ...)
-with the same one-line message modules and actions give (``failure_fields(error)["msg"]``). The exception
-keeps ``status`` and ``address`` as attributes, like the extra keys of a module's failure. Private to the collection.
+The collection's errors (NomadOpsError, module_utils/_errors.py) are raised as typed exceptions in module_utils;
+here they become the Ansible exception of the plugin kind (AnsibleLookupError, AnsibleConnectionFailure,
+AnsibleParserError, ...) with the same one-line message modules and actions give (``failure_fields(error)["msg"]``),
+or, for an action, a failed result. The exception keeps ``status`` and ``address`` as attributes, like the extra keys
+of a module's failure. Private to the collection.
 """
 
 from __future__ import annotations
@@ -15,22 +16,20 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError, failure_fields
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
-
-EXPECTED_ERRORS = (NomadError, NomadOptionError)
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOpsError, failure_fields
 
 
-def one_line_message(error: BaseException) -> str:
-    return failure_fields(error)["msg"]
+def failed_result(error: NomadOpsError) -> dict:
+    """The result of an action that failed with `error` before its module (or its module context) ran."""
+    return dict(failed=True, **failure_fields(error))
 
 
 @contextlib.contextmanager
 def nomad_errors_as(error_class: type[Exception], prefix: str = "") -> t.Iterator[None]:
-    """Turn a NomadError / NomadOptionError raised inside the block into ``error_class(prefix + one line)``."""
+    """Turn a NomadOpsError raised inside the block into ``error_class(prefix + one line)``."""
     try:
         yield
-    except EXPECTED_ERRORS as error:
+    except NomadOpsError as error:
         fields = failure_fields(error)
         converted = error_class(prefix + fields["msg"])
         converted.nomad_status = fields.get("status")

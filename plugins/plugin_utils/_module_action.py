@@ -27,8 +27,9 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import failure_fields
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError, secrets_in_params
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOpsError, NomadOptionError
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import secrets_in_params
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import failed_result
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import play_connection_values
 
 __all__ = ("NomadModuleAction",)
@@ -47,8 +48,8 @@ class NomadModuleAction(ActionBase):
         del tmp
         try:
             module_args = self.module_arguments(task_vars)
-        except NomadOptionError as error:
-            return merge_hash(result, dict(failed=True, **failure_fields(error)))
+        except NomadOpsError as error:  # the module itself has its own boundary (run_with_nomad_errors)
+            return merge_hash(result, failed_result(error))
         wrap_async = self._task.async_val and not self._connection.has_native_async
         module_result = self._execute_module(
             module_name=self._task.resolved_action or self._task.action,
