@@ -243,13 +243,30 @@ def secrets_in_params(params):
     return {password, unquote(password)}
 
 
+def unknown_names(given, known):
+    """The names in `given` that are not in `known`, sorted: the one unknown-option check of every plugin kind."""
+    known = set(known)
+    return sorted(str(name) for name in given if name not in known)
+
+
+def did_you_mean(unknown, known):
+    """` (did you mean job?)` for one unknown name, ` (did you mean job for jbo, task for tsk?)` for several,
+    naming the closest known name of each that has one; empty when none is close."""
+    guesses = []
+    for name in unknown:
+        close = difflib.get_close_matches(str(name), known, n=1)
+        if close:
+            guesses.append(f"{close[0]} for {name}" if len(unknown) > 1 else close[0])
+    return f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+
+
 def unknown_option_names(given, argument_spec):
     """The names in `given` (task arguments) that are neither an option nor an alias of `argument_spec`;
     ansible-core's internal `_ansible_*` arguments are not options."""
     known = set(argument_spec)
     for option in argument_spec.values():
         known.update(option.get("aliases") or ())
-    return sorted(name for name in given if name not in known and not str(name).startswith("_ansible_"))
+    return unknown_names((name for name in given if not str(name).startswith("_ansible_")), known)
 
 
 def unknown_options_message(plugin_name, unknown, argument_spec):
@@ -258,15 +275,9 @@ def unknown_options_message(plugin_name, unknown, argument_spec):
     ansible-core's own check reports only its first error (often 'missing required arguments: signal' for a
     misspelt 'sginal'), so the collection names the misspelling first."""
     known = sorted(argument_spec)
-    guesses = []
-    for name in unknown:
-        close = difflib.get_close_matches(str(name), known, n=1)
-        if close:
-            guesses.append(f"{close[0]} for {name}" if len(unknown) > 1 else close[0])
-    did_you_mean = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
     return (
-        f"Unsupported parameters for ({plugin_name}) module: {', '.join(map(str, unknown))}{did_you_mean}. "
-        f"Supported parameters include: {', '.join(known)}."
+        f"Unsupported parameters for ({plugin_name}) module: {', '.join(map(str, unknown))}"
+        f"{did_you_mean(unknown, known)}. Supported parameters include: {', '.join(known)}."
     )
 
 

@@ -24,6 +24,8 @@ from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._options import unknown_names
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import nomad_errors_as
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import (
     explicit_option_values,
@@ -40,9 +42,9 @@ def name_part(text: str) -> str:
     return _UNSAFE_IN_NAME.sub("_", str(text))
 
 
-def one_line(error: BaseException) -> str:
-    message = getattr(error, "message", None) or str(error)
-    return " ".join(str(message).split())
+def ansible_error_line(error: BaseException) -> str:
+    """An Ansible error's message (without the source excerpt str() adds) on one line."""
+    return one_line(getattr(error, "message", None) or error)
 
 
 def credentials_identity(options, salt: bytes) -> str:
@@ -104,7 +106,7 @@ class NomadInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         try:
             self._populate(records, options)
         except AnsibleError as error:
-            raise AnsibleParserError(prefix + one_line(error)) from None
+            raise AnsibleParserError(prefix + ansible_error_line(error)) from None
 
     # -- what a plugin supplies
     def _selector(self) -> dict:
@@ -126,10 +128,10 @@ class NomadInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
     # -- options
     def _readable(self, error: AnsibleError) -> str:
         """Ansible's config errors name this plugin by its Python module path; users know it by its FQCN."""
-        return one_line(error).replace(f"'{self._load_name}' inventory plugin", self.NAME).replace(" from 'Direct'", "")
+        return ansible_error_line(error).replace(f"'{self._load_name}' inventory plugin", self.NAME).replace(" from 'Direct'", "")
 
     def _refuse_unknown_options(self, config: t.Mapping, prefix: str) -> None:
-        unknown = sorted(str(key) for key in config if key not in self._options)
+        unknown = unknown_names(config, self._options)
         if unknown:
             raise AnsibleParserError(
                 f"{prefix}unknown option(s) {', '.join(unknown)}; this plugin takes: {', '.join(sorted(self._options))}"
@@ -195,11 +197,8 @@ class NomadInventoryBase(BaseInventoryPlugin, Constructable, Cacheable):
         self.inventory.add_host(host)
         for group in groups:
             self.inventory.add_child(group, host)
-        # One update instead of a set_variable() per name: set_variable re-validates each (constant, valid) name
-        # and walks each value to tag its origin, which is most of the cost of 10,000 hosts. For these plugins
-        # (trusted_by_default is False) it changes no trust: API text stays untrusted either way, and the
-        # host is new, so nothing is merged.
-        self.inventory.get_host(host).vars.update(host_vars)
+        for name, value in host_vars.items():
+            self.inventory.set_variable(host, name, value)
         self._construct(host, host_vars)
 
     def _construct(self, host: str, host_vars: dict) -> None:

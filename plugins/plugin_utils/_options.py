@@ -10,7 +10,9 @@ documentation, lets Ansible set its options (``set_options()``), and calls :func
 Action plugins are not configurable plugins in ansible-core (their documentation belongs to a module, and
 module documentation may not declare ``vars``/``ini``), so :func:`action_option_source` registers the options
 of the same two fragments for them with ansible-core's config manager and answers ``get_option_and_origin()``
-like a configurable plugin does.
+like a configurable plugin does. No public interface declares options for an action plugin; this is the one place
+that reaches into ``C.config`` for it, and tests/unit/plugins/plugin_utils/test_action_option_source.py fails when
+ansible-core changes the methods it uses.
 
 Only values whose origin is not ``default`` are passed on, so that the ``NOMAD_*`` fallbacks of the one
 argument spec apply below task arguments, inventory file options, ``ansible_nomad_*`` variables and ini
@@ -21,7 +23,6 @@ Private to the collection.
 
 from __future__ import annotations
 
-import difflib
 import typing as t
 
 from ansible import constants as C
@@ -35,6 +36,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     ConnectionOptions,
     NomadOptionError,
     connection_options_from_params,
+    did_you_mean,
+    unknown_names,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
 
@@ -87,20 +90,13 @@ def templated_variables(variables: t.Mapping | None, templar, definitions: t.Map
 def refuse_unknown_keywords(keywords: t.Iterable[str], known: t.Iterable[str], what: str) -> None:
     """Raise NomadOptionError naming every keyword that is not in ``known``, and the known names."""
     known = sorted(name for name in known if not name.startswith("_"))
-    unknown = sorted(set(keywords) - set(known))
+    unknown = unknown_names(keywords, known)
     if not unknown:
         return
-    guesses = {name: difflib.get_close_matches(name, known, n=1) for name in unknown}
-    guesses = {name: close[0] for name, close in guesses.items() if close}
-    if len(unknown) == 1 and guesses:
-        did_you_mean = f" (did you mean {guesses[unknown[0]]}?)"
-    elif guesses:
-        did_you_mean = f" (did you mean {', '.join(f'{close} for {name}' for name, close in guesses.items())}?)"
-    else:
-        did_you_mean = ""
     plural = "s" if len(unknown) > 1 else ""
     raise NomadOptionError(
-        f"{what}: unknown keyword argument{plural} {', '.join(unknown)}{did_you_mean}; known: {', '.join(known)}"
+        f"{what}: unknown keyword argument{plural} {', '.join(unknown)}{did_you_mean(unknown, known)}; "
+        f"known: {', '.join(known)}"
     )
 
 
