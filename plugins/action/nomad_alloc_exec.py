@@ -131,7 +131,7 @@ class ActionModule(ModuleLikeActionBase):
         if not isinstance(error, ExecError):
             return super().failure_fields(error, module)
         failure = {} if error.partial is None else shape_output(error.partial, **output_settings(module.params))
-        failure["address"] = connection_options_from_params(module.params).address
+        failure["address"] = module.connection_options().address
         return dict(failure, msg=self._exec_failure_message(error, module))
 
     def _exec_failure_message(self, error, module):

@@ -14,12 +14,11 @@ import hashlib
 import os
 import tempfile
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, is_uuid
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import is_uuid
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._fs import copy_file, refuse_unreadable, stat_path
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    connection_options_from_params,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
@@ -89,9 +88,7 @@ class ActionModule(ModuleLikeActionBase):
         return ArgumentSpec(argument_spec=dict(CONNECTION_ARGUMENT_SPEC, **FETCH_ARGUMENT_SPEC))
 
     def run_module(self, module, task_vars):
-        options = connection_options_from_params(module.params)
-        module.add_no_log_values(options.secrets)
-        with NomadClient(options, pool_size=1, warn=module.warn) as client:
+        with module.client(pool_size=1) as client:
             returned = self._fetch(client, module)
         module.exit_json(**returned)
 

@@ -15,7 +15,6 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._job_deploy import WaitSettings, deploy_job, remove_job
 from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
     JOB_ARGUMENT_SPEC,
@@ -27,7 +26,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    connection_options_from_params,
 )
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
 
@@ -48,13 +46,12 @@ class ActionModule(ModuleLikeActionBase):
     def run_module(self, module, task_vars):
         params = module.params
         settings = WaitSettings(params["wait"], params["wait_timeout"], params["diagnose_lines"], report=display.v)
-        options = connection_options_from_params(params)
-        module.add_no_log_values(options.secrets)
-        with NomadClient(options, pool_size=4, warn=module.warn) as client:
+        with module.client(pool_size=4) as client:
+            namespace = client.options.namespace
             if params["state"] == "absent":
-                returned = remove_job(client, params["name"], options.namespace, params["purge"], module.check_mode, settings)
+                returned = remove_job(client, params["name"], namespace, params["purge"], module.check_mode, settings)
             else:
-                returned = deploy_job(client, self._job_request(params), options.namespace, module.check_mode, settings)
+                returned = deploy_job(client, self._job_request(params), namespace, module.check_mode, settings)
         for warning in returned.pop("warnings_nomad", []):
             module.warn(f"Nomad: {warning}")
         diff_text = returned.pop("diff_text", None)

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._job_changes import SCALE_ARGUMENT_SPEC, scale_job
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    connection_options_from_params,
 )
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
 
@@ -33,9 +31,7 @@ class ActionModule(ModuleLikeActionBase):
         return ArgumentSpec(argument_spec=dict(CONNECTION_ARGUMENT_SPEC, **SCALE_ARGUMENT_SPEC))
 
     def run_module(self, module, task_vars):
-        options = connection_options_from_params(module.params)
-        module.add_no_log_values(options.secrets)
-        with NomadClient(options, pool_size=4, warn=module.warn) as client:
-            returned = scale_job(client, module.params, options.namespace or "default", module.check_mode,
+        with module.client(pool_size=4) as client:
+            returned = scale_job(client, module.params, client.options.namespace or "default", module.check_mode,
                                  report=display.v)
         module.exit_json(**returned)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._drain import (
     NODE_ARGUMENT_SPEC,
     NODE_MUTUALLY_EXCLUSIVE,
@@ -19,7 +18,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._drain import (
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
-    connection_options_from_params,
 )
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
 
@@ -37,8 +35,6 @@ class ActionModule(ModuleLikeActionBase):
                             mutually_exclusive=NODE_MUTUALLY_EXCLUSIVE, required_one_of=NODE_REQUIRED_ONE_OF)
 
     def run_module(self, module, task_vars):
-        options = connection_options_from_params(module.params)
-        module.add_no_log_values(options.secrets)
-        with NomadClient(options, pool_size=4, warn=module.warn) as client:
+        with module.client(pool_size=4) as client:
             returned = manage_node(client, module.params, module.check_mode, module.warn, display.v)
         module.exit_json(**returned)

@@ -27,9 +27,12 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOpsError, failure_fields
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
+    ConnectionOptions,
+    connection_options_from_params,
     connection_values_from_environment,
     secrets_in_params,
     unknown_option_names,
@@ -107,6 +110,16 @@ class ActionModuleContext:
 
     def warn(self, warning: str) -> None:
         self._warnings.append(warning)
+
+    def connection_options(self) -> ConnectionOptions:
+        """The connection options of the validated arguments; their secrets are scrubbed from the result."""
+        options = connection_options_from_params(self.params)
+        self.add_no_log_values(options.secrets)
+        return options
+
+    def client(self, pool_size: int = 10) -> NomadClient:
+        """A NomadClient for the task's connection options; its warnings become the task's warnings."""
+        return NomadClient(self.connection_options(), pool_size=pool_size, warn=self.warn)
 
     def exit_json(self, **kwargs: t.Any) -> t.NoReturn:
         kwargs.setdefault("failed", False)
