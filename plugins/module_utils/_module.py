@@ -27,9 +27,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     unknown_options_message,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_ARGUMENT_SPEC, SELECTOR_KEYS
-from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
 
-__all__ = ("NomadAnsibleModule", "nomad_argument_spec", "one_line", "run_with_nomad_errors")
+__all__ = ("NomadAnsibleModule", "nomad_argument_spec", "run_with_nomad_errors")
 
 
 def nomad_argument_spec(argument_spec=None, selector=False):

@@ -8,7 +8,6 @@ nomad-jobs-behaviour.md §3.6), and the scheduler's placement metrics in the wor
 from __future__ import annotations
 
 MARKERS = {"Added": "+ ", "Deleted": "- ", "Edited": "+/- ", "None": ""}
-INDENT = "  "
 
 
 def marker(diff_type):

@@ -192,7 +192,8 @@ filter:
 
 import re
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError, failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import failure_fields
 from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
 from ansible_collections.nomadops.nomad.plugins.module_utils._fs import (
     LOG_TYPES,
@@ -285,8 +286,6 @@ def finish(module, outcomes, selection_filter, params):
 
 def answer_fields(error):
     """status/address of a failure Nomad answered (failure_fields without its msg); nothing for local checks."""
-    if not isinstance(error, NomadError):
-        return {}
     return {key: value for key, value in failure_fields(error).items() if key != "msg"}
 
 
