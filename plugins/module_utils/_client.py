@@ -7,8 +7,7 @@
 It owns the requests.Session (pooled, sized for parallel bulk work), TLS and mutual TLS, the token,
 retries with backoff (reads only, except for connection attempts that never reached the server),
 the mapping of HTTP statuses to typed exceptions with one-line messages, pagination and blocking queries.
-Every error it raises carries the address it asked (`NomadError.address`); `failure_fields()` turns an error
-into the keys every runtime's error boundary returns.
+Every error it raises carries the address it asked (`NomadError.address`); the error classes live in _errors.py.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import warnings
 
 from urllib.parse import urlencode, urlsplit
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import (  # noqa: F401 - the client's errors, importable from here
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import (
     NomadBadRequestError,
     NomadConnectionError,
     NomadError,
@@ -37,7 +36,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._errors import (  #
     NomadTimeoutError,
     NomadTLSError,
     NomadUnsafeIDError,
-    failure_fields,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
 

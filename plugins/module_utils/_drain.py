@@ -8,7 +8,6 @@ reports the drain complete, then, for `wait_for: healthy`, the replacements' hea
 
 from __future__ import annotations
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOptionError, OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
     ListOptions,
     concurrently,
@@ -17,6 +16,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadNotFoundError,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOptionError, OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import (
     NO_NAMESPACE,
     node_allocations,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadNotFoundError,
     NomadPermissionDeniedError,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     bexpr_quote,
     is_full_uuid,

@@ -11,8 +11,8 @@ Whether a revert changes anything is Nomad's answer: the plan of the target vers
 
 from __future__ import annotations
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError, OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError, OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
     job_facts,
     job_path,

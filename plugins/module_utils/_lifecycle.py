@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadError,
     NomadNotFoundError,
     NomadPermissionDeniedError,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
     attach_checks,
     blocking_read_allocation,

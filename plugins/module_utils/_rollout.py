@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import read_allocation, read_checks
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._fs import tail_log
 from ansible_collections.nomadops.nomad.plugins.module_utils._plan_render import metric_lines
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import allocation_summary_entry, iso_time

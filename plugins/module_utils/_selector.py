@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadPermissionDeniedError
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NotFoundError
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
 

@@ -20,9 +20,9 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadPermissionDeniedError,
     NomadServerError,
     NomadUnsafeIDError,
-    failure_fields,
     go_duration,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._errors import failure_fields
 from ansible_collections.nomadops.nomad.plugins.module_utils import _client as _client_module
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
