@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.action.nomad_alloc_fetch import FetchError
 from ansible_collections.nomadops.nomad.plugins.module_utils._deployments import DeploymentRefused
 from ansible_collections.nomadops.nomad.plugins.module_utils._drain import DrainIncompleteError, NodeRequestError
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import (
@@ -87,7 +86,6 @@ OPERATION_FAILURES = [
     ExecTimeoutError("the command did not finish"),
     ExecClosedError("closed before the exited frame"),
     ExecSourceError("cannot read stdin", OSError("gone")),
-    FetchError("checksum mismatch"),
     RolloutFailed("job 'web' version 3: deployment failed", failed_allocations=[]),
     DrainIncompleteError('the drain of node "n1" ended without completing', address=ADDRESS),
     JobChangeRefused("job 'web' not scaled: group count was less than scaling policy minimum: 0 < 1"),

@@ -19,7 +19,7 @@ import pytest
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
-from ansible.release import __version__ as ansible_core_version
+from ansible.module_utils.ansible_release import __version__ as ansible_core_version
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule
 
