@@ -27,7 +27,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.collection_tree import collections_path  # noqa: E402  (needs the repo root on sys.path)
 from tests.emulator.harness import EmulatorProcess  # noqa: E402
-from tests.integration.observe import wait_until  # noqa: E402
+from tests.waiting import wait_until  # noqa: E402
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 SCENARIOS = REPO_ROOT / "tests" / "emulator" / "scenarios"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tests.emulator.harness import EmulatorProcess
 from tests.integration.conftest import SCENARIOS
-from tests.integration.observe import wait_until
+from tests.waiting import wait_until
 
 MANAGEMENT = "00000000-0000-4000-8000-0000000000f1"
 LOGS_ONLY = "00000000-0000-4000-8000-0000000000f2"

@@ -14,7 +14,8 @@ import pytest
 
 from tests.emulator.harness import EmulatorProcess
 from tests.integration.conftest import SCENARIOS, AnsibleRunner
-from tests.integration.observe import play, running_allocations, wait_until
+from tests.integration.observe import play, running_allocations
+from tests.waiting import wait_until
 
 INFO = "nomadops.nomad.nomad_alloc_info"
 RESTART = "nomadops.nomad.nomad_alloc_restart"

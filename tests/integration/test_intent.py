@@ -11,7 +11,7 @@ import pytest
 
 from tests.emulator.harness import EmulatorProcess
 from tests.integration.conftest import SCENARIOS, AnsibleRunner
-from tests.integration.observe import wait_until
+from tests.waiting import wait_until
 
 INFO = "nomadops.nomad.nomad_alloc_info"
 STOP = "nomadops.nomad.nomad_alloc_stop"

@@ -16,7 +16,8 @@ import yaml
 
 from tests.emulator.harness import EmulatorProcess
 from tests.integration.conftest import SCENARIOS, VENV_BIN, AnsibleRunner
-from tests.integration.observe import closed_address, line_starting, running_allocations, wait_until
+from tests.integration.observe import closed_address, line_starting, running_allocations
+from tests.waiting import wait_until
 
 PLUGIN = "nomadops.nomad.nomad_allocs"
 READER = "6b1c0a3e-1d2f-4c5b-8a9e-000000000001"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.observe import wait_until
+from tests.waiting import wait_until
 
 STOP = "nomadops.nomad.nomad_alloc_stop"
 SIGNAL = "nomadops.nomad.nomad_alloc_signal"

@@ -19,7 +19,7 @@ import requests
 
 from tests.integration.conftest import VENV_BIN, AnsibleRunner
 from tests.integration.fs_helpers import LOGS_ONLY, MANAGEMENT, NO_FS, allocation_of, result_of, started_fs_emulator
-from tests.integration.observe import wait_until
+from tests.waiting import wait_until
 
 LOGS = "nomadops.nomad.nomad_alloc_logs"
 

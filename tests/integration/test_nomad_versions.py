@@ -16,7 +16,7 @@ import requests
 
 from tests.emulator.harness import EmulatorProcess
 from tests.integration.conftest import SCENARIOS, AnsibleRunner
-from tests.integration.observe import wait_until
+from tests.waiting import wait_until
 
 VERSIONS = ("1.6.5", "1.10.5", "1.11.3")
 MANAGEMENT = "00000000-0000-4000-8000-0000000000a1"

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -66,17 +65,6 @@ class Api:
 
     def by_job(self, job: str, **params) -> list:
         return [alloc for alloc in self.allocations(**params) if alloc["JobID"] == job]
-
-
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ import requests
 import urllib3
 
 from tests.emulator.harness import EmulatorProcess
-from tests.emulator.tests.conftest import SCENARIOS, Api, wait_until
+from tests.emulator.tests.conftest import SCENARIOS, Api
+from tests.waiting import wait_until
 
 MANAGEMENT = "00000000-0000-4000-8000-0000000000f1"
 LOGS_ONLY = "00000000-0000-4000-8000-0000000000f2"

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import wait_until
+from tests.waiting import wait_until
 
 
 def web_alloc(api) -> dict:
