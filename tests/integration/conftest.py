@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,12 +167,7 @@ def collection_module(name: str):
 
 
 DEFAULT_SCENARIO = "integration.yml"
-
-
-def scenario_of(request) -> str:
-    """The scenario a test module asks for: `@pytest.mark.parametrize("integration_emulator", ["x.yml"],
-    indirect=True)`, else a module-level `EMULATOR_SCENARIO = "x.yml"`, else integration.yml."""
-    return getattr(request, "param", None) or getattr(request.module, "EMULATOR_SCENARIO", DEFAULT_SCENARIO)
+READY_TIMEOUT_SECONDS = 60.0
 
 
 def settled(emulator) -> bool:
@@ -180,18 +176,53 @@ def settled(emulator) -> bool:
     return bool(allocations) and all(a["ClientStatus"] != "pending" for a in allocations)
 
 
+@contextmanager
+def running_emulator(scenario: str = DEFAULT_SCENARIO, *, ready=None, **options):
+    """The one way this suite starts an emulator: `scenario` (a file of tests/emulator/scenarios or an absolute
+    path) with EmulatorProcess `options`; once `ready(emulator)` holds (None: at once); stopped on exit."""
+    path = scenario if os.path.isabs(scenario) else str(SCENARIOS / scenario)
+    with EmulatorProcess(scenario=path, **options) as emulator:
+        if ready is not None:
+            wait_until(lambda: ready(emulator), timeout=READY_TIMEOUT_SECONDS, what=f"{scenario} to be ready")
+        yield emulator
+
+
+def emulator_options(request) -> dict:
+    """What a test module's emulator starts with: the module's `EMULATOR_SCENARIO` (default integration.yml) and
+    `EMULATOR_OPTIONS` (EmulatorProcess keywords), overridden by an indirect parameter of `integration_emulator`
+    a scenario name, or a dict of options that may name the `scenario`."""
+    options = dict(getattr(request.module, "EMULATOR_OPTIONS", {}))
+    options["scenario"] = getattr(request.module, "EMULATOR_SCENARIO", DEFAULT_SCENARIO)
+    param = getattr(request, "param", None)
+    if isinstance(param, dict):
+        options.update(param)
+    elif param:
+        options["scenario"] = param
+    return options
+
+
 @pytest.fixture(scope="module")
 def integration_emulator(request):
-    """An emulator with the module's scenario (see scenario_of), fresh for each test module."""
-    with EmulatorProcess(scenario=str(SCENARIOS / scenario_of(request))) as emulator:
+    """The test module's emulator (see emulator_options), one per module (and per indirect parameter)."""
+    with running_emulator(**emulator_options(request)) as emulator:
         yield emulator
 
 
 @pytest.fixture(scope="module")
-def emulator(integration_emulator):
-    """`integration_emulator` once every allocation of its scenario has left `pending`."""
-    wait_until(lambda: settled(integration_emulator), what="the scenario's allocations to start")
+def emulator(integration_emulator, request):
+    """`integration_emulator` once the module's `EMULATOR_READY(emulator)` holds; by default once every
+    allocation of its scenario has left `pending` (settled)."""
+    ready = getattr(request.module, "EMULATOR_READY", settled)
+    wait_until(lambda: ready(integration_emulator), timeout=READY_TIMEOUT_SECONDS,
+               what="the module's emulator to be ready")
     return integration_emulator
+
+
+@pytest.fixture(scope="module")
+def acl_emulator():
+    """scenarios/acl.yml (ACLs on, the tokens of tests/emulator/README.md), settled, one per test module."""
+    with running_emulator("acl.yml", ready=settled) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
@@ -202,16 +233,6 @@ def ansible_runner(integration_emulator, tmp_path_factory):
 
 @pytest.fixture
 def start_emulator():
-    """Factory: start extra emulators (other scenarios, TLS, virtual mode); all stopped after the test."""
-    started = []
-
-    def start(scenario: str = "integration.yml", **options):
-        path = scenario if os.path.isabs(scenario) else str(SCENARIOS / scenario)
-        emulator = EmulatorProcess(scenario=path, **options)
-        emulator.__enter__()
-        started.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in reversed(started):
-        emulator.__exit__(None, None, None)
+    """Factory: start extra emulators for one test (other scenarios, TLS, virtual mode); all stopped after it."""
+    with ExitStack() as stack:
+        yield lambda scenario=DEFAULT_SCENARIO, **options: stack.enter_context(running_emulator(scenario, **options))

@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import SCENARIOS, VENV_BIN, AnsibleRunner
+from tests.integration.conftest import VENV_BIN, AnsibleRunner
 from tests.integration.observe import closed_address, line_starting, running_allocations
-from tests.waiting import wait_until
 
 PLUGIN = "nomadops.nomad.nomad_allocs"
 READER = "6b1c0a3e-1d2f-4c5b-8a9e-000000000001"
@@ -31,11 +29,15 @@ SAFE_HOST_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 EVIL_META = "{{ lookup('ansible.builtin.pipe', 'touch \"$NOMADOPS_INVENTORY_MARKER\"') }}"
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorProcess(scenario=str(SCENARIOS / "inventory.yml")) as started:
-        wait_until(lambda: len(running(started)) == 6, what="the scenario's allocations to run")
-        yield started
+EMULATOR_SCENARIO = "inventory.yml"
+
+
+def scenario_ready(emulator):
+    """The scenario's six allocations run."""
+    return len(running(emulator)) == 6
+
+
+EMULATOR_READY = scenario_ready
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ import pytest
 import requests
 import yaml
 
-from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import REPO_ROOT, SCENARIOS, VENV_BIN, AnsibleRunner
+from tests.integration.conftest import REPO_ROOT, VENV_BIN, AnsibleRunner
 from tests.integration.observe import line_starting
 
 PLUGIN = "nomadops.nomad.nomad_nodes"
+EMULATOR_SCENARIO = "nodes-inventory.yml"
 MANAGEMENT = "00000000-0000-4000-8000-0000000000a1"
 READER = "00000000-0000-4000-8000-0000000000a2"
 JOBS_ONLY = "00000000-0000-4000-8000-0000000000a3"
@@ -32,12 +32,6 @@ NODE_IDS = {
     "old-1": "55550000-0000-4000-8000-000000000001",
 }
 EVIL_MOTD = "{{ lookup('ansible.builtin.pipe', 'touch \"$NOMADOPS_INVENTORY_MARKER\"') }}"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorProcess(scenario=str(SCENARIOS / "nodes-inventory.yml")) as started:
-        yield started
 
 
 @pytest.fixture(scope="module")
