@@ -64,6 +64,11 @@ class AnsibleRun:
         return self
 
 
+def command_line_flags(check: bool, verbosity: int, args: tuple) -> list:
+    """The flags ansible and ansible-playbook share: --check, -v..., then `args` as given."""
+    return (["--check"] if check else []) + (["-" + "v" * verbosity] if verbosity else []) + list(args)
+
+
 class AnsibleRunner:
     """Runs playbooks and ad-hoc commands against one emulator."""
 
@@ -128,12 +133,7 @@ class AnsibleRunner:
         argv = [str(VENV_BIN / "ansible-playbook"), str(path)]
         if extra_vars:
             argv += ["-e", json.dumps(extra_vars)]
-        if check:
-            argv.append("--check")
-        if verbosity:
-            argv.append("-" + "v" * verbosity)
-        argv += list(args)
-        return self._run(argv, env, nomad_addr, timeout)
+        return self._run(argv + command_line_flags(check, verbosity, args), env, nomad_addr, timeout)
 
     def adhoc(self, module: str, module_args=None, *, env: dict | None = None, check: bool = False,
               verbosity: int = 0, nomad_addr: bool = True, timeout: float = 300, args: tuple = ()) -> AnsibleRun:
@@ -141,12 +141,7 @@ class AnsibleRunner:
         argv = [str(VENV_BIN / "ansible"), "localhost", "-m", module]
         if module_args is not None:
             argv += ["-a", json.dumps(module_args) if isinstance(module_args, dict) else module_args]
-        if check:
-            argv.append("--check")
-        if verbosity:
-            argv.append("-" + "v" * verbosity)
-        argv += list(args)
-        return self._run(argv, env, nomad_addr, timeout)
+        return self._run(argv + command_line_flags(check, verbosity, args), env, nomad_addr, timeout)
 
 
 def collection_loader_ready() -> None:

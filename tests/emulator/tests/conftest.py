@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -67,6 +69,27 @@ class Api:
         return [alloc for alloc in self.allocations(**params) if alloc["JobID"] == job]
 
 
+def blocking_until(api: Api, path: str, predicate, what: str, timeout: float = 60.0, **params) -> list:
+    """GET `path` with blocking queries (index = the last X-Nomad-Index) until predicate(body) holds; every body
+    seen, the last one satisfying it. `timeout` is generous: under load it must never be the expected path."""
+    seen = []
+    index = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        response = api.get(path, params={**params, "index": index, "wait": "5s"})
+        assert response.status_code == 200, response.text
+        seen.append(response.json())
+        if predicate(seen[-1]):
+            return seen
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; last answer: {seen[-1]}"
+        index = int(response.headers["X-Nomad-Index"])
+
+
+def started(stack: ExitStack, scenario: str, options: dict) -> EmulatorProcess:
+    """An emulator of tests/emulator/scenarios/`scenario` with EmulatorProcess `options`, stopped with `stack`."""
+    return stack.enter_context(EmulatorProcess(SCENARIOS / scenario, **options))
+
+
 @pytest.fixture(scope="session")
 def shared_emulator():
     """Read-only tests share one emulator of the integration scenario (do not mutate it)."""
@@ -88,17 +111,41 @@ def emulator_1_6_5():
 
 @pytest.fixture
 def emulator_factory():
-    """Start emulators for one test; each is stopped at teardown."""
-    started = []
+    """Factory: start(scenario="integration.yml", **options), emulators for one test, stopped after it."""
+    with ExitStack() as stack:
+        yield lambda scenario="integration.yml", **options: started(stack, scenario, options)
 
-    def start(scenario: str = "integration.yml", **options) -> EmulatorProcess:
-        emulator = EmulatorProcess(SCENARIOS / scenario, **options)
-        started.append(emulator)
-        return emulator.start()
 
-    yield start
-    for emulator in started:
-        emulator.stop()
+@pytest.fixture(scope="module")
+def module_emulators():
+    """Factory: start(scenario, **options), emulators shared by the tests of one module, stopped after it."""
+    with ExitStack() as stack:
+        yield lambda scenario, **options: started(stack, scenario, options)
+
+
+@pytest.fixture(scope="module")
+def jobs_api(module_emulators) -> Api:
+    """scenarios/jobs.yml (virtual allocations), one per module; every test registers jobs of its own IDs."""
+    return Api(module_emulators("jobs.yml"))
+
+
+@pytest.fixture(scope="module")
+def jobs_acl_emulator(module_emulators) -> EmulatorProcess:
+    """scenarios/jobs-acl.yml (ACLs on, the job capabilities' tokens), one per module."""
+    return module_emulators("jobs-acl.yml")
+
+
+@pytest.fixture(scope="module")
+def process_api(module_emulators) -> Api:
+    """scenarios/deployments-process.yml: registered jobs run as real processes (restarts, reschedules,
+    deployments), one per module."""
+    return Api(module_emulators("deployments-process.yml"))
+
+
+@pytest.fixture(scope="module")
+def intent_emulator(module_emulators) -> EmulatorProcess:
+    """scenarios/intent.yml (ACLs on; node-2 holds only a finished batch allocation), one per module."""
+    return module_emulators("intent.yml")
 
 
 @pytest.fixture

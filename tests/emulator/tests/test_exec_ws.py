@@ -11,8 +11,8 @@ import hashlib
 import json
 import os
 import socket
-import time
 import urllib.parse
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import websocket
 
 from tests.emulator import exec_ws
 from tests.emulator.harness import EmulatorProcess
+from tests.waiting import wait_until
 
 EXEC_SCENARIO = Path(__file__).parent / "data" / "exec.yml"
 ACL_SCENARIO = "tests/emulator/scenarios/acl.yml"
@@ -33,7 +34,6 @@ OPERATOR_TOKEN = "00000000-0000-4000-8000-000000000006"
 MANAGEMENT_TOKEN = "00000000-0000-4000-8000-000000000001"
 UNKNOWN_TOKEN = "00000000-0000-4000-8000-0000000000ff"
 SOCKET_TIMEOUT = 60
-WAIT_SECONDS = 20
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -117,16 +117,6 @@ def wait_for_stdout(ws: websocket.WebSocket, expected: bytes) -> None:
         received += base64.b64decode(frame.get("stdout", {}).get("data", ""))
 
 
-def wait_until(predicate, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def alloc_of(emu, job: str) -> dict:
     return next(alloc for alloc in emu.allocations() if alloc["JobID"] == job)
 
@@ -137,7 +127,7 @@ def task_view(emu, alloc_id: str, task: str) -> dict:
 
 def wait_task_state(emu, alloc_id: str, task: str, state: str) -> dict:
     return wait_until(lambda: (view := task_view(emu, alloc_id, task))["state"] == state and view,
-                      f"task {task} of {alloc_id} to be {state}")
+                      what=f"task {task} of {alloc_id} to be {state}")
 
 
 def process_gone(pid: int) -> bool:
@@ -159,32 +149,40 @@ def assert_no_server_errors(emulator: EmulatorProcess) -> None:
         assert marker not in emulator.stderr, emulator.stderr
 
 
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorProcess(str(EXEC_SCENARIO), nomad_version=WRITTEN_FOR) as emulator:
+@contextmanager
+def checked_emulator(scenario, **options):
+    """An emulator answering as WRITTEN_FOR whose log, once it has stopped, holds no server error."""
+    with EmulatorProcess(scenario, nomad_version=WRITTEN_FOR, **options) as emulator:
         yield emulator
     assert_no_server_errors(emulator)
+
+
+def running_alloc_id(emu, job: str, task: str) -> str:
+    alloc_id = alloc_of(emu, job)["ID"]
+    wait_task_state(emu, alloc_id, task, "running")
+    return alloc_id
+
+
+@pytest.fixture(scope="module")
+def emu():
+    with checked_emulator(str(EXEC_SCENARIO)) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
 def shell_alloc(emu) -> str:
-    alloc_id = alloc_of(emu, "shell")["ID"]
-    wait_task_state(emu, alloc_id, "main", "running")
-    return alloc_id
+    return running_alloc_id(emu, "shell", "main")
 
 
 @pytest.fixture(scope="module")
 def acl_emu():
-    with EmulatorProcess(ACL_SCENARIO, nomad_version=WRITTEN_FOR) as emulator:
+    with checked_emulator(ACL_SCENARIO) as emulator:
         yield emulator
-    assert_no_server_errors(emulator)
 
 
 @pytest.fixture(scope="module")
 def acl_web_alloc(acl_emu) -> str:
-    alloc_id = alloc_of(acl_emu, "web")["ID"]
-    wait_task_state(acl_emu, alloc_id, "server", "running")
-    return alloc_id
+    return running_alloc_id(acl_emu, "web", "server")
 
 
 @pytest.fixture
@@ -497,10 +495,9 @@ def test_other_region_has_no_path(emu, shell_alloc):
 
 
 def test_virtual_allocation_execs_in_a_task_directory_made_on_demand():
-    with EmulatorProcess(str(EXEC_SCENARIO), virtual=2, nomad_version=WRITTEN_FOR) as emulator:
+    with checked_emulator(str(EXEC_SCENARIO), virtual=2) as emulator:
         virtual = next(alloc for alloc in emulator.allocations() if alloc["JobID"].startswith("virtual"))
         outcome = run_exec(exec_url(emulator, virtual["ID"], ["/bin/sh", "-c", 'pwd; echo "$NOMAD_ALLOC_ID"']))
-    assert_no_server_errors(emulator)
 
     cwd, alloc_id = outcome.output("stdout").decode().splitlines()
     assert cwd.endswith(f"/{virtual['ID']}/main")
@@ -604,7 +601,7 @@ def test_peer_vanishing_kills_the_command(emu, shell_alloc):
     ws.sock.shutdown(socket.SHUT_RDWR)
     ws.sock.close()
 
-    wait_until(lambda: process_gone(pid), f"exec'd process {pid} to be killed")
+    wait_until(lambda: process_gone(pid), what=f"exec'd process {pid} to be killed")
     assert run_exec(exec_url(emu, shell_alloc, ["true"])).exit_code == 0
 
 
@@ -612,7 +609,7 @@ def test_peer_closing_early_kills_the_command(emu, shell_alloc):
     ws, pid = start_and_read_pid(emu, shell_alloc)
     ws.close()
 
-    wait_until(lambda: process_gone(pid), f"exec'd process {pid} to be killed")
+    wait_until(lambda: process_gone(pid), what=f"exec'd process {pid} to be killed")
 
 
 def test_abandoned_sessions_leave_no_open_files_in_the_server(emu, shell_alloc):
@@ -627,7 +624,7 @@ def test_abandoned_sessions_leave_no_open_files_in_the_server(emu, shell_alloc):
         run_exec(exec_url(emu, shell_alloc, ["sleep", "30"], tty=tty), send=[{"setup": {}}])
         run_exec(exec_url(emu, shell_alloc, ["no-such-binary"], tty=tty))
 
-    wait_until(lambda: open_files() <= baseline, f"the server to close its files again (baseline {baseline})")
+    wait_until(lambda: open_files() <= baseline, what=f"the server to close its files again (baseline {baseline})")
 
 
 def test_exec_close_early_fault_closes_1011_after_first_output(emu, shell_alloc, no_faults):
