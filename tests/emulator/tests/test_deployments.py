@@ -12,43 +12,18 @@ import pytest
 from conftest import MANAGEMENT, READ_ONLY, Api, blocking_until
 from jobfiles import deployment_until, parse, register, web_hcl
 
+from tests import hcl_jobs
+
 FAST = 'max_parallel = 1\n    min_healthy_time = "100ms"\n    healthy_deadline = "30s"\n    progress_deadline = "1m"'
 
 
 def job_hcl(job_id: str, *, update: str = FAST, count: int = 2, version: str = "1", command: str = "",
             check: str = "") -> str:
     """A service job; `version` goes into the environment, so changing it is a destructive update."""
-    command = command or "trap 'exit 0' TERM; while :; do sleep 1; done"
-    service = f'''
-    service {{
-      name     = "{job_id}"
-      provider = "nomad"
-      {check}
-    }}''' if check else ""
-    return f'''job "{job_id}" {{
-  datacenters = ["dc1"]
-  group "web" {{
-    count = {count}
-    update {{
-    {update}
-    }}
-    restart {{
-      attempts = 0
-    }}{service}
-    task "server" {{
-      driver = "raw_exec"
-      config {{
-        command = "/bin/sh"
-        args    = ["-c", "{command}"]
-      }}
-      env {{
-        VERSION = "{version}"
-      }}
-      kill_timeout = "1s"
-    }}
-  }}
-}}
-'''
+    service = f'name = "{job_id}"\nprovider = "nomad"\n{check}' if check else ""
+    task = hcl_jobs.task_hcl(command or hcl_jobs.RUNNING, env={"VERSION": version}, kill_timeout="1s")
+    return hcl_jobs.job_hcl(job_id, hcl_jobs.group_hcl(task, count=count, update=update, restart="attempts = 0",
+                                                       service=service))
 
 
 @pytest.fixture(scope="module")

@@ -15,39 +15,16 @@ from types import SimpleNamespace
 from conftest import Api
 from jobfiles import allocations_until, deployment_until, parse, register
 
+from tests import hcl_jobs
 from tests.emulator import reschedule
 
-RUNNING = "trap 'exit 0' TERM; while :; do sleep 1; done"
+RUNNING = hcl_jobs.RUNNING
 
 
 def job_hcl(job_id: str, *, command: str, version: str, update: str, reschedule: str, job_type: str = "service") -> str:
-    update_block = f"update {{\n      {update}\n    }}" if update else ""
-    return f'''job "{job_id}" {{
-  datacenters = ["dc1"]
-  type        = "{job_type}"
-  group "web" {{
-    count = 1
-    {update_block}
-    reschedule {{
-      {reschedule}
-    }}
-    restart {{
-      attempts = 0
-    }}
-    task "server" {{
-      driver = "raw_exec"
-      config {{
-        command = "/bin/sh"
-        args    = ["-c", "{command}"]
-      }}
-      env {{
-        VERSION = "{version}"
-      }}
-      kill_timeout = "1s"
-    }}
-  }}
-}}
-'''
+    task = hcl_jobs.task_hcl(command, env={"VERSION": version}, kill_timeout="1s")
+    return hcl_jobs.job_hcl(job_id, hcl_jobs.group_hcl(task, count=1, update=update, restart="attempts = 0",
+                                                       reschedule=reschedule), job_type=job_type)
 
 
 def full(api: Api, alloc_id: str) -> dict:

@@ -16,10 +16,11 @@ from types import SimpleNamespace
 from conftest import Api
 from jobfiles import allocations_until, parse, register
 
+from tests import hcl_jobs
 from tests.emulator import restarts
 from tests.emulator.nomadtime import rfc3339
 
-RUNNING = "trap 'exit 0' TERM; while :; do sleep 1; done"
+RUNNING = hcl_jobs.RUNNING
 # Fails the first N runs (a counter in the shared alloc dir), then runs until stopped.
 FLAKY = ("n=$(cat $NOMAD_ALLOC_DIR/runs 2>/dev/null || echo 0); echo $((n+1)) > $NOMAD_ALLOC_DIR/runs; "
          "[ $n -ge {fails} ] || exit 7; " + RUNNING)
@@ -29,31 +30,9 @@ MS = 1_000_000
 
 def job_hcl(job_id: str, *, command: str, restart: str, task_restart: str = "", job_type: str = "service",
             update: str = "") -> str:
-    task_block = f"restart {{\n        {task_restart}\n      }}" if task_restart else ""
-    update_block = f"update {{\n      {update}\n    }}" if update else ""
-    return f'''job "{job_id}" {{
-  datacenters = ["dc1"]
-  type        = "{job_type}"
-  group "web" {{
-    {update_block}
-    restart {{
-      {restart}
-    }}
-    reschedule {{
-      {NO_RESCHEDULE}
-    }}
-    task "server" {{
-      driver = "raw_exec"
-      config {{
-        command = "/bin/sh"
-        args    = ["-c", "{command}"]
-      }}
-      kill_timeout = "1s"
-      {task_block}
-    }}
-  }}
-}}
-'''
+    task = hcl_jobs.task_hcl(command, kill_timeout="1s", restart=task_restart)
+    return hcl_jobs.job_hcl(job_id, hcl_jobs.group_hcl(task, update=update, restart=restart, reschedule=NO_RESCHEDULE),
+                            job_type=job_type)
 
 
 def alloc_until(api: Api, job_id: str, predicate, timeout: float = 60.0) -> dict:
