@@ -6,6 +6,12 @@
 
 Every test drives Ansible as a user would (a subprocess), with the collection found through
 ANSIBLE_COLLECTIONS_PATH, and reads what happened from the emulator and from the recorded task results.
+
+Emulators: each test module gets one `emulator` (`integration_emulator` before it is ready). A module names what
+it needs with `EMULATOR_SCENARIO = "x.yml"`, `EMULATOR_OPTIONS = {...}` (EmulatorProcess keywords) and
+`EMULATOR_READY = predicate` (default: nothing pending); a test that needs another version or option asks for it
+with an indirect parameter of `integration_emulator`. `acl_emulator` is acl.yml per module, `start_emulator`
+starts extra ones for one test, and `running_emulator()` is the one place this suite starts an emulator.
 """
 
 from __future__ import annotations

@@ -2,9 +2,15 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Fixtures for the emulator's own tests: real emulator subprocesses, real HTTP."""
+"""Fixtures for the emulator's own tests: real emulator subprocesses, real HTTP.
+
+Emulators live as long as their tests need: `shared_emulator`, `acl_emulator`, `virtual_emulator` and
+`emulator_1_6_5` for the session (read-only use), `module_emulators(scenario, **options)` and the scenarios several
+modules use (`jobs_api`, `jobs_acl_emulator`, `process_api`, `intent_emulator`) per module, `emulator_factory` and
+`fresh_emulator` per test. `blocking_until` waits with blocking queries; tests/waiting.py polls what has none."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -83,6 +89,15 @@ def blocking_until(api: Api, path: str, predicate, what: str, timeout: float = 6
             return seen
         assert time.monotonic() < deadline, f"timed out waiting for {what}; last answer: {seen[-1]}"
         index = int(response.headers["X-Nomad-Index"])
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that ID exists (a task's, or one an exec started)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def started(stack: ExitStack, scenario: str, options: dict) -> EmulatorProcess:

@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 import requests
 import websocket
+from conftest import pid_alive
 
 from tests.emulator import exec_ws
 from tests.emulator.harness import EmulatorProcess
@@ -128,14 +129,6 @@ def task_view(emu, alloc_id: str, task: str) -> dict:
 def wait_task_state(emu, alloc_id: str, task: str, state: str) -> dict:
     return wait_until(lambda: (view := task_view(emu, alloc_id, task))["state"] == state and view,
                       what=f"task {task} of {alloc_id} to be {state}")
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -601,7 +594,7 @@ def test_peer_vanishing_kills_the_command(emu, shell_alloc):
     ws.sock.shutdown(socket.SHUT_RDWR)
     ws.sock.close()
 
-    wait_until(lambda: process_gone(pid), what=f"exec'd process {pid} to be killed")
+    wait_until(lambda: not pid_alive(pid), what=f"exec'd process {pid} to be killed")
     assert run_exec(exec_url(emu, shell_alloc, ["true"])).exit_code == 0
 
 
@@ -609,7 +602,7 @@ def test_peer_closing_early_kills_the_command(emu, shell_alloc):
     ws, pid = start_and_read_pid(emu, shell_alloc)
     ws.close()
 
-    wait_until(lambda: process_gone(pid), what=f"exec'd process {pid} to be killed")
+    wait_until(lambda: not pid_alive(pid), what=f"exec'd process {pid} to be killed")
 
 
 def test_abandoned_sessions_leave_no_open_files_in_the_server(emu, shell_alloc):
