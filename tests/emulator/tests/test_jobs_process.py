@@ -7,7 +7,6 @@ reference nomad-jobs-behaviour.md §2.7 (a changed spec is a new version) and §
 create/destroy update); the allocation endpoints work on them (nomad-alloc-api-behaviour.md)."""
 from __future__ import annotations
 
-
 import pytest
 from conftest import Api
 from jobfiles import allocations_until, parse, register
