@@ -190,7 +190,7 @@ def running_emulator(scenario: str = DEFAULT_SCENARIO, *, ready=None, **options)
 
 def emulator_options(request) -> dict:
     """What a test module's emulator starts with: the module's `EMULATOR_SCENARIO` (default integration.yml) and
-    `EMULATOR_OPTIONS` (EmulatorProcess keywords), overridden by an indirect parameter of `integration_emulator`
+    `EMULATOR_OPTIONS` (EmulatorProcess keywords), overridden by an indirect parameter of `integration_emulator`:
     a scenario name, or a dict of options that may name the `scenario`."""
     options = dict(getattr(request.module, "EMULATOR_OPTIONS", {}))
     options["scenario"] = getattr(request.module, "EMULATOR_SCENARIO", DEFAULT_SCENARIO)
