@@ -135,7 +135,7 @@ def test_meta_keyed_groups_compose_and_groups(runner, emulator):
 
 def test_use_extra_vars_in_compose_and_lenient_compose_without_strict(runner, emulator):
     source = source_file(runner, "extra", {"job": "api", "use_extra_vars": True,
-                                         "compose": {"stage": "release_stage", "owner": "no_such_var.name"}})
+                                           "compose": {"stage": "release_stage", "owner": "no_such_var.name"}})
     [values] = hostvars(source.listing("-e", "release_stage=canary")).values()
     assert values["stage"] == "canary"
     assert "owner" not in values  # strict is false: an expression that fails is skipped
@@ -267,7 +267,7 @@ def test_connection_options_reach_hosts_but_environment_tls_paths_do_not(runner,
     ca_file = tmp_path / "ca.pem"
     ca_file.write_text("not used over http\n")
     configured = hostvars(source_file(runner, "tls-file", {"job": "api", "ca_cert": str(ca_file), "region": "global",
-                                                         "validate_certs": False}).listing())
+                                                           "validate_certs": False}).listing())
     [values] = configured.values()
     assert values["ansible_nomad_ca_cert"] == str(ca_file)
     assert values["ansible_nomad_region"] == "global" and values["ansible_nomad_validate_certs"] is False

@@ -69,7 +69,6 @@ def test_stopping_the_emulator_ends_exec_sessions(emulator_factory):
 
     import websocket
 
-
     emulator = emulator_factory()
     web = next(a for a in emulator.allocations() if a["JobID"] == "web")
     task_dir = emulator.control.tasks(web["ID"])["server"]["task_dir"]

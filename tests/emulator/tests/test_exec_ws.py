@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import urllib.parse
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,10 +141,10 @@ def assert_no_server_errors(emulator: EmulatorProcess) -> None:
         assert marker not in emulator.stderr, emulator.stderr
 
 
-@contextmanager
-def checked_emulator(scenario, **options):
-    """An emulator answering as WRITTEN_FOR whose log, once it has stopped, holds no server error."""
-    with EmulatorProcess(scenario, nomad_version=WRITTEN_FOR, **options) as emulator:
+def checked_emulator(scenario):
+    """A module fixture's body (`yield from`): an emulator answering as WRITTEN_FOR whose log, once it has
+    stopped, holds no server error."""
+    with EmulatorProcess(scenario, nomad_version=WRITTEN_FOR) as emulator:
         yield emulator
     assert_no_server_errors(emulator)
 
@@ -158,8 +157,7 @@ def running_alloc_id(emu, job: str, task: str) -> str:
 
 @pytest.fixture(scope="module")
 def emu():
-    with checked_emulator(str(EXEC_SCENARIO)) as emulator:
-        yield emulator
+    yield from checked_emulator(str(EXEC_SCENARIO))
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +167,7 @@ def shell_alloc(emu) -> str:
 
 @pytest.fixture(scope="module")
 def acl_emu():
-    with checked_emulator(ACL_SCENARIO) as emulator:
-        yield emulator
+    yield from checked_emulator(ACL_SCENARIO)
 
 
 @pytest.fixture(scope="module")
@@ -488,9 +485,10 @@ def test_other_region_has_no_path(emu, shell_alloc):
 
 
 def test_virtual_allocation_execs_in_a_task_directory_made_on_demand():
-    with checked_emulator(str(EXEC_SCENARIO), virtual=2) as emulator:
+    with EmulatorProcess(str(EXEC_SCENARIO), virtual=2, nomad_version=WRITTEN_FOR) as emulator:
         virtual = next(alloc for alloc in emulator.allocations() if alloc["JobID"].startswith("virtual"))
         outcome = run_exec(exec_url(emulator, virtual["ID"], ["/bin/sh", "-c", 'pwd; echo "$NOMAD_ALLOC_ID"']))
+    assert_no_server_errors(emulator)
 
     cwd, alloc_id = outcome.output("stdout").decode().splitlines()
     assert cwd.endswith(f"/{virtual['ID']}/main")

@@ -69,6 +69,6 @@ def test_job_runs_processes_and_env_change_replaces_them(proc_emulator):
     stopped = api.post(f"/v1/allocation/{second['ID']}/stop")
     assert stopped.status_code == 200, stopped.text
     allocations_until(api, "proc", lambda allocs: any(alloc["ID"] == second["ID"] and alloc["NextAllocation"]
-                                                    for alloc in allocs))
+                                                      for alloc in allocs))
     api.request("DELETE", "/v1/job/proc")
     allocations_until(api, "proc", lambda allocs: all(alloc["ClientStatus"] == "complete" for alloc in allocs))

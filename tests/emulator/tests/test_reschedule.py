@@ -44,7 +44,7 @@ def test_crashing_version_is_rescheduled_until_attempts_run_out_then_rolls_back(
     register(process_api, parse(process_api, job_hcl("crashy", command=RUNNING, version="1", update=UPDATE, reschedule=TWO_ATTEMPTS)))
     deployment_until(process_api, "crashy", lambda dep: dep["Status"] == "successful")
     register(process_api, parse(process_api, job_hcl("crashy", command="exit 3", version="2", update=UPDATE,
-                                     reschedule=TWO_ATTEMPTS)))
+                                                     reschedule=TWO_ATTEMPTS)))
     deployment_until(process_api, "crashy", lambda dep: dep["JobVersion"] == 2 and dep["Status"] == "successful")
     failed = next(dep for dep in process_api.get("/v1/job/crashy/deployments").json() if dep["JobVersion"] == 1)
     assert failed["StatusDescription"] == "Failed due to unhealthy allocations - rolling back to job version 0"
@@ -90,7 +90,7 @@ def test_batch_failure_is_rescheduled_by_a_followup_evaluation(process_api):
     once = 'attempts = 1\n      interval = "1h"\n      delay = "1500ms"\n      delay_function = "constant"\n' \
            '      unlimited = false'
     register(process_api, parse(process_api, job_hcl("batchy", command="exit 5", version="1", update="", reschedule=once,
-                                     job_type="batch")))
+                                                     job_type="batch")))
     allocs = allocations_until(process_api, "batchy", lambda allocs: len(allocs) == 2 and all(
         alloc["ClientStatus"] == "failed" for alloc in allocs))
     first, second = sorted(allocs, key=lambda alloc: alloc["CreateIndex"])
