@@ -6,6 +6,12 @@
 
 Every test drives Ansible as a user would (a subprocess), with the collection found through
 ANSIBLE_COLLECTIONS_PATH, and reads what happened from the emulator and from the recorded task results.
+
+Emulators: each test module gets one `emulator` (`integration_emulator` before it is ready). A module names what
+it needs with `EMULATOR_SCENARIO = "x.yml"`, `EMULATOR_OPTIONS = {...}` (EmulatorProcess keywords) and
+`EMULATOR_READY = predicate` (default: nothing pending); a test that needs another version or option asks for it
+with an indirect parameter of `integration_emulator`. `acl_emulator` is acl.yml per module, `start_emulator`
+starts extra ones for one test, and `running_emulator()` is the one place this suite starts an emulator.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +34,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.collection_tree import collections_path  # noqa: E402  (needs the repo root on sys.path)
 from tests.emulator.harness import EmulatorProcess  # noqa: E402
-from tests.integration.observe import wait_until  # noqa: E402
+from tests.waiting import wait_until  # noqa: E402
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 SCENARIOS = REPO_ROOT / "tests" / "emulator" / "scenarios"
@@ -61,6 +68,11 @@ class AnsibleRun:
     def assert_ok(self) -> AnsibleRun:
         assert self.rc == 0, f"ansible failed (rc={self.rc}):\n{self.output}"
         return self
+
+
+def command_line_flags(check: bool, verbosity: int, args: tuple) -> list:
+    """The flags ansible and ansible-playbook share: --check, -v..., then `args` as given."""
+    return (["--check"] if check else []) + (["-" + "v" * verbosity] if verbosity else []) + list(args)
 
 
 class AnsibleRunner:
@@ -127,12 +139,7 @@ class AnsibleRunner:
         argv = [str(VENV_BIN / "ansible-playbook"), str(path)]
         if extra_vars:
             argv += ["-e", json.dumps(extra_vars)]
-        if check:
-            argv.append("--check")
-        if verbosity:
-            argv.append("-" + "v" * verbosity)
-        argv += list(args)
-        return self._run(argv, env, nomad_addr, timeout)
+        return self._run(argv + command_line_flags(check, verbosity, args), env, nomad_addr, timeout)
 
     def adhoc(self, module: str, module_args=None, *, env: dict | None = None, check: bool = False,
               verbosity: int = 0, nomad_addr: bool = True, timeout: float = 300, args: tuple = ()) -> AnsibleRun:
@@ -140,12 +147,7 @@ class AnsibleRunner:
         argv = [str(VENV_BIN / "ansible"), "localhost", "-m", module]
         if module_args is not None:
             argv += ["-a", json.dumps(module_args) if isinstance(module_args, dict) else module_args]
-        if check:
-            argv.append("--check")
-        if verbosity:
-            argv.append("-" + "v" * verbosity)
-        argv += list(args)
-        return self._run(argv, env, nomad_addr, timeout)
+        return self._run(argv + command_line_flags(check, verbosity, args), env, nomad_addr, timeout)
 
 
 def collection_loader_ready() -> None:
@@ -166,12 +168,7 @@ def collection_module(name: str):
 
 
 DEFAULT_SCENARIO = "integration.yml"
-
-
-def scenario_of(request) -> str:
-    """The scenario a test module asks for: `@pytest.mark.parametrize("integration_emulator", ["x.yml"],
-    indirect=True)`, else a module-level `EMULATOR_SCENARIO = "x.yml"`, else integration.yml."""
-    return getattr(request, "param", None) or getattr(request.module, "EMULATOR_SCENARIO", DEFAULT_SCENARIO)
+READY_TIMEOUT_SECONDS = 60.0
 
 
 def settled(emulator) -> bool:
@@ -180,18 +177,53 @@ def settled(emulator) -> bool:
     return bool(allocations) and all(a["ClientStatus"] != "pending" for a in allocations)
 
 
+@contextmanager
+def running_emulator(scenario: str = DEFAULT_SCENARIO, *, ready=None, **options):
+    """The one way this suite starts an emulator: `scenario` (a file of tests/emulator/scenarios or an absolute
+    path) with EmulatorProcess `options`; once `ready(emulator)` holds (None: at once); stopped on exit."""
+    path = scenario if os.path.isabs(scenario) else str(SCENARIOS / scenario)
+    with EmulatorProcess(scenario=path, **options) as emulator:
+        if ready is not None:
+            wait_until(lambda: ready(emulator), timeout=READY_TIMEOUT_SECONDS, what=f"{scenario} to be ready")
+        yield emulator
+
+
+def emulator_options(request) -> dict:
+    """What a test module's emulator starts with: the module's `EMULATOR_SCENARIO` (default integration.yml) and
+    `EMULATOR_OPTIONS` (EmulatorProcess keywords), overridden by an indirect parameter of `integration_emulator`:
+    a scenario name, or a dict of options that may name the `scenario`."""
+    options = dict(getattr(request.module, "EMULATOR_OPTIONS", {}))
+    options["scenario"] = getattr(request.module, "EMULATOR_SCENARIO", DEFAULT_SCENARIO)
+    param = getattr(request, "param", None)
+    if isinstance(param, dict):
+        options.update(param)
+    elif param:
+        options["scenario"] = param
+    return options
+
+
 @pytest.fixture(scope="module")
 def integration_emulator(request):
-    """An emulator with the module's scenario (see scenario_of), fresh for each test module."""
-    with EmulatorProcess(scenario=str(SCENARIOS / scenario_of(request))) as emulator:
+    """The test module's emulator (see emulator_options), one per module (and per indirect parameter)."""
+    with running_emulator(**emulator_options(request)) as emulator:
         yield emulator
 
 
 @pytest.fixture(scope="module")
-def emulator(integration_emulator):
-    """`integration_emulator` once every allocation of its scenario has left `pending`."""
-    wait_until(lambda: settled(integration_emulator), what="the scenario's allocations to start")
+def emulator(integration_emulator, request):
+    """`integration_emulator` once the module's `EMULATOR_READY(emulator)` holds; by default once every
+    allocation of its scenario has left `pending` (settled)."""
+    ready = getattr(request.module, "EMULATOR_READY", settled)
+    wait_until(lambda: ready(integration_emulator), timeout=READY_TIMEOUT_SECONDS,
+               what="the module's emulator to be ready")
     return integration_emulator
+
+
+@pytest.fixture(scope="module")
+def acl_emulator():
+    """scenarios/acl.yml (ACLs on, the tokens of tests/emulator/README.md), settled, one per test module."""
+    with running_emulator("acl.yml", ready=settled) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
@@ -202,16 +234,6 @@ def ansible_runner(integration_emulator, tmp_path_factory):
 
 @pytest.fixture
 def start_emulator():
-    """Factory: start extra emulators (other scenarios, TLS, virtual mode); all stopped after the test."""
-    started = []
-
-    def start(scenario: str = "integration.yml", **options):
-        path = scenario if os.path.isabs(scenario) else str(SCENARIOS / scenario)
-        emulator = EmulatorProcess(scenario=path, **options)
-        emulator.__enter__()
-        started.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in reversed(started):
-        emulator.__exit__(None, None, None)
+    """Factory: start extra emulators for one test (other scenarios, TLS, virtual mode); all stopped after it."""
+    with ExitStack() as stack:
+        yield lambda scenario=DEFAULT_SCENARIO, **options: stack.enter_context(running_emulator(scenario, **options))

@@ -3,24 +3,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Small pieces integration tests share: plays they build, addresses nothing listens on, and what they read
-back from the emulator while they wait for real processes to react."""
+back from the emulator (the wait itself is tests/waiting.py)."""
 
 from __future__ import annotations
 
 import socket
-import time
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    """predicate()'s first truthy value; AssertionError after `timeout` seconds (polls every 0.1 s)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def running_allocations(emulator, job):

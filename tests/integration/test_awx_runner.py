@@ -36,7 +36,6 @@ import pytest
 import yaml
 
 from conftest import REPO_ROOT, SCENARIOS, VENV_BIN, collections_path
-from tests.emulator.harness import EmulatorProcess
 
 AWX_DIR = REPO_ROOT / "extensions" / "awx"
 CREDENTIAL_TYPE = AWX_DIR / "nomad_credential_type.yml"
@@ -52,12 +51,6 @@ def scenario_token(name: str) -> str:
 
 
 OPERATOR_TOKEN = scenario_token("operator")  # read-job and alloc-lifecycle in the default namespace
-
-
-@pytest.fixture(scope="module")
-def acl_emulator():
-    with EmulatorProcess(scenario=str(ACL_SCENARIO)) as emulator:
-        yield emulator
 
 
 # --- what AWX builds -------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.conftest import SCENARIOS, AnsibleRunner
-from tests.emulator.harness import EmulatorProcess
+from tests.integration.conftest import AnsibleRunner
 
 CONNECTION = "nomadops.nomad.nomad_exec"
+EMULATOR_SCENARIO = "connection.yml"
 PYTHON = sys.executable
 ACL_EXEC_TOKEN = "00000000-0000-4000-8000-000000000004"
 ACL_NO_NODE_EXEC_TOKEN = "00000000-0000-4000-8000-000000000005"
@@ -67,12 +67,6 @@ def task_dir(emulator, alloc_id, task):
 
 def part_files(directory: Path):
     return [path.name for path in directory.rglob("*nomad_exec_part")]
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorProcess(scenario=str(SCENARIOS / "connection.yml")) as started:
-        yield started
 
 
 @pytest.fixture(scope="module")
@@ -338,12 +332,6 @@ def test_unreachable_targets_say_which_and_why(runner, hosts, emulator):
 
 
 # ------------------------------------------------------------------------------------------- ACL and secrets
-@pytest.fixture(scope="module")
-def acl_emulator():
-    with EmulatorProcess(scenario=str(SCENARIOS / "acl.yml")) as started:
-        yield started
-
-
 def test_token_is_never_printed_and_refusals_are_unreachable(acl_emulator, tmp_path):
     web = allocations(acl_emulator, "web")[0]["ID"]
     runner = AnsibleRunner(acl_emulator.address, tmp_path)
@@ -369,14 +357,14 @@ def test_token_is_never_printed_and_refusals_are_unreachable(acl_emulator, tmp_p
         assert token not in run.output
 
 
-def test_ambiguous_prefix_lists_the_matches(tmp_path):
-    with EmulatorProcess(scenario=str(SCENARIOS / "connection.yml"), virtual=300) as crowded:
-        ids = [a["ID"] for a in crowded.allocations("*")]
-        prefix = next(two for two in sorted({i[:2] for i in ids}) if sum(i.startswith(two) for i in ids) > 1)
-        runner = AnsibleRunner(crowded.address, tmp_path)
-        write_inventory(tmp_path / "crowded.ini", {"crowded": [host_line("ambiguous", prefix)]})
-        run = runner.playbook(host_play("ambiguous", {"name": "probe", "ansible.builtin.raw": "true"}),
-                              args=("-i", str(tmp_path / "crowded.ini")))
+def test_ambiguous_prefix_lists_the_matches(start_emulator, tmp_path):
+    crowded = start_emulator("connection.yml", virtual=300)
+    ids = [a["ID"] for a in crowded.allocations("*")]
+    prefix = next(two for two in sorted({i[:2] for i in ids}) if sum(i.startswith(two) for i in ids) > 1)
+    runner = AnsibleRunner(crowded.address, tmp_path)
+    write_inventory(tmp_path / "crowded.ini", {"crowded": [host_line("ambiguous", prefix)]})
+    run = runner.playbook(host_play("ambiguous", {"name": "probe", "ansible.builtin.raw": "true"}),
+                          args=("-i", str(tmp_path / "crowded.ini")))
     result = result_of(run, "probe", "ambiguous")
     assert result["_status"] == "unreachable", result
     assert_one_line(result["msg"], f'Prefix "{prefix}" matched', "give more characters", crowded.address)

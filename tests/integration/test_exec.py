@@ -306,14 +306,6 @@ def test_ambiguous_short_id_lists_the_matches(ansible_runner, start_emulator):
 
 
 # ------------------------------------------------------------------------------------------- ACL and secrets
-@pytest.fixture(scope="module")
-def acl_emulator():
-    from tests.emulator.harness import EmulatorProcess  # conftest put the repository root on sys.path
-
-    with EmulatorProcess(scenario="tests/emulator/scenarios/acl.yml") as emulator:
-        yield emulator
-
-
 def test_tokens_header_handshake_and_missing_capability(ansible_runner, acl_emulator):
     web_id = running_allocation(acl_emulator, "web")["ID"]
     run = ansible_runner.playbook(play(

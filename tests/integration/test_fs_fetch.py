@@ -11,19 +11,14 @@ import os
 import pytest
 
 from tests.integration.conftest import AnsibleRunner
-from tests.integration.fs_helpers import FS_ONLY, LOGS_ONLY, MANAGEMENT, allocation_of, result_of, started_fs_emulator
+from tests.integration.fs_helpers import FS_ONLY, LOGS_ONLY, MANAGEMENT, allocation_of, fs_jobs_ready, result_of
 from tests.integration.observe import play
 
 FS_INFO = "nomadops.nomad.nomad_alloc_fs_info"
+EMULATOR_SCENARIO = "fs.yml"
+EMULATOR_READY = fs_jobs_ready
 FETCH = "nomadops.nomad.nomad_alloc_fetch"
 BLOB = bytes(range(256))
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    started = started_fs_emulator()
-    yield started
-    started.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import threading
 
 import pytest
 
-from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import SCENARIOS, AnsibleRunner
-from tests.integration.observe import play, running_allocations, wait_until
+from tests.integration.conftest import AnsibleRunner
+from tests.integration.observe import play, running_allocations
+from tests.waiting import wait_until
 
 INFO = "nomadops.nomad.nomad_alloc_info"
 RESTART = "nomadops.nomad.nomad_alloc_restart"
@@ -22,11 +22,14 @@ ROLE = "nomadops.nomad.alloc_rolling_restart"
 NO_FILE = 'check "ready" failure: no healthy file'
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorProcess(scenario=str(SCENARIOS / "health.yml")) as started:
-        wait_until(lambda: len(running_allocations(started, "probe")) == 2, what="probe to run")
-        yield started
+EMULATOR_SCENARIO = "health.yml"
+
+
+def scenario_ready(emulator):
+    return len(running_allocations(emulator, "probe")) == 2
+
+
+EMULATOR_READY = scenario_ready
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import SCENARIOS, AnsibleRunner
-from tests.integration.observe import wait_until
+from tests.integration.conftest import AnsibleRunner
 
 INFO = "nomadops.nomad.nomad_alloc_info"
 STOP = "nomadops.nomad.nomad_alloc_stop"
@@ -22,12 +20,16 @@ MUTATIONS = ("/stop", "/signal", "/restart")
 EXISTENCE = ("GET /v1/job/", "GET /v1/namespace/", "GET /v1/node/", "GET /v1/nodes")
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorProcess(scenario=str(SCENARIOS / "intent.yml")) as started:
-        wait_until(lambda: _running(started, "web") == 2 and _running(started, "api") == 1, what="web and api to run")
-        wait_until(lambda: _statuses(started, "report") == ["complete"], what="report to complete")
-        yield started
+EMULATOR_SCENARIO = "intent.yml"
+
+
+def scenario_ready(emulator):
+    """web and api run, report has completed."""
+    return (_running(emulator, "web") == 2 and _running(emulator, "api") == 1
+            and _statuses(emulator, "report") == ["complete"])
+
+
+EMULATOR_READY = scenario_ready
 
 
 @pytest.fixture(scope="module")

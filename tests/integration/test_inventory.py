@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import SCENARIOS, VENV_BIN, AnsibleRunner
-from tests.integration.observe import closed_address, line_starting, running_allocations, wait_until
+from tests.integration.conftest import AnsibleRunner
+from tests.integration.inventory_source import InventorySource, hostvars, members
+from tests.integration.observe import closed_address, line_starting, running_allocations
 
 PLUGIN = "nomadops.nomad.nomad_allocs"
 READER = "6b1c0a3e-1d2f-4c5b-8a9e-000000000001"
@@ -30,11 +29,15 @@ SAFE_HOST_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 EVIL_META = "{{ lookup('ansible.builtin.pipe', 'touch \"$NOMADOPS_INVENTORY_MARKER\"') }}"
 
 
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorProcess(scenario=str(SCENARIOS / "inventory.yml")) as started:
-        wait_until(lambda: len(running(started)) == 6, what="the scenario's allocations to run")
-        yield started
+EMULATOR_SCENARIO = "inventory.yml"
+
+
+def scenario_ready(emulator):
+    """The scenario's six allocations run."""
+    return len(running(emulator)) == 6
+
+
+EMULATOR_READY = scenario_ready
 
 
 @pytest.fixture(scope="module")
@@ -46,53 +49,14 @@ def running(emulator, namespace="*"):
     return [a for a in emulator.allocations(namespace) if a["ClientStatus"] == "running"]
 
 
-def unwrap(value):
-    """ansible-inventory (2.19) writes untrusted strings as {"__ansible_unsafe": text}."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {key: unwrap(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unwrap(item) for item in value]
-    return value
-
-
-class Inventory:
-    """One inventory source file and the ansible-inventory runs over it."""
-
-    def __init__(self, runner: AnsibleRunner, name: str, options: dict):
-        self.runner = runner
-        self.path = runner.workdir / f"{name}.nomad_allocs.yml"
-        self.path.write_text(yaml.safe_dump(dict({"plugin": PLUGIN}, **options), sort_keys=False))
-
-    def run(self, *args, env=None, fatal=True):
-        environment = self.runner.environment(dict({"NOMAD_TOKEN": READER}, **(env or {})))
-        if fatal:
-            environment["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "true"
-        argv = [str(VENV_BIN / "ansible-inventory"), "-i", str(self.path), *args]
-        return subprocess.run(argv, cwd=self.runner.workdir, env=environment, capture_output=True, text=True,
-                              timeout=300, check=False)
-
-    def listing(self, *args, env=None):
-        proc = self.run("--list", "--export", *args, env=env)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        data = json.loads(proc.stdout)
-        data["_stdout"] = proc.stdout
-        return data
-
-
-def hostvars(listing):
-    return {host: unwrap(values) for host, values in listing["_meta"]["hostvars"].items()}
-
-
-def members(listing, group):
-    return set(listing.get(group, {}).get("hosts", []))
+def source_file(runner: AnsibleRunner, name: str, options: dict) -> InventorySource:
+    """A nomad_allocs source file read with the READER token."""
+    return InventorySource(runner, name, options, plugin=PLUGIN, token=READER)
 
 
 # --------------------------------------------------------------------------------------------- listing
 def test_running_allocations_become_hosts_with_documented_vars_and_groups(runner, emulator):
-    listing = Inventory(runner, "default", {}).listing()
+    listing = source_file(runner, "default", {}).listing()
     expected = {a["ID"]: a for a in running(emulator, "default")}
     hosts = hostvars(listing)
     assert sorted(v["nomad_alloc_id"] for v in hosts.values()) == sorted(expected)
@@ -127,7 +91,7 @@ def test_running_allocations_become_hosts_with_documented_vars_and_groups(runner
 
 
 def test_namespace_star_hosts_per_task_and_task_option(runner, emulator):
-    listing = Inventory(runner, "everywhere", {"namespace": "*", "hosts_per": "task"}).listing()
+    listing = source_file(runner, "everywhere", {"namespace": "*", "hosts_per": "task"}).listing()
     hosts = hostvars(listing)
     per_alloc = {}
     for host, values in hosts.items():
@@ -139,14 +103,14 @@ def test_namespace_star_hosts_per_task_and_task_option(runner, emulator):
     assert len(prod) == 2 and members(listing, "nomad_namespace_prod") == prod
     assert all(hosts[h]["ansible_nomad_namespace"] == "prod" for h in prod)
 
-    servers = hostvars(Inventory(runner, "servers", {"task": "server"}).listing())
+    servers = hostvars(source_file(runner, "servers", {"task": "server"}).listing())
     assert sorted(v["nomad_alloc_id"] for v in servers.values()) == sorted(
         a["ID"] for a in running_allocations(emulator, "web"))
     assert {v["ansible_nomad_task"] for v in servers.values()} == {"server"}
 
 
 def test_meta_keyed_groups_compose_and_groups(runner, emulator):
-    listing = Inventory(runner, "meta", {
+    listing = source_file(runner, "meta", {
         "meta": True,
         "keyed_groups": [{"key": "nomad_meta.team | default('none')", "prefix": "team"},
                          {"key": "nomad_meta.tier", "prefix": "", "separator": ""}],
@@ -164,21 +128,21 @@ def test_meta_keyed_groups_compose_and_groups(runner, emulator):
         assert values["release_channel"] == ("canary" if values["nomad_alloc_name"].endswith("[0]") else "stable")
     assert [hosts[h]["nomad_alloc_name"] for h in members(listing, "first_of_each")] == ["web.frontend[0]"]
 
-    everything = Inventory(runner, "meta-all", {"meta": True, "keyed_groups": [{"key": "nomad_meta.team", "prefix": "team"}]})
+    everything = source_file(runner, "meta-all", {"meta": True, "keyed_groups": [{"key": "nomad_meta.team", "prefix": "team"}]})
     listing = everything.listing()
     assert {hostvars(listing)[h]["nomad_job"] for h in members(listing, "team_core")} == {"api"}
 
 
 def test_use_extra_vars_in_compose_and_lenient_compose_without_strict(runner, emulator):
-    source = Inventory(runner, "extra", {"job": "api", "use_extra_vars": True,
-                                         "compose": {"stage": "release_stage", "owner": "no_such_var.name"}})
+    source = source_file(runner, "extra", {"job": "api", "use_extra_vars": True,
+                                           "compose": {"stage": "release_stage", "owner": "no_such_var.name"}})
     [values] = hostvars(source.listing("-e", "release_stage=canary")).values()
     assert values["stage"] == "canary"
     assert "owner" not in values  # strict is false: an expression that fails is skipped
 
 
 def test_cache_hit_sends_no_list_request_and_failed_refresh_keeps_the_cache(runner, emulator, tmp_path):
-    source = Inventory(runner, "cached", {
+    source = source_file(runner, "cached", {
         "cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache"),
         "cache_timeout": 3600,
     })
@@ -207,7 +171,7 @@ def test_cache_hit_sends_no_list_request_and_failed_refresh_keeps_the_cache(runn
 # --------------------------------------------------------------------------------------------- untrusted data
 def test_api_data_is_never_templated(runner, emulator, tmp_path):
     marker = tmp_path / "templated"
-    source = Inventory(runner, "evil", {"meta": True, "job": "web", "compose": {"motd": "nomad_meta.motd"}})
+    source = source_file(runner, "evil", {"meta": True, "job": "web", "compose": {"motd": "nomad_meta.motd"}})
     playbook = runner.workdir / "evil-play.yml"
     playbook.write_text(yaml.safe_dump([{
         "hosts": "nomad_job_web", "gather_facts": False,
@@ -250,7 +214,7 @@ BAD_INPUTS = [
     "strict-compose"])
 def test_bad_input_fails_with_one_line_naming_the_file(runner, emulator, options, token, message):
     options = {k: (closed_address() if v == "CLOSED" else v) for k, v in options.items()}
-    source = Inventory(runner, "bad", options)
+    source = source_file(runner, "bad", options)
     proc = source.run("--list", env={"NOMAD_TOKEN": token or READER})
     assert proc.returncode != 0, proc.stdout
     assert "Traceback" not in proc.stderr
@@ -260,7 +224,7 @@ def test_bad_input_fails_with_one_line_naming_the_file(runner, emulator, options
 
 
 def test_without_unparsed_failed_ansible_only_warns_but_shows_the_line(runner, emulator):
-    source = Inventory(runner, "bad-default", {"hosts_per": "container"})
+    source = source_file(runner, "bad-default", {"hosts_per": "container"})
     proc = source.run("--list", fatal=False)
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["_meta"]["hostvars"] == {}
@@ -269,7 +233,7 @@ def test_without_unparsed_failed_ansible_only_warns_but_shows_the_line(runner, e
 
 
 def test_nothing_selected_warns_and_lists_no_host(runner, emulator):
-    source = Inventory(runner, "nothing", {"job": "wbe"})
+    source = source_file(runner, "nothing", {"job": "wbe"})
     proc = source.run("--list")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["_meta"]["hostvars"] == {}
@@ -279,7 +243,7 @@ def test_nothing_selected_warns_and_lists_no_host(runner, emulator):
 # --------------------------------------------------------------------------------------------- end to end
 def test_play_over_the_inventory_writes_a_file_in_every_allocation(runner, emulator):
     """Needs the nomadops.nomad.nomad_exec connection plugin (branch conn)."""
-    source = Inventory(runner, "e2e", {"job": "web", "task": "server"})
+    source = source_file(runner, "e2e", {"job": "web", "task": "server"})
     playbook = runner.workdir / "e2e-play.yml"
     playbook.write_text(yaml.safe_dump([{
         "hosts": "nomad_job_web", "gather_facts": False,
@@ -302,23 +266,23 @@ def test_play_over_the_inventory_writes_a_file_in_every_allocation(runner, emula
 def test_connection_options_reach_hosts_but_environment_tls_paths_do_not(runner, emulator, tmp_path):
     ca_file = tmp_path / "ca.pem"
     ca_file.write_text("not used over http\n")
-    configured = hostvars(Inventory(runner, "tls-file", {"job": "api", "ca_cert": str(ca_file), "region": "global",
-                                                         "validate_certs": False}).listing())
+    configured = hostvars(source_file(runner, "tls-file", {"job": "api", "ca_cert": str(ca_file), "region": "global",
+                                                           "validate_certs": False}).listing())
     [values] = configured.values()
     assert values["ansible_nomad_ca_cert"] == str(ca_file)
     assert values["ansible_nomad_region"] == "global" and values["ansible_nomad_validate_certs"] is False
-    from_environment = hostvars(Inventory(runner, "tls-env", {"job": "api"}).listing(env={"NOMAD_CACERT": str(ca_file)}))
+    from_environment = hostvars(source_file(runner, "tls-env", {"job": "api"}).listing(env={"NOMAD_CACERT": str(ca_file)}))
     [values] = from_environment.values()
     assert "ansible_nomad_ca_cert" not in values  # AWX writes NOMAD_CACERT's file anew for every job
 
 
 def test_token_from_the_file_never_reaches_the_output_even_at_vvvv(runner, emulator):
-    source = Inventory(runner, "token-in-file", {"job": "web", "token": READER})
+    source = source_file(runner, "token-in-file", {"job": "web", "token": READER})
     proc = source.run("--list", "--export", "-vvvv", env={"NOMAD_TOKEN": None, "ANSIBLE_VERBOSE_TO_STDERR": "true"})
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["_meta"]["hostvars"]) == 3
     assert READER not in proc.stdout + proc.stderr
-    failing = Inventory(runner, "token-in-file-bad", {"job": "web", "token": READER, "filter": "JobID =="})
+    failing = source_file(runner, "token-in-file-bad", {"job": "web", "token": READER, "filter": "JobID =="})
     proc = failing.run("--list", "-vvvv", env={"NOMAD_TOKEN": None})
     assert proc.returncode != 0
     assert READER not in proc.stdout + proc.stderr

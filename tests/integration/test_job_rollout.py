@@ -16,7 +16,31 @@ EMULATOR_SCENARIO = "jobs-rollout.yml"
 MANAGEMENT = "00000000-0000-4000-8000-000000000001"
 JOB = "nomadops.nomad.nomad_job"
 
-# `command` is a variable, so that a crashing version is one task argument away from a healthy one.
+# The end of both jobs' group: no restarts (a crash fails the allocation at once); the task runs `var.command`
+# (a variable, so that a crashing version is one task argument away from a healthy one) with `var.version` in its
+# environment (a new version is a destructive update).
+SERVER_TASK = '''    restart {
+      attempts = 0
+    }
+
+    task "server" {
+      driver = "raw_exec"
+
+      config {
+        command = "/bin/sh"
+        args    = ["-c", var.command]
+      }
+
+      env {
+        VERSION = var.version
+      }
+
+      kill_timeout = "2s"
+    }
+  }
+}
+'''
+
 WEB_HCL = '''variable "version" {
   type = string
 }
@@ -40,27 +64,7 @@ job "web" {
       auto_revert       = true
     }
 
-    restart {
-      attempts = 0
-    }
-
-    task "server" {
-      driver = "raw_exec"
-
-      config {
-        command = "/bin/sh"
-        args    = ["-c", var.command]
-      }
-
-      env {
-        VERSION = var.version
-      }
-
-      kill_timeout = "2s"
-    }
-  }
-}
-'''
+''' + SERVER_TASK
 
 # A job whose health includes a script check (health_check = "checks" is Nomad's default); canaries on demand.
 API_HCL = '''variable "version" {
@@ -96,10 +100,6 @@ job "api" {
       progress_deadline = "0s"
     }
 
-    restart {
-      attempts = 0
-    }
-
     service {
       name     = "api"
       provider = "nomad"
@@ -115,23 +115,7 @@ job "api" {
       }
     }
 
-    task "server" {
-      driver = "raw_exec"
-
-      config {
-        command = "/bin/sh"
-        args    = ["-c", var.command]
-      }
-
-      env {
-        VERSION = var.version
-      }
-
-      kill_timeout = "2s"
-    }
-  }
-}
-'''
+''' + SERVER_TASK
 
 CRASH = "echo 'loading config'; echo 'panic: config key database.url is missing' >&2; exit 2"
 NOT_READY = "echo 'GET /health: 503 database unreachable'; exit 2"

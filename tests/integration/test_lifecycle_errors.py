@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.observe import wait_until
 
 STOP = "nomadops.nomad.nomad_alloc_stop"
 SIGNAL = "nomadops.nomad.nomad_alloc_signal"
@@ -129,16 +128,6 @@ def test_unknown_allocation_among_known_ones_stops_before_acting(emulator, ansib
 
     assert message == ('No allocation(s) with prefix or id "ffffffff-0000-4000-8000-0" found in namespace "default" '
                        f'at {emulator.address} (use namespace "*" to search all)')
-
-
-@pytest.fixture(scope="module")
-def acl_emulator(tmp_path_factory):
-    from conftest import SCENARIOS
-    from tests.emulator.harness import EmulatorProcess
-
-    with EmulatorProcess(scenario=str(SCENARIOS / "acl.yml")) as emulator:
-        wait_until(lambda: len(running_allocations(emulator, "web")) == 2, what="web to run")
-        yield emulator
 
 
 @pytest.fixture(scope="module")

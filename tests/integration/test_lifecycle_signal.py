@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from tests.integration.observe import running_allocations, wait_until
+from tests.integration.observe import running_allocations
+from tests.waiting import wait_until
 
 SIGNAL_MODULE = "nomadops.nomad.nomad_alloc_signal"
 

@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 
-from tests.integration.observe import running_allocations, wait_until
+from tests.integration.observe import running_allocations
+from tests.waiting import wait_until
 
 STOP_MODULE = "nomadops.nomad.nomad_alloc_stop"
 

@@ -18,17 +18,12 @@ import pytest
 import requests
 
 from tests.integration.conftest import VENV_BIN, AnsibleRunner
-from tests.integration.fs_helpers import LOGS_ONLY, MANAGEMENT, NO_FS, allocation_of, result_of, started_fs_emulator
-from tests.integration.observe import wait_until
+from tests.integration.fs_helpers import LOGS_ONLY, MANAGEMENT, NO_FS, allocation_of, fs_jobs_ready, result_of
+from tests.waiting import wait_until
 
 LOGS = "nomadops.nomad.nomad_alloc_logs"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    started = started_fs_emulator()
-    yield started
-    started.__exit__(None, None, None)
+EMULATOR_SCENARIO = "fs.yml"
+EMULATOR_READY = fs_jobs_ready
 
 
 @pytest.fixture(scope="module")

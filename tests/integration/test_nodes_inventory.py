@@ -10,17 +10,17 @@ so it runs last and leaves every node as it found it (eligible)."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import requests
 import yaml
 
-from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import REPO_ROOT, SCENARIOS, VENV_BIN, AnsibleRunner
+from tests.integration.conftest import REPO_ROOT, AnsibleRunner
+from tests.integration.inventory_source import InventorySource, hostvars, members
 from tests.integration.observe import line_starting
 
 PLUGIN = "nomadops.nomad.nomad_nodes"
+EMULATOR_SCENARIO = "nodes-inventory.yml"
 MANAGEMENT = "00000000-0000-4000-8000-0000000000a1"
 READER = "00000000-0000-4000-8000-0000000000a2"
 JOBS_ONLY = "00000000-0000-4000-8000-0000000000a3"
@@ -35,57 +35,13 @@ EVIL_MOTD = "{{ lookup('ansible.builtin.pipe', 'touch \"$NOMADOPS_INVENTORY_MARK
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    with EmulatorProcess(scenario=str(SCENARIOS / "nodes-inventory.yml")) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
 def runner(emulator, tmp_path_factory):
     return AnsibleRunner(emulator.address, tmp_path_factory.mktemp("nodes-inventory"))
 
 
-def unwrap(value):
-    """ansible-inventory (2.19) writes untrusted strings as {"__ansible_unsafe": text}."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {key: unwrap(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [unwrap(item) for item in value]
-    return value
-
-
-class Inventory:
-    """One nomad_nodes source file and the ansible-inventory runs over it."""
-
-    def __init__(self, runner: AnsibleRunner, name: str, options: dict):
-        self.runner = runner
-        self.path = runner.workdir / f"{name}.nomad_nodes.yml"
-        self.path.write_text(yaml.safe_dump(dict({"plugin": PLUGIN}, **options), sort_keys=False))
-
-    def run(self, *args, env=None):
-        environment = self.runner.environment(dict({"NOMAD_TOKEN": READER}, **(env or {})))
-        environment["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "true"
-        argv = [str(VENV_BIN / "ansible-inventory"), "-i", str(self.path), *args]
-        return subprocess.run(argv, cwd=self.runner.workdir, env=environment, capture_output=True, text=True,
-                              timeout=300, check=False)
-
-    def listing(self, *args, env=None):
-        proc = self.run("--list", "--export", *args, env=env)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "Traceback" not in proc.stderr
-        data = json.loads(proc.stdout)
-        data["_stdout"], data["_stderr"] = proc.stdout, proc.stderr
-        return data
-
-
-def hostvars(listing):
-    return {host: unwrap(values) for host, values in listing["_meta"]["hostvars"].items()}
-
-
-def members(listing, group):
-    return set(listing.get(group, {}).get("hosts", []))
+def source_file(runner: AnsibleRunner, name: str, options: dict) -> InventorySource:
+    """A nomad_nodes source file read with the READER token."""
+    return InventorySource(runner, name, options, plugin=PLUGIN, token=READER)
 
 
 def node_reads(counts):
@@ -94,7 +50,7 @@ def node_reads(counts):
 
 # --------------------------------------------------------------------------------------------- listing
 def test_ready_nodes_become_hosts_with_documented_vars_and_groups(runner, emulator):
-    listing = Inventory(runner, "default", {}).listing()
+    listing = source_file(runner, "default", {}).listing()
     hosts = hostvars(listing)
     assert set(hosts) == READY  # old-1 is down; "edge[1]" is made safe for host patterns
     for host, values in hosts.items():
@@ -123,9 +79,9 @@ def test_ready_nodes_become_hosts_with_documented_vars_and_groups(runner, emulat
 
 def test_selector_options_narrow_the_listing_on_the_server(runner, emulator):
     def selected(name, options):
-        return set(hostvars(Inventory(runner, name, options).listing()))
+        return set(hostvars(source_file(runner, name, options).listing()))
 
-    everything = Inventory(runner, "every-status", {"status": []}).listing()
+    everything = source_file(runner, "every-status", {"status": []}).listing()
     assert set(hostvars(everything)) == READY | {"old-1"}
     assert members(everything, "nomad_node_status_down") == {"old-1"}
     assert selected("down", {"status": ["down"]}) == {"old-1"}
@@ -135,7 +91,7 @@ def test_selector_options_narrow_the_listing_on_the_server(runner, emulator):
     assert selected("pool", {"node_pool": "batch"}) == {"batch-1"}
     assert selected("prefix", {"prefix": "2222"}) == {"web-1", "web-2"}
 
-    nothing = Inventory(runner, "nothing", {"node_class": "wbe"})
+    nothing = source_file(runner, "nothing", {"node_class": "wbe"})
     proc = nothing.run("--list")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["_meta"]["hostvars"] == {}
@@ -143,15 +99,15 @@ def test_selector_options_narrow_the_listing_on_the_server(runner, emulator):
 
 
 def test_address_from_http_addr_name_or_an_attribute(runner, emulator):
-    by_name = hostvars(Inventory(runner, "by-name", {"address_from": "name"}).listing())
+    by_name = hostvars(source_file(runner, "by-name", {"address_from": "name"}).listing())
     assert {host: values["ansible_host"] for host, values in by_name.items()} == {
         host: values["nomad_node_name"] for host, values in by_name.items()}
-    by_hostname = hostvars(Inventory(runner, "by-attr", {"address_from": "unique.hostname"}).listing())
+    by_hostname = hostvars(source_file(runner, "by-attr", {"address_from": "unique.hostname"}).listing())
     assert by_hostname["edge_1_"]["ansible_host"] == "edge[1]"
-    by_ip = hostvars(Inventory(runner, "by-ip", {"address_from": "unique.network.ip-address"}).listing())
+    by_ip = hostvars(source_file(runner, "by-ip", {"address_from": "unique.network.ip-address"}).listing())
     assert by_ip["maint-2"]["ansible_host"] == "10.9.0.2"
 
-    public = Inventory(runner, "by-public", {"address_from": "platform.aws.public-ipv4"}).listing()
+    public = source_file(runner, "by-public", {"address_from": "platform.aws.public-ipv4"}).listing()
     hosts = hostvars(public)
     assert hosts["web-1"]["ansible_host"] == "203.0.113.7"
     assert all("ansible_host" not in values for host, values in hosts.items() if host != "web-1")
@@ -160,7 +116,7 @@ def test_address_from_http_addr_name_or_an_attribute(runner, emulator):
 
 
 def test_constructed_keyed_groups_compose_and_groups(runner, emulator):
-    listing = Inventory(runner, "constructed", {
+    listing = source_file(runner, "constructed", {
         "keyed_groups": [{"key": "nomad_node_meta.rack | default('none')", "prefix": "rack"},
                          {"key": "nomad_node_class", "prefix": "class", "default_value": "none"}],
         "compose": {"ansible_user": "'admin' if nomad_node_class == 'web' else 'ops'"},
@@ -177,7 +133,7 @@ def test_constructed_keyed_groups_compose_and_groups(runner, emulator):
 
 
 def test_cache_hit_reads_nothing_from_nomad_and_never_stores_the_token(runner, emulator, tmp_path):
-    source = Inventory(runner, "cached", {
+    source = source_file(runner, "cached", {
         "cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache"),
         "cache_timeout": 3600,
     })
@@ -199,12 +155,12 @@ def test_cache_hit_reads_nothing_from_nomad_and_never_stores_the_token(runner, e
 
 
 def test_token_never_reaches_the_output_even_at_vvvv(runner, emulator):
-    source = Inventory(runner, "token-in-file", {"token": READER, "node_class": "web"})
+    source = source_file(runner, "token-in-file", {"token": READER, "node_class": "web"})
     proc = source.run("--list", "--export", "-vvvv", env={"NOMAD_TOKEN": None, "ANSIBLE_VERBOSE_TO_STDERR": "true"})
     assert proc.returncode == 0, proc.stderr
     assert set(json.loads(proc.stdout)["_meta"]["hostvars"]) == {"web-1", "web-2"}
     assert READER not in proc.stdout + proc.stderr
-    failing = Inventory(runner, "token-in-file-bad", {"token": READER, "filter": "Name =="})
+    failing = source_file(runner, "token-in-file-bad", {"token": READER, "filter": "Name =="})
     proc = failing.run("--list", "-vvvv", env={"NOMAD_TOKEN": None})
     assert proc.returncode != 0
     assert READER not in proc.stdout + proc.stderr
@@ -212,7 +168,7 @@ def test_token_never_reaches_the_output_even_at_vvvv(runner, emulator):
 
 def test_node_data_is_never_templated(runner, emulator, tmp_path):
     marker = tmp_path / "templated"
-    source = Inventory(runner, "evil", {"node_class": "web", "compose": {"motd": "nomad_node_meta.motd | default('')"}})
+    source = source_file(runner, "evil", {"node_class": "web", "compose": {"motd": "nomad_node_meta.motd | default('')"}})
     playbook = runner.workdir / "evil-play.yml"
     playbook.write_text(yaml.safe_dump([{
         "hosts": "web-1", "gather_facts": False,
@@ -239,7 +195,7 @@ BAD_INPUTS = [
 @pytest.mark.parametrize("options, token, message", BAD_INPUTS, ids=[
     "unknown-option", "not-a-bool", "bad-status", "bad-filter", "odd-prefix", "no-node-read"])
 def test_bad_input_fails_with_one_line_naming_the_file(runner, emulator, options, token, message):
-    source = Inventory(runner, "bad", options)
+    source = source_file(runner, "bad", options)
     proc = source.run("--list", env={"NOMAD_TOKEN": token or READER})
     assert proc.returncode != 0, proc.stdout
     assert "Traceback" not in proc.stderr
@@ -261,7 +217,7 @@ def node_events(emulator, node_id):
 
 
 def test_maintenance_playbook_drains_maintains_and_reenables_one_node_at_a_time(runner, emulator):
-    source = Inventory(runner, "maint", {"address": emulator.address, "node_class": "maint"})
+    source = source_file(runner, "maint", {"address": emulator.address, "node_class": "maint"})
     maintenance = runner.workdir / "maintenance-check.yml"
     maintenance.write_text(yaml.safe_dump(MAINTENANCE_CHECK, sort_keys=False))
     playbook = REPO_ROOT / "playbooks" / "node_maintenance.yml"

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import SCENARIOS, AnsibleRunner
-from tests.integration.observe import wait_until
+from tests.integration.conftest import AnsibleRunner, running_emulator
+from tests.waiting import wait_until
 
 VERSIONS = ("1.6.5", "1.10.5", "1.11.3")
 MANAGEMENT = "00000000-0000-4000-8000-0000000000a1"
@@ -44,7 +44,7 @@ class Versioned:
 
 @pytest.fixture(scope="module", params=VERSIONS)
 def nomad(request, tmp_path_factory):
-    with EmulatorProcess(SCENARIOS / "versions.yml", nomad_version=request.param, virtual=VIRTUAL) as emulator:
+    with running_emulator("versions.yml", nomad_version=request.param, virtual=VIRTUAL) as emulator:
         runner = AnsibleRunner(emulator.address, tmp_path_factory.mktemp(f"nomad-{request.param}"),
                                extra_env={"NOMAD_TOKEN": MANAGEMENT})
         yield Versioned(request.param, emulator, runner)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 
 
 INFO = "nomadops.nomad.nomad_alloc_info"
@@ -136,13 +135,6 @@ def as_task(name, plugin, args):
         return {"name": name, "ansible.builtin.set_fact": {"found": call},
                 "vars": {"lookup_terms": terms, "lookup_args": args}, "ignore_errors": True}
     return {"name": name, plugin: args, "ignore_errors": True}
-
-
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "emulator allocations did not start"
-        time.sleep(0.1)
 
 
 def process_state(emulator):

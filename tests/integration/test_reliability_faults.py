@@ -48,14 +48,6 @@ FAILURE_TEXT = {
 }
 
 
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def running(emulator, job):
     return sorted((a for a in emulator.allocations("*") if a["JobID"] == job and a["ClientStatus"] == "running"),
                   key=lambda a: a["Name"])

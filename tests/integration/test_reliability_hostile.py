@@ -19,19 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator.harness import EmulatorProcess
-from tests.integration.conftest import SCENARIOS, VENV_BIN, AnsibleRunner
+from tests.integration.conftest import VENV_BIN, AnsibleRunner
 from tests.integration.test_connection import allocations, assert_one_line, host_line, host_play, result_of, write_inventory
 
 TOKEN = "3f1c2b9e-7d4a-4e8b-9c0d-5a6b7c8d9e0f"
 SHORT_PASSWORD = "Zq7"
 FAILED = ("failed", "ignored")  # a failed task with ignore_errors is recorded as "ignored"
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorProcess(scenario=str(SCENARIOS / "connection.yml")) as started:
-        yield started
+EMULATOR_SCENARIO = "connection.yml"
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,8 @@ import yaml
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.conftest import collection_module
+from tests.integration.conftest import collection_module, running_emulator
 from tests.emulator import bexpr
-from tests.emulator.harness import EmulatorProcess
 
 VIRTUAL_ALLOCATIONS = 320
 VIRTUAL_JOBS = 7
@@ -93,7 +92,7 @@ def virtual_emulator(tmp_path_factory):
         "nodes": [{"name": "node-1"}], "jobs": [],
         "virtual": {"count": VIRTUAL_ALLOCATIONS, "job": "virtual", "jobs": VIRTUAL_JOBS},
     }))
-    with EmulatorProcess(scenario=str(scenario)) as emulator:
+    with running_emulator(str(scenario)) as emulator:
         client = collection_client(emulator.address, namespace="*")
         # Some terminal allocations, so that client_status filters select real subsets.
         everything = sorted(emulator.allocations("*"), key=lambda a: a["ID"])

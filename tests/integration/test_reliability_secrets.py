@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ import yaml
 
 from tests.integration.observe import closed_address
 
-from conftest import INTEGRATION_DIR, AnsibleRunner
+from conftest import INTEGRATION_DIR, AnsibleRunner, settled
 
 MANAGEMENT_TOKEN = "00000000-0000-4000-8000-000000000001"
 READONLY_TOKEN = "00000000-0000-4000-8000-000000000002"
@@ -55,19 +54,10 @@ def leaks(run, workdir: Path, ignore=()):
     return found
 
 
-def wait_until(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def acl_emulator(start_emulator):
-    emulator = start_emulator("acl.yml")
-    wait_until(lambda: sum(a["JobID"] == "web" and a["ClientStatus"] == "running"
-                           for a in emulator.allocations("*")) == 2)
-    return emulator
+    """A settled acl.yml emulator of its own for each test (conftest's acl_emulator is shared by the module)."""
+    return start_emulator("acl.yml", ready=settled)
 
 
 def secrets_run(emulator, tmp_path, name, use_arguments, env, verbosity=4):

@@ -9,6 +9,7 @@ as one line with nothing written. Two playbook runs with many tasks each."""
 
 from __future__ import annotations
 
+from tests import hcl_jobs
 from tests.integration.conftest import AnsibleRunner
 
 EMULATOR_SCENARIO = "rollout-control.yml"
@@ -27,51 +28,18 @@ MANUAL = 'max_parallel = 1\n      health_check = "manual"\n      canary = 1\n   
 
 def job_hcl(job_id, update, version="1", count=2):
     """A service job with an update block; `version` goes into the environment (a destructive change)."""
-    return f'''job "{job_id}" {{
-  datacenters = ["dc1"]
-  group "web" {{
-    count = {count}
-    update {{
-      {update}
-    }}
-    task "server" {{
-      driver = "raw_exec"
-      config {{
-        command = "/bin/sh"
-        args    = ["-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]
-      }}
-      env {{
-        VERSION = "{version}"
-      }}
-    }}
-  }}
-}}
-'''
+    return hcl_jobs.job_hcl(job_id, hcl_jobs.group_hcl(hcl_jobs.task_hcl(env={"VERSION": version}), count=count,
+                                                       update=update))
 
 
 def group_hcl(name, update, version):
-    return f'''  group "{name}" {{
-    count = 1
-    update {{
-      {update}
-    }}
-    task "server" {{
-      driver = "raw_exec"
-      config {{
-        command = "/bin/sh"
-      }}
-      env {{
-        VERSION = "{version}"
-      }}
-    }}
-  }}
-'''
+    return hcl_jobs.group_hcl(hcl_jobs.task_hcl(None, env={"VERSION": version}), name=name, count=1, update=update)
 
 
 def groups_hcl(job_id, version="1"):
     """Groups `a` and `b` roll out with a canary each, `plain` without canaries."""
-    groups = "".join(group_hcl(name, update, version) for name, update in (("a", CANARY), ("b", CANARY), ("plain", FAST)))
-    return f'job "{job_id}" {{\n  datacenters = ["dc1"]\n{groups}}}\n'
+    return hcl_jobs.job_hcl(job_id, *(group_hcl(name, update, version)
+                                      for name, update in (("a", CANARY), ("b", CANARY), ("plain", FAST))))
 
 
 def bounded_job(count=2):

@@ -2,11 +2,18 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Fixtures for the emulator's own tests: real emulator subprocesses, real HTTP."""
+"""Fixtures for the emulator's own tests: real emulator subprocesses, real HTTP.
+
+Emulators live as long as their tests need: `shared_emulator`, `acl_emulator`, `virtual_emulator` and
+`emulator_1_6_5` for the session (read-only use), `module_emulators(scenario, **options)` and the scenarios several
+modules use (`jobs_api`, `jobs_acl_emulator`, `process_api`, `intent_emulator`) per module, `emulator_factory` and
+`fresh_emulator` per test. `blocking_until` waits with blocking queries; tests/waiting.py polls what has none."""
 from __future__ import annotations
 
+import os
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -68,15 +75,34 @@ class Api:
         return [alloc for alloc in self.allocations(**params) if alloc["JobID"] == job]
 
 
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):
+def blocking_until(api: Api, path: str, predicate, what: str, timeout: float = 60.0, **params) -> list:
+    """GET `path` with blocking queries (index = the last X-Nomad-Index) until predicate(body) holds; every body
+    seen, the last one satisfying it. `timeout` is generous: under load it must never be the expected path."""
+    seen = []
+    index = 0
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
+        response = api.get(path, params={**params, "index": index, "wait": "5s"})
+        assert response.status_code == 200, response.text
+        seen.append(response.json())
+        if predicate(seen[-1]):
+            return seen
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; last answer: {seen[-1]}"
+        index = int(response.headers["X-Nomad-Index"])
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that ID exists (a task's, or one an exec started)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def started(stack: ExitStack, scenario: str, options: dict) -> EmulatorProcess:
+    """An emulator of tests/emulator/scenarios/`scenario` with EmulatorProcess `options`, stopped with `stack`."""
+    return stack.enter_context(EmulatorProcess(SCENARIOS / scenario, **options))
 
 
 @pytest.fixture(scope="session")
@@ -100,17 +126,41 @@ def emulator_1_6_5():
 
 @pytest.fixture
 def emulator_factory():
-    """Start emulators for one test; each is stopped at teardown."""
-    started = []
+    """Factory: start(scenario="integration.yml", **options), emulators for one test, stopped after it."""
+    with ExitStack() as stack:
+        yield lambda scenario="integration.yml", **options: started(stack, scenario, options)
 
-    def start(scenario: str = "integration.yml", **options) -> EmulatorProcess:
-        emulator = EmulatorProcess(SCENARIOS / scenario, **options)
-        started.append(emulator)
-        return emulator.start()
 
-    yield start
-    for emulator in started:
-        emulator.stop()
+@pytest.fixture(scope="module")
+def module_emulators():
+    """Factory: start(scenario, **options), emulators shared by the tests of one module, stopped after it."""
+    with ExitStack() as stack:
+        yield lambda scenario, **options: started(stack, scenario, options)
+
+
+@pytest.fixture(scope="module")
+def jobs_api(module_emulators) -> Api:
+    """scenarios/jobs.yml (virtual allocations), one per module; every test registers jobs of its own IDs."""
+    return Api(module_emulators("jobs.yml"))
+
+
+@pytest.fixture(scope="module")
+def jobs_acl_emulator(module_emulators) -> EmulatorProcess:
+    """scenarios/jobs-acl.yml (ACLs on, the job capabilities' tokens), one per module."""
+    return module_emulators("jobs-acl.yml")
+
+
+@pytest.fixture(scope="module")
+def process_api(module_emulators) -> Api:
+    """scenarios/deployments-process.yml: registered jobs run as real processes (restarts, reschedules,
+    deployments), one per module."""
+    return Api(module_emulators("deployments-process.yml"))
+
+
+@pytest.fixture(scope="module")
+def intent_emulator(module_emulators) -> EmulatorProcess:
+    """scenarios/intent.yml (ACLs on; node-2 holds only a finished batch allocation), one per module."""
+    return module_emulators("intent.yml")
 
 
 @pytest.fixture

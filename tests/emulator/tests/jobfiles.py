@@ -5,6 +5,8 @@
 """Job files and helpers shared by the job tests."""
 from __future__ import annotations
 
+from conftest import blocking_until
+
 WEB_HCL = '''variable "image" {
   type    = string
   default = "nginx:1.25"
@@ -97,3 +99,15 @@ def register(api, job: dict, **body) -> dict:
     response = api.post("/v1/jobs", json={"Job": job, **body})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def allocations_until(api, job_id: str, predicate, timeout: float = 60.0) -> list:
+    """Blocking queries on /v1/job/:id/allocations until predicate(allocations) holds; those allocations."""
+    return blocking_until(api, f"/v1/job/{job_id}/allocations", predicate, f"the allocations of {job_id}", timeout)[-1]
+
+
+def deployment_until(api, job_id: str, predicate, timeout: float = 60.0) -> dict:
+    """Blocking queries on /v1/job/:id/deployment (the job's latest) until predicate(deployment) holds."""
+    return blocking_until(api, f"/v1/job/{job_id}/deployment",
+                          lambda deployment: deployment is not None and predicate(deployment),
+                          f"the deployment of {job_id}", timeout)[-1]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import uuid
 
+from tests.waiting import wait_until
+
 
 def first(api, job: str) -> dict:
     return sorted(api.by_job(job), key=lambda alloc: alloc["Name"])[0]
@@ -76,7 +78,6 @@ def test_prestart_task_ran_and_finished(shared_api):
 
 
 def test_batch_job_completes(shared_api):
-    from conftest import wait_until
     alloc_id = first(shared_api, "report")["ID"]
     alloc = wait_until(lambda: (a := shared_api.allocation(alloc_id))["ClientStatus"] == "complete" and a,
                        what="report to complete")
@@ -86,7 +87,6 @@ def test_batch_job_completes(shared_api):
 
 
 def test_deployment_status_becomes_healthy_for_service_jobs(shared_api):
-    from conftest import wait_until
     alloc_id = first(shared_api, "web")["ID"]
     status = wait_until(lambda: shared_api.allocation(alloc_id)["DeploymentStatus"], what="healthy")
     assert status["Healthy"] is True and status["Canary"] is False

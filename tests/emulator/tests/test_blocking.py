@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import wait_until
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module", autouse=True)

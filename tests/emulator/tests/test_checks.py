@@ -12,7 +12,9 @@ import sys
 
 import pytest
 import yaml
-from conftest import MANAGEMENT, READ_ONLY, REPO_ROOT, Api, wait_until
+from conftest import MANAGEMENT, READ_ONLY, REPO_ROOT, Api
+
+from tests.waiting import wait_until
 
 LIFECYCLE_ONLY = "00000000-0000-4000-8000-000000000003"
 SERVER = "import http.server, sys; http.server.test(HandlerClass=http.server.SimpleHTTPRequestHandler, port=int(sys.argv[1]), bind='127.0.0.1')"

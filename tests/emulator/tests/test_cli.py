@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO_ROOT, SCENARIOS
 
 from tests.emulator.harness import EmulatorProcess, EmulatorStartError
+from tests.waiting import wait_until
 
 
 def test_ready_line_and_state_dir(tmp_path):
@@ -37,7 +38,6 @@ def test_task_environment(tmp_path):
         alloc = emulator.allocations()[0]
         task_dir = emulator.control.tasks(alloc["ID"])["show"]["task_dir"]
         env_file = f"{task_dir}/env.txt"
-        from conftest import wait_until
         import os
         wait_until(lambda: os.path.exists(env_file) and os.path.getsize(env_file) > 0, what="env.txt")
         env = dict(line.split("=", 1) for line in open(env_file, encoding="utf-8").read().splitlines() if "=" in line)
@@ -68,8 +68,6 @@ def test_stopping_the_emulator_ends_exec_sessions(emulator_factory):
     from urllib.parse import quote
 
     import websocket
-
-    from conftest import wait_until
 
     emulator = emulator_factory()
     web = next(a for a in emulator.allocations() if a["JobID"] == "web")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import MANAGEMENT, READ_ONLY, SCENARIOS, Api
-from jobfiles import parse, register, web_hcl
+from conftest import MANAGEMENT, READ_ONLY, Api, blocking_until
+from jobfiles import deployment_until, parse, register, web_hcl
 
-from tests.emulator.harness import EmulatorProcess
+from tests import hcl_jobs
 
 FAST = 'max_parallel = 1\n    min_healthy_time = "100ms"\n    healthy_deadline = "30s"\n    progress_deadline = "1m"'
 
@@ -20,81 +20,24 @@ FAST = 'max_parallel = 1\n    min_healthy_time = "100ms"\n    healthy_deadline =
 def job_hcl(job_id: str, *, update: str = FAST, count: int = 2, version: str = "1", command: str = "",
             check: str = "") -> str:
     """A service job; `version` goes into the environment, so changing it is a destructive update."""
-    command = command or "trap 'exit 0' TERM; while :; do sleep 1; done"
-    service = f'''
-    service {{
-      name     = "{job_id}"
-      provider = "nomad"
-      {check}
-    }}''' if check else ""
-    return f'''job "{job_id}" {{
-  datacenters = ["dc1"]
-  group "web" {{
-    count = {count}
-    update {{
-    {update}
-    }}
-    restart {{
-      attempts = 0
-    }}{service}
-    task "server" {{
-      driver = "raw_exec"
-      config {{
-        command = "/bin/sh"
-        args    = ["-c", "{command}"]
-      }}
-      env {{
-        VERSION = "{version}"
-      }}
-      kill_timeout = "1s"
-    }}
-  }}
-}}
-'''
+    service = f'name = "{job_id}"\nprovider = "nomad"\n{check}' if check else ""
+    task = hcl_jobs.task_hcl(command or hcl_jobs.RUNNING, env={"VERSION": version}, kill_timeout="1s")
+    return hcl_jobs.job_hcl(job_id, hcl_jobs.group_hcl(task, count=count, update=update, restart="attempts = 0",
+                                                       service=service))
 
 
 @pytest.fixture(scope="module")
-def api():
-    with EmulatorProcess(SCENARIOS / "deployments.yml") as emulator:
-        yield Api(emulator)
-
-
-@pytest.fixture(scope="module")
-def proc_api():
-    with EmulatorProcess(SCENARIOS / "deployments-process.yml") as emulator:
-        yield Api(emulator)
+def api(module_emulators):
+    return Api(module_emulators("deployments.yml"))
 
 
 def submit(api: Api, hcl: str) -> dict:
     return register(api, parse(api, hcl))
 
 
-def latest(api: Api, job_id: str, predicate, timeout: float = 30.0) -> dict:
-    """Blocking queries on /v1/job/:id/deployment (one per change) until predicate(deployment) holds."""
-    index = 0
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/v1/job/{job_id}/deployment", params={"index": index, "wait": "5s"})
-        assert response.status_code == 200, response.text
-        deployment = response.json()
-        if deployment is not None and predicate(deployment):
-            return deployment
-        assert time.monotonic() < deadline, f"deployment of {job_id} never matched: {deployment}"
-        index = int(response.headers["X-Nomad-Index"])
-
-
-def watch(api: Api, deployment_id: str, predicate, timeout: float = 30.0) -> dict:
+def watch(api: Api, deployment_id: str, predicate, timeout: float = 60.0) -> dict:
     """Blocking queries on /v1/deployment/:id (its ModifyIndex) until predicate(deployment) holds."""
-    index = 0
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/v1/deployment/{deployment_id}", params={"index": index, "wait": "5s"})
-        assert response.status_code == 200, response.text
-        deployment = response.json()
-        if predicate(deployment):
-            return deployment
-        assert time.monotonic() < deadline, f"deployment {deployment_id} never matched: {deployment}"
-        index = int(response.headers["X-Nomad-Index"])
+    return blocking_until(api, f"/v1/deployment/{deployment_id}", predicate, f"deployment {deployment_id}", timeout)[-1]
 
 
 def terminal(deployment: dict) -> bool:
@@ -126,7 +69,7 @@ def test_first_registration_deploys_and_marks_the_version_stable(api):
     """§3.1 (the first registration creates a deployment; an unchanged re-registration creates none, its eval names
     the latest deployment), §3.3 (successful marks the version Stable), §2.1, §3.4."""
     registered = submit(api, job_hcl("first"))
-    deployment = latest(api, "first", terminal)
+    deployment = deployment_until(api, "first", terminal)
     assert api.get(f"/v1/evaluation/{registered['EvalID']}").json()["DeploymentID"] == deployment["ID"]
     assert (deployment["Status"], deployment["StatusDescription"]) == ("successful", "Deployment completed successfully")
     group = deployment["TaskGroups"]["web"]
@@ -159,9 +102,9 @@ def test_job_without_update_block_has_no_deployment(api):
 def test_rolling_update_replaces_max_parallel_at_a_time(api):
     """§3.3 (destructive updates limited by max_parallel minus allocations without a verdict), §3.4 counters."""
     submit(api, job_hcl("roll", count=3))
-    latest(api, "roll", lambda dep: dep["Status"] == "successful")
+    deployment_until(api, "roll", lambda dep: dep["Status"] == "successful")
     submit(api, job_hcl("roll", count=3, version="2"))
-    first = latest(api, "roll", lambda dep: dep["JobVersion"] == 1)
+    first = deployment_until(api, "roll", lambda dep: dep["JobVersion"] == 1)
     seen_placed = []
 
     def check_step(deployment: dict) -> bool:
@@ -189,9 +132,9 @@ CANARY = FAST + "\n    canary = 1"
 def test_canaries_wait_for_promotion_then_promote_completes(api):
     """§3.2 (canaries beside the old version), §2.4 texts, §1.6 (promote: Canary false, rollout continues), §3.3."""
     submit(api, job_hcl("canary", update=CANARY))
-    latest(api, "canary", lambda dep: dep["Status"] == "successful")
+    deployment_until(api, "canary", lambda dep: dep["Status"] == "successful")
     submit(api, job_hcl("canary", update=CANARY, version="2"))
-    deployment = latest(api, "canary", lambda dep: dep["JobVersion"] == 1)
+    deployment = deployment_until(api, "canary", lambda dep: dep["JobVersion"] == 1)
     assert deployment["StatusDescription"] == "Deployment is running but requires manual promotion"
     deployment = watch(api, deployment["ID"], lambda dep: dep["TaskGroups"]["web"]["HealthyAllocs"] == 1)
     group = deployment["TaskGroups"]["web"]
@@ -221,9 +164,9 @@ def test_scale_is_refused_during_an_active_deployment(api):
     """nomad-jobs-behaviour.md §6.2: a count change while the job's latest deployment is active is a 400
     `job scaling blocked due to active deployment`; a scaling event without a count is still recorded."""
     submit(api, job_hcl("scaleblock", update=CANARY))
-    latest(api, "scaleblock", lambda dep: dep["Status"] == "successful")
+    deployment_until(api, "scaleblock", lambda dep: dep["Status"] == "successful")
     submit(api, job_hcl("scaleblock", update=CANARY, version="2"))
-    deployment = latest(api, "scaleblock", lambda dep: dep["JobVersion"] == 1)
+    deployment = deployment_until(api, "scaleblock", lambda dep: dep["JobVersion"] == 1)
     version_before = job(api, "scaleblock")["Version"]
     refused = post(api, "/v1/job/scaleblock/scale", {"Count": 3, "Target": {"Group": "web"}})
     assert (refused.status_code, refused.text) == (400, "job scaling blocked due to active deployment")
@@ -241,9 +184,9 @@ def test_auto_promote(api):
     """§3.6 auto-promote and §2.4 `Deployment is running pending automatic promotion`."""
     update = CANARY + "\n    auto_promote = true"
     submit(api, job_hcl("autoprom", update=update))
-    latest(api, "autoprom", lambda dep: dep["Status"] == "successful")
+    deployment_until(api, "autoprom", lambda dep: dep["Status"] == "successful")
     submit(api, job_hcl("autoprom", update=update, version="2"))
-    deployment = latest(api, "autoprom", lambda dep: dep["JobVersion"] == 1)
+    deployment = deployment_until(api, "autoprom", lambda dep: dep["JobVersion"] == 1)
     assert deployment["StatusDescription"] in ("Deployment is running pending automatic promotion", "Deployment is running")
     final = watch(api, deployment["ID"], terminal)
     assert (final["Status"], final["TaskGroups"]["web"]["Promoted"]) == ("successful", True)
@@ -258,7 +201,7 @@ def test_plan_shows_canaries_and_max_parallel(api):
             ("planroll", FAST, {"Canary": 0, "Ignore": 1, "DestructiveUpdate": 1, "Place": 0},
              {"create/destroy update": 1, "ignore": 1})):
         submit(api, job_hcl(job_id, update=update))
-        deployment = latest(api, job_id, terminal)
+        deployment = deployment_until(api, job_id, terminal)
         changed = parse(api, job_hcl(job_id, update=update, version="2"))
         response = api.post(f"/v1/job/{job_id}/plan", json={"Job": changed, "Diff": True})
         assert response.status_code == 200, response.text
@@ -275,9 +218,9 @@ MANUAL = 'max_parallel = 1\n    health_check = "manual"\n    canary = 1\n    aut
 def manual_canary_deployment(api: Api, job_id: str) -> dict:
     """A deployment that stays `running` until someone acts: its canary never gets a health verdict."""
     submit(api, job_hcl(job_id, update=FAST + "\n    auto_revert = true"))
-    latest(api, job_id, lambda dep: dep["Status"] == "successful")
+    deployment_until(api, job_id, lambda dep: dep["Status"] == "successful")
     submit(api, job_hcl(job_id, update=MANUAL, version="2"))
-    return latest(api, job_id, lambda dep: dep["JobVersion"] == 1)
+    return deployment_until(api, job_id, lambda dep: dep["JobVersion"] == 1)
 
 
 def test_promote_needs_healthy_canaries(api):
@@ -329,7 +272,7 @@ def test_fail_rolls_back_to_the_stable_version(api):
     failed = api.get(f"/v1/deployment/{deployment['ID']}").json()
     assert (failed["Status"], failed["StatusDescription"]) == (
         "failed", "Deployment marked as failed - rolling back to job version 0")
-    rollback = latest(api, "failing", lambda dep: dep["JobVersion"] == 2 and terminal(dep))
+    rollback = deployment_until(api, "failing", lambda dep: dep["JobVersion"] == 2 and terminal(dep))
     assert rollback["Status"] == "successful"
     current = job(api, "failing")
     assert (current["Version"], current["Stable"]) == (2, True)
@@ -358,7 +301,7 @@ def test_newer_version_and_stop_cancel_the_deployment(api):
     assert (cancelled["Status"], cancelled["StatusDescription"]) == ("cancelled", "Cancelled due to newer version of job")
     stopped = api.allocation(canary_id)
     assert (stopped["DesiredStatus"], stopped["DesiredDescription"]) == ("stop", "alloc not needed due to job update")
-    second = latest(api, "superseded", lambda dep: dep["JobVersion"] == 2)
+    second = deployment_until(api, "superseded", lambda dep: dep["JobVersion"] == 2)
     assert second["Status"] == "running" and second["TaskGroups"]["web"]["DesiredCanaries"] == 1
     assert api.request("DELETE", "/v1/job/superseded").status_code == 200
     after_stop = api.get(f"/v1/deployment/{second['ID']}").json()
@@ -406,16 +349,16 @@ def test_rollback_to_the_same_specification_is_not_done(api):
     rolling back to stable job version 0 as current job has same specification`, no new version."""
     update = 'max_parallel = 2\n    health_check = "manual"\n    auto_revert = true'
     submit(api, job_hcl("samespec", update=update))
-    first = latest(api, "samespec", lambda dep: dep["TaskGroups"]["web"]["PlacedAllocs"] == 2)
+    first = deployment_until(api, "samespec", lambda dep: dep["TaskGroups"]["web"]["PlacedAllocs"] == 2)
     members = [alloc["ID"] for alloc in api.get(f"/v1/deployment/allocations/{first['ID']}").json()]
     response = post(api, f"/v1/deployment/allocation-health/{first['ID']}",
                     {"DeploymentID": first["ID"], "HealthyAllocationIDs": members})
     assert response.status_code == 200, response.text
     assert api.get(f"/v1/deployment/{first['ID']}").json()["Status"] == "successful"
     submit(api, job_hcl("samespec", update=update, version="2"))
-    second = latest(api, "samespec", lambda dep: dep["JobVersion"] == 1)
+    second = deployment_until(api, "samespec", lambda dep: dep["JobVersion"] == 1)
     assert post(api, f"/v1/deployment/fail/{second['ID']}").json()["RevertedJobVersion"] == 0
-    rollback = latest(api, "samespec", lambda dep: dep["JobVersion"] == 2 and dep["TaskGroups"]["web"]["PlacedAllocs"] == 2)
+    rollback = deployment_until(api, "samespec", lambda dep: dep["JobVersion"] == 2 and dep["TaskGroups"]["web"]["PlacedAllocs"] == 2)
     member = api.get(f"/v1/deployment/allocations/{rollback['ID']}").json()[0]["ID"]
     response = post(api, f"/v1/deployment/allocation-health/{rollback['ID']}",
                     {"DeploymentID": rollback["ID"], "UnhealthyAllocationIDs": [member]})
@@ -431,7 +374,7 @@ def test_rollback_to_the_same_specification_is_not_done(api):
 def test_promote_without_canaries_is_accepted(api):
     """§1.6: promoting a deployment whose groups have no canaries marks them Promoted and creates an eval (200)."""
     submit(api, job_hcl("nocanary", update='max_parallel = 1\n    health_check = "manual"'))
-    deployment = latest(api, "nocanary", lambda dep: True)
+    deployment = deployment_until(api, "nocanary", lambda dep: True)
     response = post(api, f"/v1/deployment/promote/{deployment['ID']}", {"DeploymentID": deployment["ID"], "All": True})
     assert response.status_code == 200, response.text
     assert response.json()["EvalID"]
@@ -467,9 +410,9 @@ def test_deployment_list_prefix_and_namespace(api):
     """§1.2: list ordered by CreateIndex (prefix: by ID), `namespace` filter, index = deployment table, pagination
     (`per_page`, `<CreateIndex>.<ID>` next tokens), `filter` and their 400 texts (1.10)."""
     submit(api, job_hcl("listed"))
-    deployment = latest(api, "listed", terminal)
+    deployment = deployment_until(api, "listed", terminal)
     submit(api, job_hcl("listed-too"))
-    latest(api, "listed-too", terminal)
+    deployment_until(api, "listed-too", terminal)
     response = api.get("/v1/deployments", params={"prefix": deployment["ID"][:4]})
     assert deployment["ID"] in [dep["ID"] for dep in response.json()]
     listed = api.get("/v1/deployments").json()
@@ -490,18 +433,17 @@ def test_deployment_list_prefix_and_namespace(api):
     assert bad.status_code == 400 and bad.text.startswith("failed to create result paginator: failed to read filter")
 
 
-def test_acl_read_job_and_submit_job():
+def test_acl_read_job_and_submit_job(jobs_acl_emulator):
     """§1.12: reads need read-job, writes submit-job on the deployment's namespace (403 `Permission denied`)."""
-    with EmulatorProcess(SCENARIOS / "jobs-acl.yml") as emulator:
-        manager = Api(emulator, token=MANAGEMENT)
-        submit(manager, job_hcl("guarded", update='max_parallel = 1\n    health_check = "manual"'))
-        deployment = latest(manager, "guarded", lambda dep: True)
-        reader = Api(emulator, token=READ_ONLY)
-        assert reader.get(f"/v1/deployment/{deployment['ID']}").status_code == 200
-        response = post(reader, f"/v1/deployment/fail/{deployment['ID']}")
-        assert (response.status_code, response.text) == (403, "Permission denied")
-        anonymous = Api(emulator)
-        assert anonymous.get("/v1/deployments").status_code == 403
+    manager = Api(jobs_acl_emulator, token=MANAGEMENT)
+    submit(manager, job_hcl("guarded", update='max_parallel = 1\n    health_check = "manual"'))
+    deployment = deployment_until(manager, "guarded", lambda dep: True)
+    reader = Api(jobs_acl_emulator, token=READ_ONLY)
+    assert reader.get(f"/v1/deployment/{deployment['ID']}").status_code == 200
+    response = post(reader, f"/v1/deployment/fail/{deployment['ID']}")
+    assert (response.status_code, response.text) == (403, "Permission denied")
+    anonymous = Api(jobs_acl_emulator)
+    assert anonymous.get("/v1/deployments").status_code == 403
 
 
 # --- fault paths with real processes ------------------------------------------------------------------------------
@@ -509,30 +451,30 @@ REVERT = 'max_parallel = 1\n    min_healthy_time = "100ms"\n    healthy_deadline
          '    auto_revert = true'
 
 
-def test_failing_version_rolls_back_with_auto_revert(proc_api):
+def test_failing_version_rolls_back_with_auto_revert(process_api):
     """§3.5 (a task that exits is unhealthy at once), §3.6 (fail early without a progress deadline; auto-revert
     registers the stable version as a new version), §2.4 `Failed due to unhealthy allocations - rolling back to job
     version 0`, §4.1 the rollback deployment is the job's latest."""
-    submit(proc_api, job_hcl("broken", update=REVERT, count=1))
-    latest(proc_api, "broken", lambda dep: dep["Status"] == "successful")
-    submit(proc_api, job_hcl("broken", update=REVERT, count=1, version="2", command="exit 3"))
-    rollback = latest(proc_api, "broken", lambda dep: dep["JobVersion"] == 2 and terminal(dep))
+    submit(process_api, job_hcl("broken", update=REVERT, count=1))
+    deployment_until(process_api, "broken", lambda dep: dep["Status"] == "successful")
+    submit(process_api, job_hcl("broken", update=REVERT, count=1, version="2", command="exit 3"))
+    rollback = deployment_until(process_api, "broken", lambda dep: dep["JobVersion"] == 2 and terminal(dep))
     assert rollback["Status"] == "successful"
-    deployments = proc_api.get("/v1/job/broken/deployments").json()
+    deployments = process_api.get("/v1/job/broken/deployments").json()
     failed = next(dep for dep in deployments if dep["JobVersion"] == 1)
     assert (failed["Status"], failed["StatusDescription"]) == (
         "failed", "Failed due to unhealthy allocations - rolling back to job version 0")
     assert failed["TaskGroups"]["web"]["UnhealthyAllocs"] == 1
-    current = job(proc_api, "broken")
+    current = job(process_api, "broken")
     assert (current["Version"], current["TaskGroups"][0]["Tasks"][0]["Env"]["VERSION"]) == (2, "1")
-    unhealthy = [alloc for alloc in job_allocs(proc_api, "broken") if alloc["JobVersion"] == 1]
+    unhealthy = [alloc for alloc in job_allocs(process_api, "broken") if alloc["JobVersion"] == 1]
     assert unhealthy and (unhealthy[0]["DeploymentStatus"] or {}).get("Healthy") is False
     events = unhealthy[0]["TaskStates"]["server"]["Events"]
     assert [(event["Type"], event["Message"]) for event in events if event["Type"] == "Alloc Unhealthy"] == [
         ("Alloc Unhealthy", "Unhealthy because of failed task")]
 
 
-def test_check_that_never_passes_fails_at_the_progress_deadline(proc_api):
+def test_check_that_never_passes_fails_at_the_progress_deadline(process_api):
     """§3.5 (checks must pass; unhealthy at healthy_deadline), §3.6 (with a progress deadline the unhealthy
     allocation gets DesiredTransition.Reschedule and the deadline fails the deployment), §2.4 texts."""
     update = 'max_parallel = 1\n    min_healthy_time = "100ms"\n    healthy_deadline = "500ms"\n' \
@@ -540,33 +482,33 @@ def test_check_that_never_passes_fails_at_the_progress_deadline(proc_api):
     check = 'check {\n        name = "never"\n        type = "script"\n        task = "server"\n' \
             '        command = "/bin/sh"\n        args = ["-c", "exit 2"]\n        interval = "100ms"\n' \
             '        timeout = "1s"\n      }'
-    submit(proc_api, job_hcl("unready", update=update, count=1, check=check))
-    failed = latest(proc_api, "unready", terminal)
+    submit(process_api, job_hcl("unready", update=update, count=1, check=check))
+    failed = deployment_until(process_api, "unready", terminal)
     assert (failed["Status"], failed["StatusDescription"]) == ("failed", "Failed due to progress deadline")
-    alloc = proc_api.allocation(job_allocs(proc_api, "unready")[0]["ID"])
+    alloc = process_api.allocation(job_allocs(process_api, "unready")[0]["ID"])
     assert alloc["DeploymentStatus"]["Healthy"] is False
     assert alloc["DesiredTransition"]["Reschedule"] is True
-    checks = proc_api.get(f"/v1/allocation/{alloc['ID']}/checks").json()
+    checks = process_api.get(f"/v1/allocation/{alloc['ID']}/checks").json()
     assert {result["Status"] for result in checks.values()} == {"failure"}
-    assert job(proc_api, "unready")["Stable"] is False
+    assert job(process_api, "unready")["Stable"] is False
 
 
-def test_default_update_block_deploys_with_the_scenario_switch(proc_api):
+def test_default_update_block_deploys_with_the_scenario_switch(process_api):
     """§3.1: Nomad gives a service job without an update block the SDK's default one, hence a deployment; the
     emulator does so with `deployments: all` (deployments-process.yml)."""
-    submit(proc_api, web_hcl("defaulted").replace('"echo ${var.image} $${HOME} ${NOMAD_ALLOC_ID}"', '"sleep 60"'))
-    deployment = latest(proc_api, "defaulted", lambda dep: True)
+    submit(process_api, web_hcl("defaulted").replace('"echo ${var.image} $${HOME} ${NOMAD_ALLOC_ID}"', '"sleep 60"'))
+    deployment = deployment_until(process_api, "defaulted", lambda dep: True)
     group = deployment["TaskGroups"]["web"]
     assert (deployment["Status"], group["DesiredTotal"], group["ProgressDeadline"]) == ("running", 2, 600_000_000_000)
-    assert proc_api.request("DELETE", "/v1/job/defaulted").status_code == 200
-    assert proc_api.get(f"/v1/deployment/{deployment['ID']}").json()["Status"] == "cancelled"
+    assert process_api.request("DELETE", "/v1/job/defaulted").status_code == 200
+    assert process_api.get(f"/v1/deployment/{deployment['ID']}").json()["Status"] == "cancelled"
 
 
-def test_auto_revert_without_a_stable_version(proc_api):
+def test_auto_revert_without_a_stable_version(process_api):
     """§2.4: the first version fails and there is nothing to revert to: `Failed due to unhealthy allocations - no
     stable job version to auto revert to`; §3.6 fail early (progress_deadline 0)."""
-    submit(proc_api, job_hcl("neverstable", update=REVERT, count=1, command="exit 1"))
-    failed = latest(proc_api, "neverstable", terminal)
+    submit(process_api, job_hcl("neverstable", update=REVERT, count=1, command="exit 1"))
+    failed = deployment_until(process_api, "neverstable", terminal)
     assert (failed["Status"], failed["StatusDescription"]) == (
         "failed", "Failed due to unhealthy allocations - no stable job version to auto revert to")
-    assert job(proc_api, "neverstable")["Version"] == 0
+    assert job(process_api, "neverstable")["Version"] == 0

@@ -11,15 +11,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import SCENARIOS, Api
+from conftest import Api, blocking_until
 from jobfiles import parse, register
-
-from tests.emulator.harness import EmulatorProcess
 
 NODE_A = "aaaa0000-0000-4000-8000-00000000000a"
 NODE_B = "bbbb0000-0000-4000-8000-00000000000b"
 SPARE = "dddd0000-0000-4000-8000-00000000000d"
-TIMEOUT = 60.0
 
 SYSTEM_HCL = '''job "sys" {
   type = "system"
@@ -47,42 +44,22 @@ STUCK_HCL = '''job "stuck" {
 
 
 @pytest.fixture
-def api():
-    with EmulatorProcess(SCENARIOS / "drain.yml") as emulator:
-        yield Api(emulator)
+def api(emulator_factory):
+    return Api(emulator_factory("drain.yml"))
 
 
 @pytest.fixture(scope="module")
-def shared_api():
+def shared_api(module_emulators):
     """For tests that do not drain node-a."""
-    with EmulatorProcess(SCENARIOS / "drain.yml") as emulator:
-        yield Api(emulator)
+    return Api(module_emulators("drain.yml"))
 
 
 @pytest.fixture(scope="module")
-def intent_api():
-    """scenarios/intent.yml (ACLs on; node-2 holds only a finished batch allocation)."""
-    with EmulatorProcess(SCENARIOS / "intent.yml") as emulator:
-        yield Api(emulator, token="00000000-0000-4000-8000-000000000001")
+def intent_api(intent_emulator):
+    return Api(intent_emulator, token="00000000-0000-4000-8000-000000000001")
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-def blocking_until(api, path: str, predicate, what: str, **params):
-    """GET path with blocking queries (index = the last X-Nomad-Index) until predicate(body) holds;
-    returns every body seen, the last one satisfying it."""
-    seen = []
-    index = 0
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        response = api.get(path, params={**params, "index": index, "wait": "5s"})
-        assert response.status_code == 200, response.text
-        seen.append(response.json())
-        if predicate(seen[-1]):
-            return seen
-        index = int(response.headers["X-Nomad-Index"])
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def node(api, node_id: str = NODE_A) -> dict:
     response = api.get(f"/v1/node/{node_id}")
     assert response.status_code == 200, response.text

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import socket
-import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,11 @@ import aiohttp
 import pytest
 import requests
 import websocket
+from conftest import pid_alive
 
 from tests.emulator import exec_ws
 from tests.emulator.harness import EmulatorProcess
+from tests.waiting import wait_until
 
 EXEC_SCENARIO = Path(__file__).parent / "data" / "exec.yml"
 ACL_SCENARIO = "tests/emulator/scenarios/acl.yml"
@@ -33,7 +34,6 @@ OPERATOR_TOKEN = "00000000-0000-4000-8000-000000000006"
 MANAGEMENT_TOKEN = "00000000-0000-4000-8000-000000000001"
 UNKNOWN_TOKEN = "00000000-0000-4000-8000-0000000000ff"
 SOCKET_TIMEOUT = 60
-WAIT_SECONDS = 20
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -117,16 +117,6 @@ def wait_for_stdout(ws: websocket.WebSocket, expected: bytes) -> None:
         received += base64.b64decode(frame.get("stdout", {}).get("data", ""))
 
 
-def wait_until(predicate, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def alloc_of(emu, job: str) -> dict:
     return next(alloc for alloc in emu.allocations() if alloc["JobID"] == job)
 
@@ -137,15 +127,7 @@ def task_view(emu, alloc_id: str, task: str) -> dict:
 
 def wait_task_state(emu, alloc_id: str, task: str, state: str) -> dict:
     return wait_until(lambda: (view := task_view(emu, alloc_id, task))["state"] == state and view,
-                      f"task {task} of {alloc_id} to be {state}")
-
-
-def process_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+                      what=f"task {task} of {alloc_id} to be {state}")
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -159,32 +141,38 @@ def assert_no_server_errors(emulator: EmulatorProcess) -> None:
         assert marker not in emulator.stderr, emulator.stderr
 
 
-@pytest.fixture(scope="module")
-def emu():
-    with EmulatorProcess(str(EXEC_SCENARIO), nomad_version=WRITTEN_FOR) as emulator:
+def checked_emulator(scenario):
+    """A module fixture's body (`yield from`): an emulator answering as WRITTEN_FOR whose log, once it has
+    stopped, holds no server error."""
+    with EmulatorProcess(scenario, nomad_version=WRITTEN_FOR) as emulator:
         yield emulator
     assert_no_server_errors(emulator)
+
+
+def running_alloc_id(emu, job: str, task: str) -> str:
+    alloc_id = alloc_of(emu, job)["ID"]
+    wait_task_state(emu, alloc_id, task, "running")
+    return alloc_id
+
+
+@pytest.fixture(scope="module")
+def emu():
+    yield from checked_emulator(str(EXEC_SCENARIO))
 
 
 @pytest.fixture(scope="module")
 def shell_alloc(emu) -> str:
-    alloc_id = alloc_of(emu, "shell")["ID"]
-    wait_task_state(emu, alloc_id, "main", "running")
-    return alloc_id
+    return running_alloc_id(emu, "shell", "main")
 
 
 @pytest.fixture(scope="module")
 def acl_emu():
-    with EmulatorProcess(ACL_SCENARIO, nomad_version=WRITTEN_FOR) as emulator:
-        yield emulator
-    assert_no_server_errors(emulator)
+    yield from checked_emulator(ACL_SCENARIO)
 
 
 @pytest.fixture(scope="module")
 def acl_web_alloc(acl_emu) -> str:
-    alloc_id = alloc_of(acl_emu, "web")["ID"]
-    wait_task_state(acl_emu, alloc_id, "server", "running")
-    return alloc_id
+    return running_alloc_id(acl_emu, "web", "server")
 
 
 @pytest.fixture
@@ -604,7 +592,7 @@ def test_peer_vanishing_kills_the_command(emu, shell_alloc):
     ws.sock.shutdown(socket.SHUT_RDWR)
     ws.sock.close()
 
-    wait_until(lambda: process_gone(pid), f"exec'd process {pid} to be killed")
+    wait_until(lambda: not pid_alive(pid), what=f"exec'd process {pid} to be killed")
     assert run_exec(exec_url(emu, shell_alloc, ["true"])).exit_code == 0
 
 
@@ -612,7 +600,7 @@ def test_peer_closing_early_kills_the_command(emu, shell_alloc):
     ws, pid = start_and_read_pid(emu, shell_alloc)
     ws.close()
 
-    wait_until(lambda: process_gone(pid), f"exec'd process {pid} to be killed")
+    wait_until(lambda: not pid_alive(pid), what=f"exec'd process {pid} to be killed")
 
 
 def test_abandoned_sessions_leave_no_open_files_in_the_server(emu, shell_alloc):
@@ -627,7 +615,7 @@ def test_abandoned_sessions_leave_no_open_files_in_the_server(emu, shell_alloc):
         run_exec(exec_url(emu, shell_alloc, ["sleep", "30"], tty=tty), send=[{"setup": {}}])
         run_exec(exec_url(emu, shell_alloc, ["no-such-binary"], tty=tty))
 
-    wait_until(lambda: open_files() <= baseline, f"the server to close its files again (baseline {baseline})")
+    wait_until(lambda: open_files() <= baseline, what=f"the server to close its files again (baseline {baseline})")
 
 
 def test_exec_close_early_fault_closes_1011_after_first_output(emu, shell_alloc, no_faults):

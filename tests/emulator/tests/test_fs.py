@@ -15,8 +15,8 @@ import pytest
 import requests
 import urllib3
 
-from tests.emulator.harness import EmulatorProcess
-from tests.emulator.tests.conftest import SCENARIOS, Api, wait_until
+from tests.emulator.tests.conftest import Api
+from tests.waiting import wait_until
 
 MANAGEMENT = "00000000-0000-4000-8000-0000000000f1"
 LOGS_ONLY = "00000000-0000-4000-8000-0000000000f2"
@@ -25,10 +25,9 @@ NO_FS = "00000000-0000-4000-8000-0000000000f4"
 
 
 @pytest.fixture(scope="module")
-def fs_emulator():
+def fs_emulator(module_emulators):
     # Nomad 1.6.5's fs/logs (nomad-fs-logs-checks-behaviour.md); test_versions.py checks rows 23-26 of the changes
-    with EmulatorProcess(SCENARIOS / "fs.yml", nomad_version="1.6.5") as emulator:
-        yield emulator
+    return module_emulators("fs.yml", nomad_version="1.6.5")
 
 
 @pytest.fixture(scope="module")

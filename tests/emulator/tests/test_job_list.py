@@ -9,25 +9,22 @@ from __future__ import annotations
 import threading
 
 import pytest
-from conftest import SCENARIOS, Api
+from conftest import Api
 from jobfiles import parse, register, web_hcl
-
-from tests.emulator.harness import EmulatorProcess
 
 MANAGEMENT = "00000000-0000-4000-8000-000000000001"
 READER = "00000000-0000-4000-8000-000000000002"
 
 
 @pytest.fixture(scope="module")
-def jobs_api():
-    with EmulatorProcess(SCENARIOS / "jobs.yml") as emulator:
-        api = Api(emulator)
-        for job_id, namespace in (("list-a", "default"), ("list-b", "default"), ("list-c", "prod")):
-            job = parse(api, web_hcl(job_id))
-            job["Namespace"] = namespace
-            job["Meta"] = {"team": job_id}
-            _register_in(api, job, namespace)
-        yield api
+def jobs_api(jobs_api):
+    """conftest's jobs_api with three jobs to list, in two namespaces."""
+    for job_id, namespace in (("list-a", "default"), ("list-b", "default"), ("list-c", "prod")):
+        job = parse(jobs_api, web_hcl(job_id))
+        job["Namespace"] = namespace
+        job["Meta"] = {"team": job_id}
+        _register_in(jobs_api, job, namespace)
+    return jobs_api
 
 
 def _register_in(api, job: dict, namespace: str) -> None:
@@ -114,15 +111,9 @@ def test_blocking_list_returns_when_a_job_is_registered(jobs_api):
     assert "list-late" in [stub["ID"] for stub in response.json()]
 
 
-@pytest.fixture(scope="module")
-def acl_api():
-    with EmulatorProcess(SCENARIOS / "jobs-acl.yml") as emulator:
-        yield emulator
-
-
-def test_namespace_star_lists_only_namespaces_with_list_jobs(acl_api):
+def test_namespace_star_lists_only_namespaces_with_list_jobs(jobs_acl_emulator):
     """§4.2: `*` needs list-jobs in at least one namespace (else 403) and lists only those namespaces."""
-    management = Api(acl_api, token=MANAGEMENT)
+    management = Api(jobs_acl_emulator, token=MANAGEMENT)
     job = parse(management, web_hcl("acl-prod"))
     job["Namespace"] = "prod"
     response = management.post("/v1/jobs", json={"Job": job}, params={"namespace": "prod"})
@@ -130,8 +121,8 @@ def test_namespace_star_lists_only_namespaces_with_list_jobs(acl_api):
     register(management, parse(management, web_hcl("acl-default")))
     everyone = [stub["ID"] for stub in listed(management, namespace="*").json()]
     assert everyone == ["acl-default", "acl-prod"]
-    reader = Api(acl_api, token=READER)
+    reader = Api(jobs_acl_emulator, token=READER)
     assert [stub["ID"] for stub in listed(reader, namespace="*").json()] == ["acl-default"]
     assert reader.get("/v1/jobs", params={"namespace": "prod"}).status_code == 403
-    lifecycle_only = Api(acl_api, token="00000000-0000-4000-8000-000000000003")
+    lifecycle_only = Api(jobs_acl_emulator, token="00000000-0000-4000-8000-000000000003")
     assert lifecycle_only.get("/v1/jobs", params={"namespace": "*"}).status_code == 403

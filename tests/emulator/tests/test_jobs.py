@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import copy
 
-import pytest
-from conftest import MANAGEMENT, SCENARIOS, Api
+from conftest import MANAGEMENT, Api
 from jobfiles import parse, register, web_hcl
-
-from tests.emulator.harness import EmulatorProcess
 
 READER = "00000000-0000-4000-8000-000000000002"
 WRITER = "00000000-0000-4000-8000-000000000004"
-
-
-@pytest.fixture(scope="module")
-def jobs_api():
-    with EmulatorProcess(SCENARIOS / "jobs.yml") as emulator:
-        yield Api(emulator)
 
 
 def get_job(api, job_id: str) -> dict:
@@ -310,16 +301,10 @@ def test_evaluation_not_found_and_unknown_node_pool(jobs_api):
                                                           'pool "gpu"\n\n')
 
 
-@pytest.fixture(scope="module")
-def acl_api():
-    with EmulatorProcess(SCENARIOS / "jobs-acl.yml") as emulator:
-        yield emulator
-
-
-def test_register_and_plan_need_submit_job(acl_api):
+def test_register_and_plan_need_submit_job(jobs_acl_emulator):
     """§2.3 f (register: submit-job, checked after validation), §3 (plan: submit-job), §4 (reads: read-job)."""
-    job = parse(Api(acl_api, token=READER), web_hcl("acljob"))
-    reader, writer = Api(acl_api, token=READER), Api(acl_api, token=WRITER)
+    job = parse(Api(jobs_acl_emulator, token=READER), web_hcl("acljob"))
+    reader, writer = Api(jobs_acl_emulator, token=READER), Api(jobs_acl_emulator, token=WRITER)
     denied = reader.post("/v1/jobs", json={"Job": job})
     assert (denied.status_code, denied.text) == (403, "Permission denied")
     assert reader.post("/v1/job/acljob/plan", json={"Job": job}).status_code == 403
@@ -331,9 +316,9 @@ def test_register_and_plan_need_submit_job(acl_api):
     assert planned["Diff"]["TaskGroups"][0]["Updates"] == {"in-place update": 2}
     assert get_job(reader, "acljob")["NomadTokenID"] != ""  # the submitter's accessor (ACLs on)
     # NomadTokenID is part of the spec: another token re-registering it makes a new version (§2.7)
-    register(Api(acl_api, token=MANAGEMENT), job)
+    register(Api(jobs_acl_emulator, token=MANAGEMENT), job)
     assert get_job(reader, "acljob")["Version"] == 1
-    unknown = Api(acl_api, token="00000000-0000-4000-8000-0000000000ff").post("/v1/jobs", json={"Job": job})
+    unknown = Api(jobs_acl_emulator, token="00000000-0000-4000-8000-0000000000ff").post("/v1/jobs", json={"Job": job})
     assert unknown.status_code == 403
 
 

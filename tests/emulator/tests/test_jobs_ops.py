@@ -5,17 +5,7 @@
 """Revert and scale of jobs: reference nomad-jobs-behaviour.md §6.1, §6.2 and §4.7 (named per test)."""
 from __future__ import annotations
 
-import pytest
-from conftest import SCENARIOS, Api
 from jobfiles import parse, register, web_hcl
-
-from tests.emulator.harness import EmulatorProcess
-
-
-@pytest.fixture(scope="module")
-def jobs_api():
-    with EmulatorProcess(SCENARIOS / "jobs.yml") as emulator:
-        yield Api(emulator)
 
 
 def get_job(api, job_id: str) -> dict:

@@ -5,26 +5,11 @@
 """POST /v1/jobs/parse: reference nomad-jobs-behaviour.md §1 (sections named per test)."""
 from __future__ import annotations
 
-import pytest
-from conftest import MANAGEMENT, SCENARIOS, Api
+from conftest import MANAGEMENT, Api
 from jobfiles import parse, web_hcl
-
-from tests.emulator.harness import EmulatorProcess
 
 READER = "00000000-0000-4000-8000-000000000002"
 LIFECYCLE_ONLY = "00000000-0000-4000-8000-000000000003"
-
-
-@pytest.fixture(scope="module")
-def jobs_api():
-    with EmulatorProcess(SCENARIOS / "jobs.yml") as emulator:
-        yield Api(emulator)
-
-
-@pytest.fixture(scope="module")
-def acl_jobs_emulator():
-    with EmulatorProcess(SCENARIOS / "jobs-acl.yml") as emulator:
-        yield emulator
 
 
 def parse_error(api, hcl: str, variables: str = "") -> str:
@@ -138,18 +123,18 @@ def test_parse_unsupported_block_is_a_clear_400(jobs_api):
     assert text.startswith("Failed to parse job: input.hcl: the emulator does not support 'network' in group 'g'")
 
 
-def test_parse_acl(acl_jobs_emulator):
+def test_parse_acl(jobs_acl_emulator):
     """§1.1 step 4: `parse-job` (part of `read`) or `submit-job`; `namespace=*` passes if any namespace grants it."""
     hcl = web_hcl("acl")
     body = {"JobHCL": hcl}
-    assert Api(acl_jobs_emulator, token=READER).post("/v1/jobs/parse", json=body).status_code == 200
-    assert Api(acl_jobs_emulator, token=MANAGEMENT).post("/v1/jobs/parse", json=body).status_code == 200
-    denied = Api(acl_jobs_emulator, token=LIFECYCLE_ONLY).post("/v1/jobs/parse", json=body)
+    assert Api(jobs_acl_emulator, token=READER).post("/v1/jobs/parse", json=body).status_code == 200
+    assert Api(jobs_acl_emulator, token=MANAGEMENT).post("/v1/jobs/parse", json=body).status_code == 200
+    denied = Api(jobs_acl_emulator, token=LIFECYCLE_ONLY).post("/v1/jobs/parse", json=body)
     assert (denied.status_code, denied.text) == (403, "Permission denied")
-    in_prod = Api(acl_jobs_emulator, token=READER).post("/v1/jobs/parse", json=body, params={"namespace": "prod"})
+    in_prod = Api(jobs_acl_emulator, token=READER).post("/v1/jobs/parse", json=body, params={"namespace": "prod"})
     assert in_prod.status_code == 403
-    anywhere = Api(acl_jobs_emulator, token=READER).post("/v1/jobs/parse", json=body, params={"namespace": "*"})
+    anywhere = Api(jobs_acl_emulator, token=READER).post("/v1/jobs/parse", json=body, params={"namespace": "*"})
     assert anywhere.status_code == 200
     # the ACL check runs before the body is read
-    empty = Api(acl_jobs_emulator, token=LIFECYCLE_ONLY).post("/v1/jobs/parse", json={"JobHCL": ""})
+    empty = Api(jobs_acl_emulator, token=LIFECYCLE_ONLY).post("/v1/jobs/parse", json={"JobHCL": ""})
     assert empty.status_code == 403

@@ -7,13 +7,9 @@ reference nomad-jobs-behaviour.md §2.7 (a changed spec is a new version) and §
 create/destroy update); the allocation endpoints work on them (nomad-alloc-api-behaviour.md)."""
 from __future__ import annotations
 
-import time
-
 import pytest
-from conftest import SCENARIOS, Api
-from jobfiles import parse, register
-
-from tests.emulator.harness import EmulatorProcess
+from conftest import Api
+from jobfiles import allocations_until, parse, register
 
 JOB = '''job "proc" {
   datacenters = ["dc1"]
@@ -35,23 +31,8 @@ JOB = '''job "proc" {
 
 
 @pytest.fixture(scope="module")
-def proc_emulator():
-    with EmulatorProcess(SCENARIOS / "jobs-process.yml") as emulator:
-        yield emulator
-
-
-def wait_for_allocs(api: Api, job_id: str, predicate, timeout: float = 20.0) -> list:
-    """Blocking queries on /v1/job/:id/allocations until predicate(allocs) holds."""
-    index = 0
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/v1/job/{job_id}/allocations", params={"index": index, "wait": "5s"})
-        assert response.status_code == 200, response.text
-        allocs = response.json()
-        if predicate(allocs):
-            return allocs
-        assert time.monotonic() < deadline, f"allocations of {job_id} never matched: {allocs}"
-        index = int(response.headers["X-Nomad-Index"])
+def proc_emulator(module_emulators):
+    return module_emulators("jobs-process.yml")
 
 
 def running(allocs: list, version: int) -> list:
@@ -73,12 +54,12 @@ def greeting(api: Api, alloc_id: str) -> str:
 def test_job_runs_processes_and_env_change_replaces_them(proc_emulator):
     api = Api(proc_emulator)
     register(api, parse(api, JOB))
-    first = running(wait_for_allocs(api, "proc", lambda allocs: running(allocs, 0)), 0)[0]
+    first = running(allocations_until(api, "proc", lambda allocs: running(allocs, 0)), 0)[0]
     assert greeting(api, first["ID"]) == "hello"
     pid = proc_emulator.control.tasks(first["ID"])["main"]["pid"]
     assert pid
     register(api, parse(api, JOB.replace('"hello"', '"bonjour"')))
-    allocs = wait_for_allocs(api, "proc", lambda allocs: running(allocs, 1) and any(
+    allocs = allocations_until(api, "proc", lambda allocs: running(allocs, 1) and any(
         alloc["ID"] == first["ID"] and alloc["ClientStatus"] == "complete" for alloc in allocs))
     second = running(allocs, 1)[0]
     assert second["ID"] != first["ID"] and second["Name"] == first["Name"]
@@ -87,7 +68,7 @@ def test_job_runs_processes_and_env_change_replaces_them(proc_emulator):
     # the allocation endpoints work on job allocations: stop replaces it (service job)
     stopped = api.post(f"/v1/allocation/{second['ID']}/stop")
     assert stopped.status_code == 200, stopped.text
-    wait_for_allocs(api, "proc", lambda allocs: any(alloc["ID"] == second["ID"] and alloc["NextAllocation"]
-                                                    for alloc in allocs))
+    allocations_until(api, "proc", lambda allocs: any(alloc["ID"] == second["ID"] and alloc["NextAllocation"]
+                                                      for alloc in allocs))
     api.request("DELETE", "/v1/job/proc")
-    wait_for_allocs(api, "proc", lambda allocs: all(alloc["ClientStatus"] == "complete" for alloc in allocs))
+    allocations_until(api, "proc", lambda allocs: all(alloc["ClientStatus"] == "complete" for alloc in allocs))

@@ -10,8 +10,9 @@ import time
 import uuid
 
 import pytest
+from conftest import pid_alive
 
-from conftest import wait_until
+from tests.waiting import wait_until
 
 
 def web_alloc(api) -> dict:
@@ -23,14 +24,6 @@ def read_lines(path: str) -> list:
         return []
     with open(path, encoding="utf-8") as handle:
         return handle.read().split()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # --- signal -----------------------------------------------------------------------------------------

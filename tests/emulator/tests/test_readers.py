@@ -7,19 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SCENARIOS, Api
-
-from tests.emulator.harness import EmulatorProcess
+from conftest import Api
 
 MANAGEMENT = "00000000-0000-4000-8000-000000000001"
 READER = "00000000-0000-4000-8000-000000000002"
 NO_NODE = "00000000-0000-4000-8000-000000000003"
-
-
-@pytest.fixture(scope="module")
-def intent_emulator():
-    with EmulatorProcess(SCENARIOS / "intent.yml") as emulator:
-        yield emulator
 
 
 @pytest.fixture(scope="module")

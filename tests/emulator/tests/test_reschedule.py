@@ -10,80 +10,21 @@ Nomad's `Allocation.NextDelay`/`RescheduleTracker` rules (see tests/emulator/res
 (deployments-process.yml); waits are blocking queries."""
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
-import pytest
-from conftest import SCENARIOS, Api
-from jobfiles import parse, register
+from conftest import Api
+from jobfiles import allocations_until, deployment_until, parse, register
 
+from tests import hcl_jobs
 from tests.emulator import reschedule
-from tests.emulator.harness import EmulatorProcess
 
-RUNNING = "trap 'exit 0' TERM; while :; do sleep 1; done"
+RUNNING = hcl_jobs.RUNNING
 
 
 def job_hcl(job_id: str, *, command: str, version: str, update: str, reschedule: str, job_type: str = "service") -> str:
-    update_block = f"update {{\n      {update}\n    }}" if update else ""
-    return f'''job "{job_id}" {{
-  datacenters = ["dc1"]
-  type        = "{job_type}"
-  group "web" {{
-    count = 1
-    {update_block}
-    reschedule {{
-      {reschedule}
-    }}
-    restart {{
-      attempts = 0
-    }}
-    task "server" {{
-      driver = "raw_exec"
-      config {{
-        command = "/bin/sh"
-        args    = ["-c", "{command}"]
-      }}
-      env {{
-        VERSION = "{version}"
-      }}
-      kill_timeout = "1s"
-    }}
-  }}
-}}
-'''
-
-
-@pytest.fixture(scope="module")
-def api():
-    with EmulatorProcess(SCENARIOS / "deployments-process.yml") as emulator:
-        yield Api(emulator)
-
-
-def allocs_until(api: Api, job_id: str, predicate, timeout: float = 30.0) -> list:
-    """Blocking queries on /v1/job/:id/allocations until predicate(allocations) holds."""
-    index = 0
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/v1/job/{job_id}/allocations", params={"index": index, "wait": "5s"})
-        assert response.status_code == 200, response.text
-        allocs = response.json()
-        if predicate(allocs):
-            return allocs
-        assert time.monotonic() < deadline, f"allocations of {job_id} never matched: {allocs}"
-        index = int(response.headers["X-Nomad-Index"])
-
-
-def deployment_until(api: Api, job_id: str, predicate, timeout: float = 30.0) -> dict:
-    index = 0
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/v1/job/{job_id}/deployment", params={"index": index, "wait": "5s"})
-        assert response.status_code == 200, response.text
-        deployment = response.json()
-        if deployment is not None and predicate(deployment):
-            return deployment
-        assert time.monotonic() < deadline, f"deployment of {job_id} never matched: {deployment}"
-        index = int(response.headers["X-Nomad-Index"])
+    task = hcl_jobs.task_hcl(command, env={"VERSION": version}, kill_timeout="1s")
+    return hcl_jobs.job_hcl(job_id, hcl_jobs.group_hcl(task, count=1, update=update, restart="attempts = 0",
+                                                       reschedule=reschedule), job_type=job_type)
 
 
 def full(api: Api, alloc_id: str) -> dict:
@@ -96,21 +37,21 @@ TWO_ATTEMPTS = 'attempts = 2\n      interval = "1h"\n      delay = "100ms"\n    
                '      unlimited = false'
 
 
-def test_crashing_version_is_rescheduled_until_attempts_run_out_then_rolls_back(api):
+def test_crashing_version_is_rescheduled_until_attempts_run_out_then_rolls_back(process_api):
     """§3.6: each crash is unhealthy; with attempts left the watcher marks `DesiredTransition.Reschedule` and the
     replacement (same name, PreviousAllocation, RescheduleTracker with one more event) joins the deployment; the
     third crash has no attempt left: `Failed due to unhealthy allocations - rolling back to job version 0`."""
-    register(api, parse(api, job_hcl("crashy", command=RUNNING, version="1", update=UPDATE, reschedule=TWO_ATTEMPTS)))
-    deployment_until(api, "crashy", lambda dep: dep["Status"] == "successful")
-    register(api, parse(api, job_hcl("crashy", command="exit 3", version="2", update=UPDATE,
-                                     reschedule=TWO_ATTEMPTS)))
-    deployment_until(api, "crashy", lambda dep: dep["JobVersion"] == 2 and dep["Status"] == "successful")
-    failed = next(dep for dep in api.get("/v1/job/crashy/deployments").json() if dep["JobVersion"] == 1)
+    register(process_api, parse(process_api, job_hcl("crashy", command=RUNNING, version="1", update=UPDATE, reschedule=TWO_ATTEMPTS)))
+    deployment_until(process_api, "crashy", lambda dep: dep["Status"] == "successful")
+    register(process_api, parse(process_api, job_hcl("crashy", command="exit 3", version="2", update=UPDATE,
+                                                     reschedule=TWO_ATTEMPTS)))
+    deployment_until(process_api, "crashy", lambda dep: dep["JobVersion"] == 2 and dep["Status"] == "successful")
+    failed = next(dep for dep in process_api.get("/v1/job/crashy/deployments").json() if dep["JobVersion"] == 1)
     assert failed["StatusDescription"] == "Failed due to unhealthy allocations - rolling back to job version 0"
     assert (failed["TaskGroups"]["web"]["PlacedAllocs"], failed["TaskGroups"]["web"]["UnhealthyAllocs"]) == (3, 3)
-    chain = sorted((alloc for alloc in allocs_until(api, "crashy", lambda allocs: True) if alloc["JobVersion"] == 1),
+    chain = sorted((alloc for alloc in allocations_until(process_api, "crashy", lambda allocs: True) if alloc["JobVersion"] == 1),
                    key=lambda alloc: alloc["CreateIndex"])
-    first, second, third = (full(api, alloc["ID"]) for alloc in chain)
+    first, second, third = (full(process_api, alloc["ID"]) for alloc in chain)
     assert {alloc["Name"] for alloc in (first, second, third)} == {"crashy.web[0]"}
     assert (first["NextAllocation"], second["PreviousAllocation"]) == (second["ID"], first["ID"])
     assert (second["NextAllocation"], third["PreviousAllocation"]) == (third["ID"], second["ID"])
@@ -126,41 +67,41 @@ def test_crashing_version_is_rescheduled_until_attempts_run_out_then_rolls_back(
     assert events[0]["PrevNodeID"] == first["NodeID"] and events[0]["RescheduleTime"] < events[1]["RescheduleTime"]
 
 
-def test_unlimited_exponential_reschedules_until_the_progress_deadline(api):
+def test_unlimited_exponential_reschedules_until_the_progress_deadline(process_api):
     """§3.6: with reschedule attempts always left the deployment fails only at its progress deadline
     (`Failed due to progress deadline`); `NextDelay` doubles the last event's delay (exponential)."""
     update = 'max_parallel = 1\n      min_healthy_time = "100ms"\n      healthy_deadline = "30s"\n' \
              '      progress_deadline = "2s"'
     unlimited = 'delay = "200ms"\n      delay_function = "exponential"\n      max_delay = "10s"\n      unlimited = true'
-    register(api, parse(api, job_hcl("flappy", command="exit 4", version="1", update=update, reschedule=unlimited)))
-    failed = deployment_until(api, "flappy", lambda dep: dep["Status"] == "failed")
+    register(process_api, parse(process_api, job_hcl("flappy", command="exit 4", version="1", update=update, reschedule=unlimited)))
+    failed = deployment_until(process_api, "flappy", lambda dep: dep["Status"] == "failed")
     assert failed["StatusDescription"] == "Failed due to progress deadline"
     placed = failed["TaskGroups"]["web"]["PlacedAllocs"]
     assert placed >= 2  # the first crash and at least one replacement within 2 s
-    newest = max(allocs_until(api, "flappy", lambda allocs: True), key=lambda alloc: alloc["CreateIndex"])
-    delays = [event["Delay"] for event in full(api, newest["ID"])["RescheduleTracker"]["Events"]]
+    newest = max(allocations_until(process_api, "flappy", lambda allocs: True), key=lambda alloc: alloc["CreateIndex"])
+    delays = [event["Delay"] for event in full(process_api, newest["ID"])["RescheduleTracker"]["Events"]]
     assert delays == [200_000_000 * 2 ** number for number in range(len(delays))]
 
 
-def test_batch_failure_is_rescheduled_by_a_followup_evaluation(api):
+def test_batch_failure_is_rescheduled_by_a_followup_evaluation(process_api):
     """nomad-jobs-behaviour.md §8.1: a failed batch allocation makes an `alloc-failure` evaluation; its reschedule
     time lies ahead, so a pending follow-up evaluation (`created for delayed rescheduling`, WaitUntil) places the
     replacement; with `attempts = 1` the replacement's failure is final (no third allocation)."""
     once = 'attempts = 1\n      interval = "1h"\n      delay = "1500ms"\n      delay_function = "constant"\n' \
            '      unlimited = false'
-    register(api, parse(api, job_hcl("batchy", command="exit 5", version="1", update="", reschedule=once,
-                                     job_type="batch")))
-    allocs = allocs_until(api, "batchy", lambda allocs: len(allocs) == 2 and all(
+    register(process_api, parse(process_api, job_hcl("batchy", command="exit 5", version="1", update="", reschedule=once,
+                                                     job_type="batch")))
+    allocs = allocations_until(process_api, "batchy", lambda allocs: len(allocs) == 2 and all(
         alloc["ClientStatus"] == "failed" for alloc in allocs))
     first, second = sorted(allocs, key=lambda alloc: alloc["CreateIndex"])
     assert first["FollowupEvalID"] and second["RescheduleTracker"]["Events"][0]["Delay"] == 1_500_000_000
-    followup = api.get(f"/v1/evaluation/{first['FollowupEvalID']}").json()
+    followup = process_api.get(f"/v1/evaluation/{first['FollowupEvalID']}").json()
     assert (followup["TriggeredBy"], followup["StatusDescription"], followup["Status"]) == (
         "alloc-failure", "created for delayed rescheduling", "complete")
     assert followup["WaitUntil"] and followup["PreviousEval"]
-    evaluations = api.get("/v1/job/batchy/evaluations").json()
+    evaluations = process_api.get("/v1/job/batchy/evaluations").json()
     assert [ev["TriggeredBy"] for ev in evaluations].count("alloc-failure") >= 3  # two failures + the follow-up
-    final = full(api, second["ID"])
+    final = full(process_api, second["ID"])
     assert (final["DesiredStatus"], final["NextAllocation"], final["FollowupEvalID"]) == ("run", "", "")
 
 

@@ -10,19 +10,17 @@ health after a restart from nomad-deployments-nodes-behaviour.md §3.5. Waits ar
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 from types import SimpleNamespace
 
-import pytest
-from conftest import SCENARIOS, Api
-from jobfiles import parse, register
+from conftest import Api
+from jobfiles import allocations_until, parse, register
 
+from tests import hcl_jobs
 from tests.emulator import restarts
-from tests.emulator.harness import EmulatorProcess
 from tests.emulator.nomadtime import rfc3339
 
-RUNNING = "trap 'exit 0' TERM; while :; do sleep 1; done"
+RUNNING = hcl_jobs.RUNNING
 # Fails the first N runs (a counter in the shared alloc dir), then runs until stopped.
 FLAKY = ("n=$(cat $NOMAD_ALLOC_DIR/runs 2>/dev/null || echo 0); echo $((n+1)) > $NOMAD_ALLOC_DIR/runs; "
          "[ $n -ge {fails} ] || exit 7; " + RUNNING)
@@ -32,54 +30,24 @@ MS = 1_000_000
 
 def job_hcl(job_id: str, *, command: str, restart: str, task_restart: str = "", job_type: str = "service",
             update: str = "") -> str:
-    task_block = f"restart {{\n        {task_restart}\n      }}" if task_restart else ""
-    update_block = f"update {{\n      {update}\n    }}" if update else ""
-    return f'''job "{job_id}" {{
-  datacenters = ["dc1"]
-  type        = "{job_type}"
-  group "web" {{
-    {update_block}
-    restart {{
-      {restart}
-    }}
-    reschedule {{
-      {NO_RESCHEDULE}
-    }}
-    task "server" {{
-      driver = "raw_exec"
-      config {{
-        command = "/bin/sh"
-        args    = ["-c", "{command}"]
-      }}
-      kill_timeout = "1s"
-      {task_block}
-    }}
-  }}
-}}
-'''
+    task = hcl_jobs.task_hcl(command, kill_timeout="1s", restart=task_restart)
+    return hcl_jobs.job_hcl(job_id, hcl_jobs.group_hcl(task, update=update, restart=restart, reschedule=NO_RESCHEDULE),
+                            job_type=job_type)
 
 
-@pytest.fixture(scope="module")
-def api():
-    with EmulatorProcess(SCENARIOS / "deployments-process.yml") as emulator:
-        yield Api(emulator)
-
-
-def alloc_until(api: Api, job_id: str, predicate, timeout: float = 30.0) -> dict:
+def alloc_until(api: Api, job_id: str, predicate, timeout: float = 60.0) -> dict:
     """Blocking queries on /v1/job/:id/allocations until predicate(the job's one allocation, read in full)."""
-    index = 0
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/v1/job/{job_id}/allocations", params={"index": index, "wait": "5s"})
-        assert response.status_code == 200, response.text
-        stubs = response.json()
-        if stubs:
-            assert len(stubs) == 1, stubs
-            alloc = api.allocation(stubs[0]["ID"])
-            if predicate(alloc):
-                return alloc
-        assert time.monotonic() < deadline, f"the allocation of {job_id} never matched: {stubs}"
-        index = int(response.headers["X-Nomad-Index"])
+    read = []
+
+    def matches(stubs: list) -> bool:
+        if not stubs:
+            return False
+        assert len(stubs) == 1, stubs
+        read.append(api.allocation(stubs[0]["ID"]))
+        return predicate(read[-1])
+
+    allocations_until(api, job_id, matches, timeout)
+    return read[-1]
 
 
 def run(api: Api, job_id: str, *, command: str, restart: str, **options) -> None:
@@ -98,13 +66,13 @@ def terminal(alloc: dict) -> bool:
     return alloc["ClientStatus"] in ("complete", "failed")
 
 
-def test_failing_service_task_restarts_within_policy_then_fails(api):
+def test_failing_service_task_restarts_within_policy_then_fails(process_api):
     """restarts.go GetState: attempts 2 within the interval give two `Restarting` events (delay + up to 25 %
     jitter, `Task restarting in <d>`), the third exit is `Not Restarting` with `Exceeded allowed attempts 2 in
     interval 1h0m0s and mode is "fail"` (FailsTask): the task fails, then the allocation."""
-    run(api, "restarty", command="exit 3",
+    run(process_api, "restarty", command="exit 3",
         restart='attempts = 2\n      interval = "1h"\n      delay = "100ms"\n      mode = "fail"')
-    alloc = alloc_until(api, "restarty", terminal)
+    alloc = alloc_until(process_api, "restarty", terminal)
     state = server_state(alloc)
     assert (alloc["ClientStatus"], state["State"], state["Failed"], state["Restarts"]) == ("failed", "dead", True, 2)
     types = [event["Type"] for event in state["Events"]]
@@ -123,51 +91,51 @@ def test_failing_service_task_restarts_within_policy_then_fails(api):
     assert all(event["ExitCode"] == 3 for event in events_of(alloc, "Terminated"))
 
 
-def test_task_restart_block_overrides_the_group_and_exit_0_restarts_a_service(api):
+def test_task_restart_block_overrides_the_group_and_exit_0_restarts_a_service(process_api):
     """api/tasks.go: the task's RestartPolicy is the group's with the task's values merged over it; restarts.go
     NewRestartTracker: service tasks restart on success too, so `exit 0` counts as an attempt."""
-    run(api, "override", command="exit 0", restart='attempts = 5\n      delay = "100ms"',
+    run(process_api, "override", command="exit 0", restart='attempts = 5\n      delay = "100ms"',
         task_restart="attempts = 1")
-    alloc = alloc_until(api, "override", terminal)
+    alloc = alloc_until(process_api, "override", terminal)
     state = server_state(alloc)
     assert (alloc["ClientStatus"], state["Failed"], state["Restarts"]) == ("failed", True, 1)
     assert state["Events"][-1]["DisplayMessage"] == 'Exceeded allowed attempts 1 in interval 30m0s and mode is "fail"'
-    job = api.get("/v1/job/override").json()
+    job = process_api.get("/v1/job/override").json()
     assert job["TaskGroups"][0]["Tasks"][0]["RestartPolicy"]["Attempts"] == 1
 
 
-def test_no_attempts_fails_at_once(api):
+def test_no_attempts_fails_at_once(process_api):
     """restarts.go: `attempts = 0` is `Not Restarting` with `Policy allows no restarts` on the first exit."""
-    run(api, "noattempts", command="exit 2", restart="attempts = 0")
-    alloc = alloc_until(api, "noattempts", terminal)
+    run(process_api, "noattempts", command="exit 2", restart="attempts = 0")
+    alloc = alloc_until(process_api, "noattempts", terminal)
     state = server_state(alloc)
     assert (alloc["ClientStatus"], state["Failed"], state["Restarts"]) == ("failed", True, 0)
     assert [event["Type"] for event in state["Events"]][-2:] == ["Terminated", "Not Restarting"]
     assert state["Events"][-1]["DisplayMessage"] == "Policy allows no restarts"
 
 
-def test_batch_task_that_exits_0_is_complete_and_a_failing_one_restarts(api):
+def test_batch_task_that_exits_0_is_complete_and_a_failing_one_restarts(process_api):
     """restarts.go: batch tasks do not restart on success (`Restart unnecessary as task terminated successfully`,
     no event, not failed); a non-zero exit restarts within the policy."""
-    run(api, "batchok", command="exit 0", restart='attempts = 3\n      delay = "100ms"', job_type="batch")
-    done = alloc_until(api, "batchok", terminal)
+    run(process_api, "batchok", command="exit 0", restart='attempts = 3\n      delay = "100ms"', job_type="batch")
+    done = alloc_until(process_api, "batchok", terminal)
     state = server_state(done)
     assert (done["ClientStatus"], state["Failed"], state["Restarts"]) == ("complete", False, 0)
     assert not events_of(done, "Restarting", "Not Restarting")
-    run(api, "batchbad", command="exit 9", restart='attempts = 1\n      delay = "100ms"', job_type="batch")
-    failed = alloc_until(api, "batchbad", terminal)
+    run(process_api, "batchbad", command="exit 9", restart='attempts = 1\n      delay = "100ms"', job_type="batch")
+    failed = alloc_until(process_api, "batchbad", terminal)
     assert (failed["ClientStatus"], server_state(failed)["Restarts"]) == ("failed", 1)
     assert server_state(failed)["Events"][-1]["DisplayMessage"] == \
         'Exceeded allowed attempts 1 in interval 24h0m0s and mode is "fail"'
 
 
-def test_mode_delay_waits_out_the_interval_and_tries_again(api):
+def test_mode_delay_waits_out_the_interval_and_tries_again(process_api):
     """restarts.go: over the attempts with `mode = "delay"` the task restarts when the interval ends
     (`Exceeded allowed attempts, applying a delay - Task restarting in <d>`); the next exit opens a new interval.
     The task here fails three times, then runs: never failed, three restarts, allocation running."""
-    run(api, "delayed", command=FLAKY.format(fails=3),
+    run(process_api, "delayed", command=FLAKY.format(fails=3),
         restart='attempts = 1\n      interval = "600ms"\n      delay = "100ms"\n      mode = "delay"')
-    alloc = alloc_until(api, "delayed", lambda alloc: server_state(alloc)["Restarts"] == 3
+    alloc = alloc_until(process_api, "delayed", lambda alloc: server_state(alloc)["Restarts"] == 3
                         and server_state(alloc)["State"] == "running")
     state = server_state(alloc)
     assert (alloc["ClientStatus"], state["Failed"]) == ("running", False)
@@ -177,35 +145,35 @@ def test_mode_delay_waits_out_the_interval_and_tries_again(api):
     assert 0 < delayed["StartDelay"] <= 600 * MS
     assert delayed["DisplayMessage"] == ("Exceeded allowed attempts, applying a delay - Task restarting in "
                                          + restarts.go_duration(delayed["StartDelay"]))
-    api.request("DELETE", "/v1/job/delayed")
+    process_api.request("DELETE", "/v1/job/delayed")
 
 
-def test_stop_during_a_restart_delay_kills_the_waiting_task(api):
+def test_stop_during_a_restart_delay_kills_the_waiting_task(process_api):
     """task_runner.go: a kill ends the restart wait; the task is dead (`Killed`), the allocation complete."""
-    run(api, "waiting", command="exit 1", restart='attempts = 2\n      delay = "1h"')
-    alloc_until(api, "waiting", lambda alloc: server_state(alloc)["State"] == "pending"
+    run(process_api, "waiting", command="exit 1", restart='attempts = 2\n      delay = "1h"')
+    alloc_until(process_api, "waiting", lambda alloc: server_state(alloc)["State"] == "pending"
                 and server_state(alloc)["Restarts"] == 1)
-    waiting = alloc_until(api, "waiting", lambda alloc: True)
+    waiting = alloc_until(process_api, "waiting", lambda alloc: True)
     assert (waiting["ClientStatus"], waiting["ClientDescription"]) == ("pending", "No tasks have started")
-    assert api.request("DELETE", "/v1/job/waiting").status_code == 200
-    alloc = alloc_until(api, "waiting", terminal)
+    assert process_api.request("DELETE", "/v1/job/waiting").status_code == 200
+    alloc = alloc_until(process_api, "waiting", terminal)
     state = server_state(alloc)
     assert (alloc["ClientStatus"], state["State"], state["Failed"]) == ("complete", "dead", False)
     assert state["Events"][-1]["Type"] == "Killed"
 
 
-def test_deployment_health_timer_restarts_after_a_policy_restart(api):
+def test_deployment_health_timer_restarts_after_a_policy_restart(process_api):
     """nomad-deployments-nodes-behaviour.md §3.5: a restarting task is pending (not yet healthy, not unhealthy);
     the min_healthy_time timer runs from the latest (re)start, so health comes min_healthy_time after it."""
     update = 'min_healthy_time = "500ms"\n      healthy_deadline = "30s"\n      progress_deadline = "40s"'
-    run(api, "healthy", command=FLAKY.format(fails=1), restart='attempts = 2\n      delay = "200ms"', update=update)
-    alloc = alloc_until(api, "healthy", lambda alloc: (alloc.get("DeploymentStatus") or {}).get("Healthy")
+    run(process_api, "healthy", command=FLAKY.format(fails=1), restart='attempts = 2\n      delay = "200ms"', update=update)
+    alloc = alloc_until(process_api, "healthy", lambda alloc: (alloc.get("DeploymentStatus") or {}).get("Healthy")
                         is not None)
     state = server_state(alloc)
     assert alloc["DeploymentStatus"]["Healthy"] is True and state["Restarts"] == 1
     last_start = events_of(alloc, "Started")[-1]["Time"]
     assert parse_time(alloc["DeploymentStatus"]["Timestamp"]) >= (last_start + 500 * MS) // 1000
-    api.request("DELETE", "/v1/job/healthy")
+    process_api.request("DELETE", "/v1/job/healthy")
 
 
 def parse_time(text: str) -> int:

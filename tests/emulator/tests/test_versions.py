@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import websocket
-from conftest import REPO_ROOT, Api, wait_until
+from conftest import REPO_ROOT, Api
 
 from tests.emulator.harness import EmulatorProcess
+from tests.waiting import wait_until
 
 SCENARIO = Path(REPO_ROOT) / "tests" / "emulator" / "scenarios" / "versions.yml"
 MANAGEMENT = "00000000-0000-4000-8000-0000000000a1"
