@@ -136,7 +136,7 @@ class Ansible:
         self.workdir = workdir
         self.inventory = workdir / "inventory.ini"
         self.inventory.write_text(
-            "localhost ansible_connection=local ansible_python_interpreter={{ ansible_playbook_python }}\n")
+            "localhost ansible_connection=local ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n")
         self._written = 0
 
     def environment(self, address: str | None) -> dict:
