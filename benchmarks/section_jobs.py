@@ -228,7 +228,7 @@ def prepare_unchanged_job(settings, address: str):
 
 def result(min_healthy_seconds: float, deploys: dict, plan: dict):
     from benchmarks import sections
-    from benchmarks.measure import Summary, inners, walls
+    from benchmarks.measure import Summary, cpus, inners, walls
 
     latency = {name: Summary.of([sample.data["latency"] for sample in runs]) for name, runs in deploys.items()}
     module_wall, uri_wall = walls(deploys["module"]).median, walls(deploys["uri"]).median
@@ -282,6 +282,12 @@ def result(min_healthy_seconds: float, deploys: dict, plan: dict):
         "(`lookup` + `from_json`) as the task's `spec`, which ansible-core then templates value by value and "
         "returns again in `invocation` (see the analysis).",
     ]
+    fixed_cpu = cpus(plan["baseline"]).median
+    cpu_over_debug = ", ".join(f"{name} {cpus(plan[name]).median - fixed_cpu:.3f} s"
+                               for name in ("json", "hcl", "templated"))
+    notes.append(f"CPU time (user + system of the process and its children, medians; it moves far less than wall time "
+                 f"on a busy machine): the floor {cpus(plan['floor']).median:.3f} s; over the `debug` playbook's "
+                 f"{fixed_cpu:.3f} s, the tasks {cpu_over_debug}.")
     metrics = {"wait_latency": [
         {"label": "deploy, nomad_job\n(deployment successful)", "seconds": [s.data["latency"] for s in deploys["module"]],
          "target": DEPLOY_LATENCY_TARGET_SECONDS},
