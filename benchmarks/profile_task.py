@@ -7,6 +7,7 @@
 
     .venv/bin/python benchmarks/profile_task.py plan [--runs 5] [--format json|hcl|templated] [--cprofile DIR]
     .venv/bin/python benchmarks/profile_task.py exec [--runs 3] [--bytes 268435456] [--cprofile DIR]
+    .venv/bin/python benchmarks/profile_task.py import [--runs 7] [--action nomad_job] TREE [TREE ...]
 
 Starts the emulator and the playbook of the section (section_jobs.plan_playbooks, sections.exec_playbooks),
 then runs, interleaved, `runs` times each: the playbook and the `debug` baseline as `make bench` runs them, and
@@ -15,7 +16,10 @@ ansible-core's per-task steps (controller: queueing the worker, reading its resu
 templating the arguments, loading the action, running it, sending the result) and the collection's steps.
 The timers are plain monotonic clocks around a few dozen calls, so they cost microseconds; `--cprofile DIR`
 also writes a cProfile of the controller and of every worker to DIR (cProfile makes Python code about twice as
-slow: use it for where, the timers for how much). Not part of `make bench`.
+slow: use it for where, the timers for how much). `import` measures what the controller pays to import one
+action plugin of the collection from each collections TREE (for example a copy from before a change and
+build/dev-collections), in fresh processes, interleaved: CPU time, with requests already imported (the floor
+imports it too). Not part of `make bench`.
 """
 
 from __future__ import annotations
@@ -325,9 +329,44 @@ def report(samples: dict, task: str) -> None:
         print(f"{label[:78]:78s} {mine:15.1f} ms {theirs:8.1f} ms")
 
 
+def import_action(tree: str, action: str) -> None:
+    """In this fresh process: CPU time of importing the action from `tree` as ansible-core's collection loader does."""
+    import requests  # noqa: F401  (imported first: measure the collection's own part)
+    from ansible.plugins.action import ActionBase  # noqa: F401
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
+    _AnsibleCollectionFinder(paths=[tree])._install()
+    start = time.process_time()
+    importlib.import_module(f"{COLLECTION}action.{action}")
+    print(json.dumps({"cpu": time.process_time() - start,
+                      "modules": sum(1 for name in sys.modules if name.startswith(COLLECTION))}))
+
+
+def compare_imports(trees: list, action: str, runs: int) -> None:
+    from benchmarks.measure import PYTHON, alternate, run_child, worker_environment
+
+    samples = alternate({tree: functools.partial(run_child, [PYTHON, str(SELF), "import-one", tree, action],
+                                                 env=worker_environment()) for tree in trees}, runs)
+    for tree, runs_of_tree in samples.items():
+        cpu = statistics.median(sample.data["cpu"] for sample in runs_of_tree) * 1000
+        print(f"{tree}: importing {action} took {cpu:.1f} ms CPU (median of {len(runs_of_tree)}), "
+              f"{runs_of_tree[0].data['modules']} modules of the collection")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "inside":
         inside(Path(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "import-one":
+        import_action(sys.argv[2], sys.argv[3])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "import":
+        parser = argparse.ArgumentParser(description="CPU time of importing one action plugin, per collections tree")
+        parser.add_argument("--runs", type=int, default=7)
+        parser.add_argument("--action", default="nomad_job")
+        parser.add_argument("trees", nargs="+")
+        arguments = parser.parse_args(sys.argv[2:])
+        compare_imports([str(Path(tree).resolve()) for tree in arguments.trees], arguments.action, arguments.runs)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", choices=("plan", "exec"))
