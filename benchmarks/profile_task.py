@@ -50,20 +50,20 @@ CORE_CONTROLLER_STEPS = {
 CORE_WORKER_STEPS = {
     "worker: TaskExecutor.run (all of the task in the worker)": ("ansible.executor.task_executor", "TaskExecutor.run"),
     "worker: template and validate the task (Task.post_validate)": ("ansible.playbook.task", "Task.post_validate"),
-    "worker: load the action plugin": ("ansible.executor.task_executor",
-                                       "TaskExecutor._get_action_handler_with_module_context"),
+    "worker: load the action plugin":
+        ("ansible.executor.task_executor", "TaskExecutor._get_action_handler_with_module_context"),
 }
 COLLECTION_STEPS = {
     "plan": {
         "action: run (ModuleLikeActionBase.run)": ("plugin_utils._action_module", "ModuleLikeActionBase.run"),
-        "action: options from the play (ansible_nomad_* variables, ini)": ("plugin_utils._options",
-                                                                          "play_connection_values"),
-        "action: validate the arguments (ActionModuleContext)": ("plugin_utils._action_module",
-                                                                 "ActionModuleContext.__init__"),
-        "action: scrub no_log values from the result (remove_values)": ("plugin_utils._action_module",
-                                                                        "remove_values"),
-        "nomad_job: deploy_job (everything between arguments and result)": ("module_utils._job_deploy",
-                                                                            "deploy_job"),
+        "action: options from the play (ansible_nomad_* variables, ini)":
+            ("plugin_utils._options", "play_connection_values"),
+        "action: validate the arguments (ActionModuleContext)":
+            ("plugin_utils._action_module", "ActionModuleContext.__init__"),
+        "action: scrub no_log values from the result (remove_values)":
+            ("plugin_utils._action_module", "remove_values"),
+        "nomad_job: deploy_job (everything between arguments and result)":
+            ("module_utils._job_deploy", "deploy_job"),
         "nomad_job: the spec to an API job (job_of_request)": ("module_utils._jobs", "job_of_request"),
         "nomad_job: POST plan (plan_job)": ("module_utils._jobs", "plan_job"),
         "nomad_job: GET the stored job (read_job)": ("module_utils._jobs", "read_job"),
@@ -72,10 +72,10 @@ COLLECTION_STEPS = {
     },
     "exec": {
         "action: run (ModuleLikeActionBase.run)": ("plugin_utils._action_module", "ModuleLikeActionBase.run"),
-        "action: validate the arguments (ActionModuleContext)": ("plugin_utils._action_module",
-                                                                 "ActionModuleContext.__init__"),
-        "action: scrub no_log values from the result (remove_values)": ("plugin_utils._action_module",
-                                                                        "remove_values"),
+        "action: validate the arguments (ActionModuleContext)":
+            ("plugin_utils._action_module", "ActionModuleContext.__init__"),
+        "action: scrub no_log values from the result (remove_values)":
+            ("plugin_utils._action_module", "remove_values"),
         "exec: read the allocation (full_allocation)": ("action.nomad_alloc_exec", "full_allocation"),
         "exec: the WebSocket session (run_exec)": ("module_utils._exec", "run_exec"),
         "exec: bytes to the result's text (shape_output)": ("module_utils._exec", "shape_output"),
