@@ -249,7 +249,7 @@ def result(min_healthy_seconds: float, deploys: dict, plan: dict):
          f"{json_task:.3f} s", sections.ratio(json_task, floor)],
         ["`nomad_job` task, `src:` the job as HCL (adds the server's parse)", f"{hcl_task:.3f} s",
          sections.ratio(hcl_task, floor)],
-        ["`nomad_job` task, `spec: \"{{ lookup('file', ...) | from_json }}\"` (adds Ansible templating the 50 groups; "
+        ["`nomad_job` task, `spec: \"{{ lookup('file', ...) \\| from_json }}\"` (adds Ansible templating the 50 groups; "
          "no target)", f"{templated_task:.3f} s", sections.ratio(templated_task, floor)],
         ["the parse alone: one `requests` POST /v1/jobs/parse (work)", inners(plan["parse"]).seconds(), "—"],
     ]
