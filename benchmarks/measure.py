@@ -36,6 +36,7 @@ class Sample:
     wall: float                 # seconds, whole process (start to exit)
     peak_rss_kib: int           # ru_maxrss of the child and the descendants it waited for
     data: dict = field(default_factory=dict)  # what a worker reported (its inner time etc.)
+    cpu: float = 0.0            # seconds of CPU (user + system) of the child and the descendants it waited for
 
     @property
     def inner(self) -> float:
@@ -60,7 +61,8 @@ def run_child(argv: list, env: dict | None = None, cwd: Path | None = None) -> S
         raise BenchmarkError(f"{' '.join(map(str, argv[:4]))} ... exited with {process.returncode}:\n{tail}")
     data = _last_json_line(stdout)
     # A worker reports its own peak (VmHWM); ru_maxrss also holds the parent's peak inherited through fork.
-    return Sample(wall=wall, peak_rss_kib=data.get("peak_kib", usage.ru_maxrss), data=data)
+    return Sample(wall=wall, peak_rss_kib=data.get("peak_kib", usage.ru_maxrss), data=data,
+                  cpu=usage.ru_utime + usage.ru_stime)
 
 
 def _last_json_line(stdout: str) -> dict:
@@ -120,6 +122,11 @@ def walls(samples: list) -> Summary:
     return Summary.of([sample.wall for sample in samples])
 
 
+def cpus(samples: list) -> Summary:
+    """CPU seconds: on a loaded machine they move far less than wall time."""
+    return Summary.of([sample.cpu for sample in samples])
+
+
 def inners(samples: list) -> Summary:
     return Summary.of([sample.inner for sample in samples])
 
@@ -136,7 +143,7 @@ class Ansible:
         self.workdir = workdir
         self.inventory = workdir / "inventory.ini"
         self.inventory.write_text(
-            "localhost ansible_connection=local ansible_python_interpreter={{ ansible_playbook_python }}\n")
+            "localhost ansible_connection=local ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n")
         self._written = 0
 
     def environment(self, address: str | None) -> dict:

@@ -11,8 +11,10 @@ DOCUMENTATION = """
     type: aggregate
     short_description: Record when each task's result arrived (benchmarks only)
     description:
-        - Appends one JSON object (task name, status, Unix time) per task result to the file named by
-          E(NOMADOPS_BENCH_TASK_ENDS).
+        - Appends one JSON object (task name, status, Unix time, and the length of C(stdout) and C(stdout_lines) where
+          the result has them) per task result to the file named by E(NOMADOPS_BENCH_TASK_ENDS).
+        - The lengths let a benchmark check a large output without an C(assert) task, which would template the
+          registered output again and add that to the measured time.
     options: {}
 """
 
@@ -33,8 +35,12 @@ class CallbackModule(CallbackBase):
         ended = time.time()
         path = os.environ.get("NOMADOPS_BENCH_TASK_ENDS")
         if path:
+            entry = {"task": str(result.task.name or ""), "status": status, "ended": ended}
+            for key in ("stdout", "stdout_lines"):
+                if isinstance(result._result.get(key), (str, list)):
+                    entry[f"{key}_length"] = len(result._result[key])
             with open(path, "a", encoding="utf-8") as stream:
-                stream.write(json.dumps({"task": str(result.task.name or ""), "status": status, "ended": ended}) + "\n")
+                stream.write(json.dumps(entry) + "\n")
 
     def v2_runner_on_ok(self, result):
         self._record("ok", result)

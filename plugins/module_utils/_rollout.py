@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import read_allocation, read_checks
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
-from ansible_collections.nomadops.nomad.plugins.module_utils._fs import tail_log
 from ansible_collections.nomadops.nomad.plugins.module_utils._plan_render import metric_lines
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import allocation_summary_entry, iso_time
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
@@ -356,12 +354,17 @@ def watch_stopped(client, job, timeout, progress):
 
 
 # --------------------------------------------------------------------------------------------- failure report
+# _allocations (with _selector) and _fs are imported only when a report is made: ansible-core compiles a
+# collection's modules from source in every ansible-playbook run, and a rollout that succeeds needs neither
+# (about 20 ms of the controller's time per run, benchmarks/analysis.md, section 9).
 def _events(state):
     return [dict(type=event.get("Type"), message=event.get("DisplayMessage") or event.get("Message") or "",
                  time=iso_time(event.get("Time"))) for event in (state.get("Events") or [])[-EVENTS_PER_TASK:]]
 
 
 def _failing_checks(client, allocation):
+    from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import read_checks
+
     try:
         checks = read_checks(client, allocation)
     except NomadError as error:
@@ -374,6 +377,8 @@ def _failing_checks(client, allocation):
 def _log_lines(client, allocation, task, log_type, lines):
     if lines <= 0:
         return []
+    from ansible_collections.nomadops.nomad.plugins.module_utils._fs import tail_log
+
     try:
         data, _truncated = tail_log(client, allocation["ID"], task, log_type, tail_lines=lines, max_bytes=LOG_BYTES)
     except NomadError as error:
@@ -390,6 +395,8 @@ def _task_report(client, allocation, name, state, diagnose_lines, checks_failing
 
 
 def allocation_report(client, stub, diagnose_lines):
+    from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import read_allocation
+
     allocation = read_allocation(client, stub)
     checks = _failing_checks(client, allocation)
     states = allocation.get("TaskStates") or {}
