@@ -15,7 +15,12 @@ import os
 import tempfile
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadError, failure_fields, is_uuid
-from ansible_collections.nomadops.nomad.plugins.module_utils._fs import copy_file, refuse_unreadable, stat_path
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import (
+    chmod_like_a_new_file,
+    copy_file,
+    refuse_unreadable,
+    stat_path,
+)
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
     NomadOptionError,
@@ -154,13 +159,8 @@ def _temporary_file(directory):
 
 def _move(temporary, dest):
     try:
-        os.chmod(temporary, 0o666 & ~_umask())
+        chmod_like_a_new_file(temporary)
         os.replace(temporary, dest)
     except OSError as error:
         raise FetchError(f"cannot move the fetched file to dest {dest!r}: {error.strerror}") from None
 
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -178,6 +178,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import chmod_like_a_new_file
 from ansible_collections.nomadops.nomad.plugins.module_utils._cksum import PosixCksum
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
@@ -509,7 +510,7 @@ class Connection(ConnectionBase):
                 exit_code = self._run([SHELL, "-c", FETCH_SCRIPT, "nomad_exec_fetch", source],
                                       on_stdout=sink.write, on_stderr=errors.write)
             self._check_fetched(source, exit_code, sink, errors.text())
-            os.chmod(temporary, 0o666 & ~current_umask())
+            chmod_like_a_new_file(temporary)
             os.replace(temporary, out_path)
         except OSError as error:
             raise AnsibleError(f"nomad_exec: cannot write {out_path} on the controller: {error.strerror}") from None
@@ -557,8 +558,3 @@ def part_name(remote_path: str) -> str:
     directory, name = posixpath.split(remote_path)
     return posixpath.join(directory or ".", f".{name}.{secrets.token_hex(4)}{PART_SUFFIX}")
 
-
-def current_umask() -> int:
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return mask

@@ -8,11 +8,8 @@ reports the drain complete, then, for `wait_for: healthy`, the replacements' hea
 
 from __future__ import annotations
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
-    ListOptions,
-    concurrently,
-    wait_for_allocations,
-)
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import is_terminal, read_allocation
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import wait_for_allocations
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadBadRequestError,
     NomadError,
@@ -26,15 +23,15 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import (
     read_node,
     require_node,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import ListOptions
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import allocation_summary_entry
+from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import Verdict, wait_until
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
-    Verdict,
     describe_progress,
     is_healthy,
-    is_terminal,
     rfc3339_seconds,
     should_run,
-    wait_until,
 )
 
 NODE_ARGUMENT_SPEC = dict(
@@ -266,7 +263,7 @@ def wait_for_drain(client, node, request, timeout, report):
 def _read_allocation(client, allocation_id, namespace):
     """The full allocation, or {} once Nomad garbage-collected it."""
     try:
-        return client.read(f"/v1/allocation/{allocation_id}", {"namespace": namespace or "default"}).data or {}
+        return read_allocation(client, allocation_id, namespace=namespace or "default")
     except NomadNotFoundError:
         return {}
 
@@ -292,7 +289,7 @@ def moved_allocation(client, allocation, force_deadline=None):
 
 def moved_allocations(client, moved, force_deadline=None):
     """moved_allocation() for each of `moved`, a few reads at a time, in order."""
-    return concurrently(lambda allocation: moved_allocation(client, allocation, force_deadline), moved)
+    return concurrent_map(lambda allocation: moved_allocation(client, allocation, force_deadline), moved)
 
 
 def wait_for_replacements(client, entries, timeout):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import concurrent.futures
 import json
 import shlex
 import ssl
@@ -22,11 +21,16 @@ import time
 import traceback
 import typing as t
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import task_names
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import (
+    TERMINAL_CLIENT_STATUSES,
+    allocation_label,
+    read_allocation,
+    task_names,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_ARGUMENT_SPEC, SELECTOR_KEYS
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import TERMINAL_CLIENT_STATUSES
 
 try:
     import websocket
@@ -917,7 +921,7 @@ def prepare_exec(client, allocation: Mapping, base: ExecRequest, task: str | Non
     if not explicit and status in TERMINAL_CLIENT_STATUSES:
         return AllocationExec(dict(allocation), None, skipped=f"allocation is {status}; its tasks no longer run")
     try:
-        full = client.read(f"/v1/allocation/{allocation['ID']}", {"namespace": allocation.get("Namespace")}).data
+        full = read_allocation(client, allocation)
         chosen = choose_task(full, task)
         check_task_runs(full, chosen)
     except (ExecError, NomadOptionError) as error:
@@ -947,8 +951,7 @@ def exec_in_allocations(client, allocations: Sequence[Mapping], base: ExecReques
         except NomadOptionError as error:
             return entry._replace(error=error)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallelism) as pool:
-        return list(pool.map(run, prepared))
+    return concurrent_map(run, prepared, parallelism)
 
 
 def allocation_exec_result(entry: AllocationExec, **output) -> dict:
@@ -971,7 +974,7 @@ def failures_message(entries: Sequence[AllocationExec]) -> str:
     failed = [entry for entry in entries if entry.failed]
     reasons = []
     for entry in failed:
-        label = f"{short_id(entry.allocation.get('ID'))} ({entry.allocation.get('Name')})"
+        label = allocation_label(entry.allocation)
         reason = one_line(entry.error) if entry.error is not None else f"rc {entry.outcome.exit_code}"
         reasons.append(f"{label}: {reason}")
     return f"the command failed in {len(failed)} of {len(entries)} allocations: {'; '.join(reasons)}"

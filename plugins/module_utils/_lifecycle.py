@@ -11,30 +11,30 @@ anything, and the waits are driven by Nomad's blocking queries.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadError,
     NomadNotFoundError,
     NomadPermissionDeniedError,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
-    attach_checks,
-    blocking_read_allocation,
-    read_allocation,
-    wait_for_terminal,
-)
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import empty_selection_message
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
-from ansible_collections.nomadops.nomad.plugins.module_utils._summary import summarize
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import (
     TERMINAL_CLIENT_STATUSES,
-    has_restarted,
-    health_problem,
+    allocation_label,
+    blocking_read_allocation,
     is_terminal,
-    restart_judge,
-    wait_until,
+    namespace_of,
+    namespace_params,
+    read_allocation,
+    runs_once,
+    task_names,
+    task_state,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import attach_checks, wait_for_terminal
+from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import empty_selection_message, missing_selector_message
+from ansible_collections.nomadops.nomad.plugins.module_utils._summary import summarize
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
+from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import wait_until
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import has_restarted, health_problem, restart_judge
 
 STOPPED_DESIRED_STATUSES = ("stop", "evict")
 RESTART_WAIT_CONDITIONS = ("running", "healthy")
@@ -88,16 +88,14 @@ def run_bulk(items, action, parallelism: int, expected_errors=ALLOCATION_ERRORS)
         return []
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
-    with ThreadPoolExecutor(max_workers=min(parallelism, len(items))) as pool:
-        futures = [pool.submit(action, item) for item in items]
-        return [_collect(item, future, expected_errors) for item, future in zip(items, futures)]
 
+    def attempt(item) -> BulkOutcome:
+        try:
+            return BulkOutcome(item, value=action(item))
+        except expected_errors as error:
+            return BulkOutcome(item, error=error)
 
-def _collect(item, future, expected_errors) -> BulkOutcome:
-    try:
-        return BulkOutcome(item, value=future.result())
-    except expected_errors as error:
-        return BulkOutcome(item, error=error)
+    return concurrent_map(attempt, items, parallelism)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -106,22 +104,8 @@ def _collect(item, future, expected_errors) -> BulkOutcome:
 
 def empty_selector_message(params: dict):
     """A one-line refusal when no selector option is set, else None."""
-    if any(_is_set(params.get(key)) for key in SELECTOR_KEYS):
-        return None
-    return (
-        "refusing to act on every allocation in the namespace: set at least one selector option "
-        f"({', '.join(SELECTOR_KEYS)})"
-    )
-
-
-def _is_set(value) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return bool(value.strip())
-    if isinstance(value, (list, tuple)):
-        return any(_is_set(entry) for entry in value)
-    return bool(value)
+    message = missing_selector_message(params)
+    return None if message is None else f"refusing to act on every allocation in the namespace: {message}"
 
 
 def parallelism_message(parallelism):
@@ -150,19 +134,7 @@ def input_problem(params: dict):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Allocation facts
-
-
-def short_id(alloc_id: str) -> str:
-    return (alloc_id or "")[:8]
-
-
-def allocation_label(alloc: dict) -> str:
-    """`8d1c3f2a (web.frontend[1])`: how messages name an allocation."""
-    name = alloc.get("Name")
-    if name:
-        return f"{short_id(alloc.get('ID'))} ({name})"
-    return short_id(alloc.get("ID"))
+# What the actions decide from an allocation
 
 
 def allocation_summary(alloc: dict) -> dict:
@@ -194,19 +166,6 @@ def terminal_skip_reason(alloc: dict):
     return None
 
 
-def task_names(alloc: dict) -> list:
-    """The tasks of the allocation's group, in job order; TaskStates keys when the job is not embedded."""
-    group_name = alloc.get("TaskGroup")
-    for group in ((alloc.get("Job") or {}).get("TaskGroups") or []):
-        if group.get("Name") == group_name:
-            return [task.get("Name") for task in group.get("Tasks") or []]
-    return sorted((alloc.get("TaskStates") or {}).keys())
-
-
-def task_state(alloc: dict, task: str) -> dict:
-    return (alloc.get("TaskStates") or {}).get(task) or {}
-
-
 def running_tasks(alloc: dict) -> list:
     return [task for task in task_names(alloc) if task_state(alloc, task).get("State") == "running"]
 
@@ -214,7 +173,7 @@ def running_tasks(alloc: dict) -> list:
 def require_task(alloc: dict, task: str, finished_hint: str = "") -> None:
     """Raise LifecycleError unless `task` exists in the allocation and runs.
 
-    `finished_hint` is added when `task` is a run-once lifecycle task that has finished (see _runs_once)."""
+    `finished_hint` is added when `task` is a run-once lifecycle task that has finished (see _alloc_facts.runs_once)."""
     names = task_names(alloc)
     if task not in names:
         raise LifecycleError(
@@ -222,7 +181,7 @@ def require_task(alloc: dict, task: str, finished_hint: str = "") -> None:
         )
     state = task_state(alloc, task).get("State") or "pending"
     if state != "running":
-        hint = finished_hint if finished_hint and state == "dead" and _runs_once(alloc, task) else ""
+        hint = finished_hint if finished_hint and state == "dead" and runs_once(alloc, task) else ""
         raise LifecycleError(f"task {task!r} is not running (state {state}){hint}")
 
 
@@ -242,11 +201,6 @@ def _task_state_list(alloc: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------------
 # Reading and writing through the client
-
-
-def _namespace_params(alloc: dict) -> dict:
-    namespace = alloc.get("Namespace")
-    return {"namespace": namespace} if namespace else {}
 
 
 def plan_action(client, alloc: dict, choose, need_job: bool = False) -> tuple:
@@ -299,7 +253,7 @@ def stop_allocation(client, alloc: dict, no_shutdown_delay: bool = False, check_
         return {"changed": False, "skipped_reason": reason}
     if check_mode:
         return {"changed": True, "EvalID": None}
-    params = _namespace_params(alloc)
+    params = namespace_params(namespace_of(alloc))
     if no_shutdown_delay:
         params["no_shutdown_delay"] = "true"
     if alloc.get("JobType") == "batch":
@@ -329,7 +283,7 @@ def signal_allocation(client, alloc: dict, signal: str, task=None, check_mode: b
             client.write(
                 "POST",
                 f"/v1/client/allocation/{alloc['ID']}/signal",
-                params=_namespace_params(alloc),
+                params=namespace_params(namespace_of(alloc)),
                 body={"Task": name, "Signal": signal},
             )
         except NomadError as error:
@@ -367,11 +321,10 @@ def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, 
     tasks, body = chosen
     if check_mode:
         return {"changed": True, "tasks": tasks}
-    client.write(
-        "POST", f"/v1/client/allocation/{alloc['ID']}/restart", params=_namespace_params(alloc), body=body
-    )
+    client.write("POST", f"/v1/client/allocation/{alloc['ID']}/restart", params=namespace_params(namespace_of(alloc)),
+                 body=body)
     if wait:
-        restarted = [name for name in tasks if not _runs_once(full, name)]
+        restarted = [name for name in tasks if not runs_once(full, name)]
         condition = wait if wait in RESTART_WAIT_CONDITIONS else "running"
         observed = wait_after_restart(client, full, restarted, condition, wait_timeout)
         return {"changed": True, "tasks": tasks, OBSERVED: observed}
@@ -380,19 +333,6 @@ def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, 
 
 # The key under which an action hands the allocation its wait observed to finish_action() (never in a result).
 OBSERVED = "_observed"
-
-
-def _runs_once(alloc: dict, task: str) -> bool:
-    """A task with a lifecycle hook that is not a sidecar (prestart, poststart, poststop) runs once and exits,
-    so it never 'runs again' after a restart."""
-    for group in ((alloc.get("Job") or {}).get("TaskGroups") or []):
-        if group.get("Name") != alloc.get("TaskGroup"):
-            continue
-        for spec in group.get("Tasks") or []:
-            if spec.get("Name") == task:
-                lifecycle = spec.get("Lifecycle") or {}
-                return bool(lifecycle.get("Hook")) and not lifecycle.get("Sidecar")
-    return False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -510,11 +450,6 @@ def refuse_explicit_skip(value: dict, alloc: dict, explicit_ids, verb: str) -> d
     if reason and alloc.get("ID") in explicit_ids:
         raise LifecycleError(f"cannot {verb} an allocation given by id: {reason}")
     return value
-
-
-def explicit_ids_of(selector: dict, allocations: list) -> set:
-    """IDs of the allocations the user named with `id` (all of them when `id` was given)."""
-    return {alloc["ID"] for alloc in allocations} if selector.get("id") else set()
 
 
 def _diff_header(alloc: dict) -> str:

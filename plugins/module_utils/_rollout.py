@@ -4,7 +4,7 @@
 
 """Watching a rollout after a job registration or stop, and the failure report that says why it failed.
 
-One entry point per situation, all on ``_waits.wait_until`` (blocking queries, a monotonic deadline, no sleeps):
+One entry point per situation, all on ``_wait_engine.wait_until`` (blocking queries, a monotonic deadline, no sleeps):
 ``watch_registration`` (the evaluation, then the deployment it created or, without one, the new version's
 allocations), ``watch_deployment`` (reference nomad-deployments-nodes-behaviour.md) and ``watch_stopped``.
 """
@@ -13,19 +13,15 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import read_allocation, read_checks
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import is_terminal, read_allocation
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import read_checks
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
-from ansible_collections.nomadops.nomad.plugins.module_utils._fs import tail_log
+from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import tail_log
 from ansible_collections.nomadops.nomad.plugins.module_utils._plan_render import metric_lines
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import allocation_summary_entry, iso_time
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
-    CHECK_PASSING,
-    Verdict,
-    is_terminal,
-    main_tasks_running,
-    wait_until,
-)
+from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import Verdict, wait_until
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import CHECK_PASSING, main_tasks_running
 
 TERMINAL_EVAL_STATUSES = frozenset(("complete", "failed", "canceled"))
 DEPLOYMENT_SUCCESS = "successful"

@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from ansible_collections.nomadops.nomad.plugins.module_utils import _alloc_facts as alloc_facts
 from ansible_collections.nomadops.nomad.plugins.module_utils import _lifecycle as lifecycle
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import wait_for_terminal
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
@@ -312,7 +313,7 @@ def test_restart_wait_ignores_a_prestart_task_that_ran_to_completion():
 def test_tasks_that_run_once_are_not_waited_for(lifecycle_spec, runs_once):
     alloc = allocation(tasks=("hooked",))
     alloc["Job"]["TaskGroups"][0]["Tasks"][0]["Lifecycle"] = lifecycle_spec
-    assert lifecycle._runs_once(alloc, "hooked") is runs_once
+    assert alloc_facts.runs_once(alloc, "hooked") is runs_once
 
 
 def test_restart_wait_timeout_reports_the_tasks_and_that_the_restart_happened():

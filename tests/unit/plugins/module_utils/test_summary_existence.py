@@ -2,14 +2,14 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""_summary (summary, fields, job-free failures), _existence (why a selection is empty) and node prefixes."""
+"""_summary (summary, fields, job-free failures), _selection (why a selection is empty) and node prefixes."""
 
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import (
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import (
     SelectionNotFoundError,
     explain_empty_selection,
     require_selection_exists,
