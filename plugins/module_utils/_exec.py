@@ -342,41 +342,11 @@ class OutputCollector:
 
     def feed(self, payload: bytes) -> None:
         """Take one server text frame (JSON)."""
-        # Fast path for the frame that makes up nearly all traffic. Slicing is exact when the string holds
-        # no quote or escape; anything else goes through the JSON decoder.
-        if payload.endswith(_DATA_SUFFIX):
-            if payload.startswith(_STDOUT_DATA_PREFIX):
-                chunks = self.stdout
-            elif payload.startswith(_STDERR_DATA_PREFIX):
-                chunks = self.stderr
-            else:
-                chunks = None
-            if chunks is not None:
-                data = payload[_DATA_PREFIX_LENGTH:-_DATA_SUFFIX_LENGTH]
-                if b'"' not in data and b"\\" not in data:
-                    chunks.append(decode_base64(data))
-                    return
-        self._feed_json(payload)
-
-    def _feed_json(self, payload: bytes) -> None:
-        try:
-            message = json.loads(payload)
-        except ValueError as error:
-            raise ExecError(f"exec session sent a frame that is not JSON: {error}") from None
-        if not isinstance(message, dict):
-            raise ExecError("exec session sent a frame that is not a JSON object")
-        self._take_stream(message.get("stdout"), self.stdout)
-        self._take_stream(message.get("stderr"), self.stderr)
-        if message.get("exited"):
-            self.exit_code = exit_code_of(message)
-
-    @staticmethod
-    def _take_stream(stream: object, chunks: TailChunks) -> None:
-        if not isinstance(stream, dict):
-            return
-        data = stream.get("data")
-        if data:
-            chunks.append(decode_base64(data))
+        pieces, exit_code = output_of_frame(payload)
+        for stream, data in pieces:
+            (self.stdout if stream == "stdout" else self.stderr).append(data)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
     def outcome(self) -> ExecOutcome:
         stdout, stderr = self.stdout.data(), self.stderr.data()
