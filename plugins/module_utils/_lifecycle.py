@@ -6,7 +6,8 @@
 
 The bulk runner acts on allocations with bounded concurrency over the one pooled NomadClient, keeps the
 results in input order and collects every failure. The per-allocation actions validate before they send
-anything, and the waits are driven by Nomad's blocking queries.
+anything, and the waits are driven by Nomad's blocking queries. What the modules return (entries, failure
+message, --diff, summary) is shaped in _action_results.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadNotFoundError,
     NomadPermissionDeniedError,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import (
+    OBSERVED,
+    describe_error,
+    nomad_message,
+)
 from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import (
     TERMINAL_CLIENT_STATUSES,
-    allocation_label,
     blocking_read_allocation,
     is_terminal,
     namespace_of,
@@ -30,9 +35,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import attach_checks, wait_for_terminal
 from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import empty_selection_message, missing_selector_message
-from ansible_collections.nomadops.nomad.plugins.module_utils._summary import summarize
-from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import missing_selector_message
 from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import wait_until
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import has_restarted, health_problem, restart_judge
 
@@ -137,17 +140,6 @@ def input_problem(params: dict):
 # What the actions decide from an allocation
 
 
-def allocation_summary(alloc: dict) -> dict:
-    """The identifying fields every per-allocation result starts with."""
-    return {
-        "ID": alloc.get("ID"),
-        "Name": alloc.get("Name"),
-        "JobID": alloc.get("JobID"),
-        "Namespace": alloc.get("Namespace"),
-        "TaskGroup": alloc.get("TaskGroup"),
-    }
-
-
 def stop_skip_reason(alloc: dict):
     """Why stopping `alloc` would change nothing, or None when it would."""
     desired = alloc.get("DesiredStatus")
@@ -224,23 +216,6 @@ def plan_action(client, alloc: dict, choose, need_job: bool = False) -> tuple:
     if reason:
         return full, None, reason
     return full, choose(full), None
-
-
-def describe_error(error: Exception, alloc: dict) -> str:
-    """One line for a per-allocation failure, with the fix where the error has an obvious one."""
-    if isinstance(error, NomadPermissionDeniedError):
-        namespace = alloc.get("Namespace") or "default"
-        return f"Permission denied: the token needs the alloc-lifecycle capability in namespace {namespace!r}"
-    if isinstance(error, NomadNotFoundError):
-        return f"allocation not found (garbage-collected or unknown to the server): {_nomad_message(error)}"
-    if isinstance(error, NomadError):
-        return _nomad_message(error)
-    return str(error)
-
-
-def _nomad_message(error: NomadError) -> str:
-    message = getattr(error, "nomad_message", None) or str(error)
-    return " ".join(str(message).split())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -331,10 +306,6 @@ def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, 
     return {"changed": True, "tasks": tasks}
 
 
-# The key under which an action hands the allocation its wait observed to finish_action() (never in a result).
-OBSERVED = "_observed"
-
-
 # ---------------------------------------------------------------------------------------------------
 # Waits: the one engine of _waits, with the readers of _allocations
 
@@ -382,7 +353,7 @@ def wait_for_stopped(client, results: list, timeout: float) -> dict:
         reason = f"stopped, but still not terminal after {timeout}s"
     except NomadError as error:
         not_stopped = {entry["ID"] for entry in stopped}
-        reason = f"stopped, but waiting for it to finish failed: {_nomad_message(error)}"
+        reason = f"stopped, but waiting for it to finish failed: {nomad_message(error)}"
     for entry in stopped:
         if entry["ID"] in not_stopped:
             entry["error"] = reason
@@ -391,56 +362,7 @@ def wait_for_stopped(client, results: list, timeout: float) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Shaping the module result
-
-
-def shape_results(outcomes: list) -> list:
-    """One dict per allocation, in input order: summary + action fields, or summary + `error`."""
-    shaped = []
-    for outcome in outcomes:
-        entry = allocation_summary(outcome.item)
-        if outcome.failed:
-            entry.update(changed=False)
-            entry.update(getattr(outcome.error, "partial", {}))
-            entry["error"] = describe_error(outcome.error, outcome.item)
-        else:
-            entry.update({key: value for key, value in outcome.value.items() if key != OBSERVED})
-        shaped.append(entry)
-    return shaped
-
-
-def failure_message(results: list):
-    """`2 of 10 allocations failed: 8d1c3f2a (web.frontend[1]): Task not running; ...`, or None.
-
-    Allocations that failed with the same message are named together, so every failure is listed
-    without repeating a long message a thousand times.
-    """
-    failed = [entry for entry in results if entry.get("error")]
-    if not failed:
-        return None
-    groups = {}
-    for entry in failed:
-        groups.setdefault(entry["error"], []).append(allocation_label(entry))
-    details = "; ".join(f"{', '.join(labels)}: {message}" for message, labels in groups.items())
-    noun = "allocation" if len(results) == 1 else "allocations"
-    return f"{len(failed)} of {len(results)} {noun} failed: {details}"
-
-
-def any_changed(results: list) -> bool:
-    return any(entry.get("changed") for entry in results)
-
-
-def finish(module, results: list, **facts) -> None:
-    """exit_json with the per-allocation results, or fail_json listing every failure (results included)."""
-    facts = dict(facts, changed=any_changed(results), allocations=results)
-    message = failure_message(results)
-    if message:
-        module.fail_json(msg=message, **facts)
-    module.exit_json(**facts)
-
-
-# ---------------------------------------------------------------------------------------------------
-# What the user meant: explicit IDs, empty selections, summary, filter and --diff
+# What the user meant: an allocation given by id
 
 
 def refuse_explicit_skip(value: dict, alloc: dict, explicit_ids, verb: str) -> dict:
@@ -450,65 +372,3 @@ def refuse_explicit_skip(value: dict, alloc: dict, explicit_ids, verb: str) -> d
     if reason and alloc.get("ID") in explicit_ids:
         raise LifecycleError(f"cannot {verb} an allocation given by id: {reason}")
     return value
-
-
-def _diff_header(alloc: dict) -> str:
-    node = alloc.get("NodeName") or short_id(alloc.get("NodeID"))
-    return (f"{short_id(alloc.get('ID'))} {alloc.get('Name')} on {node} "
-            f"(client status {alloc.get('ClientStatus')}, desired status {alloc.get('DesiredStatus')})")
-
-
-def _task_lines(alloc: dict, tasks: list, suffix: str = "") -> str:
-    lines = []
-    for name in tasks:
-        state = task_state(alloc, name)
-        lines.append(f"task {name}: {state.get('State') or 'pending'}, restarts {state.get('Restarts') or 0}{suffix}\n")
-    return "".join(lines)
-
-
-def allocation_diff(verb: str, alloc: dict, entry: dict, signal=None, observed=None) -> dict:
-    """One Ansible diff for an allocation that stop/signal/restart changed (or would change).
-
-    The before header and body are the allocation as selected; the after header and body are what a wait
-    observed (`observed`), else the selected state with the change applied, so a header never contradicts its
-    body (a stop's after header says desired status stop).
-    """
-    after_alloc = observed or alloc
-    if verb == "stop":
-        after_alloc = dict(after_alloc, DesiredStatus="stop")
-        before, after = f"desired_status: {alloc.get('DesiredStatus')}\n", "desired_status: stop\n"
-    elif verb == "signal":
-        tasks = entry.get("tasks") or []
-        before, after = _task_lines(alloc, tasks), _task_lines(after_alloc, tasks, f", {signal} sent")
-    else:
-        tasks = entry.get("tasks") or []
-        before, after = _task_lines(alloc, tasks), _task_lines(after_alloc, tasks, ", restarted")
-    return {"before_header": _diff_header(alloc), "after_header": _diff_header(after_alloc), "before": before,
-            "after": after}
-
-
-def action_diffs(verb: str, allocations: list, results: list, signal=None, observed=None) -> list:
-    observed = observed or {}
-    return [allocation_diff(verb, alloc, entry, signal, observed.get(alloc.get("ID")))
-            for alloc, entry in zip(allocations, results) if entry.get("changed")]
-
-
-def observed_allocations(allocations: list, observed: dict) -> list:
-    """`allocations` with what a wait observed in place of the state they were selected in."""
-    return [observed.get(alloc.get("ID"), alloc) for alloc in allocations]
-
-
-def finish_action(module, verb: str, allocations: list, results: list, selection_filter, observed=None,
-                  **facts) -> None:
-    """finish() with the readable keys: `summary`, `filter`, a `msg` for an empty selection, and `diff`.
-
-    `observed` ({ID: allocation}) is what a wait saw after the change: `summary` and the after side of the diff
-    show it, so a result after a wait describes the allocation as it is, not as it was before the change.
-    """
-    observed = observed or {}
-    facts = dict(facts, summary=summarize(observed_allocations(allocations, observed)), filter=selection_filter)
-    if not allocations:
-        facts["msg"] = empty_selection_message(selection_filter)
-    if getattr(module, "_diff", False):
-        facts["diff"] = action_diffs(verb, allocations, results, facts.get("signal"), observed)
-    finish(module, results, **facts)

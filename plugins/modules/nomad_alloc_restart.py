@@ -247,14 +247,12 @@ allocations:
       tasks: [server]
 """
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import OBSERVED, finish_action, shape_results
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    OBSERVED,
-    finish_action,
     refuse_explicit_skip,
     input_problem,
     restart_allocation,
     run_bulk,
-    shape_results,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,

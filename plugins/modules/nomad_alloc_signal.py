@@ -212,12 +212,11 @@ allocations:
       tasks: [server, logs]
 """
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import finish_action, shape_results
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    finish_action,
     refuse_explicit_skip,
     input_problem,
     run_bulk,
-    shape_results,
     signal_allocation,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import (

@@ -235,11 +235,10 @@ evaluation_ids:
   sample: [8d1c3f2a-6a1d-4f0e-9d2a-3f5e8b7c1a01]
 """
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import finish_action, shape_results
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    finish_action,
     input_problem,
     run_bulk,
-    shape_results,
     stop_allocation,
     wait_for_stopped,
 )

@@ -137,7 +137,7 @@ def test_node_prefix_resolution():
 
 
 def test_allocation_diff_names_node_and_statuses():
-    from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import allocation_diff
+    from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import allocation_diff
 
     alloc = {"ID": "5a222182-ff6d", "Name": "web.frontend[0]", "NodeName": "node-1", "ClientStatus": "running",
              "DesiredStatus": "run", "TaskStates": {"server": {"State": "running", "Restarts": 1}}}
