@@ -178,6 +178,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import allocation_label, read_allocation
 from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import chmod_like_a_new_file
 from ansible_collections.nomadops.nomad.plugins.module_utils._cksum import PosixCksum
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
@@ -195,6 +196,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     stream_exec,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import nomad_errors_as
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import plugin_connection_options
 
@@ -254,7 +256,7 @@ class Target:
         self.allocation_id = allocation["ID"]
         self.namespace = allocation.get("Namespace")
         self.task = task
-        self.label = f"allocation {self.allocation_id[:8]} task {task}"
+        self.label = f"allocation {short_id(self.allocation_id)} task {task}"
 
 
 class BoundedBuffer:
@@ -378,14 +380,11 @@ class Connection(ConnectionBase):
     def _resolve(self, alloc_id: str, task: str | None) -> Target:
         allocation = resolve_allocation_id(self._client, alloc_id, self._client.options.namespace)
         if "Job" not in allocation or "TaskStates" not in allocation:
-            allocation = self._client.read(
-                f"/v1/allocation/{allocation['ID']}", {"namespace": allocation.get("Namespace")}
-            ).data
-        short = allocation["ID"][:8]
+            allocation = read_allocation(self._client, allocation)
         status = allocation.get("ClientStatus")
         if status not in RUNNING_STATUSES:
             raise AnsibleConnectionFailure(
-                f"nomad_exec: allocation {short} ({allocation.get('Name')}) is {status}, nothing runs in it"
+                f"nomad_exec: allocation {allocation_label(allocation)} is {status}, nothing runs in it"
             )
         try:
             chosen = choose_task(allocation, task)

@@ -26,6 +26,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import (
 from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
 from ansible_collections.nomadops.nomad.plugins.module_utils._selection import ListOptions
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import allocation_summary_entry
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
 from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import Verdict, wait_until
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
     describe_progress,
@@ -254,7 +255,7 @@ def wait_for_drain(client, node, request, timeout, report):
         raise DrainIncompleteError(f'the drain of node "{name}" ended without completing (last drain {status})',
                                    address=client.options.address)
     left = left_on_node(client, node["ID"], request)
-    shown = ", ".join(allocation_summary_entry(allocation)["name"] or allocation["ID"][:8] for allocation in left[:5])
+    shown = ", ".join(allocation_summary_entry(allocation)["name"] or short_id(allocation["ID"]) for allocation in left[:5])
     raise DrainIncompleteError(f'timed out after {timeout} s waiting for the drain of node "{name}": '
                                f"{len(left)} allocation(s) left on the node: {shown}",
                                address=client.options.address)
@@ -358,7 +359,7 @@ def manage_node(client, params, check_mode, warn, report):
     result["allocations"] = moved_allocations(client, moved, forced_since)
     result["node"] = node_facts(node)
     if forced_since is not None:
-        forced = [entry["name"] or entry["id"][:8] for entry in result["allocations"] if entry.get("forced")]
+        forced = [entry["name"] or short_id(entry["id"]) for entry in result["allocations"] if entry.get("forced")]
         warn(f'the drain of node "{node.get("Name")}" reached its deadline; force-stopped: {", ".join(forced) or "none"}')
     if params["wait_for"] == "healthy":
         unhealthy = [entry for entry in result["allocations"] if entry["replacement"] and not entry["replacement"]["healthy"]]
