@@ -177,7 +177,7 @@ keyed_groups:
 
 import re
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import read_allocation
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import read_allocation, task_group_of
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadNotFoundError
 from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
 from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
@@ -213,12 +213,9 @@ def allocation_record(stub: dict) -> dict:
 
 def merged_meta(job: dict, group_name: str) -> dict:
     """{"group": job meta < group meta, "tasks": {task: its own meta}} from a job document."""
-    meta = dict(job.get("Meta") or {})
-    tasks = {}
-    for group in job.get("TaskGroups") or ():
-        if group.get("Name") == group_name:
-            meta.update(group.get("Meta") or {})
-            tasks = {task.get("Name"): dict(task.get("Meta") or {}) for task in group.get("Tasks") or ()}
+    group = task_group_of({"Job": job, "TaskGroup": group_name}) or {}
+    meta = dict(job.get("Meta") or {}, **(group.get("Meta") or {}))
+    tasks = {task.get("Name"): dict(task.get("Meta") or {}) for task in group.get("Tasks") or ()}
     return {"group": meta, "tasks": tasks}
 
 

@@ -39,12 +39,18 @@ def is_terminal(allocation):
 
 
 # --------------------------------------------------------------------------------------------- tasks
-def task_specs(allocation):
-    """The task specs of the allocation's group, in job order, or None when the job is not embedded."""
+def task_group_of(allocation):
+    """The allocation's group in its embedded job (`Job.TaskGroups`: the one walker over them), or None."""
     for group in ((allocation.get("Job") or {}).get("TaskGroups") or []):
         if group.get("Name") == allocation.get("TaskGroup"):
-            return list(group.get("Tasks") or [])
+            return group
     return None
+
+
+def task_specs(allocation):
+    """The task specs of the allocation's group, in job order, or None when the job is not embedded."""
+    group = task_group_of(allocation)
+    return None if group is None else list(group.get("Tasks") or [])
 
 
 def task_names(allocation):
