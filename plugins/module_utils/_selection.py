@@ -108,9 +108,8 @@ def select_allocations(client, selector, namespace=None, per_page=None, limit=No
 
     With `id`, each entry is resolved first (errors for unknown or ambiguous prefixes); the other
     selector options then narrow those allocations down on the server.  `on_response` sees every
-    list response (see NomadClient.paginate).
+    list response (see NomadClient.paginate).  A `node` ID prefix is matched as resolved by select().
     """
-    selector = resolve_node_selector(client, selector)
     ids = selector.get("id") or []
     allocation_ids = None
     if ids:
@@ -129,7 +128,6 @@ def listing_of(selector, allocation_ids=None, namespace=None, reverse=None, reso
     if allocation_ids is not None:
         id_clause, keep_ids = id_narrowing(allocation_ids)
     return list_query(dict(selector, id=None), namespace, reverse, resources, task_states, extra_filter=id_clause), keep_ids
-
 
 
 # --------------------------------------------------------------------------------------------- empty selections
@@ -253,22 +251,17 @@ class Selection:
         self.why_empty = why_empty
 
 
-def resolved_selector(client, selector):
-    """`selector` with its node resolved (`node_id` for a unique node ID prefix): the one node resolution of a
-    task; every later step reads `node_id` from the selector and asks Nomad no more."""
-    return resolve_node_selector(client, selector)
-
-
 def select(client, selector, list_options=None, acting=False):
     """The Selection of `selector` (a dict with SELECTOR_KEYS) listed with `list_options` (a ListOptions).
 
-    The node is resolved once here (a node ID prefix costs one request); the resolved selector is kept on the
-    Selection so that later reads and waits never resolve it again. When nothing matched, an acting caller
+    The node is resolved here, once per task (a node ID prefix costs one request, see
+    _selector.resolve_node_selector); the resolved selector is kept on the Selection, and a selector resolved
+    before is not resolved again. When nothing matched, an acting caller
     (`acting`) gets SelectionNotFoundError for a job, namespace or node that does not exist; a reader gets the
     reason in `why_empty`.
     """
     list_options = list_options or ListOptions()
-    selector = resolved_selector(client, selector)
+    selector = resolve_node_selector(client, selector)
     tracker = IndexTracker()
     allocations = select_allocations(client, selector, on_response=tracker, **list_options.select_kwargs())
     why_empty = None

@@ -302,10 +302,10 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import Noma
 from ansible_collections.nomadops.nomad.plugins.module_utils._selection import (
     ListOptions,
     explain_empty_selection,
-    resolved_selector,
     select,
     sent_filter,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_node_selector
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import keep_fields, summarize, without_job
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS
 
@@ -351,7 +351,7 @@ def list_or_wait(module):
     timeout = module.params["wait_timeout"]
     if timeout < 0:
         module.fail_json(msg=f"wait_timeout must be 0 or more seconds (got {timeout})")
-    selector = resolved_selector(client, module.selector())
+    selector = resolve_node_selector(client, module.selector())  # the wait lists again each round: resolve once
     outcome = wait_for_allocations(client, selector, list_options, condition, timeout,
                                    services=module.params["services"], checks=module.params["checks"])
     facts = dict(index=outcome.index, waited=round(outcome.waited, 3))

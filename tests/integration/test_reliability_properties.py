@@ -207,7 +207,7 @@ def test_any_text_in_an_option_fails_only_with_the_collections_one_line_errors(f
         params[field] = value
     try:
         with client_module.NomadClient(options_module.connection_options_from_params(params)) as client:
-            collection("_selection").select_allocations(client, selector)
+            collection("_selection").select(client, selector)
     except (client_module.NomadError, options_module.NomadOptionError):
         # Expected; the module/lookup/action boundaries make their text one line (_module.one_line).
         return
