@@ -163,4 +163,3 @@ def _move(temporary, dest):
         os.replace(temporary, dest)
     except OSError as error:
         raise FetchError(f"cannot move the fetched file to dest {dest!r}: {error.strerror}") from None
-

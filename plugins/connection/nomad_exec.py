@@ -556,4 +556,3 @@ def part_name(remote_path: str) -> str:
     """A temporary name next to `remote_path`, unique per transfer (the move into place is atomic)."""
     directory, name = posixpath.split(remote_path)
     return posixpath.join(directory or ".", f".{name}.{secrets.token_hex(4)}{PART_SUFFIX}")
-

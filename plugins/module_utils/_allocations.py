@@ -149,8 +149,8 @@ def wait_for_allocations(client, selector, list_options, condition, timeout, ser
     ids = selector.get("id") or []
     resolved = None
     if ids:
-        resolved = [stub["ID"] for stub in resolve_allocation_ids(client, ids, list_options.namespace,
-                                                                    missing_ok=condition == "absent")]
+        stubs = resolve_allocation_ids(client, ids, list_options.namespace, missing_ok=condition == "absent")
+        resolved = [stub["ID"] for stub in stubs]
         if not resolved:
             return wait_until(lambda index, seconds: ([], None), allocation_judge(condition), timeout)
     query, keep_ids = listing_of(selector, resolved, list_options.namespace, list_options.reverse,

@@ -145,8 +145,9 @@ def test_every_allocation_exactly_once_for_any_page_size_and_filter(virtual_emul
         everything = emulator.allocations("*")
         expected = sorted(stub["ID"] for stub in everything if matches(stub, selector))
         full_selector = dict({key: None for key in selector_module.SELECTOR_KEYS}, **selector)
-        listed = collection("_selection").select_allocations(client, full_selector, namespace="*", per_page=per_page,
-                                                    reverse=reverse)
+        selection_module = collection("_selection")
+        listed = selection_module.select_allocations(client, full_selector, namespace="*", per_page=per_page,
+                                                     reverse=reverse)
     finally:
         emulator.control.settings(string_token_compare=False)
     ids = [stub["ID"] for stub in listed]
@@ -169,8 +170,9 @@ def test_the_string_token_bug_is_really_exercised(virtual_emulator):
             response = client.read("/v1/allocations", query)
         assert response.next_token in tokens, "the emulator did not reproduce hashicorp/nomad#25435"
         client.warnings.clear()
-        listed = collection("_selection").select_allocations(client, {key: None for key in selector_module.SELECTOR_KEYS},
-                                                    namespace="*", per_page=7)
+        selection_module = collection("_selection")
+        listed = selection_module.select_allocations(client, {key: None for key in selector_module.SELECTOR_KEYS},
+                                                     namespace="*", per_page=7)
     finally:
         emulator.control.settings(string_token_compare=False)
     assert sorted(stub["ID"] for stub in listed) == sorted(a["ID"] for a in emulator.allocations("*"))
