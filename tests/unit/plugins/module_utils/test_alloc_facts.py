@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""_alloc_facts: what an allocation is (label, namespace, terminal, tasks and their lifecycle) and the one full read."""
+"""_alloc_facts: what an allocation is (label, namespace, terminal, tasks and their lifecycle); its one full read is
+tested with the other reads in test_allocations.py."""
 
 from __future__ import annotations
 
@@ -23,26 +24,6 @@ def allocation_with_job(tasks, group="frontend", **extra):
             {"Name": group, "Tasks": [{"Name": name, "Lifecycle": lifecycle} for name, lifecycle in tasks.items()]},
         ]},
     }, **extra)
-
-
-class Response:
-    def __init__(self, data, index=3):
-        self.data = data
-        self.index = index
-
-
-class RecordingClient:
-    def __init__(self, data):
-        self.data = data
-        self.calls = []
-
-    def read(self, path, params=None, timeout=None):
-        self.calls.append(("read", path, params))
-        return Response(self.data)
-
-    def blocking_read(self, path, params, index, seconds):
-        self.calls.append(("block", path, params, index, seconds))
-        return Response(self.data, index=index + 1)
 
 
 @pytest.mark.parametrize("allocation, label", [
@@ -106,24 +87,3 @@ def test_runs_once_and_runs_for_good_are_each_others_opposite(lifecycle, once):
 def test_a_task_not_in_the_job_does_not_run_once():
     assert facts.runs_once(allocation_with_job({"web": None}), "not-mine") is False
     assert facts.runs_once({"TaskGroup": "frontend"}, "web") is False
-
-
-def test_the_full_read_sends_the_allocations_own_namespace_and_reports_the_response():
-    client = RecordingClient({"ID": ALLOC_ID})
-    seen = []
-    assert facts.read_allocation(client, {"ID": ALLOC_ID, "Namespace": "prod"}, seen.append, "other") == {"ID": ALLOC_ID}
-    assert client.calls == [("read", f"/v1/allocation/{ALLOC_ID}", {"namespace": "prod"})]
-    assert [response.index for response in seen] == [3]
-
-
-def test_the_full_read_of_an_id_sends_the_given_namespace_or_none():
-    client = RecordingClient(None)
-    assert facts.read_allocation(client, ALLOC_ID, namespace="prod") == {}
-    facts.read_allocation(client, ALLOC_ID)
-    assert [call[2] for call in client.calls] == [{"namespace": "prod"}, {}]
-
-
-def test_the_blocking_read_waits_on_the_given_index_in_the_allocations_namespace():
-    client = RecordingClient({"ID": ALLOC_ID})
-    assert facts.blocking_read_allocation(client, {"ID": ALLOC_ID, "Namespace": "prod"}, 7, 30) == ({"ID": ALLOC_ID}, 8)
-    assert client.calls == [("block", f"/v1/allocation/{ALLOC_ID}", {"namespace": "prod"}, 7, 30)]

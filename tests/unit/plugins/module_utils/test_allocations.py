@@ -67,6 +67,14 @@ def test_an_id_without_namespace_keeps_the_connection_namespace():
     assert client.calls == [("read", "/v1/allocation/abc", {})]
 
 
+def test_the_full_read_of_a_stub_prefers_its_own_namespace_and_reports_the_response():
+    client = RecordingClient({f"/v1/allocation/{ALLOC['ID']}": ALLOC})
+    seen = []
+    assert alloc_facts.read_allocation(client, ALLOC, seen.append, namespace="other") == ALLOC
+    assert client.calls == [("read", f"/v1/allocation/{ALLOC['ID']}", {"namespace": "prod"})]
+    assert [response.index for response in seen] == [7]
+
+
 def test_checks_of_a_garbage_collected_allocation_are_empty():
     client = RecordingClient({f"/v1/allocation/{ALLOC['ID']}/checks": NomadNotFoundError("gone")})
     assert allocations.read_checks(client, ALLOC) == {}
