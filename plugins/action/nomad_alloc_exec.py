@@ -36,7 +36,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
     connection_options_from_params,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import empty_selection_message, select_for_action
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import read_allocation
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import ListOptions, empty_selection_message, select
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, resolve_allocation_id
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
 
@@ -96,13 +97,12 @@ class ActionModule(ModuleLikeActionBase):
         module.add_no_log_values(options.secrets)
         selector = {key: params.get(key) for key in SELECTOR_KEYS}
         with NomadClient(options, pool_size=params["parallelism"], warn=module.warn) as client:
-            allocations, sent = select_for_action(client, selector, options.namespace)
-            if not allocations:
-                module.fail_json(msg=f"{empty_selection_message(sent)} at {options.address}", address=options.address,
-                                 allocations=[], filter=sent)
-            named = {allocation["ID"] for allocation in allocations
-                     if any(allocation["ID"].startswith(str(given).lower()) for given in params.get("id") or [])}
-            entries = exec_in_allocations(client, allocations, base, params["task"], params["parallelism"], named)
+            selection = select(client, selector, ListOptions(namespace=options.namespace), acting=True)
+            if not selection.allocations:
+                module.fail_json(msg=f"{empty_selection_message(selection.filter)} at {options.address}",
+                                 address=options.address, allocations=[], filter=selection.filter)
+            entries = exec_in_allocations(client, selection.allocations, base, params["task"], params["parallelism"],
+                                          selection.explicit_ids)
         returned = dict(changed=any(entry.request is not None for entry in entries), cmd=base.argv,
                         allocations=[allocation_exec_result(entry, **output) for entry in entries])
         if any(entry.failed for entry in entries):
@@ -153,5 +153,5 @@ def full_allocation(client, id_or_prefix, namespace):
     """The allocation with its job, found by full ID or unique short prefix, read in its own namespace."""
     allocation = resolve_allocation_id(client, id_or_prefix, namespace)
     if "Job" not in allocation:
-        allocation = client.read(f"/v1/allocation/{allocation['ID']}", {"namespace": allocation.get("Namespace")}).data
+        allocation = read_allocation(client, allocation)
     return allocation

@@ -16,7 +16,12 @@ import tempfile
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import is_uuid
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
-from ansible_collections.nomadops.nomad.plugins.module_utils._fs import copy_file, refuse_unreadable, stat_path
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import (
+    chmod_like_a_new_file,
+    copy_file,
+    refuse_unreadable,
+    stat_path,
+)
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     CONNECTION_ARGUMENT_SPEC,
 )
@@ -149,13 +154,7 @@ def _temporary_file(directory):
 
 def _move(temporary, dest):
     try:
-        os.chmod(temporary, 0o666 & ~_umask())
+        chmod_like_a_new_file(temporary)
         os.replace(temporary, dest)
     except OSError as error:
         raise FetchError(f"cannot move the fetched file to dest {dest!r}: {error.strerror}") from None
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

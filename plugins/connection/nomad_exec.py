@@ -178,6 +178,8 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import allocation_label, read_allocation
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import chmod_like_a_new_file
 from ansible_collections.nomadops.nomad.plugins.module_utils._cksum import PosixCksum
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
@@ -194,6 +196,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     stream_exec,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import nomad_errors_as
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import plugin_connection_options
 
@@ -253,7 +256,7 @@ class Target:
         self.allocation_id = allocation["ID"]
         self.namespace = allocation.get("Namespace")
         self.task = task
-        self.label = f"allocation {self.allocation_id[:8]} task {task}"
+        self.label = f"allocation {short_id(self.allocation_id)} task {task}"
 
 
 class BoundedBuffer:
@@ -377,14 +380,11 @@ class Connection(ConnectionBase):
     def _resolve(self, alloc_id: str, task: str | None) -> Target:
         allocation = resolve_allocation_id(self._client, alloc_id, self._client.options.namespace)
         if "Job" not in allocation or "TaskStates" not in allocation:
-            allocation = self._client.read(
-                f"/v1/allocation/{allocation['ID']}", {"namespace": allocation.get("Namespace")}
-            ).data
-        short = allocation["ID"][:8]
+            allocation = read_allocation(self._client, allocation)
         status = allocation.get("ClientStatus")
         if status not in RUNNING_STATUSES:
             raise AnsibleConnectionFailure(
-                f"nomad_exec: allocation {short} ({allocation.get('Name')}) is {status}, nothing runs in it"
+                f"nomad_exec: allocation {allocation_label(allocation)} is {status}, nothing runs in it"
             )
         try:
             chosen = choose_task(allocation, task)
@@ -509,7 +509,7 @@ class Connection(ConnectionBase):
                 exit_code = self._run([SHELL, "-c", FETCH_SCRIPT, "nomad_exec_fetch", source],
                                       on_stdout=sink.write, on_stderr=errors.write)
             self._check_fetched(source, exit_code, sink, errors.text())
-            os.chmod(temporary, 0o666 & ~current_umask())
+            chmod_like_a_new_file(temporary)
             os.replace(temporary, out_path)
         except OSError as error:
             raise AnsibleError(f"nomad_exec: cannot write {out_path} on the controller: {error.strerror}") from None
@@ -556,9 +556,3 @@ def part_name(remote_path: str) -> str:
     """A temporary name next to `remote_path`, unique per transfer (the move into place is atomic)."""
     directory, name = posixpath.split(remote_path)
     return posixpath.join(directory or ".", f".{name}.{secrets.token_hex(4)}{PART_SUFFIX}")
-
-
-def current_umask() -> int:
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return mask

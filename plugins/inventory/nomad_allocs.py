@@ -177,14 +177,14 @@ keyed_groups:
 
 import re
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import concurrently
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import read_allocation, task_group_of
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadNotFoundError
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import explain_empty_selection
+from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     SELECTOR_ARGUMENT_SPEC,
     SELECTOR_KEYS,
     bexpr_quote,
-    select_allocations,
     selector_filter,
 )
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._inventory_base import NomadInventoryBase, name_part
@@ -213,12 +213,9 @@ def allocation_record(stub: dict) -> dict:
 
 def merged_meta(job: dict, group_name: str) -> dict:
     """{"group": job meta < group meta, "tasks": {task: its own meta}} from a job document."""
-    meta = dict(job.get("Meta") or {})
-    tasks = {}
-    for group in job.get("TaskGroups") or ():
-        if group.get("Name") == group_name:
-            meta.update(group.get("Meta") or {})
-            tasks = {task.get("Name"): dict(task.get("Meta") or {}) for task in group.get("Tasks") or ()}
+    group = task_group_of({"Job": job, "TaskGroup": group_name}) or {}
+    meta = dict(job.get("Meta") or {}, **(group.get("Meta") or {}))
+    tasks = {task.get("Name"): dict(task.get("Meta") or {}) for task in group.get("Tasks") or ()}
     return {"group": meta, "tasks": tasks}
 
 
@@ -228,13 +225,14 @@ def attach_meta(client: NomadClient, records: list) -> None:
     for record in records:
         representatives.setdefault((record["Namespace"], record["JobID"], record["JobVersion"]), record["ID"])
 
-    def job_of(alloc_id):
+    def job_of(key):
+        namespace, _job, _version = key
         try:
-            return (client.read(f"/v1/allocation/{alloc_id}").data or {}).get("Job") or {}
+            return read_allocation(client, representatives[key], namespace=namespace).get("Job") or {}
         except NomadNotFoundError:  # garbage-collected since it was listed
             return {}
 
-    jobs = dict(zip(representatives, concurrently(job_of, representatives.values())))
+    jobs = dict(zip(representatives, concurrent_map(job_of, representatives)))
     for record in records:
         job = jobs[(record["Namespace"], record["JobID"], record["JobVersion"])]
         record["Meta"] = merged_meta(job, record["TaskGroup"])
@@ -343,8 +341,9 @@ class InventoryModule(NomadInventoryBase):
 
     def _fetch_records(self, options, selector: dict) -> list:
         with NomadClient(options, warn=self.display.warning) as client:
-            records = [allocation_record(stub) for stub in select_allocations(client, selector)]
-            self._why_empty = None if records else explain_empty_selection(client, selector)
+            selection = select(client, selector)
+            records = [allocation_record(stub) for stub in selection.allocations]
+            self._why_empty = selection.why_empty
             if self.get_option("meta") and records:
                 attach_meta(client, records)
         return records

@@ -150,7 +150,7 @@ keyed_groups:
 
 from urllib.parse import urlsplit
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import concurrently
+from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import list_filter, list_nodes, read_node
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
@@ -245,7 +245,7 @@ class InventoryModule(NomadInventoryBase):
         address_from = self.get_option("address_from")
         with NomadClient(options, warn=self.display.warning) as client:
             stubs = list_nodes(client, selector)
-            nodes = concurrently(lambda stub: read_node(client, stub["ID"])[0], stubs)
+            nodes = concurrent_map(lambda stub: read_node(client, stub["ID"])[0], stubs)
         # A node purged between the listing and its read is gone: it is no host.
         return [node_record(node, address_from) for node in nodes if node is not None]
 

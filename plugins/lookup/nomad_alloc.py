@@ -103,15 +103,11 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
-    LIST_ARGUMENT_SPEC,
-    ListOptions,
-    gather_allocations,
-)
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import explain_empty_selection
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import LIST_ARGUMENT_SPEC, read_selection
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import HAS_REQUESTS, NomadClient
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import nomad_argument_spec
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import connection_options_from_params
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import ListOptions, select
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import nomad_errors_as
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import (
@@ -153,9 +149,9 @@ class LookupModule(LookupBase):
     def _allocations(self, params):
         with NomadClient(connection_options_from_params(params), warn=display.warning) as client:
             selector = {key: params.get(key) for key in SELECTOR_KEYS}
-            allocations, _index = gather_allocations(client, selector, ListOptions.from_params(params),
-                                                     services=params["services"])
-            missing = None if allocations else explain_empty_selection(client, selector)
+            selection = select(client, selector, ListOptions.from_params(params))
+            allocations, _index = read_selection(client, selection, services=params["services"])
+            missing = None if allocations else selection.why_empty
         if missing:
             display.warning(f"nomadops.nomad.nomad_alloc: {missing}")
         return allocations

@@ -8,11 +8,8 @@ reports the drain complete, then, for `wait_for: healthy`, the replacements' hea
 
 from __future__ import annotations
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
-    ListOptions,
-    concurrently,
-    wait_for_allocations,
-)
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import is_terminal, read_allocation
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import wait_for_allocations
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadNotFoundError,
 )
@@ -25,15 +22,16 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import (
     read_node,
     require_node,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import ListOptions
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import allocation_summary_entry
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
+from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import Verdict, wait_until
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
-    Verdict,
     describe_progress,
     is_healthy,
-    is_terminal,
     rfc3339_seconds,
     should_run,
-    wait_until,
 )
 
 NODE_ARGUMENT_SPEC = dict(
@@ -252,7 +250,7 @@ def wait_for_drain(client, node, request, timeout, report):
         raise DrainIncompleteError(f'the drain of node "{name}" ended without completing (last drain {status})',
                                    address=client.options.address)
     left = left_on_node(client, node["ID"], request)
-    shown = ", ".join(allocation_summary_entry(allocation)["name"] or allocation["ID"][:8] for allocation in left[:5])
+    shown = ", ".join(allocation_summary_entry(allocation)["name"] or short_id(allocation["ID"]) for allocation in left[:5])
     raise DrainIncompleteError(f'timed out after {timeout} s waiting for the drain of node "{name}": '
                                f"{len(left)} allocation(s) left on the node: {shown}",
                                address=client.options.address)
@@ -261,7 +259,7 @@ def wait_for_drain(client, node, request, timeout, report):
 def _read_allocation(client, allocation_id, namespace):
     """The full allocation, or {} once Nomad garbage-collected it."""
     try:
-        return client.read(f"/v1/allocation/{allocation_id}", {"namespace": namespace or "default"}).data or {}
+        return read_allocation(client, allocation_id, namespace=namespace or "default")
     except NomadNotFoundError:
         return {}
 
@@ -287,7 +285,7 @@ def moved_allocation(client, allocation, force_deadline=None):
 
 def moved_allocations(client, moved, force_deadline=None):
     """moved_allocation() for each of `moved`, a few reads at a time, in order."""
-    return concurrently(lambda allocation: moved_allocation(client, allocation, force_deadline), moved)
+    return concurrent_map(lambda allocation: moved_allocation(client, allocation, force_deadline), moved)
 
 
 def wait_for_replacements(client, entries, timeout):
@@ -356,7 +354,7 @@ def manage_node(client, params, check_mode, warn, report):
     result["allocations"] = moved_allocations(client, moved, forced_since)
     result["node"] = node_facts(node)
     if forced_since is not None:
-        forced = [entry["name"] or entry["id"][:8] for entry in result["allocations"] if entry.get("forced")]
+        forced = [entry["name"] or short_id(entry["id"]) for entry in result["allocations"] if entry.get("forced")]
         warn(f'the drain of node "{node.get("Name")}" reached its deadline; force-stopped: {", ".join(forced) or "none"}')
     if params["wait_for"] == "healthy":
         unhealthy = [entry for entry in result["allocations"] if entry["replacement"] and not entry["replacement"]["healthy"]]

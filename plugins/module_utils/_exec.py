@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import concurrent.futures
 import json
 import shlex
 import ssl
@@ -22,12 +21,17 @@ import time
 import traceback
 import typing as t
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import (
+    TERMINAL_CLIENT_STATUSES,
+    allocation_label,
+    read_allocation,
+    task_names,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
-from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import task_names
 from ansible_collections.nomadops.nomad.plugins.module_utils._options import NomadOptionError
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_ARGUMENT_SPEC, SELECTOR_KEYS
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import TERMINAL_CLIENT_STATUSES
 
 try:
     import websocket
@@ -339,41 +343,11 @@ class OutputCollector:
 
     def feed(self, payload: bytes) -> None:
         """Take one server text frame (JSON)."""
-        # Fast path for the frame that makes up nearly all traffic. Slicing is exact when the string holds
-        # no quote or escape; anything else goes through the JSON decoder.
-        if payload.endswith(_DATA_SUFFIX):
-            if payload.startswith(_STDOUT_DATA_PREFIX):
-                chunks = self.stdout
-            elif payload.startswith(_STDERR_DATA_PREFIX):
-                chunks = self.stderr
-            else:
-                chunks = None
-            if chunks is not None:
-                data = payload[_DATA_PREFIX_LENGTH:-_DATA_SUFFIX_LENGTH]
-                if b'"' not in data and b"\\" not in data:
-                    chunks.append(decode_base64(data))
-                    return
-        self._feed_json(payload)
-
-    def _feed_json(self, payload: bytes) -> None:
-        try:
-            message = json.loads(payload)
-        except ValueError as error:
-            raise ExecError(f"exec session sent a frame that is not JSON: {error}") from None
-        if not isinstance(message, dict):
-            raise ExecError("exec session sent a frame that is not a JSON object")
-        self._take_stream(message.get("stdout"), self.stdout)
-        self._take_stream(message.get("stderr"), self.stderr)
-        if message.get("exited"):
-            self.exit_code = exit_code_of(message)
-
-    @staticmethod
-    def _take_stream(stream: object, chunks: TailChunks) -> None:
-        if not isinstance(stream, dict):
-            return
-        data = stream.get("data")
-        if data:
-            chunks.append(decode_base64(data))
+        pieces, exit_code = output_of_frame(payload)
+        for stream, data in pieces:
+            (self.stdout if stream == "stdout" else self.stderr).append(data)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
     def outcome(self) -> ExecOutcome:
         stdout, stderr = self.stdout.data(), self.stderr.data()
@@ -918,7 +892,7 @@ def prepare_exec(client, allocation: Mapping, base: ExecRequest, task: str | Non
     if not explicit and status in TERMINAL_CLIENT_STATUSES:
         return AllocationExec(dict(allocation), None, skipped=f"allocation is {status}; its tasks no longer run")
     try:
-        full = client.read(f"/v1/allocation/{allocation['ID']}", {"namespace": allocation.get("Namespace")}).data
+        full = read_allocation(client, allocation)
         chosen = choose_task(full, task)
         check_task_runs(full, chosen)
     except (ExecError, NomadOptionError) as error:
@@ -948,8 +922,7 @@ def exec_in_allocations(client, allocations: Sequence[Mapping], base: ExecReques
         except NomadOptionError as error:
             return entry._replace(error=error)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallelism) as pool:
-        return list(pool.map(run, prepared))
+    return concurrent_map(run, prepared, parallelism)
 
 
 def allocation_exec_result(entry: AllocationExec, **output) -> dict:
@@ -972,7 +945,7 @@ def failures_message(entries: Sequence[AllocationExec]) -> str:
     failed = [entry for entry in entries if entry.failed]
     reasons = []
     for entry in failed:
-        label = f"{short_id(entry.allocation.get('ID'))} ({entry.allocation.get('Name')})"
+        label = allocation_label(entry.allocation)
         reason = one_line(entry.error) if entry.error is not None else f"rc {entry.outcome.exit_code}"
         reasons.append(f"{label}: {reason}")
     return f"the command failed in {len(failed)} of {len(entries)} allocations: {'; '.join(reasons)}"

@@ -6,12 +6,11 @@
 
 The bulk runner acts on allocations with bounded concurrency over the one pooled NomadClient, keeps the
 results in input order and collects every failure. The per-allocation actions validate before they send
-anything, and the waits are driven by Nomad's blocking queries.
+anything, and the waits are driven by Nomad's blocking queries. What the modules return (entries, failure
+message, --diff, summary) is shaped in _action_results.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadError,
@@ -19,23 +18,27 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadPermissionDeniedError,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
-    attach_checks,
-    blocking_read_allocation,
-    read_allocation,
-    wait_for_terminal,
+from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import (
+    OBSERVED,
+    describe_error,
+    nomad_message,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import empty_selection_message
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
-from ansible_collections.nomadops.nomad.plugins.module_utils._summary import summarize
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import (
     TERMINAL_CLIENT_STATUSES,
-    has_restarted,
-    health_problem,
+    blocking_read_allocation,
     is_terminal,
-    restart_judge,
-    wait_until,
+    namespace_of,
+    namespace_params,
+    read_allocation,
+    runs_once,
+    task_names,
+    task_state,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import attach_checks, wait_for_terminal
+from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import missing_selector_message
+from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import wait_until
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import has_restarted, health_problem, restart_judge
 
 STOPPED_DESIRED_STATUSES = ("stop", "evict")
 RESTART_WAIT_CONDITIONS = ("running", "healthy")
@@ -89,16 +92,14 @@ def run_bulk(items, action, parallelism: int, expected_errors=ALLOCATION_ERRORS)
         return []
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
-    with ThreadPoolExecutor(max_workers=min(parallelism, len(items))) as pool:
-        futures = [pool.submit(action, item) for item in items]
-        return [_collect(item, future, expected_errors) for item, future in zip(items, futures)]
 
+    def attempt(item) -> BulkOutcome:
+        try:
+            return BulkOutcome(item, value=action(item))
+        except expected_errors as error:
+            return BulkOutcome(item, error=error)
 
-def _collect(item, future, expected_errors) -> BulkOutcome:
-    try:
-        return BulkOutcome(item, value=future.result())
-    except expected_errors as error:
-        return BulkOutcome(item, error=error)
+    return concurrent_map(attempt, items, parallelism)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -107,22 +108,8 @@ def _collect(item, future, expected_errors) -> BulkOutcome:
 
 def empty_selector_message(params: dict):
     """A one-line refusal when no selector option is set, else None."""
-    if any(_is_set(params.get(key)) for key in SELECTOR_KEYS):
-        return None
-    return (
-        "refusing to act on every allocation in the namespace: set at least one selector option "
-        f"({', '.join(SELECTOR_KEYS)})"
-    )
-
-
-def _is_set(value) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, str):
-        return bool(value.strip())
-    if isinstance(value, (list, tuple)):
-        return any(_is_set(entry) for entry in value)
-    return bool(value)
+    message = missing_selector_message(params)
+    return None if message is None else f"refusing to act on every allocation in the namespace: {message}"
 
 
 def parallelism_message(parallelism):
@@ -151,30 +138,7 @@ def input_problem(params: dict):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Allocation facts
-
-
-def short_id(alloc_id: str) -> str:
-    return (alloc_id or "")[:8]
-
-
-def allocation_label(alloc: dict) -> str:
-    """`8d1c3f2a (web.frontend[1])`: how messages name an allocation."""
-    name = alloc.get("Name")
-    if name:
-        return f"{short_id(alloc.get('ID'))} ({name})"
-    return short_id(alloc.get("ID"))
-
-
-def allocation_summary(alloc: dict) -> dict:
-    """The identifying fields every per-allocation result starts with."""
-    return {
-        "ID": alloc.get("ID"),
-        "Name": alloc.get("Name"),
-        "JobID": alloc.get("JobID"),
-        "Namespace": alloc.get("Namespace"),
-        "TaskGroup": alloc.get("TaskGroup"),
-    }
+# What the actions decide from an allocation
 
 
 def stop_skip_reason(alloc: dict):
@@ -195,19 +159,6 @@ def terminal_skip_reason(alloc: dict):
     return None
 
 
-def task_names(alloc: dict) -> list:
-    """The tasks of the allocation's group, in job order; TaskStates keys when the job is not embedded."""
-    group_name = alloc.get("TaskGroup")
-    for group in ((alloc.get("Job") or {}).get("TaskGroups") or []):
-        if group.get("Name") == group_name:
-            return [task.get("Name") for task in group.get("Tasks") or []]
-    return sorted((alloc.get("TaskStates") or {}).keys())
-
-
-def task_state(alloc: dict, task: str) -> dict:
-    return (alloc.get("TaskStates") or {}).get(task) or {}
-
-
 def running_tasks(alloc: dict) -> list:
     return [task for task in task_names(alloc) if task_state(alloc, task).get("State") == "running"]
 
@@ -215,7 +166,7 @@ def running_tasks(alloc: dict) -> list:
 def require_task(alloc: dict, task: str, finished_hint: str = "") -> None:
     """Raise LifecycleError unless `task` exists in the allocation and runs.
 
-    `finished_hint` is added when `task` is a run-once lifecycle task that has finished (see _runs_once)."""
+    `finished_hint` is added when `task` is a run-once lifecycle task that has finished (see _alloc_facts.runs_once)."""
     names = task_names(alloc)
     if task not in names:
         raise LifecycleError(
@@ -223,7 +174,7 @@ def require_task(alloc: dict, task: str, finished_hint: str = "") -> None:
         )
     state = task_state(alloc, task).get("State") or "pending"
     if state != "running":
-        hint = finished_hint if finished_hint and state == "dead" and _runs_once(alloc, task) else ""
+        hint = finished_hint if finished_hint and state == "dead" and runs_once(alloc, task) else ""
         raise LifecycleError(f"task {task!r} is not running (state {state}){hint}")
 
 
@@ -243,11 +194,6 @@ def _task_state_list(alloc: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------------
 # Reading and writing through the client
-
-
-def _namespace_params(alloc: dict) -> dict:
-    namespace = alloc.get("Namespace")
-    return {"namespace": namespace} if namespace else {}
 
 
 def plan_action(client, alloc: dict, choose, need_job: bool = False) -> tuple:
@@ -273,23 +219,6 @@ def plan_action(client, alloc: dict, choose, need_job: bool = False) -> tuple:
     return full, choose(full), None
 
 
-def describe_error(error: Exception, alloc: dict) -> str:
-    """One line for a per-allocation failure, with the fix where the error has an obvious one."""
-    if isinstance(error, NomadPermissionDeniedError):
-        namespace = alloc.get("Namespace") or "default"
-        return f"Permission denied: the token needs the alloc-lifecycle capability in namespace {namespace!r}"
-    if isinstance(error, NomadNotFoundError):
-        return f"allocation not found (garbage-collected or unknown to the server): {_nomad_message(error)}"
-    if isinstance(error, NomadError):
-        return _nomad_message(error)
-    return str(error)
-
-
-def _nomad_message(error: NomadError) -> str:
-    message = getattr(error, "nomad_message", None) or str(error)
-    return " ".join(str(message).split())
-
-
 # ---------------------------------------------------------------------------------------------------
 # Per-allocation actions: each returns the result fields beyond allocation_summary()
 
@@ -300,7 +229,7 @@ def stop_allocation(client, alloc: dict, no_shutdown_delay: bool = False, check_
         return {"changed": False, "skipped_reason": reason}
     if check_mode:
         return {"changed": True, "EvalID": None}
-    params = _namespace_params(alloc)
+    params = namespace_params(namespace_of(alloc))
     if no_shutdown_delay:
         params["no_shutdown_delay"] = "true"
     if alloc.get("JobType") == "batch":
@@ -330,7 +259,7 @@ def signal_allocation(client, alloc: dict, signal: str, task=None, check_mode: b
             client.write(
                 "POST",
                 f"/v1/client/allocation/{alloc['ID']}/signal",
-                params=_namespace_params(alloc),
+                params=namespace_params(namespace_of(alloc)),
                 body={"Task": name, "Signal": signal},
             )
         except NomadError as error:
@@ -368,32 +297,14 @@ def restart_allocation(client, alloc: dict, task=None, all_tasks: bool = False, 
     tasks, body = chosen
     if check_mode:
         return {"changed": True, "tasks": tasks}
-    client.write(
-        "POST", f"/v1/client/allocation/{alloc['ID']}/restart", params=_namespace_params(alloc), body=body
-    )
+    client.write("POST", f"/v1/client/allocation/{alloc['ID']}/restart", params=namespace_params(namespace_of(alloc)),
+                 body=body)
     if wait:
-        restarted = [name for name in tasks if not _runs_once(full, name)]
+        restarted = [name for name in tasks if not runs_once(full, name)]
         condition = wait if wait in RESTART_WAIT_CONDITIONS else "running"
         observed = wait_after_restart(client, full, restarted, condition, wait_timeout)
         return {"changed": True, "tasks": tasks, OBSERVED: observed}
     return {"changed": True, "tasks": tasks}
-
-
-# The key under which an action hands the allocation its wait observed to finish_action() (never in a result).
-OBSERVED = "_observed"
-
-
-def _runs_once(alloc: dict, task: str) -> bool:
-    """A task with a lifecycle hook that is not a sidecar (prestart, poststart, poststop) runs once and exits,
-    so it never 'runs again' after a restart."""
-    for group in ((alloc.get("Job") or {}).get("TaskGroups") or []):
-        if group.get("Name") != alloc.get("TaskGroup"):
-            continue
-        for spec in group.get("Tasks") or []:
-            if spec.get("Name") == task:
-                lifecycle = spec.get("Lifecycle") or {}
-                return bool(lifecycle.get("Hook")) and not lifecycle.get("Sidecar")
-    return False
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -443,7 +354,7 @@ def wait_for_stopped(client, results: list, timeout: float) -> dict:
         reason = f"stopped, but still not terminal after {timeout}s"
     except NomadError as error:
         not_stopped = {entry["ID"] for entry in stopped}
-        reason = f"stopped, but waiting for it to finish failed: {_nomad_message(error)}"
+        reason = f"stopped, but waiting for it to finish failed: {nomad_message(error)}"
     for entry in stopped:
         if entry["ID"] in not_stopped:
             entry["error"] = reason
@@ -452,56 +363,7 @@ def wait_for_stopped(client, results: list, timeout: float) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Shaping the module result
-
-
-def shape_results(outcomes: list) -> list:
-    """One dict per allocation, in input order: summary + action fields, or summary + `error`."""
-    shaped = []
-    for outcome in outcomes:
-        entry = allocation_summary(outcome.item)
-        if outcome.failed:
-            entry.update(changed=False)
-            entry.update(getattr(outcome.error, "partial", {}))
-            entry["error"] = describe_error(outcome.error, outcome.item)
-        else:
-            entry.update({key: value for key, value in outcome.value.items() if key != OBSERVED})
-        shaped.append(entry)
-    return shaped
-
-
-def failure_message(results: list):
-    """`2 of 10 allocations failed: 8d1c3f2a (web.frontend[1]): Task not running; ...`, or None.
-
-    Allocations that failed with the same message are named together, so every failure is listed
-    without repeating a long message a thousand times.
-    """
-    failed = [entry for entry in results if entry.get("error")]
-    if not failed:
-        return None
-    groups = {}
-    for entry in failed:
-        groups.setdefault(entry["error"], []).append(allocation_label(entry))
-    details = "; ".join(f"{', '.join(labels)}: {message}" for message, labels in groups.items())
-    noun = "allocation" if len(results) == 1 else "allocations"
-    return f"{len(failed)} of {len(results)} {noun} failed: {details}"
-
-
-def any_changed(results: list) -> bool:
-    return any(entry.get("changed") for entry in results)
-
-
-def finish(module, results: list, **facts) -> None:
-    """exit_json with the per-allocation results, or fail_json listing every failure (results included)."""
-    facts = dict(facts, changed=any_changed(results), allocations=results)
-    message = failure_message(results)
-    if message:
-        module.fail_json(msg=message, **facts)
-    module.exit_json(**facts)
-
-
-# ---------------------------------------------------------------------------------------------------
-# What the user meant: explicit IDs, empty selections, summary, filter and --diff
+# What the user meant: an allocation given by id
 
 
 def refuse_explicit_skip(value: dict, alloc: dict, explicit_ids, verb: str) -> dict:
@@ -511,70 +373,3 @@ def refuse_explicit_skip(value: dict, alloc: dict, explicit_ids, verb: str) -> d
     if reason and alloc.get("ID") in explicit_ids:
         raise LifecycleError(f"cannot {verb} an allocation given by id: {reason}")
     return value
-
-
-def explicit_ids_of(selector: dict, allocations: list) -> set:
-    """IDs of the allocations the user named with `id` (all of them when `id` was given)."""
-    return {alloc["ID"] for alloc in allocations} if selector.get("id") else set()
-
-
-def _diff_header(alloc: dict) -> str:
-    node = alloc.get("NodeName") or short_id(alloc.get("NodeID"))
-    return (f"{short_id(alloc.get('ID'))} {alloc.get('Name')} on {node} "
-            f"(client status {alloc.get('ClientStatus')}, desired status {alloc.get('DesiredStatus')})")
-
-
-def _task_lines(alloc: dict, tasks: list, suffix: str = "") -> str:
-    lines = []
-    for name in tasks:
-        state = task_state(alloc, name)
-        lines.append(f"task {name}: {state.get('State') or 'pending'}, restarts {state.get('Restarts') or 0}{suffix}\n")
-    return "".join(lines)
-
-
-def allocation_diff(verb: str, alloc: dict, entry: dict, signal=None, observed=None) -> dict:
-    """One Ansible diff for an allocation that stop/signal/restart changed (or would change).
-
-    The before header and body are the allocation as selected; the after header and body are what a wait
-    observed (`observed`), else the selected state with the change applied, so a header never contradicts its
-    body (a stop's after header says desired status stop).
-    """
-    after_alloc = observed or alloc
-    if verb == "stop":
-        after_alloc = dict(after_alloc, DesiredStatus="stop")
-        before, after = f"desired_status: {alloc.get('DesiredStatus')}\n", "desired_status: stop\n"
-    elif verb == "signal":
-        tasks = entry.get("tasks") or []
-        before, after = _task_lines(alloc, tasks), _task_lines(after_alloc, tasks, f", {signal} sent")
-    else:
-        tasks = entry.get("tasks") or []
-        before, after = _task_lines(alloc, tasks), _task_lines(after_alloc, tasks, ", restarted")
-    return {"before_header": _diff_header(alloc), "after_header": _diff_header(after_alloc), "before": before,
-            "after": after}
-
-
-def action_diffs(verb: str, allocations: list, results: list, signal=None, observed=None) -> list:
-    observed = observed or {}
-    return [allocation_diff(verb, alloc, entry, signal, observed.get(alloc.get("ID")))
-            for alloc, entry in zip(allocations, results) if entry.get("changed")]
-
-
-def observed_allocations(allocations: list, observed: dict) -> list:
-    """`allocations` with what a wait observed in place of the state they were selected in."""
-    return [observed.get(alloc.get("ID"), alloc) for alloc in allocations]
-
-
-def finish_action(module, verb: str, allocations: list, results: list, selection_filter, observed=None,
-                  **facts) -> None:
-    """finish() with the readable keys: `summary`, `filter`, a `msg` for an empty selection, and `diff`.
-
-    `observed` ({ID: allocation}) is what a wait saw after the change: `summary` and the after side of the diff
-    show it, so a result after a wait describes the allocation as it is, not as it was before the change.
-    """
-    observed = observed or {}
-    facts = dict(facts, summary=summarize(observed_allocations(allocations, observed)), filter=selection_filter)
-    if not allocations:
-        facts["msg"] = empty_selection_message(selection_filter)
-    if getattr(module, "_diff", False):
-        facts["diff"] = action_diffs(verb, allocations, results, facts.get("signal"), observed)
-    finish(module, results, **facts)

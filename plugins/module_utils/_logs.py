@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadError, OperationFailed
-from ansible_collections.nomadops.nomad.plugins.module_utils._fs import split_lines
-from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import allocation_label, task_names
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import allocation_label, task_names
+from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import split_lines
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import missing_selector_message
 
 LAST_LINES_IN_MESSAGE = 3
 
@@ -25,9 +25,8 @@ class LogsError(OperationFailed):
 
 
 def selector_problem(params):
-    if any(params.get(key) not in (None, "", []) for key in SELECTOR_KEYS):
-        return None
-    return f"set at least one selector option ({', '.join(SELECTOR_KEYS)}) to choose whose logs to read"
+    message = missing_selector_message(params)
+    return None if message is None else f"{message} to choose whose logs to read"
 
 
 def choose_task(allocation, task):

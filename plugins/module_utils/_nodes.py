@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadNotFoundError
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import SelectionNotFoundError
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import SelectionNotFoundError
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     NODES_PATH,
     AmbiguousNodePrefixError,

@@ -4,7 +4,7 @@
 
 """Watching a rollout after a job registration or stop, and the failure report that says why it failed.
 
-One entry point per situation, all on ``_waits.wait_until`` (blocking queries, a monotonic deadline, no sleeps):
+One entry point per situation, all on ``_wait_engine.wait_until`` (blocking queries, a monotonic deadline, no sleeps):
 ``watch_registration`` (the evaluation, then the deployment it created or, without one, the new version's
 allocations), ``watch_deployment`` (reference nomad-deployments-nodes-behaviour.md) and ``watch_stopped``.
 """
@@ -13,18 +13,14 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import is_terminal, read_allocation
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
 from ansible_collections.nomadops.nomad.plugins.module_utils._plan_render import metric_lines
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import allocation_summary_entry, iso_time
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line, short_id
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
-    CHECK_PASSING,
-    Verdict,
-    is_terminal,
-    main_tasks_running,
-    wait_until,
-)
+from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import Verdict, wait_until
+from ansible_collections.nomadops.nomad.plugins.module_utils._waits import CHECK_PASSING, main_tasks_running
 
 TERMINAL_EVAL_STATUSES = frozenset(("complete", "failed", "canceled"))
 DEPLOYMENT_SUCCESS = "successful"
@@ -377,7 +373,7 @@ def _failing_checks(client, allocation):
 def _log_lines(client, allocation, task, log_type, lines):
     if lines <= 0:
         return []
-    from ansible_collections.nomadops.nomad.plugins.module_utils._fs import tail_log
+    from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import tail_log
 
     try:
         data, _truncated = tail_log(client, allocation["ID"], task, log_type, tail_lines=lines, max_bytes=LOG_BYTES)
@@ -395,8 +391,6 @@ def _task_report(client, allocation, name, state, diagnose_lines, checks_failing
 
 
 def allocation_report(client, stub, diagnose_lines):
-    from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import read_allocation
-
     allocation = read_allocation(client, stub)
     checks = _failing_checks(client, allocation)
     states = allocation.get("TaskStates") or {}

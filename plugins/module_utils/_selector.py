@@ -234,19 +234,25 @@ def resolve_allocation_id(client, id_or_prefix, namespace=None, on_response=None
     return matches[0]
 
 
-def resolve_allocation_ids(client, ids, namespace=None, on_response=None):
-    """resolve_allocation_id for each entry, in order, without duplicates."""
+def resolve_allocation_ids(client, ids, namespace=None, on_response=None, missing_ok=False):
+    """resolve_allocation_id for each entry, in order, without duplicates; with `missing_ok`, entries that do
+    not resolve are left out (for a wait on `absent` they are already absent)."""
     stubs = []
     seen = set()
     for entry in ids:
-        stub = resolve_allocation_id(client, entry, namespace, on_response)
+        try:
+            stub = resolve_allocation_id(client, entry, namespace, on_response)
+        except AllocationNotFoundError:
+            if not missing_ok:
+                raise
+            continue
         if stub["ID"] not in seen:
             seen.add(stub["ID"])
             stubs.append(stub)
     return stubs
 
 
-# --------------------------------------------------------------------------------------------- listing
+# --------------------------------------------------------------------------------------------- listing query
 def list_query(selector, namespace=None, reverse=None, resources=None, task_states=None, extra_filter=None):
     """Query parameters for GET /v1/allocations from a selector and list options."""
     expression = selector_filter(selector)
@@ -271,31 +277,6 @@ def list_query(selector, namespace=None, reverse=None, resources=None, task_stat
     if task_states is not None:
         query["task_states"] = task_states
     return query
-
-
-def select_allocations(client, selector, namespace=None, per_page=None, limit=None, reverse=None,
-                       resources=None, task_states=None, on_response=None):
-    """List stubs of the allocations the selector matches (all pages), as a list.
-
-    With `id`, each entry is resolved first (errors for unknown or ambiguous prefixes); the other
-    selector options then narrow those allocations down on the server.  `on_response` sees every
-    list response (see NomadClient.paginate).
-    """
-    selector = resolve_node_selector(client, selector)
-    ids = selector.get("id") or []
-    id_clause = None
-    if ids:
-        stubs = resolve_allocation_ids(client, ids, namespace, on_response)
-        if selector_filter(selector) is None and not selector.get("prefix") and resources is None and task_states is None:
-            return stubs[:limit] if limit is not None else stubs
-        id_clause = short_id_filter([stub["ID"] for stub in stubs])
-        if id_clause is None:
-            query = list_query(selector, namespace, reverse, resources, task_states)
-            listed = client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, on_response=on_response)
-            kept = only_ids(listed, {stub["ID"] for stub in stubs})
-            return kept[:limit] if limit is not None else kept
-    query = list_query(selector, namespace, reverse, resources, task_states, extra_filter=id_clause)
-    return list(client.paginate(ALLOCATIONS_PATH, query, per_page=per_page, limit=limit, on_response=on_response))
 
 
 def is_full_uuid(text):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
+
 JOB_KEY = "Job"
 
 
@@ -55,9 +57,9 @@ def allocation_summary_entry(alloc):
     """One short entry: short ID, name, node, client/desired status, health, and one entry per task."""
     states = alloc.get("TaskStates") or {}
     return {
-        "id": (alloc.get("ID") or "")[:8],
+        "id": short_id(alloc.get("ID")),
         "name": alloc.get("Name"),
-        "node": alloc.get("NodeName") or (alloc.get("NodeID") or "")[:8] or None,
+        "node": alloc.get("NodeName") or short_id(alloc.get("NodeID")) or None,
         "client_status": alloc.get("ClientStatus"),
         "desired_status": alloc.get("DesiredStatus"),
         "health": _health(alloc),

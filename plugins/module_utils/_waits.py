@@ -2,26 +2,28 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The one wait engine: small pure predicates over allocations, and one loop driven by Nomad's blocking
-queries with a monotonic deadline (it re-reads when Nomad's index moved, or when a round runs out).
+"""Allocation health and the judges of the allocation waits: small pure predicates over allocations
+(running, healthy, terminal, absent, restarted) for the engine in _wait_engine.
 
-Every wait of the collection (nomad_alloc_info's ``wait_for``, stop's and restart's ``wait``, the role) is
-``wait_until(read, judge, timeout)`` with a different ``read`` and ``judge``.
+Every allocation wait (nomad_alloc_info's ``wait_for``, stop's and restart's ``wait``, the role) is
+``wait_until(read, judge, timeout)`` with one of these judges.
 """
 
 from __future__ import annotations
 
 import calendar
 import re
-import time
+
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import (
+    FAILED_CLIENT_STATUSES,
+    allocation_label,
+    is_terminal,
+    runs_for_good,
+    task_lifecycles,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import ROUND_SECONDS, Verdict
 
 WAIT_CONDITIONS = ("running", "healthy", "terminal", "absent")
-TERMINAL_CLIENT_STATUSES = frozenset(("complete", "failed", "lost"))
-FAILED_CLIENT_STATUSES = frozenset(("failed", "lost"))
-MAX_BLOCKING_WAIT = 300  # Nomad clamps blocking queries to 5 minutes
-# Nomad answers a blocking query up to wait/16 late (jitter), so rounds are kept short enough that the
-# deadline is overshot by a few seconds at most.
-ROUND_SECONDS = 60
 # Check results are not part of any blocking query's index, so while a check is what the wait waits for,
 # each round is at most this long (a change of the allocations still ends it early).
 CHECK_ROUND_SECONDS = 2
@@ -31,10 +33,6 @@ CHECK_PASSING = "success"
 
 
 # --------------------------------------------------------------------------------------------- predicates
-def is_terminal(allocation):
-    return allocation.get("ClientStatus") in TERMINAL_CLIENT_STATUSES
-
-
 def should_run(allocation):
     return (allocation.get("DesiredStatus") or "run") == "run"
 
@@ -57,31 +55,15 @@ def is_running(allocation):
     return allocation.get("ClientStatus") == "running"
 
 
-def _lifecycles(allocation):
-    """{task: lifecycle dict or None} when the allocation says (full object or resources), else None."""
-    resources = allocation.get("AllocatedResources") or {}
-    if resources.get("TaskLifecycles") is not None:
-        return resources["TaskLifecycles"]
-    for group in ((allocation.get("Job") or {}).get("TaskGroups") or []):
-        if group.get("Name") == allocation.get("TaskGroup"):
-            return {task.get("Name"): task.get("Lifecycle") for task in group.get("Tasks") or []}
-    return None
-
-
-def _runs_for_good(lifecycle):
-    """Main tasks and sidecars keep running; other lifecycle hooks run once and exit."""
-    return not lifecycle or not lifecycle.get("Hook") or bool(lifecycle.get("Sidecar"))
-
-
 def tasks_not_running(allocation):
     """Names of the tasks that should be running and are not (a finished lifecycle hook is fine)."""
     states = allocation.get("TaskStates") or {}
-    lifecycles = _lifecycles(allocation)
+    lifecycles = task_lifecycles(allocation)
     missing = []
     for name, state in sorted(states.items()):
         if state.get("State") == "running":
             continue
-        if lifecycles is not None and name in lifecycles and not _runs_for_good(lifecycles[name]):
+        if lifecycles is not None and name in lifecycles and not runs_for_good(lifecycles[name]):
             if not state.get("Failed"):
                 continue
         elif lifecycles is None and state.get("State") == "dead" and not state.get("Failed"):
@@ -237,12 +219,6 @@ def waits_on_checks(condition, allocations):
 
 
 # --------------------------------------------------------------------------------------------- messages
-def label(allocation):
-    name = allocation.get("Name")
-    short = (allocation.get("ID") or "")[:8]
-    return f"{short} ({name})" if name else short
-
-
 def _why(condition, allocation):
     if condition == "healthy":
         return health_problem(allocation) or "healthy"
@@ -250,7 +226,7 @@ def _why(condition, allocation):
 
 
 def _list_some(condition, allocations):
-    shown = ", ".join(f"{label(allocation)}: {_why(condition, allocation)}"
+    shown = ", ".join(f"{allocation_label(allocation)}: {_why(condition, allocation)}"
                       for allocation in allocations[:MAX_LISTED])
     more = "" if len(allocations) <= MAX_LISTED else f" and {len(allocations) - MAX_LISTED} more"
     return shown + more
@@ -268,73 +244,7 @@ def describe_progress(condition, allocations):
     return f"{len(pending)} allocation(s) not {condition} yet: {_list_some(condition, pending)}"
 
 
-# --------------------------------------------------------------------------------------------- the engine
-class Deadline:
-    """A monotonic deadline, so that changes of the wall clock never shorten or stretch a wait."""
-
-    def __init__(self, seconds, clock=time.monotonic):
-        self._clock = clock
-        self.started = clock()
-        self.seconds = seconds
-        self._end = self.started + seconds
-
-    def remaining(self):
-        return max(0.0, self._end - self._clock())
-
-    def expired(self):
-        return self.remaining() <= 0
-
-    def elapsed(self):
-        return self._clock() - self.started
-
-    def round_seconds(self, cap=ROUND_SECONDS):
-        """Seconds for the next blocking query: whole seconds, at least 1, at most `cap` (and Nomad's maximum)."""
-        return max(1, min(int(self.remaining() + 0.999), cap, MAX_BLOCKING_WAIT))
-
-
-class Verdict:
-    """What a judge says about one read: met, hopeless (can never be met), or keep waiting; `round_cap`
-    shortens the next blocking query when the awaited change does not move Nomad's index."""
-
-    __slots__ = ("met", "hopeless", "round_cap")
-
-    def __init__(self, met=False, hopeless=False, round_cap=ROUND_SECONDS):
-        self.met = met
-        self.hopeless = hopeless
-        self.round_cap = round_cap
-
-
-class WaitOutcome:
-    __slots__ = ("value", "index", "met", "waited", "hopeless", "progress")
-
-    def __init__(self, value, index, met, waited, hopeless=False):
-        self.progress = None  # one line on what held the wait up, filled in by the caller that knows
-        self.value = value
-        self.index = index
-        self.met = met
-        self.waited = waited
-        self.hopeless = hopeless  # given up before the timeout: the condition can never be met
-
-    @property
-    def allocations(self):
-        return self.value
-
-
-def wait_until(read, judge, timeout, clock=time.monotonic):
-    """Read until judge(value) is met or hopeless, or `timeout` seconds pass; never sleeps itself.
-
-    read(index, seconds) -> (value, index): with index None a plain read, else a blocking query that
-    returns when Nomad's index moves past `index` or after `seconds`.  judge(value) -> Verdict.
-    """
-    deadline = Deadline(timeout, clock)
-    value, index = read(None, 0)
-    while True:
-        verdict = judge(value)
-        if verdict.met or verdict.hopeless or deadline.expired():
-            return WaitOutcome(value, index, verdict.met, deadline.elapsed(), hopeless=verdict.hopeless)
-        value, index = read(index or 0, deadline.round_seconds(verdict.round_cap))
-
-
+# --------------------------------------------------------------------------------------------- judges
 def allocation_judge(condition, fixed_selection=False):
     """The judge for nomad_alloc_info's conditions over a list of allocations."""
 

@@ -117,7 +117,7 @@ path:
   type: str
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._fs import list_directory, stat_path
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import list_directory, stat_path
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
 

@@ -295,12 +295,16 @@ waited:
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
     LIST_ARGUMENT_SPEC,
-    ListOptions,
-    gather_allocations,
+    read_selection,
     wait_for_allocations,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import explain_empty_selection, sent_filter
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import (
+    ListOptions,
+    explain_empty_selection,
+    select,
+    sent_filter,
+)
 from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_node_selector
 from ansible_collections.nomadops.nomad.plugins.module_utils._summary import keep_fields, summarize, without_job
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS
@@ -315,17 +319,15 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def readable_facts(module, client, selector, allocations, failed=False, explain=True):
+def readable_facts(module, allocations, selection_filter, why_empty=None, failed=False):
     """`allocations` (only `fields`; without job specs when failing), `summary` (unless `summary: false`) and
-    `filter`, and a warning naming the missing job, namespace or node when nothing matched."""
-    if not allocations and explain:
-        missing = explain_empty_selection(client, selector)
-        if missing:
-            module.warn(missing)
+    `filter`, and a warning naming the missing job, namespace or node when nothing matched (`why_empty`)."""
+    if not allocations and why_empty:
+        module.warn(why_empty)
     kept, unknown = keep_fields(without_job(allocations) if failed else allocations, module.params["fields"])
     if unknown:
         module.warn(f"fields {', '.join(unknown)} name no key of the returned allocations")
-    facts = dict(allocations=kept, count=len(kept), filter=sent_filter(selector))
+    facts = dict(allocations=kept, count=len(kept), filter=selection_filter)
     if module.params["summary"]:
         facts["summary"] = summarize(allocations)
     return facts
@@ -333,24 +335,30 @@ def readable_facts(module, client, selector, allocations, failed=False, explain=
 
 def list_or_wait(module):
     client = module.client()
-    selector = resolve_node_selector(client, module.selector())
     list_options = ListOptions.from_params(module.params)
     condition = module.params["wait_for"]
     if condition is None:
-        allocations, index = gather_allocations(client, selector, list_options, services=module.params["services"],
-                                                checks=module.params["checks"])
-        facts = readable_facts(module, client, selector, allocations)
+        selection = select(client, module.selector(), list_options)
+        allocations, index = read_selection(client, selection, services=module.params["services"],
+                                            checks=module.params["checks"])
+        why_empty = selection.why_empty
+        if not allocations and selection.allocations:  # garbage-collected between the listing and the reads
+            why_empty = explain_empty_selection(client, selection.selector)
+        facts = readable_facts(module, allocations, selection.filter, why_empty)
         listings = {key: facts.pop(key) for key in ("allocations", "summary") if key in facts}
         module.exit_json_with_listings(listings, changed=False, index=index, **facts)
 
     timeout = module.params["wait_timeout"]
     if timeout < 0:
         module.fail_json(msg=f"wait_timeout must be 0 or more seconds (got {timeout})")
+    selector = resolve_node_selector(client, module.selector())  # the wait lists again each round: resolve once
     outcome = wait_for_allocations(client, selector, list_options, condition, timeout,
                                    services=module.params["services"], checks=module.params["checks"])
     facts = dict(index=outcome.index, waited=round(outcome.waited, 3))
-    facts.update(readable_facts(module, client, selector, outcome.allocations, failed=not outcome.met,
-                                explain=condition != "absent"))
+    why_empty = None
+    if not outcome.value and condition != "absent":
+        why_empty = explain_empty_selection(client, selector)
+    facts.update(readable_facts(module, outcome.value, sent_filter(selector), why_empty, failed=not outcome.met))
     if not outcome.met:
         progress = outcome.progress
         if outcome.hopeless:

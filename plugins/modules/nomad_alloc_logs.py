@@ -194,8 +194,9 @@ import re
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
 from ansible_collections.nomadops.nomad.plugins.module_utils._errors import failure_fields
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
-from ansible_collections.nomadops.nomad.plugins.module_utils._fs import (
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import namespace_of
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
+from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import (
     LOG_TYPES,
     LogsRequest,
     read_logs,
@@ -253,12 +254,13 @@ def logs_request(params):
 def read_all(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"] * 2)
-    allocations, selection_filter = select_for_action(client, module.selector())
+    selection = select(client, module.selector(), acting=True)
+    allocations, selection_filter = selection.allocations, selection.filter
     request = logs_request(params)
 
     def read_one(allocation):
         task = choose_task(allocation, params["task"])
-        logs = read_logs(client, allocation["ID"], task, request)
+        logs = read_logs(client, allocation["ID"], task, request, namespace=namespace_of(allocation))
         entry = log_entry(allocation, task, logs, params["output_encoding"], request)
         require_until_matched(entry, logs, request)
         return entry

@@ -247,21 +247,18 @@ allocations:
       tasks: [server]
 """
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import OBSERVED, finish_action, shape_results
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    explicit_ids_of,
-    OBSERVED,
-    finish_action,
     refuse_explicit_skip,
     input_problem,
     restart_allocation,
     run_bulk,
-    shape_results,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
 
 ARGUMENT_SPEC = dict(
     task=dict(type="str"),
@@ -292,8 +289,8 @@ def restart(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
     selector = module.selector()
-    allocations, selection_filter = select_for_action(client, selector)
-    explicit = explicit_ids_of(selector, allocations)
+    selection = select(client, selector, acting=True)
+    allocations, selection_filter, explicit = selection.allocations, selection.filter, selection.explicit_ids
     observed = {}  # what each wait saw after the restart: the summary and the diff's after side show it
 
     def restart_one(allocation):

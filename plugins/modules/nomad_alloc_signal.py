@@ -212,20 +212,18 @@ allocations:
       tasks: [server, logs]
 """
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import finish_action, shape_results
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    explicit_ids_of,
-    finish_action,
     refuse_explicit_skip,
     input_problem,
     run_bulk,
-    shape_results,
     signal_allocation,
 )
 from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
 from ansible_collections.nomadops.nomad.plugins.module_utils._signals import normalize_signal
 
 ARGUMENT_SPEC = dict(
@@ -239,8 +237,8 @@ def send_signal(module, signal):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
     selector = module.selector()
-    allocations, selection_filter = select_for_action(client, selector)
-    explicit = explicit_ids_of(selector, allocations)
+    selection = select(client, selector, acting=True)
+    allocations, selection_filter, explicit = selection.allocations, selection.filter, selection.explicit_ids
 
     def signal_one(allocation):
         value = signal_allocation(client, allocation, signal, params["task"], module.check_mode)

@@ -235,11 +235,10 @@ evaluation_ids:
   sample: [8d1c3f2a-6a1d-4f0e-9d2a-3f5e8b7c1a01]
 """
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import finish_action, shape_results
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
-    finish_action,
     input_problem,
     run_bulk,
-    shape_results,
     stop_allocation,
     wait_for_stopped,
 )
@@ -247,7 +246,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import select_for_action
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
 
 ARGUMENT_SPEC = dict(
     no_shutdown_delay=dict(type="bool", default=False),
@@ -260,7 +259,8 @@ ARGUMENT_SPEC = dict(
 def stop(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    allocations, selection_filter = select_for_action(client, module.selector())
+    selection = select(client, module.selector(), acting=True)
+    allocations, selection_filter = selection.allocations, selection.filter
 
     def stop_one(allocation):
         return stop_allocation(client, allocation, params["no_shutdown_delay"], module.check_mode)

@@ -109,7 +109,7 @@ count:
   type: int
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import explain_empty_selection
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import explain_empty_selection
 from ansible_collections.nomadops.nomad.plugins.module_utils._job_info import (
     EXTRAS,
     JOB_INFO_ARGUMENT_SPEC,

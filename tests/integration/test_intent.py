@@ -110,6 +110,26 @@ def test_node_id_prefix_selects_like_nomad_node_status(emulator, runner):
     assert "aa11c0de-0000-4000-8000-000000000001" in result_of(run)["filter"]
 
 
+NODE_PREFIX = "aa11c0de"
+LOOKUP = "nomadops.nomad.nomad_alloc"
+
+
+@pytest.mark.parametrize("module, args, check", [
+    (INFO, f"node={NODE_PREFIX}", False),
+    (INFO, f"node={NODE_PREFIX} wait_for=running wait_timeout=30", False),
+    (SIGNAL, f"node={NODE_PREFIX} signal=HUP", True),
+    (STOP, f"node={NODE_PREFIX} job=wbe", False),  # empty: the existence check trusts the resolved node
+    ("ansible.builtin.debug", f"msg={{{{ lookup('{LOOKUP}', node='{NODE_PREFIX}') | length }}}}", False),
+    ("ansible.builtin.debug", f"msg={{{{ lookup('{LOOKUP}', node='{NODE_PREFIX}', job='wbe') | length }}}}", False),
+    ("nomadops.nomad.nomad_alloc_exec", f"node={NODE_PREFIX} job=web command=true", False),
+])
+def test_a_node_prefix_is_resolved_once_per_task(runner, requests_seen, module, args, check):
+    run = runner.adhoc(module, args, check=check)
+
+    assert run.results, run.output
+    assert requests_seen().get("GET /v1/nodes") == 1, (requests_seen(), run.output)
+
+
 def test_ambiguous_node_prefix_lists_candidates(runner, requests_seen):
     run = runner.adhoc(STOP, "node=aa")
 

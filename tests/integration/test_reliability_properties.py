@@ -144,8 +144,9 @@ def test_every_allocation_exactly_once_for_any_page_size_and_filter(virtual_emul
         everything = emulator.allocations("*")
         expected = sorted(stub["ID"] for stub in everything if matches(stub, selector))
         full_selector = dict({key: None for key in selector_module.SELECTOR_KEYS}, **selector)
-        listed = selector_module.select_allocations(client, full_selector, namespace="*", per_page=per_page,
-                                                    reverse=reverse)
+        selection_module = collection("_selection")
+        listed = selection_module.select_allocations(client, full_selector, namespace="*", per_page=per_page,
+                                                     reverse=reverse)
     finally:
         emulator.control.settings(string_token_compare=False)
     ids = [stub["ID"] for stub in listed]
@@ -168,8 +169,9 @@ def test_the_string_token_bug_is_really_exercised(virtual_emulator):
             response = client.read("/v1/allocations", query)
         assert response.next_token in tokens, "the emulator did not reproduce hashicorp/nomad#25435"
         client.warnings.clear()
-        listed = selector_module.select_allocations(client, {key: None for key in selector_module.SELECTOR_KEYS},
-                                                    namespace="*", per_page=7)
+        selection_module = collection("_selection")
+        listed = selection_module.select_allocations(client, {key: None for key in selector_module.SELECTOR_KEYS},
+                                                     namespace="*", per_page=7)
     finally:
         emulator.control.settings(string_token_compare=False)
     assert sorted(stub["ID"] for stub in listed) == sorted(a["ID"] for a in emulator.allocations("*"))
@@ -206,7 +208,7 @@ def test_any_text_in_an_option_fails_only_with_the_collections_one_line_errors(f
         params[field] = value
     try:
         with client_module.NomadClient(options_module.connection_options_from_params(params)) as client:
-            selector_module.select_allocations(client, selector)
+            collection("_selection").select(client, selector)
     except (client_module.NomadError, options_module.NomadOptionError):
         # Expected; the module/lookup/action boundaries make their text one line (_module.one_line).
         return

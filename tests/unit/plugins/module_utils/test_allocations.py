@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.nomadops.nomad.plugins.module_utils import _alloc_facts as alloc_facts
 from ansible_collections.nomadops.nomad.plugins.module_utils import _allocations as allocations
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadNotFoundError
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import ListOptions
+from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SelectorError
 
 ALLOC = {"ID": "5a222182-ff6d-baf6-2a1c-1f6e0c3e8a10", "Namespace": "prod", "ClientStatus": "running",
          "DesiredStatus": "run", "TaskStates": {"app": {"State": "running"}}}
@@ -51,8 +54,8 @@ class RecordingClient:
 def test_every_read_of_one_allocation_sends_its_namespace():
     path = f"/v1/allocation/{ALLOC['ID']}"
     client = RecordingClient({path: ALLOC, path + "/checks": None})
-    assert allocations.read_allocation(client, ALLOC) == ALLOC
-    assert allocations.blocking_read_allocation(client, ALLOC, 5, 30) == (ALLOC, 7)
+    assert alloc_facts.read_allocation(client, ALLOC) == ALLOC
+    assert alloc_facts.blocking_read_allocation(client, ALLOC, 5, 30) == (ALLOC, 7)
     assert allocations.read_checks(client, ALLOC) == {}  # Nomad's null: no checks (yet)
     assert [call[2] for call in client.calls] == [{"namespace": "prod"}] * 3
     assert client.calls[1][3:] == (5, 30)
@@ -60,8 +63,16 @@ def test_every_read_of_one_allocation_sends_its_namespace():
 
 def test_an_id_without_namespace_keeps_the_connection_namespace():
     client = RecordingClient({"/v1/allocation/abc": {"ID": "abc"}})
-    allocations.read_allocation(client, "abc")
+    alloc_facts.read_allocation(client, "abc")
     assert client.calls == [("read", "/v1/allocation/abc", {})]
+
+
+def test_the_full_read_of_a_stub_prefers_its_own_namespace_and_reports_the_response():
+    client = RecordingClient({f"/v1/allocation/{ALLOC['ID']}": ALLOC})
+    seen = []
+    assert alloc_facts.read_allocation(client, ALLOC, seen.append, namespace="other") == ALLOC
+    assert client.calls == [("read", f"/v1/allocation/{ALLOC['ID']}", {"namespace": "prod"})]
+    assert [response.index for response in seen] == [7]
 
 
 def test_checks_of_a_garbage_collected_allocation_are_empty():
@@ -75,32 +86,32 @@ def test_the_healthy_wait_reads_checks_only_for_running_allocations_and_returns_
     client = RecordingClient({"/v1/allocations": [dict(ALLOC), dict(stopped)],
                               f"/v1/allocation/{ALLOC['ID']}/checks": result,
                               f"/v1/allocation/{stopped['ID']}/checks": None})
-    options = allocations.ListOptions(namespace="prod", task_states=False)
+    options = ListOptions(namespace="prod", task_states=False)
     outcome = allocations.wait_for_allocations(client, {"job": "web"}, options, "healthy", 30)
     assert outcome.met
     check_reads = [call for call in client.calls if call[1].endswith("/checks")]
     assert check_reads == [("read", f"/v1/allocation/{ALLOC['ID']}/checks", {"namespace": "prod"})]
     assert "task_states" not in client.calls[0][2]  # health is judged from the task states
-    assert all("Checks" not in allocation for allocation in outcome.allocations)
+    assert all("Checks" not in allocation for allocation in outcome.value)
     # checks=true attaches every allocation's results (a stopped one has none: Nomad answers null)
     outcome = allocations.wait_for_allocations(client, {"job": "web"}, options, "healthy", 30, checks=True)
-    assert outcome.allocations[0]["Checks"] == result and outcome.allocations[1]["Checks"] == {}
+    assert outcome.value[0]["Checks"] == result and outcome.value[1]["Checks"] == {}
 
 
 @pytest.mark.parametrize("condition", ["running", "healthy"])
 def test_a_wait_that_times_out_says_what_held_it_up(condition):
     pending = dict(ALLOC, ClientStatus="pending", Name="web.app[0]")
     client = RecordingClient({"/v1/allocations": [pending]})
-    outcome = allocations.wait_for_allocations(client, {"job": "web"}, allocations.ListOptions(), condition, 0)
+    outcome = allocations.wait_for_allocations(client, {"job": "web"}, ListOptions(), condition, 0)
     assert not outcome.met
     assert outcome.progress == f"1 allocation(s) not {condition} yet: 5a222182 (web.app[0]): client status pending"
 
 
 def test_per_page_up_to_nomads_32_bit_limit_is_accepted():
-    assert allocations.ListOptions(per_page=2 ** 31 - 1).per_page == 2 ** 31 - 1
+    assert ListOptions(per_page=2 ** 31 - 1).per_page == 2 ** 31 - 1
 
 
 def test_per_page_above_nomads_32_bit_limit_is_refused():
     """Nomad 1.6 ignored a larger per_page (no paging at all), Nomad 1.8+ answers 400; refused before any request."""
-    with pytest.raises(allocations.SelectorError, match=r"per_page must be at most 2147483647, Nomad's 32-bit limit"):
-        allocations.ListOptions(per_page=2 ** 31)
+    with pytest.raises(SelectorError, match=r"per_page must be at most 2147483647, Nomad's 32-bit limit"):
+        ListOptions(per_page=2 ** 31)

@@ -34,8 +34,9 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     ExecSourceError,
     ExecTimeoutError,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import SelectionNotFoundError
-from ansible_collections.nomadops.nomad.plugins.module_utils._fs import AllocPathError, NomadStreamError
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import SelectionNotFoundError
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import AllocPathError
+from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import NomadStreamError
 from ansible_collections.nomadops.nomad.plugins.module_utils._job_changes import JobChangeRefused
 from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import JobSpecError
 from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import LifecycleError

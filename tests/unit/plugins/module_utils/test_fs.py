@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The stream frame decoder and the tail/follow helpers of module_utils/_fs.py."""
+"""The stream frame decoder and the tail/follow helpers of module_utils/_log_stream.py, and the file copy of _alloc_files.py."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.nomadops.nomad.plugins.module_utils import _fs
-from ansible_collections.nomadops.nomad.plugins.module_utils._fs import (
+from ansible_collections.nomadops.nomad.plugins.module_utils import _alloc_files
+from ansible_collections.nomadops.nomad.plugins.module_utils import _log_stream as _fs
+from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import (
     FrameDecoder,
     LineMatcher,
     NomadStreamError,
@@ -265,8 +266,8 @@ def test_copy_file_writes_nothing_past_the_size_stat_reported():
                 yield b"x" * 1000
 
     written = io.BytesIO()
-    with pytest.raises(_fs.AllocPathError, match="more than the 2500 bytes Nomad's stat reported"):
-        _fs.copy_file(Endless(), "0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", "f", written, 2500, hashlib.sha1())
+    with pytest.raises(_alloc_files.AllocPathError, match="more than the 2500 bytes Nomad's stat reported"):
+        _alloc_files.copy_file(Endless(), "0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", "f", written, 2500, hashlib.sha1())
     assert len(written.getvalue()) == 2000
 
 

@@ -11,6 +11,8 @@ import threading
 
 import pytest
 
+from ansible_collections.nomadops.nomad.plugins.module_utils import _action_results as action_results
+from ansible_collections.nomadops.nomad.plugins.module_utils import _alloc_facts as alloc_facts
 from ansible_collections.nomadops.nomad.plugins.module_utils import _lifecycle as lifecycle
 from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import wait_for_terminal
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
@@ -283,7 +285,7 @@ def test_restart_wait_blocks_until_the_task_counts_a_new_restart():
     fields = lifecycle.restart_allocation(nomad, alloc, task="server", wait=True, wait_timeout=30)
 
     # the allocation as the wait last saw it goes to finish_action (summary, diff), never into the result
-    observed = fields.pop(lifecycle.OBSERVED)
+    observed = fields.pop(action_results.OBSERVED)
     assert observed["TaskStates"]["server"]["Restarts"] == 1
     assert fields == {"changed": True, "tasks": ["server"]}
     blocking = [read for read in nomad.reads if len(read) == 4]
@@ -312,7 +314,7 @@ def test_restart_wait_ignores_a_prestart_task_that_ran_to_completion():
 def test_tasks_that_run_once_are_not_waited_for(lifecycle_spec, runs_once):
     alloc = allocation(tasks=("hooked",))
     alloc["Job"]["TaskGroups"][0]["Tasks"][0]["Lifecycle"] = lifecycle_spec
-    assert lifecycle._runs_once(alloc, "hooked") is runs_once
+    assert alloc_facts.runs_once(alloc, "hooked") is runs_once
 
 
 def test_restart_wait_timeout_reports_the_tasks_and_that_the_restart_happened():
@@ -428,7 +430,7 @@ def test_shape_results_and_failure_message_list_every_failure_once():
         outcome(allocs[3], error=lifecycle.LifecycleError("Task not running", partial={"tasks": []})),
     ]
 
-    results = lifecycle.shape_results(outcomes)
+    results = action_results.shape_results(outcomes)
 
     assert [entry["ID"] for entry in results] == [alloc["ID"] for alloc in allocs]
     assert results[0] == {"ID": allocs[0]["ID"], "Name": "web.frontend[0]", "JobID": "web", "Namespace": "default",
@@ -436,22 +438,22 @@ def test_shape_results_and_failure_message_list_every_failure_once():
     assert results[1]["changed"] is False and results[1]["error"] == "Task not running"
     assert results[3]["tasks"] == []
     assert results[2]["error"].startswith("Permission denied: the token needs the alloc-lifecycle capability")
-    assert lifecycle.failure_message(results) == (
+    assert action_results.failure_message(results) == (
         "3 of 4 allocations failed: 1d1c3f2a (web.frontend[1]), 3d1c3f2a (web.frontend[3]): Task not running; "
         "2d1c3f2a (web.frontend[2]): Permission denied: the token needs the alloc-lifecycle capability in "
         "namespace 'default'"
     )
-    assert lifecycle.any_changed(results) is True
+    assert action_results.any_changed(results) is True
 
 
 def test_no_failure_no_message():
-    results = lifecycle.shape_results([outcome(allocation(), value={"changed": False, "skipped_reason": "x"})])
-    assert lifecycle.failure_message(results) is None
-    assert lifecycle.any_changed(results) is False
+    results = action_results.shape_results([outcome(allocation(), value={"changed": False, "skipped_reason": "x"})])
+    assert action_results.failure_message(results) is None
+    assert action_results.any_changed(results) is False
 
 
 def test_error_text_is_flattened_to_one_line():
     error = NomadServerError("1 error occurred:\n\t* Failed to signal task: init, err: Task not running\n\n")
-    assert lifecycle.describe_error(error, allocation()) == (
+    assert action_results.describe_error(error, allocation()) == (
         "1 error occurred: * Failed to signal task: init, err: Task not running"
     )

@@ -19,9 +19,9 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     bexpr_quote,
     normalize_prefix,
     resolve_allocation_id,
-    select_allocations,
     selector_filter,
 )
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select_allocations
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
     FakeNomad,
     Reply,

@@ -2,14 +2,14 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""_summary (summary, fields, job-free failures), _existence (why a selection is empty) and node prefixes."""
+"""_summary (summary, fields, job-free failures), _selection (why a selection is empty) and node prefixes."""
 
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-from ansible_collections.nomadops.nomad.plugins.module_utils._existence import (
+from ansible_collections.nomadops.nomad.plugins.module_utils._selection import (
     SelectionNotFoundError,
     explain_empty_selection,
     require_selection_exists,
@@ -137,7 +137,7 @@ def test_node_prefix_resolution():
 
 
 def test_allocation_diff_names_node_and_statuses():
-    from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import allocation_diff
+    from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import allocation_diff
 
     alloc = {"ID": "5a222182-ff6d", "Name": "web.frontend[0]", "NodeName": "node-1", "ClientStatus": "running",
              "DesiredStatus": "run", "TaskStates": {"server": {"State": "running", "Restarts": 1}}}

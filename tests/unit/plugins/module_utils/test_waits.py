@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import ROUND_SECONDS, Deadline, wait_until
 from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
     CHECK_ROUND_SECONDS,
-    ROUND_SECONDS,
-    Deadline,
     allocation_judge,
     condition_met,
     deployment_verdict,
@@ -23,7 +22,6 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
     is_healthy,
     restart_judge,
     rfc3339_seconds,
-    wait_until,
 )
 
 T0 = "2026-12-02T10:00:00Z"
@@ -158,7 +156,7 @@ def test_wait_times_out_with_what_it_saw():
     clock, blocked = FakeClock(), []
     read = scripted_reader([([alloc("running")], 5)], clock, blocked, advance=None)
     outcome = wait_until(read, allocation_judge("terminal"), 30, clock=clock)
-    assert not outcome.met and not outcome.hopeless and outcome.allocations == [alloc("running")]
+    assert not outcome.met and not outcome.hopeless and outcome.value == [alloc("running")]
 
 
 def test_blocking_rounds_are_short_enough_to_keep_the_deadline():

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Reading Nomad's client file system API (/v1/client/fs/*): the one decoder of its streamed frames, tailing
-logs from the end, following with a deadline.
+"""Where logs are decoded: Nomad's log stream (/v1/client/fs/logs) read through the one decoder of its streamed
+frames, tailed from the end, or followed with a deadline until a pattern or the task's end.
 
 Nomad streams concatenated JSON objects `{"Data": <base64>, "File": ..., "Offset": n}` (keys in any order, any
 absent), `{}` heartbeats every second, and `FileEvent` frames ("file truncated", "file deleted"). Objects are split
@@ -19,6 +19,7 @@ import json
 import threading
 import time
 
+from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import read_allocation, task_state
 from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
 from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
 
@@ -285,7 +286,7 @@ class LogsResult:
         self.task_finished = False
 
 
-def task_is_dead(client, alloc_id, task, every=1.0):
+def task_is_dead(client, alloc_id, task, every=1.0, namespace=None):
     """A callable telling whether the task has finished, asking Nomad at most once per `every` seconds."""
     state = {"next": 0.0, "dead": False}
 
@@ -293,16 +294,16 @@ def task_is_dead(client, alloc_id, task, every=1.0):
         now = time.monotonic()
         if not state["dead"] and now >= state["next"]:
             state["next"] = now + every
-            alloc = client.read(f"/v1/allocation/{alloc_id}").data or {}
-            task_state = (alloc.get("TaskStates") or {}).get(task) or {}
-            state["dead"] = task_state.get("State") == "dead"
+            allocation = read_allocation(client, alloc_id, namespace=namespace)
+            state["dead"] = task_state(allocation, task).get("State") == "dead"
         return state["dead"]
 
     return check
 
 
-def read_logs(client, alloc_id, task, request: LogsRequest) -> LogsResult:
-    """The logs of one task, as asked: tailed, or followed until `until`, the deadline or the task's end."""
+def read_logs(client, alloc_id, task, request: LogsRequest, namespace=None) -> LogsResult:
+    """The logs of one task, as asked: tailed, or followed until `until`, the deadline or the task's end
+    (read from the allocation in `namespace`, else the options')."""
     result = LogsResult()
     if not request.follow:
         for log_type in request.log_types:
@@ -311,12 +312,12 @@ def read_logs(client, alloc_id, task, request: LogsRequest) -> LogsResult:
             result.data[log_type] = data
             result.truncated = result.truncated or truncated
         return result
-    return _follow_logs(client, alloc_id, task, request, result)
+    return _follow_logs(client, alloc_id, task, request, result, namespace)
 
 
-def _follow_logs(client, alloc_id, task, request, result):
+def _follow_logs(client, alloc_id, task, request, result, namespace):
     follow = Follow(time.monotonic() + request.follow_timeout, LineMatcher(request.until),
-                    task_is_dead(client, alloc_id, task))
+                    task_is_dead(client, alloc_id, task, namespace=namespace))
     buffers = {log_type: TailBuffer(request.max_bytes) for log_type in request.log_types}
     errors = []
 
@@ -344,69 +345,3 @@ def _follow_logs(client, alloc_id, task, request, result):
     result.matched = follow.matcher.matched
     result.task_finished = follow.finished
     return result
-
-
-# --------------------------------------------------------------------------------------------- files of an allocation
-class AllocPathError(NomadError):
-    """A path in the allocation directory that cannot be used as asked (missing, escaping, secret, a directory)."""
-
-
-def _fs_failure(error, alloc_id, path):
-    """A one-line AllocPathError for Nomad's answer about `path`; the host path in Nomad's text is not repeated."""
-    text = " ".join(str(getattr(error, "nomad_message", None) or error).split())
-    where = f"in allocation {alloc_id[:8]}"
-    answer = dict(status=error.status, address=error.address)
-    if "no such file or directory" in text:
-        return AllocPathError(f"path {path!r} does not exist {where}", **answer)
-    if "escapes the alloc directory" in text:
-        return AllocPathError(f"path {path!r} escapes the allocation directory (give a path inside it, such as "
-                              "alloc/data/file)", **answer)
-    if text == "Permission denied" or error.status == 403:
-        return AllocPathError(f"Permission denied: the token needs the read-fs capability to read {path!r} {where}",
-                              **answer)
-    return error
-
-
-def stat_path(client, alloc_id, path):
-    """Nomad's AllocFileInfo of `path` (Name, IsDir, Size, FileMode, ModTime, ContentType)."""
-    try:
-        return client.read(f"/v1/client/fs/stat/{alloc_id}", {"path": path}).data or {}
-    except NomadError as error:
-        raise _fs_failure(error, alloc_id, path) from None
-
-
-def list_directory(client, alloc_id, path):
-    try:
-        return client.read(f"/v1/client/fs/ls/{alloc_id}", {"path": path}).data or []
-    except NomadError as error:
-        raise _fs_failure(error, alloc_id, path) from None
-
-
-def refuse_unreadable(path, info, alloc_id):
-    """Nomad's cat answers 200 with an error text for these; refuse them before reading."""
-    parts = [part for part in path.strip("/").split("/") if part]
-    if len(parts) >= 2 and parts[1] in ("secrets", "private"):
-        raise AllocPathError(f"path {path!r} is in the task's {parts[1]} directory, which Nomad never lets anyone "
-                             "read through the API")
-    if info.get("IsDir"):
-        raise AllocPathError(f"path {path!r} is a directory in allocation {alloc_id[:8]}; give a file "
-                             "(nomad_alloc_fs_info lists directories)")
-
-
-def copy_file(client, alloc_id, path, handle, expected_size, digest):
-    """Stream `path` (raw bytes of /v1/client/fs/cat) into `handle`, updating `digest`; returns the size copied.
-    A size that differs from `expected_size` (the stat) fails: cat answers errors as 200 text."""
-    size = 0
-    for chunk in client.stream(f"/v1/client/fs/cat/{alloc_id}", {"path": path}):
-        if size + len(chunk) > expected_size:
-            # Nothing past the size stat reported is written: a file that grows, or an endpoint that never ends.
-            raise AllocPathError(f"reading {path!r} of allocation {alloc_id[:8]} returned more than the {expected_size} "
-                                 "bytes Nomad's stat reported (the file grew while it was read, or Nomad answered "
-                                 "something else); retry")
-        handle.write(chunk)
-        digest.update(chunk)
-        size += len(chunk)
-    if size != expected_size:
-        raise AllocPathError(f"reading {path!r} of allocation {alloc_id[:8]} returned {size} bytes, but Nomad's stat "
-                             f"says {expected_size} (the file changed while it was read, or Nomad answered an error); retry")
-    return size
