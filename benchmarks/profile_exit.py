@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     arguments = parser.parse_args()
-    from ansible_collections.nomadops.nomad.plugins.module_utils._module import result_holds_no_log_value
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import plain_json_text, text_holds_no_log_value
 
     allocations = list_allocations(arguments.count)
     result = {"changed": False, "allocations": allocations, "count": len(allocations), "index": 7}
@@ -79,7 +79,7 @@ def main() -> None:
         "remove_values, one token": lambda: remove_values(result, {TOKEN}),
         "json.dumps, module encoder": lambda: json.dumps(result, cls=encoder),
         "json.dumps, plain": lambda: json.dumps(result),
-        "result_holds_no_log_value, one token": lambda: result_holds_no_log_value(allocations, {TOKEN}),
+        "text_holds_no_log_value, one token": lambda: text_holds_no_log_value(plain_json_text(allocations), {TOKEN}),
     }
     print(f"{len(allocations):,} allocations, medians of {arguments.repeat} runs:")
     for label, step in steps.items():

@@ -55,30 +55,30 @@ CORE_WORKER_STEPS = {
 }
 COLLECTION_STEPS = {
     "plan": {
-        "action: run (ModuleLikeActionBase.run)": ("plugin_utils._action_module", "ModuleLikeActionBase.run"),
+        "action: run (ModuleLikeActionBase.run)": ("plugin_utils._controller_action", "ModuleLikeActionBase.run"),
         "action: options from the play (ansible_nomad_* variables, ini)":
             ("plugin_utils._options", "play_connection_values"),
         "action: validate the arguments (ActionModuleContext)":
-            ("plugin_utils._action_module", "ActionModuleContext.__init__"),
+            ("plugin_utils._controller_action", "ActionModuleContext.__init__"),
         "action: scrub no_log values from the result (remove_values)":
-            ("plugin_utils._action_module", "remove_values"),
+            ("plugin_utils._controller_action", "remove_values"),
         "nomad_job: deploy_job (everything between arguments and result)":
-            ("module_utils._job_deploy", "deploy_job"),
-        "nomad_job: the spec to an API job (job_of_request)": ("module_utils._jobs", "job_of_request"),
-        "nomad_job: POST plan (plan_job)": ("module_utils._jobs", "plan_job"),
-        "nomad_job: GET the stored job (read_job)": ("module_utils._jobs", "read_job"),
-        "nomad_job: render the plan as text (render_plan)": ("module_utils._plan_render", "render_plan"),
-        "client: open the session (NomadClient.__init__)": ("module_utils._client", "NomadClient.__init__"),
+            ("module_utils.jobs.deploy", "deploy_job"),
+        "nomad_job: the spec to an API job (job_of_request)": ("module_utils.jobs.spec", "job_of_request"),
+        "nomad_job: POST plan (plan_job)": ("module_utils.jobs.spec", "plan_job"),
+        "nomad_job: GET the stored job (read_job)": ("module_utils.jobs.spec", "read_job"),
+        "nomad_job: render the plan as text (render_plan)": ("module_utils.jobs.plan_render", "render_plan"),
+        "client: open the session (NomadClient.__init__)": ("module_utils.common.client", "NomadClient.__init__"),
     },
     "exec": {
-        "action: run (ModuleLikeActionBase.run)": ("plugin_utils._action_module", "ModuleLikeActionBase.run"),
+        "action: run (ModuleLikeActionBase.run)": ("plugin_utils._controller_action", "ModuleLikeActionBase.run"),
         "action: validate the arguments (ActionModuleContext)":
-            ("plugin_utils._action_module", "ActionModuleContext.__init__"),
+            ("plugin_utils._controller_action", "ActionModuleContext.__init__"),
         "action: scrub no_log values from the result (remove_values)":
-            ("plugin_utils._action_module", "remove_values"),
+            ("plugin_utils._controller_action", "remove_values"),
         "exec: read the allocation (full_allocation)": ("action.nomad_alloc_exec", "full_allocation"),
-        "exec: the WebSocket session (run_exec)": ("module_utils._exec", "run_exec"),
-        "exec: bytes to the result's text (shape_output)": ("module_utils._exec", "shape_output"),
+        "exec: the WebSocket session (run_exec)": ("module_utils.allocations.exec", "run_exec"),
+        "exec: bytes to the result's text (shape_output)": ("module_utils.allocations.exec", "shape_output"),
     },
 }
 

@@ -57,8 +57,8 @@ def worker_tail_floor(args: dict) -> dict:
 
 def _collection_client(address: str):
     sys.path.insert(0, str(collections_path()))
-    from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-    from ansible_collections.nomadops.nomad.plugins.module_utils._options import connection_options_from_params
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import connection_options_from_params
 
     return NomadClient(connection_options_from_params({"address": address}), pool_size=1)
 
@@ -78,9 +78,9 @@ class _CountingStream:
 
 
 def worker_tail_collection(args: dict) -> dict:
-    """What nomad_alloc_logs runs for `tail_lines`: module_utils._log_stream.tail_log, from the end, widening as needed."""
+    """What nomad_alloc_logs runs for `tail_lines`: module_utils.allocations.logs.tail_log, from the end, widening as needed."""
     client = _collection_client(args["address"])
-    from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import tail_log
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.logs import tail_log
 
     counter = _CountingStream(client)
     start = time.perf_counter()
@@ -122,9 +122,9 @@ def worker_fetch_floor(args: dict) -> dict:
 
 
 def worker_fetch_collection(args: dict) -> dict:
-    """module_utils._alloc_files as nomad_alloc_fetch uses it: stat, then the streamed copy with its sha1."""
+    """module_utils.allocations.files as nomad_alloc_fetch uses it: stat, then the streamed copy with its sha1."""
     client = _collection_client(args["address"])
-    from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import copy_file, stat_path
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.files import copy_file, stat_path
 
     start = time.perf_counter()
     info = stat_path(client, args["alloc_id"], args["src"])

@@ -129,14 +129,14 @@ def worker_list_raw(args: dict) -> dict:
 
 
 def collection_client(address: str, pool_size: int = 10):
-    from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-    from ansible_collections.nomadops.nomad.plugins.module_utils._options import connection_options_from_params
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import connection_options_from_params
 
     return NomadClient(connection_options_from_params({"address": address}), pool_size=pool_size)
 
 
 def worker_list_client(args: dict) -> dict:
-    from ansible_collections.nomadops.nomad.plugins.module_utils._selector import select_allocations
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import select_allocations
 
     client = collection_client(args["address"])
     selector = {"job": args.get("job")}
@@ -210,7 +210,7 @@ def worker_bulk_raw(args: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------ exec
 def worker_exec_session(args: dict) -> dict:
-    from ansible_collections.nomadops.nomad.plugins.module_utils._exec import ExecRequest, run_exec
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.exec import ExecRequest, run_exec
 
     client = collection_client(args["address"])
     request = ExecRequest(allocation_id=args["alloc_id"], task="main", argv=args["argv"], timeout=600.0,

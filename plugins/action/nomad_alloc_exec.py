@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.exec import (
     EXEC_ARGUMENT_SPEC,
     EXEC_MUTUALLY_EXCLUSIVE,
     EXEC_REQUIRED_ONE_OF,
@@ -32,14 +32,14 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     run_exec,
     shape_output,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import (
     CONNECTION_ARGUMENT_SPEC,
     connection_options_from_params,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import read_allocation
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import ListOptions, empty_selection_message, select
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS, resolve_allocation_id
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.facts import read_allocation
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import ListOptions, empty_selection_message, select
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import SELECTOR_KEYS, resolve_allocation_id
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._controller_action import ArgumentSpec, ModuleLikeActionBase
 
 
 class ActionModule(ModuleLikeActionBase):

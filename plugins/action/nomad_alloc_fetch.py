@@ -14,19 +14,19 @@ import hashlib
 import os
 import tempfile
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import is_uuid
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import OperationFailed
-from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import is_uuid
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import OperationFailed
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.files import (
     chmod_like_a_new_file,
     copy_file,
     refuse_unreadable,
     stat_path,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import (
     CONNECTION_ARGUMENT_SPEC,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import resolve_allocation_id
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._controller_action import ArgumentSpec, ModuleLikeActionBase
 
 FETCH_ARGUMENT_SPEC = dict(
     id=dict(type="str", required=True),

@@ -5,7 +5,7 @@
 """Registers, stops or purges a Nomad job from the controller (documented in plugins/modules/nomad_job.py).
 
 `src` and `variable_files` are found like ``ansible.builtin.template``'s `src` (the role's files/ and templates/,
-the playbook's directory); the rest happens in module_utils (_jobs, _job_deploy, _rollout). Connection options the
+the playbook's directory); the rest happens in module_utils/jobs/ (spec.py, deploy.py, rollout.py). Connection options the
 task does not set come from the play through ModuleLikeActionBase.
 """
 
@@ -15,8 +15,8 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._job_deploy import WaitSettings, deploy_job, remove_job
-from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.deploy import WaitSettings, deploy_job, remove_job
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.spec import (
     JOB_ARGUMENT_SPEC,
     JOB_MUTUALLY_EXCLUSIVE,
     JOB_REQUIRED_IF,
@@ -24,10 +24,10 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
     JobSpecError,
     values_of_variable_file,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import (
     CONNECTION_ARGUMENT_SPEC,
 )
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._controller_action import ArgumentSpec, ModuleLikeActionBase
 
 display = Display()
 SEARCHED = "the role's files/ and templates/, the playbook's files/ and templates/, and the playbook's directory"

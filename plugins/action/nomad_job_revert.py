@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._module_action import NomadModuleAction
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._remote_module_action import NomadModuleAction
 
 
 class ActionModule(NomadModuleAction):

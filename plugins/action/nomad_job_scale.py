@@ -5,18 +5,18 @@
 """Scales a Nomad job's task group from the controller (documented in plugins/modules/nomad_job_scale.py).
 
 An action, not a module, because its `message` option (Nomad's scaling event message, `nomad job scale`'s
-wording) is a name AnsibleModule reserves; the work happens in module_utils/_job_changes.py and _rollout.py.
+wording) is a name AnsibleModule reserves; the work happens in module_utils/jobs/changes.py and jobs/rollout.py.
 """
 
 from __future__ import annotations
 
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._job_changes import SCALE_ARGUMENT_SPEC, scale_job
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.changes import SCALE_ARGUMENT_SPEC, scale_job
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import (
     CONNECTION_ARGUMENT_SPEC,
 )
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._controller_action import ArgumentSpec, ModuleLikeActionBase
 
 display = Display()
 

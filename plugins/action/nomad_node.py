@@ -4,22 +4,22 @@
 
 """Drains a Nomad node, cancels its drain or sets its eligibility, from the controller (documented in
 plugins/modules/nomad_node.py), so that the drain's progress shows at -v while the task waits. The work happens
-in module_utils (_nodes, _drain); connection options the task does not set come from the play."""
+in module_utils/nodes/ (nodes.py, drain.py); connection options the task does not set come from the play."""
 
 from __future__ import annotations
 
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._drain import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.nodes.drain import (
     NODE_ARGUMENT_SPEC,
     NODE_MUTUALLY_EXCLUSIVE,
     NODE_REQUIRED_ONE_OF,
     manage_node,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import (
     CONNECTION_ARGUMENT_SPEC,
 )
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ArgumentSpec, ModuleLikeActionBase
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._controller_action import ArgumentSpec, ModuleLikeActionBase
 
 display = Display()
 

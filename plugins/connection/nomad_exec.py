@@ -178,11 +178,11 @@ from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import allocation_label, read_allocation
-from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import chmod_like_a_new_file
-from ansible_collections.nomadops.nomad.plugins.module_utils._cksum import PosixCksum
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.facts import allocation_label, read_allocation
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.files import chmod_like_a_new_file
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.cksum import PosixCksum
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.exec import (
     HAS_WEBSOCKET,
     ExecArgumentError,
     ExecError,
@@ -195,8 +195,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
     one_line,
     stream_exec,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
-from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import resolve_allocation_id
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.text import short_id
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import nomad_errors_as
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import plugin_connection_options
 

@@ -15,7 +15,7 @@ class ModuleDocFragment:
 
     The ``NOMAD_*`` variables are deliberately NOT declared as ``env:`` entries: Ansible ranks ``env:`` above
     ``ini:``, but the documented precedence puts Nomad's own variables below ansible.cfg. They are read by the
-    ``fallback`` entries of the one argument spec (module_utils/_options.py), for every runtime alike, and are
+    ``fallback`` entries of the one argument spec (module_utils/common/options.py), for every runtime alike, and are
     documented in the option descriptions.
     """
 

@@ -177,11 +177,12 @@ keyed_groups:
 
 import re
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import read_allocation, task_group_of
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadNotFoundError
-from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.facts import read_allocation, task_group_of
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import NomadNotFoundError
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.concurrency import concurrent_map
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import select
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import (
     SELECTOR_ARGUMENT_SPEC,
     SELECTOR_KEYS,
     bexpr_quote,

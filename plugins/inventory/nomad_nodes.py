@@ -150,10 +150,10 @@ keyed_groups:
 
 from urllib.parse import urlsplit
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._concurrency import concurrent_map
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import list_filter, list_nodes, read_node
-from ansible_collections.nomadops.nomad.plugins.module_utils._text import short_id
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.concurrency import concurrent_map
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.nodes.nodes import list_filter, list_nodes, read_node
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.text import short_id
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._inventory_base import NomadInventoryBase, name_part
 
 SELECTOR_OPTIONS = ("prefix", "filter", "datacenter", "node_pool", "node_class", "status", "eligible")

@@ -103,12 +103,12 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import LIST_ARGUMENT_SPEC, read_selection
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import HAS_REQUESTS, NomadClient
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import nomad_argument_spec
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import connection_options_from_params
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import ListOptions, select
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SELECTOR_KEYS
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.reads import LIST_ARGUMENT_SPEC, read_selection
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import HAS_REQUESTS, NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import nomad_argument_spec
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import connection_options_from_params
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import ListOptions, select
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import SELECTOR_ARGUMENT_SPEC, selector_of
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import nomad_errors_as
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import (
     explicit_option_values,
@@ -118,7 +118,7 @@ from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import (
 )
 
 LOOKUP_NAME = "nomadops.nomad.nomad_alloc"
-LOOKUP_ARGUMENT_SPEC = nomad_argument_spec(LIST_ARGUMENT_SPEC, selector=True)
+LOOKUP_ARGUMENT_SPEC = nomad_argument_spec(LIST_ARGUMENT_SPEC, SELECTOR_ARGUMENT_SPEC)
 
 display = Display()
 
@@ -148,7 +148,7 @@ class LookupModule(LookupBase):
 
     def _allocations(self, params):
         with NomadClient(connection_options_from_params(params), warn=display.warning) as client:
-            selector = {key: params.get(key) for key in SELECTOR_KEYS}
+            selector = selector_of(params)
             selection = select(client, selector, ListOptions.from_params(params))
             allocations, _index = read_selection(client, selection, services=params["services"])
             missing = None if allocations else selection.why_empty

@@ -117,9 +117,9 @@ path:
   type: str
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import list_directory, stat_path
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_allocation_id
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.files import list_directory, stat_path
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import resolve_allocation_id
 
 ARGUMENT_SPEC = dict(
     id=dict(type="str", required=True),

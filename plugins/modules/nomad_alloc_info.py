@@ -293,24 +293,25 @@ waited:
   sample: 4.2
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.reads import (
     LIST_ARGUMENT_SPEC,
     read_selection,
     wait_for_allocations,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import (
     ListOptions,
     explain_empty_selection,
     select,
     sent_filter,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import resolve_node_selector
-from ansible_collections.nomadops.nomad.plugins.module_utils._summary import keep_fields, summarize, without_job
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import WAIT_CONDITIONS
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import SELECTOR_ARGUMENT_SPEC, resolve_node_selector, selector_of
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.summary import keep_fields, summarize, without_job
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.health import WAIT_CONDITIONS
 
 ARGUMENT_SPEC = dict(
-    LIST_ARGUMENT_SPEC,
+    SELECTOR_ARGUMENT_SPEC,
+    **LIST_ARGUMENT_SPEC,
     checks=dict(type="bool", default=False),
     wait_for=dict(type="str", choices=list(WAIT_CONDITIONS)),
     wait_timeout=dict(type="int", default=300),
@@ -338,7 +339,7 @@ def list_or_wait(module):
     list_options = ListOptions.from_params(module.params)
     condition = module.params["wait_for"]
     if condition is None:
-        selection = select(client, module.selector(), list_options)
+        selection = select(client, selector_of(module.params), list_options)
         allocations, index = read_selection(client, selection, services=module.params["services"],
                                             checks=module.params["checks"])
         why_empty = selection.why_empty
@@ -351,7 +352,7 @@ def list_or_wait(module):
     timeout = module.params["wait_timeout"]
     if timeout < 0:
         module.fail_json(msg=f"wait_timeout must be 0 or more seconds (got {timeout})")
-    selector = resolve_node_selector(client, module.selector())  # the wait lists again each round: resolve once
+    selector = resolve_node_selector(client, selector_of(module.params))  # the wait lists again each round: resolve once
     outcome = wait_for_allocations(client, selector, list_options, condition, timeout,
                                    services=module.params["services"], checks=module.params["checks"])
     facts = dict(index=outcome.index, waited=round(outcome.waited, 3))
@@ -370,7 +371,7 @@ def list_or_wait(module):
 
 
 def main():
-    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, selector=True, supports_check_mode=True)
+    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     run_with_nomad_errors(module, lambda: list_or_wait(module))
 
 

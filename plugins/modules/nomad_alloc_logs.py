@@ -192,16 +192,17 @@ filter:
 
 import re
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadError
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import failure_fields
-from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_facts import namespace_of
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
-from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import NomadError
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import SELECTOR_ARGUMENT_SPEC, selector_of
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.facts import namespace_of
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import select
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.logs import (
     LOG_TYPES,
     LogsRequest,
     read_logs,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._logs import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.logs_result import (
     LogsError,
     choose_task,
     describe_logs_error,
@@ -209,13 +210,14 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._logs import (
     require_until_matched,
     selector_problem,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.lifecycle import (
     parallelism_message,
     run_bulk,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import NomadAnsibleModule, run_with_nomad_errors
 
 ARGUMENT_SPEC = dict(
+    SELECTOR_ARGUMENT_SPEC,
     task=dict(type="str"),
     type=dict(type="str", choices=["stdout", "stderr", "both"], default="both"),
     tail_lines=dict(type="int"),
@@ -254,7 +256,7 @@ def logs_request(params):
 def read_all(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"] * 2)
-    selection = select(client, module.selector(), acting=True)
+    selection = select(client, selector_of(module.params), acting=True)
     allocations, selection_filter = selection.allocations, selection.filter
     request = logs_request(params)
 
@@ -292,7 +294,7 @@ def answer_fields(error):
 
 
 def main():
-    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, selector=True, supports_check_mode=True,
+    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                                 mutually_exclusive=[("tail_lines", "tail_bytes")])
     problem = input_problem(module.params)
     if problem:

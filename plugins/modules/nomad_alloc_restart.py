@@ -247,20 +247,22 @@ allocations:
       tasks: [server]
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import OBSERVED, finish_action, shape_results
-from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import SELECTOR_ARGUMENT_SPEC, selector_of
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.results import OBSERVED, finish_action, shape_results
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.lifecycle import (
     refuse_explicit_skip,
     input_problem,
     restart_allocation,
     run_bulk,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import select
 
 ARGUMENT_SPEC = dict(
+    SELECTOR_ARGUMENT_SPEC,
     task=dict(type="str"),
     all_tasks=dict(type="bool", default=False),
     parallelism=dict(type="int", default=10),
@@ -288,7 +290,7 @@ def task_choice_problem(params):
 def restart(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    selector = module.selector()
+    selector = selector_of(module.params)
     selection = select(client, selector, acting=True)
     allocations, selection_filter, explicit = selection.allocations, selection.filter, selection.explicit_ids
     observed = {}  # what each wait saw after the restart: the summary and the diff's after side show it
@@ -312,7 +314,7 @@ def restart(module):
 
 
 def main():
-    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, selector=True, supports_check_mode=True)
+    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     problem = task_choice_problem(module.params) or input_problem(module.params)
     if problem:
         module.fail_json(msg=problem)

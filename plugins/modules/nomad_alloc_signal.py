@@ -212,21 +212,23 @@ allocations:
       tasks: [server, logs]
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import finish_action, shape_results
-from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import SELECTOR_ARGUMENT_SPEC, selector_of
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.results import finish_action, shape_results
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.lifecycle import (
     refuse_explicit_skip,
     input_problem,
     run_bulk,
     signal_allocation,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
-from ansible_collections.nomadops.nomad.plugins.module_utils._signals import normalize_signal
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import select
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.signals import normalize_signal
 
 ARGUMENT_SPEC = dict(
+    SELECTOR_ARGUMENT_SPEC,
     signal=dict(type="str", required=True),
     task=dict(type="str"),
     parallelism=dict(type="int", default=10),
@@ -236,7 +238,7 @@ ARGUMENT_SPEC = dict(
 def send_signal(module, signal):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    selector = module.selector()
+    selector = selector_of(module.params)
     selection = select(client, selector, acting=True)
     allocations, selection_filter, explicit = selection.allocations, selection.filter, selection.explicit_ids
 
@@ -249,7 +251,7 @@ def send_signal(module, signal):
 
 
 def main():
-    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, selector=True, supports_check_mode=True)
+    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     problem = input_problem(module.params)
     if problem:
         module.fail_json(msg=problem)

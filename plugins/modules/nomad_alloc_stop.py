@@ -235,20 +235,22 @@ evaluation_ids:
   sample: [8d1c3f2a-6a1d-4f0e-9d2a-3f5e8b7c1a01]
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import finish_action, shape_results
-from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import SELECTOR_ARGUMENT_SPEC, selector_of
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.results import finish_action, shape_results
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.lifecycle import (
     input_problem,
     run_bulk,
     stop_allocation,
     wait_for_stopped,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import (
     NomadAnsibleModule,
     run_with_nomad_errors,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import select
 
 ARGUMENT_SPEC = dict(
+    SELECTOR_ARGUMENT_SPEC,
     no_shutdown_delay=dict(type="bool", default=False),
     parallelism=dict(type="int", default=10),
     wait=dict(type="bool", default=False),
@@ -259,7 +261,7 @@ ARGUMENT_SPEC = dict(
 def stop(module):
     params = module.params
     client = module.client(pool_size=params["parallelism"])
-    selection = select(client, module.selector(), acting=True)
+    selection = select(client, selector_of(module.params), acting=True)
     allocations, selection_filter = selection.allocations, selection.filter
 
     def stop_one(allocation):
@@ -276,7 +278,7 @@ def stop(module):
 
 
 def main():
-    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, selector=True, supports_check_mode=True)
+    module = NomadAnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     problem = input_problem(module.params)
     if problem:
         module.fail_json(msg=problem)

@@ -157,13 +157,13 @@ failed_allocations:
   elements: dict
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._deployments import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.deployments import (
     DEPLOYMENT_ARGUMENT_SPEC,
     DEPLOYMENT_MUTUALLY_EXCLUSIVE,
     DEPLOYMENT_REQUIRED_ONE_OF,
     control_deployment,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import NomadAnsibleModule, run_with_nomad_errors
 
 
 def run(module):

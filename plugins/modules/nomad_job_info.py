@@ -109,8 +109,8 @@ count:
   type: int
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import explain_empty_selection
-from ansible_collections.nomadops.nomad.plugins.module_utils._job_info import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import explain_empty_selection
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.info import (
     EXTRAS,
     JOB_INFO_ARGUMENT_SPEC,
     JOB_INFO_MUTUALLY_EXCLUSIVE,
@@ -118,8 +118,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._job_info import (
     list_jobs,
     named_jobs,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
-from ansible_collections.nomadops.nomad.plugins.module_utils._summary import keep_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.summary import keep_fields
 
 
 def read_jobs(module):

@@ -89,8 +89,8 @@ failed_allocations:
   elements: dict
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._job_changes import REVERT_ARGUMENT_SPEC, revert_job
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.changes import REVERT_ARGUMENT_SPEC, revert_job
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import NomadAnsibleModule, run_with_nomad_errors
 
 
 def run(module):

@@ -96,15 +96,15 @@ count:
   type: int
 """
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule, run_with_nomad_errors
-from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import NomadAnsibleModule, run_with_nomad_errors
+from ansible_collections.nomadops.nomad.plugins.module_utils.nodes.nodes import (
     NODE_INFO_ARGUMENT_SPEC,
     NODE_INFO_MUTUALLY_EXCLUSIVE,
     attach_allocations,
     find_node,
     list_nodes,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._summary import keep_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.summary import keep_fields
 
 
 def read_nodes(module):

@@ -4,7 +4,7 @@
 
 """The error boundary of the controller-side plugin kinds (lookup, connection, inventory) and of the actions.
 
-The collection's errors (NomadOpsError, module_utils/_errors.py) are raised as typed exceptions in module_utils;
+The collection's errors (NomadOpsError, module_utils/common/errors.py) are raised as typed exceptions in module_utils;
 here they become the Ansible exception of the plugin kind (AnsibleLookupError, AnsibleConnectionFailure,
 AnsibleParserError, ...) with the same one-line message modules and actions give (``failure_fields(error)["msg"]``),
 or, for an action, a failed result. The exception keeps ``status`` and ``address`` as attributes, like the extra keys
@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOpsError, failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import NomadOpsError, failure_fields
 
 
 def failed_result(error: NomadOpsError) -> dict:

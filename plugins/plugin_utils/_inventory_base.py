@@ -7,7 +7,7 @@ source file (unknown options and non-booleans refused, the one error boundary na
 the records read from Nomad (keyed by a salted hash of the credentials, never the credentials), host names safe
 in host patterns, the non-secret connection options hosts carry, and adding hosts with the constructed options.
 
-A plugin subclasses :class:`NomadInventoryBase` and supplies what differs: how it selects (``_selector``),
+A plugin subclasses :class:`NomadInventoryBase` and supplies what differs: how it selects (``allocations/selection.py``),
 reads (``_fetch_records``) and describes an empty selection (``_described``), and how records become hosts
 (``_populate``, calling ``_add_host``). Data read from Nomad is untrusted: inventory plugins in ansible-core are
 not ``trusted_by_default``, so host variables set here are never templated. Private to the collection.
@@ -24,8 +24,8 @@ from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import unknown_names
-from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import unknown_names
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.text import one_line
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import nomad_errors_as
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._options import (
     explicit_option_values,

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """Options of the controller-side plugin kinds (lookup, actions, connection, inventory), from Ansible's
-config system into the one resolution of ``module_utils/_options.py``.
+config system into the one resolution of ``module_utils/common/options.py``.
 
 A plugin declares ``nomadops.nomad.connection`` + ``nomadops.nomad.connection.plugins`` in its
 documentation, lets Ansible set its options (``set_options()``), and calls :func:`plugin_connection_options`.
@@ -31,7 +31,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.yaml import yaml_load
 
 from ansible_collections.nomadops.nomad.plugins.doc_fragments import connection as connection_fragment
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import (
     CONNECTION_ARGUMENT_SPEC,
     ConnectionOptions,
     NomadOptionError,
@@ -39,7 +39,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
     did_you_mean,
     unknown_names,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._text import one_line
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.text import one_line
 
 
 def explicit_option_values(plugin, names: t.Iterable[str], templar=None) -> dict:

@@ -13,7 +13,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import CONNECTION_ENV_VARIABLES
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import CONNECTION_ENV_VARIABLES
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import FakeNomad
 
 

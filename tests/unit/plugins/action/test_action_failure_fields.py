@@ -9,10 +9,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ansible_collections.nomadops.nomad.plugins.action import nomad_alloc_exec, nomad_alloc_fetch
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import NomadOpsError, OperationFailed
-from ansible_collections.nomadops.nomad.plugins.module_utils._exec import ExecOutcome, ExecTimeoutError
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import AllocationNotFoundError
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ActionModuleContext
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import NomadOpsError, OperationFailed
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.exec import ExecOutcome, ExecTimeoutError
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import AllocationNotFoundError
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._controller_action import ActionModuleContext
 
 ADDRESS = "http://127.0.0.1:4646"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.nomadops.nomad.plugins.action.nomad_alloc_exec import ActionModule
-from ansible_collections.nomadops.nomad.plugins.plugin_utils._action_module import ActionModuleContext, _ModuleExit
+from ansible_collections.nomadops.nomad.plugins.plugin_utils._controller_action import ActionModuleContext, _ModuleExit
 
 ACTION = "nomadops.nomad.nomad_alloc_exec"
 SECRET = "5e0c7b1a-1111-4222-8333-944455556666"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from ansible_collections.nomadops.nomad.plugins.inventory import nomad_allocs
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import connection_options_from_params
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import connection_options_from_params
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._inventory_base import connection_host_vars
 
 PATTERN_SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils import _alloc_facts as facts
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import facts
 
 ALLOC_ID = "5a222182-ff6d-baf6-2a1c-1f6e0c3e8a10"
 

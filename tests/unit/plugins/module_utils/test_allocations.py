@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils import _alloc_facts as alloc_facts
-from ansible_collections.nomadops.nomad.plugins.module_utils import _allocations as allocations
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadNotFoundError
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import ListOptions
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import SelectorError
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import facts as alloc_facts
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import reads as allocations
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import NomadNotFoundError
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import ListOptions
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import SelectorError
 
 ALLOC = {"ID": "5a222182-ff6d-baf6-2a1c-1f6e0c3e8a10", "Namespace": "prod", "ClientStatus": "running",
          "DesiredStatus": "run", "TaskStates": {"app": {"State": "running"}}}

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._cksum import PosixCksum
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.cksum import PosixCksum
 
 
 def real_cksum(data: bytes) -> tuple:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import (
     MAX_RETRY_AFTER,
     CappedRetry,
-    NomadBadRequestError,
     NomadClient,
+    go_duration,
+)
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import (
+    NomadBadRequestError,
     NomadConnectionError,
     NomadError,
     NomadNotFoundError,
@@ -20,11 +23,10 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
     NomadPermissionDeniedError,
     NomadServerError,
     NomadUnsafeIDError,
-    go_duration,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import failure_fields
-from ansible_collections.nomadops.nomad.plugins.module_utils import _client as _client_module
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import failure_fields
+from ansible_collections.nomadops.nomad.plugins.module_utils.common import client as _client_module
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import ConnectionOptions
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
     DROP,
     FakeNomad,
@@ -54,7 +56,7 @@ def scripted(*replies):
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
-    from ansible_collections.nomadops.nomad.plugins.module_utils import _client
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common import client as _client
     monkeypatch.setattr(_client, "BACKOFF_FACTOR", 0)
 
 

@@ -11,13 +11,10 @@ import uuid
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils import _client
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
-    MAX_STALLED_PAGES,
-    NomadClient,
-    NomadPaginationError,
-)
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
+from ansible_collections.nomadops.nomad.plugins.module_utils.common import client as _client
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import MAX_STALLED_PAGES, NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import NomadPaginationError
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import ConnectionOptions
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
     FakeNomad,
     json_reply,

@@ -11,8 +11,9 @@ import pytest
 
 trustme = pytest.importorskip("trustme")
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient, NomadTLSError  # noqa: E402
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import (  # noqa: E402
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import NomadTLSError
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import (  # noqa: E402
     ConnectionOptions,
     NomadOptionError,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._deployments import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.deployments import (
     DeploymentRefused,
     RolloutFailed,
     already_in_state,

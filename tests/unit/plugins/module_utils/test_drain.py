@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._drain import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.nodes.drain import (
     DrainRequest,
     NodeRequestError,
     plan_change,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._nodes import list_filter
+from ansible_collections.nomadops.nomad.plugins.module_utils.nodes.nodes import list_filter
 
 HOUR_NS = 3600 * 1_000_000_000
 

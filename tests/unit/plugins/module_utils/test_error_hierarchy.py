@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._deployments import DeploymentRefused
-from ansible_collections.nomadops.nomad.plugins.module_utils._drain import DrainIncompleteError, NodeRequestError
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.deployments import DeploymentRefused
+from ansible_collections.nomadops.nomad.plugins.module_utils.nodes.drain import DrainIncompleteError, NodeRequestError
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import (
     NomadBadRequestError,
     NomadConnectionError,
     NomadError,
@@ -27,28 +27,28 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._errors import (
     OperationFailed,
     failure_fields,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.exec import (
     ExecArgumentError,
     ExecClosedError,
     ExecError,
     ExecSourceError,
     ExecTimeoutError,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import SelectionNotFoundError
-from ansible_collections.nomadops.nomad.plugins.module_utils._alloc_files import AllocPathError
-from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import NomadStreamError
-from ansible_collections.nomadops.nomad.plugins.module_utils._job_changes import JobChangeRefused
-from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import JobSpecError
-from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import LifecycleError
-from ansible_collections.nomadops.nomad.plugins.module_utils._logs import LogsError
-from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import RolloutFailed
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import SelectionNotFoundError
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.files import AllocPathError
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.logs import NomadStreamError
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.changes import JobChangeRefused
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.spec import JobSpecError
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.lifecycle import LifecycleError
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.logs_result import LogsError
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.rollout import RolloutFailed
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import (
     AllocationNotFoundError,
     AmbiguousNodePrefixError,
     AmbiguousPrefixError,
     SelectorError,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._signals import UnknownSignalError
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.signals import UnknownSignalError
 
 ADDRESS = "https://nomad.example:4646"
 

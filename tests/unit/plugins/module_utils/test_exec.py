@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.exec import (
     ExecArgumentError,
     ExecError,
     ExecOutcome,
@@ -306,7 +306,7 @@ class RecordingSocket:
 
 
 def test_sender_writes_size_then_stdin_then_close_then_heartbeats(monkeypatch):
-    from ansible_collections.nomadops.nomad.plugins.module_utils import _exec
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import exec as _exec
 
     monkeypatch.setattr(_exec, "HEARTBEAT_INTERVAL", 0.01)
     request = ExecRequest("id", "task", ["cat"], stdin=b"x" * 70000, tty=True, tty_size=(24, 80))
@@ -337,7 +337,7 @@ def test_heartbeats_only_follow_a_silence_of_the_server():
     server's kernel reset the connection and drop undelivered output, so none is sent while output flows."""
     import time
 
-    from ansible_collections.nomadops.nomad.plugins.module_utils import _exec
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import exec as _exec
 
     session = _exec.ExecSession("ws://127.0.0.1:1/v1/client/allocation/id/exec", [], {},
                                 ExecRequest("id", "task", ["cat"]))

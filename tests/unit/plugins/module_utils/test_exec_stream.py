@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._exec import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.exec import (
     STDIN_CHUNK_SIZE,
     ExecError,
     ExecRequest,

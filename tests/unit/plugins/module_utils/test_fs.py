@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The stream frame decoder and the tail/follow helpers of module_utils/_log_stream.py, and the file copy of _alloc_files.py."""
+"""The stream frame decoder and the tail/follow helpers of module_utils/allocations/logs.py, and the file copy of _alloc_files.py."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.nomadops.nomad.plugins.module_utils import _alloc_files
-from ansible_collections.nomadops.nomad.plugins.module_utils import _log_stream as _fs
-from ansible_collections.nomadops.nomad.plugins.module_utils._log_stream import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import files as _alloc_files
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import logs as _fs
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.logs import (
     FrameDecoder,
     LineMatcher,
     NomadStreamError,
@@ -217,8 +217,8 @@ def test_tail_buffer_keeps_the_end():
 
 # --------------------------------------------------------------------------------------------- NomadClient.stream
 def _client(address):
-    from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-    from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import ConnectionOptions
 
     return NomadClient(ConnectionOptions(address=address, retries=0, timeout=10, token="s3cr3t-token"))
 
@@ -236,7 +236,7 @@ def test_stream_sends_the_token_and_yields_the_body():
 
 
 def test_stream_maps_an_error_status_like_read():
-    from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadNotFoundError
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import NomadNotFoundError
     from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import FakeNomad, Reply
 
     text = 'task "web" not started yet. No logs available'
@@ -249,7 +249,7 @@ def test_stream_maps_an_error_status_like_read():
 
 def test_a_body_with_a_content_length_is_streamed_in_bounded_chunks():
     """requests' chunk_size=None would hand over a Content-Length body in one piece (a whole fetched file)."""
-    from ansible_collections.nomadops.nomad.plugins.module_utils._client import STREAM_CHUNK_BYTES
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import STREAM_CHUNK_BYTES
     from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import FakeNomad, Reply
 
     text = "x" * (3 * STREAM_CHUNK_BYTES + 5)

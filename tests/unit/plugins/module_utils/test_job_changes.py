@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._job_changes import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.changes import (
     JobChangeRefused,
     refuse_outside_scaling_policy,
 )

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils import _jobs
-from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs import spec as _jobs
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.spec import (
     JobRequest,
     JobSpecError,
     hcl_value,
@@ -29,8 +29,8 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._jobs import (
     variables_needing_pygohcl,
     with_preserved_counts,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._plan_render import metric_lines, render_plan
-from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.plan_render import metric_lines, render_plan
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.rollout import (
     Progress,
     RolloutFailed,
     deployment_judge,
@@ -375,8 +375,8 @@ def test_a_timeout_reports_the_allocations_without_a_verdict():
 def test_importing_the_jobs_code_does_not_load_pygohcl():
     """Ansible's main process imports the action's code and then forks a worker per task; a worker forked from a
     process that loaded pygohcl (Go's runtime) can hang for good in its first call into it."""
-    root = Path(_jobs.__file__).resolve().parents[5]  # the directory holding ansible_collections/
-    code = ("import sys; import ansible_collections.nomadops.nomad.plugins.module_utils._jobs as jobs; "
+    root = Path(_jobs.__file__).resolve().parents[6]  # the directory holding ansible_collections/
+    code = ("import sys; import ansible_collections.nomadops.nomad.plugins.module_utils.jobs.spec as jobs; "
             "assert jobs.HAS_PYGOHCL; print('pygohcl' in sys.modules)")
     loaded = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True, timeout=60)
     assert loaded.stdout.strip() == "False", loaded.stderr

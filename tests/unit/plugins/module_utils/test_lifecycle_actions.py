@@ -11,11 +11,11 @@ import threading
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils import _action_results as action_results
-from ansible_collections.nomadops.nomad.plugins.module_utils import _alloc_facts as alloc_facts
-from ansible_collections.nomadops.nomad.plugins.module_utils import _lifecycle as lifecycle
-from ansible_collections.nomadops.nomad.plugins.module_utils._allocations import wait_for_terminal
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import results as action_results
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import facts as alloc_facts
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import lifecycle
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.reads import wait_for_terminal
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import (
     NomadPermissionDeniedError,
     NomadServerError,
 )

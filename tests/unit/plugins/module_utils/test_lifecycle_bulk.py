@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.lifecycle import (
     LifecycleError,
     run_bulk,
 )

@@ -13,7 +13,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import result_holds_no_log_value
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import plain_json_text, text_holds_no_log_value
 from ansible_collections.nomadops.nomad.plugins.modules import nomad_alloc_info
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import FakeNomad, json_reply
 
@@ -56,7 +56,7 @@ def listed(stubs, capsys, **args):
     ([stub(1)], {""}, True),
 ])
 def test_result_holds_no_log_value_finds_every_secret_remove_values_would_scrub(value, secrets, holds):
-    assert result_holds_no_log_value(value, secrets) is holds
+    assert text_holds_no_log_value(plain_json_text(value), secrets) is holds
 
 
 @pytest.fixture

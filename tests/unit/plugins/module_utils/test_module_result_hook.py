@@ -21,7 +21,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 from ansible.module_utils.ansible_release import __version__ as ansible_core_version
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._module import NomadAnsibleModule
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.ansible_module import NomadAnsibleModule
 
 LISTING = [{"ID": "00000001-0000-4000-8000-000000000000", "JobID": "web"}]
 

@@ -10,7 +10,7 @@ import pytest
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import (
     CONNECTION_ARGUMENT_SPEC,
     NomadOptionError,
     connection_options_from_params,
@@ -184,7 +184,7 @@ def test_spec_secrets_are_no_log():
 
 
 def test_password_in_address_is_reported_as_a_secret():
-    from ansible_collections.nomadops.nomad.plugins.module_utils._options import secrets_in_params
+    from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import secrets_in_params
 
     assert secrets_in_params({"address": "https://ops:p%40ss@nomad:4646"}) == {"p%40ss", "p@ss"}
     assert secrets_in_params({"address": "https://ops@nomad:4646"}) == set()

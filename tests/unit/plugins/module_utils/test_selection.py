@@ -11,16 +11,16 @@ import re
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import ConnectionOptions
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import (
     ListOptions,
     Selection,
     SelectionNotFoundError,
     missing_selector_message,
     select,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import AllocationNotFoundError
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import AllocationNotFoundError
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
     FakeNomad,
     Reply,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import ConnectionOptions
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import (
     AllocationNotFoundError,
     AmbiguousPrefixError,
     SelectorError,
@@ -21,7 +21,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
     resolve_allocation_id,
     selector_filter,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import select_allocations
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import select_allocations
 from ansible_collections.nomadops.nomad.tests.unit.plugins.module_utils.fake_nomad_server import (
     FakeNomad,
     Reply,

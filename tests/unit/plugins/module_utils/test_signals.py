@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._signals import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.signals import (
     POSIX_SIGNALS,
     UnknownSignalError,
     normalize_signal,

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._client import NomadClient
-from ansible_collections.nomadops.nomad.plugins.module_utils._selection import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.client import NomadClient
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import (
     SelectionNotFoundError,
     explain_empty_selection,
     require_selection_exists,
     sent_filter,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import ConnectionOptions
-from ansible_collections.nomadops.nomad.plugins.module_utils._selector import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import ConnectionOptions
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import (
     AmbiguousNodePrefixError,
     resolve_node_selector,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._summary import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.summary import (
     iso_time,
     keep_fields,
     summarize,
@@ -137,7 +137,7 @@ def test_node_prefix_resolution():
 
 
 def test_allocation_diff_names_node_and_statuses():
-    from ansible_collections.nomadops.nomad.plugins.module_utils._action_results import allocation_diff
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.results import allocation_diff
 
     alloc = {"ID": "5a222182-ff6d", "Name": "web.frontend[0]", "NodeName": "node-1", "ClientStatus": "running",
              "DesiredStatus": "run", "TaskStates": {"server": {"State": "running", "Restarts": 1}}}
@@ -157,7 +157,7 @@ def test_allocation_diff_names_node_and_statuses():
 
 
 def test_explicit_ids_fail_where_selected_ones_are_skipped():
-    from ansible_collections.nomadops.nomad.plugins.module_utils._lifecycle import (
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.lifecycle import (
         LifecycleError,
         refuse_explicit_skip,
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._wait_engine import ROUND_SECONDS, Deadline, wait_until
-from ansible_collections.nomadops.nomad.plugins.module_utils._waits import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.waiting import ROUND_SECONDS, Deadline, wait_until
+from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.health import (
     CHECK_ROUND_SECONDS,
     allocation_judge,
     condition_met,

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._options import connection_options_from_params
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.options import connection_options_from_params
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._inventory_base import credentials_identity, name_part
 
 SALT = b"test salt\0"

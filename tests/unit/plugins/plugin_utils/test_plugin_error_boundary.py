@@ -10,12 +10,12 @@ import pytest
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleLookupError
 
-from ansible_collections.nomadops.nomad.plugins.module_utils._errors import (
+from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import (
     NomadPermissionDeniedError,
     NotFoundError,
     failure_fields,
 )
-from ansible_collections.nomadops.nomad.plugins.module_utils._rollout import RolloutFailed
+from ansible_collections.nomadops.nomad.plugins.module_utils.jobs.rollout import RolloutFailed
 from ansible_collections.nomadops.nomad.plugins.plugin_utils._errors import failed_result, nomad_errors_as
 
 ADDRESS = "http://127.0.0.1:4646"
