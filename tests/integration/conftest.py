@@ -162,7 +162,7 @@ def collection_loader_ready() -> None:
 
 
 def collection_module(name: str):
-    """A module_utils module of the collection under test, e.g. collection_module("_client")."""
+    """A module_utils module of the collection under test, e.g. collection_module("common.client")."""
     collection_loader_ready()
     return importlib.import_module(f"ansible_collections.nomadops.nomad.plugins.module_utils.{name}")
 

@@ -28,12 +28,12 @@ collection = collection_module
 
 
 def client_for(address, **options):
-    options = collection("_options").connection_options_from_params(dict(address=address, **options))
-    return collection("_client").NomadClient(options, pool_size=SESSIONS)
+    options = collection("common.options").connection_options_from_params(dict(address=address, **options))
+    return collection("common.client").NomadClient(options, pool_size=SESSIONS)
 
 
 def exec_in(client, alloc_id, task, argv, stdin=None, timeout=60.0):
-    exec_module = collection("_exec")
+    exec_module = collection("allocations.exec")
     request = exec_module.ExecRequest(allocation_id=alloc_id, task=task, argv=list(argv), stdin=stdin,
                                       timeout=float(timeout))
     return exec_module.run_exec(client, request)
@@ -102,7 +102,7 @@ def test_socket_closed_early_is_an_error_with_the_output_so_far(integration_emul
     integration_emulator.control.add_fault(method="GET", path="/exec$", count=1, action="exec_close_early")
     try:
         with client_for(integration_emulator.address) as client:
-            with pytest.raises(collection("_exec").ExecClosedError) as closed:
+            with pytest.raises(collection("allocations.exec").ExecClosedError) as closed:
                 exec_in(client, web[0]["ID"], "server", ["/bin/sh", "-c", "echo partial; sleep 10; echo never"])
     finally:
         integration_emulator.control.clear_faults()
@@ -115,7 +115,7 @@ def test_a_session_without_exit_frame_ends_at_the_timeout(integration_emulator, 
     """The command closes its output and keeps running: no more frames, no exit frame.  The session must
     end at its timeout with a one-line timeout error instead of hanging."""
     with client_for(integration_emulator.address) as client:
-        with pytest.raises(collection("_exec").ExecTimeoutError) as timed_out:
+        with pytest.raises(collection("allocations.exec").ExecTimeoutError) as timed_out:
             exec_in(client, web[1]["ID"], "server", ["/bin/sh", "-c", "exec >&- 2>&- ; sleep 60"], timeout=3)
     assert str(timed_out.value) == "command did not finish within 3 s"
 
@@ -195,7 +195,7 @@ def test_a_failed_upgrade_is_one_clear_line_and_runs_nothing(integration_emulato
     integration_emulator.control.add_fault(method="GET", path="/exec$", count=1, **rule)
     try:
         with client_for(integration_emulator.address, retries=3) as client:
-            with pytest.raises(collection("_exec").ExecError) as failed:
+            with pytest.raises(collection("allocations.exec").ExecError) as failed:
                 exec_in(client, web[0]["ID"], "server", ["/bin/sh", "-c", f'touch "$NOMAD_TASK_DIR/{marker}"'],
                         timeout=20)
     finally:

@@ -180,8 +180,8 @@ collection = collection_module
 
 
 def collection_client(address, **options):
-    options = collection("_options").connection_options_from_params(dict(address=address, **options))
-    return collection("_client").NomadClient(options)
+    options = collection("common.options").connection_options_from_params(dict(address=address, **options))
+    return collection("common.client").NomadClient(options)
 
 
 @pytest.mark.parametrize("fault", sorted(name for name, rule in FAULTS.items() if rule["action"] != "delay"))
@@ -196,7 +196,7 @@ def test_the_blocking_query_of_waits_is_retried(emulator, fault):
             assert answer.status == 200 and answer.index >= index
             assert not [rule for rule in emulator.control.faults() if rule["count"]]
             emulator.control.add_fault(method="GET", path="^/v1/allocations$", count=RETRIES + 1, **FAULTS[fault])
-            with pytest.raises(collection("_client").NomadError) as failure:
+            with pytest.raises(collection("common.client").NomadError) as failure:
                 client.blocking_read("/v1/allocations", {"per_page": 1}, index, 1)
         finally:
             emulator.control.clear_faults()
@@ -212,7 +212,7 @@ def test_read_timeout_after_retries_is_reported_as_a_timeout(emulator):
         emulator.control.clear_faults()
         emulator.control.add_fault(method="GET", path="^/v1/allocations$", count=2, action="delay", delay_ms=1200)
         try:
-            with pytest.raises(collection("_client").NomadTimeoutError) as failure:
+            with pytest.raises(collection("common.client").NomadTimeoutError) as failure:
                 client.read("/v1/allocations")
         finally:
             emulator.control.clear_faults()

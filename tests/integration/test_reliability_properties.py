@@ -49,7 +49,7 @@ VALUES = st.one_of(
 @example(value="`raw`", other="raw")
 def test_any_value_quoted_by_the_selector_matches_exactly_itself_in_the_emulator(value, other):
     assume(value != other)
-    selector = collection("_selector")
+    selector = collection("allocations.filters")
     # An empty job means "not set" to the selector; the quoting itself must still handle it.
     expression = selector.selector_filter({"job": value}) if value else "JobID == " + selector.bexpr_quote(value)
     compiled = bexpr.compile_filter(expression)
@@ -62,7 +62,7 @@ def test_any_value_quoted_by_the_selector_matches_exactly_itself_in_the_emulator
 def test_node_and_group_clauses_combine_without_leaking_into_each_other(values, other):
     """Several quoted values in one expression: each clause stays itself (no quote ends a literal early)."""
     assume(other not in values)
-    selector = collection("_selector")
+    selector = collection("allocations.filters")
     expression = selector.selector_filter({"task_group": values[0], "node": values[-1]})
     compiled = bexpr.compile_filter(expression)
     datum = {"TaskGroup": values[0], "NodeID": "not-it", "NodeName": values[-1]}
@@ -78,7 +78,7 @@ def test_node_and_group_clauses_combine_without_leaking_into_each_other(values, 
 @given(value=st.text(min_size=1).map(lambda text: text + "\ud800"))
 @settings(max_examples=20, deadline=None)
 def test_a_lone_surrogate_is_refused_with_a_selector_error(value):
-    selector = collection("_selector")
+    selector = collection("allocations.filters")
     with pytest.raises(selector.SelectorError):
         selector.bexpr_quote(value)
 
@@ -103,8 +103,8 @@ def virtual_emulator(tmp_path_factory):
 
 
 def collection_client(address, **options):
-    options = collection("_options").connection_options_from_params(dict(address=address, retries=2, **options))
-    return collection("_client").NomadClient(options)
+    options = collection("common.options").connection_options_from_params(dict(address=address, retries=2, **options))
+    return collection("common.client").NomadClient(options)
 
 
 SELECTORS = st.fixed_dictionaries({}, optional={
@@ -138,13 +138,13 @@ def matches(stub, selector):
 def test_every_allocation_exactly_once_for_any_page_size_and_filter(virtual_emulator, per_page, selector, reverse,
                                                                     string_tokens):
     emulator, client = virtual_emulator
-    selector_module = collection("_selector")
+    selector_module = collection("allocations.filters")
     emulator.control.settings(string_token_compare=string_tokens)
     try:
         everything = emulator.allocations("*")
         expected = sorted(stub["ID"] for stub in everything if matches(stub, selector))
         full_selector = dict({key: None for key in selector_module.SELECTOR_KEYS}, **selector)
-        selection_module = collection("_selection")
+        selection_module = collection("allocations.selection")
         listed = selection_module.select_allocations(client, full_selector, namespace="*", per_page=per_page,
                                                      reverse=reverse)
     finally:
@@ -158,7 +158,7 @@ def test_the_string_token_bug_is_really_exercised(virtual_emulator):
     """Guard for the property above: with the switch on, following tokens naively loops (the bug is
     live), while the collection lists every allocation once and says what it did."""
     emulator, client = virtual_emulator
-    selector_module = collection("_selector")
+    selector_module = collection("allocations.filters")
     emulator.control.settings(string_token_compare=True)
     try:
         tokens = []
@@ -169,7 +169,7 @@ def test_the_string_token_bug_is_really_exercised(virtual_emulator):
             response = client.read("/v1/allocations", query)
         assert response.next_token in tokens, "the emulator did not reproduce hashicorp/nomad#25435"
         client.warnings.clear()
-        selection_module = collection("_selection")
+        selection_module = collection("allocations.selection")
         listed = selection_module.select_allocations(client, {key: None for key in selector_module.SELECTOR_KEYS},
                                                      namespace="*", per_page=7)
     finally:
@@ -197,7 +197,7 @@ def test_any_text_in_an_option_fails_only_with_the_collections_one_line_errors(f
     """Whatever text a user puts in these options, the runtimes only ever see NomadError or
     NomadOptionError (turned into one-line messages), never another exception (a traceback).
     (token and http_auth outside latin-1 do not hold today: see test_reliability_bad_input.py.)"""
-    client_module, options_module, selector_module = collection("_client"), collection("_options"), collection("_selector")
+    client_module, options_module, selector_module = collection("common.client"), collection("common.options"), collection("allocations.filters")
     params = {"address": f"http://127.0.0.1:{PORT_NOBODY_LISTENS_ON}", "retries": 0, "timeout": 2}
     selector = {key: None for key in selector_module.SELECTOR_KEYS}
     if field == "id":
@@ -208,7 +208,7 @@ def test_any_text_in_an_option_fails_only_with_the_collections_one_line_errors(f
         params[field] = value
     try:
         with client_module.NomadClient(options_module.connection_options_from_params(params)) as client:
-            collection("_selection").select(client, selector)
+            collection("allocations.selection").select(client, selector)
     except (client_module.NomadError, options_module.NomadOptionError):
         # Expected; the module/lookup/action boundaries make their text one line (_module.one_line).
         return
