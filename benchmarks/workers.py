@@ -136,7 +136,7 @@ def collection_client(address: str, pool_size: int = 10):
 
 
 def worker_list_client(args: dict) -> dict:
-    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.filters import select_allocations
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.selection import select_allocations
 
     client = collection_client(args["address"])
     selector = {"job": args.get("job")}
