@@ -238,13 +238,23 @@ def run(settings):
         }, repetitions)
         dest = settings.workdir / "fetched.bin"
         fetch = measure.alternate({
-            "floor": lambda: measure_run.child("fetch-floor", alloc_id=alloc_id, src=src, dest=str(dest)),
-            "collection": lambda: measure_run.child("fetch-collection", alloc_id=alloc_id, src=src, dest=str(dest)),
-            "task": lambda: measure_run.fetch_task(ansible, books["fetch"], dest),
-            "baseline": lambda: ansible.playbook(books["baseline"], address),
+            "floor": after_sync(lambda: measure_run.child("fetch-floor", alloc_id=alloc_id, src=src, dest=str(dest))),
+            "collection": after_sync(lambda: measure_run.child("fetch-collection", alloc_id=alloc_id, src=src,
+                                                               dest=str(dest))),
+            "task": after_sync(lambda: measure_run.fetch_task(ansible, books["fetch"], dest)),
+            "baseline": after_sync(lambda: ansible.playbook(books["baseline"], address)),
         }, repetitions)
     check_tails(tail, offset)
     return section_result(measure, sections, tail, fetch, kept, file_bytes, offset, repetitions)
+
+
+def after_sync(variant):
+    """`variant` run after os.sync(): each fetch writes 256 MiB, and without it the kernel's write-back of the
+    previous run's file (or an earlier section's) lands in the next run's time, whichever variant that is."""
+    def synced():
+        os.sync()
+        return variant()
+    return synced
 
 
 class _Runner:
@@ -337,7 +347,9 @@ def section_result(measure, sections, tail: dict, fetch: dict, kept: int, file_b
         "file byte-exact, and it has no fetch row.",
         "The fetch task includes resolving the allocation, the stat, the sha1 of the bytes as they stream, the "
         "size check of the temporary file (`validate_checksum`) and the move into place; like "
-        "`ansible.builtin.fetch` it does not fsync. The floor writes the bytes and checks nothing.",
+        "`ansible.builtin.fetch` it does not fsync. The floor writes the bytes and checks nothing. Every fetch "
+        "row's run (and its `debug` baseline) starts after `os.sync()`, so that no run pays for the write-back of "
+        "the file an earlier run wrote.",
     ]
     throughput = [
         {"label": f"log tail {TAIL_LINES} lines\nof {sections.mib_of(kept)}", "collection": offset / tail_collection,
