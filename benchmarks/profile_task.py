@@ -2,11 +2,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Where one task's time goes: the steps of a `nomad_job` plan or a `nomad_alloc_exec` task, in ms, inside a real
-`ansible-playbook` run (the numbers behind benchmarks/analysis.md for sections 4 and 9).
+"""Where one task's time goes: the steps of a `nomad_job` plan, a `nomad_alloc_exec` or a `nomad_alloc_fetch`
+task, in ms, inside a real `ansible-playbook` run (the numbers behind benchmarks/analysis.md for sections 4 and 9).
 
     .venv/bin/python benchmarks/profile_task.py plan [--runs 5] [--format json|hcl|templated] [--cprofile DIR]
     .venv/bin/python benchmarks/profile_task.py exec [--runs 3] [--bytes 268435456] [--cprofile DIR]
+    .venv/bin/python benchmarks/profile_task.py fetch [--runs 5] [--bytes 268435456] [--dest-dir DIR] [--cprofile DIR]
     .venv/bin/python benchmarks/profile_task.py import [--runs 7] [--action nomad_job] TREE [TREE ...]
 
 Starts the emulator and the playbook of the section (section_jobs.plan_playbooks, sections.exec_playbooks),
@@ -79,6 +80,19 @@ COLLECTION_STEPS = {
         "exec: read the allocation (full_allocation)": ("action.nomad_alloc_exec", "full_allocation"),
         "exec: the WebSocket session (run_exec)": ("module_utils.allocations.exec", "run_exec"),
         "exec: bytes to the result's text (shape_output)": ("module_utils.allocations.exec", "shape_output"),
+    },
+    "fetch": {
+        "action: run (ModuleLikeActionBase.run)": ("plugin_utils._controller_action", "ModuleLikeActionBase.run"),
+        "action: validate the arguments (ActionModuleContext)":
+            ("plugin_utils._controller_action", "ActionModuleContext.__init__"),
+        "fetch: resolve the allocation ID (resolve_allocation_id)": ("action.nomad_alloc_fetch", "resolve_allocation_id"),
+        "fetch: stat src (stat_path)": ("action.nomad_alloc_fetch", "stat_path"),
+        "fetch: temporary file, download, checks, move (_download_beside)":
+            ("action.nomad_alloc_fetch", "ActionModule._download_beside"),
+        "fetch: stream, write and hash the bytes (copy_file)": ("module_utils.allocations.files", "copy_file"),
+        "fetch: size check of the temporary file (_check_written_size)":
+            ("action.nomad_alloc_fetch", "_check_written_size"),
+        "fetch: chmod and rename into place (_move)": ("action.nomad_alloc_fetch", "_move"),
     },
 }
 
@@ -301,9 +315,35 @@ def prepared_exec(settings, ansible, emulator, arguments):
     return sections.exec_playbooks(ansible, alloc_id, arguments.bytes)["stream"], "Stream stdout"
 
 
-def emulator_for(scenario: str, settings):
-    from benchmarks import section_jobs, sections
+def prepared_fetch(settings, ansible, emulator, arguments):
+    """The section 7 playbook with a literal dest (the timed runs take no extra vars); the file is removed and
+    the page cache written back before every run (see FetchRuns)."""
+    from benchmarks import section_logs
 
+    alloc_id = section_logs._Runner(None, emulator.address, settings.workdir).wait_for_the_task(emulator)
+    task = {"name": "Fetch the file", "nomadops.nomad.nomad_alloc_fetch": {
+        "id": alloc_id, "src": "alloc/data/big.bin", "dest": str(fetched_path(arguments)), "flat": True}}
+    return ansible.write_playbook("profile-fetch", [task]), "Fetch the file"
+
+
+def fetched_path(arguments) -> Path:
+    return Path(arguments.dest_dir or tempfile.gettempdir()) / "nomadops-profile-fetched.bin"
+
+
+def synced_without_dest(arguments, run):
+    """`run` after the fetched file is removed and os.sync() wrote back every dirty page (section 7's after_sync)."""
+    def synced():
+        fetched_path(arguments).unlink(missing_ok=True)
+        os.sync()
+        return run()
+    return synced
+
+
+def emulator_for(scenario: str, settings, arguments):
+    from benchmarks import section_jobs, section_logs, sections
+
+    if scenario == "fetch":
+        return sections.EmulatorProcess(scenario=str(section_logs.write_scenario(settings, 1024, arguments.bytes)))
     if scenario == "plan":
         return sections.EmulatorProcess(scenario=str(section_jobs.scenario(settings)))
     return sections.EmulatorProcess(scenario=str(sections.write_scenario(settings, "exec", virtual_jobs=1)), virtual=1)
@@ -369,11 +409,12 @@ def main() -> None:
         compare_imports([str(Path(tree).resolve()) for tree in arguments.trees], arguments.action, arguments.runs)
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=("plan", "exec"))
+    parser.add_argument("scenario", choices=("plan", "exec", "fetch"))
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--format", choices=("json", "hcl", "templated"), default="json",
                         help="plan: `src:` the JSON file, `src:` the HCL file, or the JSON through a template as `spec`")
-    parser.add_argument("--bytes", type=int, default=256 * 1024 * 1024, help="exec: bytes of stdout")
+    parser.add_argument("--bytes", type=int, default=256 * 1024 * 1024, help="exec: bytes of stdout; fetch: of the file")
+    parser.add_argument("--dest-dir", help="fetch: the directory the file is fetched into (default: the temp dir)")
     parser.add_argument("--cprofile", type=Path, help="also write cProfile stats of every process here")
     arguments = parser.parse_args()
 
@@ -384,17 +425,20 @@ def main() -> None:
         settings = sections.Settings.for_mode(False, None, Path(workdir))
         ansible = settings.ansible()
         baseline = sections.baseline_playbook(ansible)
-        with emulator_for(arguments.scenario, settings) as emulator:
-            prepare = prepared_plan if arguments.scenario == "plan" else prepared_exec
+        with emulator_for(arguments.scenario, settings, arguments) as emulator:
+            prepare = {"plan": prepared_plan, "exec": prepared_exec, "fetch": prepared_fetch}[arguments.scenario]
             playbook, task = prepare(settings, ansible, emulator, arguments)
             address = emulator.address
-            samples = alternate({
+            runs = {
                 "playbook": lambda: ansible.playbook(playbook, address),
                 "baseline": lambda: ansible.playbook(baseline, address),
                 "timed": lambda: timed_run(ansible, address, playbook, arguments.scenario, task, arguments.cprofile),
                 "timed baseline": lambda: timed_run(ansible, address, baseline, arguments.scenario, "Report",
                                                     arguments.cprofile),
-            }, arguments.runs)
+            }
+            if arguments.scenario == "fetch":
+                runs = {name: synced_without_dest(arguments, run) for name, run in runs.items()}
+            samples = alternate(runs, arguments.runs)
     report(samples, task)
 
 

@@ -122,8 +122,8 @@ class ActionModule(ModuleLikeActionBase):
         handle = _temporary_file(directory)
         try:
             digest = hashlib.sha1()
-            with handle:
-                size = copy_file(client, alloc_id, src, handle, expected, digest)
+            size = _written(handle, lambda: copy_file(client, alloc_id, src, handle, expected, digest), directory,
+                            expected)
             checksum = digest.hexdigest()
             if validate:
                 _check_written_size(handle.name, size, src)
@@ -135,6 +135,16 @@ class ActionModule(ModuleLikeActionBase):
         finally:
             if os.path.exists(handle.name):
                 os.unlink(handle.name)
+
+
+def _written(handle, copy, directory, expected):
+    """copy() into the open temporary file, closed after it; a local write failure (a full disk) as a FetchError."""
+    try:
+        with handle:
+            return copy()
+    except OSError as error:
+        raise FetchError(f"cannot write the fetched file into {directory!r}: {error.strerror} (the file is "
+                         f"{expected} bytes); free space there or choose another dest") from None
 
 
 def _check_written_size(temporary, size, src):

@@ -9,6 +9,8 @@ file fetched to the controller gets."""
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.nomadops.nomad.plugins.module_utils.common.errors import NomadError
 from ansible_collections.nomadops.nomad.plugins.module_utils.common.text import short_id
@@ -62,21 +64,37 @@ def refuse_unreadable(path, info, alloc_id):
 
 def copy_file(client, alloc_id, path, handle, expected_size, digest):
     """Stream `path` (raw bytes of /v1/client/fs/cat) into `handle`, updating `digest`; returns the size copied.
-    A size that differs from `expected_size` (the stat) fails: cat answers errors as 200 text."""
+    A size that differs from `expected_size` (the stat) fails: cat answers errors as 200 text.
+
+    One thread writes and hashes a chunk while this one receives the next (both release the GIL), so the
+    download is not paused while a chunk goes to disk; at most WRITES_IN_FLIGHT chunks wait, in order."""
     size = 0
-    for chunk in client.stream(f"/v1/client/fs/cat/{alloc_id}", {"path": path}):
-        if size + len(chunk) > expected_size:
-            # Nothing past the size stat reported is written: a file that grows, or an endpoint that never ends.
-            raise AllocPathError(f"reading {path!r} of allocation {short_id(alloc_id)} returned more than the {expected_size} "
-                                 "bytes Nomad's stat reported (the file grew while it was read, or Nomad answered "
-                                 "something else); retry")
-        handle.write(chunk)
-        digest.update(chunk)
-        size += len(chunk)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nomad-fetch-writer") as writer:
+        in_flight = deque()
+        for chunk in client.stream(f"/v1/client/fs/cat/{alloc_id}", {"path": path}):
+            if size + len(chunk) > expected_size:
+                # Nothing past the size stat reported is written: a file that grows, or an endpoint that never ends.
+                raise AllocPathError(f"reading {path!r} of allocation {short_id(alloc_id)} returned more than the "
+                                     f"{expected_size} bytes Nomad's stat reported (the file grew while it was read, "
+                                     "or Nomad answered something else); retry")
+            in_flight.append(writer.submit(_write_and_hash, handle, digest, chunk))
+            size += len(chunk)
+            if len(in_flight) > WRITES_IN_FLIGHT:
+                in_flight.popleft().result()
+        for write in in_flight:
+            write.result()
     if size != expected_size:
         raise AllocPathError(f"reading {path!r} of allocation {short_id(alloc_id)} returned {size} bytes, but Nomad's stat "
                              f"says {expected_size} (the file changed while it was read, or Nomad answered an error); retry")
     return size
+
+
+WRITES_IN_FLIGHT = 4
+
+
+def _write_and_hash(handle, digest, chunk):
+    handle.write(chunk)
+    digest.update(chunk)
 
 
 # --------------------------------------------------------------------------------------------- local copies

@@ -271,6 +271,38 @@ def test_copy_file_writes_nothing_past_the_size_stat_reported():
     assert len(written.getvalue()) == 2000
 
 
+class _Chunks:
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def stream(self, path, params=None, timeout=None):
+        yield from self.chunks
+
+
+def test_copy_file_writes_and_hashes_every_chunk_in_order():
+    chunks = [bytes([number]) * (1000 + number) for number in range(40)]
+    written, digest = io.BytesIO(), hashlib.sha1()
+    size = _alloc_files.copy_file(_Chunks(chunks), "0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", "f", written,
+                                  sum(map(len, chunks)), digest)
+    assert written.getvalue() == b"".join(chunks)
+    assert size == len(written.getvalue()) and digest.hexdigest() == hashlib.sha1(b"".join(chunks)).hexdigest()
+
+
+def test_copy_file_stops_at_a_failed_write_and_raises_it():
+    class FullDisk(io.BytesIO):
+        def write(self, data):
+            if self.tell() >= 3000:
+                raise OSError(28, "No space left on device")
+            return super().write(data)
+
+    chunks = [b"x" * 1000] * 50
+    written = FullDisk()
+    with pytest.raises(OSError, match="No space left on device"):
+        _alloc_files.copy_file(_Chunks(chunks), "0b5e4c7a-1d2e-4f3a-9b8c-7d6e5f4a3b2c", "f", written, 50000,
+                               hashlib.sha1())
+    assert len(written.getvalue()) == 3000
+
+
 def test_follow_ends_at_its_deadline_even_when_only_whitespace_arrives():
     consumed = []
 
