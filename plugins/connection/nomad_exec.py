@@ -506,7 +506,9 @@ class Connection(ConnectionBase):
         try:
             with open(handle, "wb", buffering=LOCAL_WRITE_BUFFER) as stream:
                 sink, errors = FileSink(stream), BoundedBuffer(MESSAGE_LIMIT)
-                exit_code = self._run([SHELL, "-c", FETCH_SCRIPT, "nomad_exec_fetch", source],
+                # The script reads no input: its stdin is never closed, so no frame of ours can reach Nomad 1.8+
+                # after it closed the connection (which would reset it and drop the file's unread bytes).
+                exit_code = self._run([SHELL, "-c", FETCH_SCRIPT, "nomad_exec_fetch", source], reads_stdin=False,
                                       on_stdout=sink.write, on_stderr=errors.write)
             self._check_fetched(source, exit_code, sink, errors.text())
             chmod_like_a_new_file(temporary)

@@ -204,10 +204,9 @@ def test_put_and_fetch_refusals_in_process(connection_factory, emulator, apps, t
 
 
 # ------------------------------------------------------------------------------------------- many at once
-# Pinned to 1.6.5 (sessions end with close 1000): on the 1.8+ ending (TCP closed right after the exited frame)
-# this test lost one fetch's exited frame in 2 of 3 loaded CI runs ("connection dropped without a close frame"),
-# and in 1 of 24 local runs under CPU load. The cause is not found yet; the other connection tests run on 1.10.5.
-@pytest.mark.parametrize("integration_emulator", [{"nomad_version": "1.6.5"}], ids=["1.6.5"], indirect=True)
+# On the 1.8+ ending (TCP closed right after the exited frame) a fetch's stdin close could reach the emulator
+# after its close, whose kernel then reset the connection and dropped the output not read yet: fetch_file's
+# session now sends no stdin frame (reads_stdin=False in module_utils/allocations/exec.py).
 def test_50_concurrent_sessions_lose_nothing(connection_factory, emulator, apps, tmp_path):
     def round_trip(index):
         alloc_id = apps[index % len(apps)]
@@ -224,6 +223,7 @@ def test_50_concurrent_sessions_lose_nothing(connection_factory, emulator, apps,
         assert back.read_bytes() == local.read_bytes()
         return index
 
+    connection_factory(apps[0])  # the plugin's first load, not from 50 threads at once (the loader is not thread-safe)
     with ThreadPoolExecutor(max_workers=50) as pool:
         done = sorted(pool.map(round_trip, range(50)))
     assert done == list(range(50))

@@ -65,6 +65,11 @@ DEFAULT_EXEC_TIMEOUT = 300
 # broken endpoint that sends output forever must not exhaust the controller's memory.
 DEFAULT_MAX_OUTPUT_BYTES = 128 * 1024 * 1024
 HEARTBEAT_INTERVAL = 10.0
+# Without stdin, how long the server must have sent nothing before the command's standard input is closed: a
+# command that exits before that gets no frame from us at all. Since Nomad 1.8 the server closes the TCP connection right after the exited frame,
+# and a frame that reaches it after that makes its kernel reset the connection, which drops every byte of
+# output (and the exited frame) that our side has not read yet.
+STDIN_CLOSE_DELAY = 0.05
 STDIN_CHUNK_SIZE = 32 * 1024
 # After the exited frame, how long to wait for the server's close frame before dropping the socket.
 CLOSE_GRACE = 2.0
@@ -529,6 +534,7 @@ class _ExecTransport:
 
     def _run_until_exit(self):
         self._connect()
+        self._last_frame_at = time.monotonic()
         if self.request.ws_handshake:
             self._ws.send(handshake_frame(self.handshake_token))
         sender = threading.Thread(target=self._send_client_frames, name=self.SENDER_THREAD_NAME, daemon=True)
@@ -571,6 +577,17 @@ class _ExecTransport:
         while not self._stop.wait(HEARTBEAT_INTERVAL):
             if time.monotonic() - self._last_frame_at >= HEARTBEAT_INTERVAL:
                 ws.send(HEARTBEAT_FRAME)
+
+    def _exited_before_stdin_close(self) -> bool:
+        """Without input, stdin is closed once no output frame has arrived for STDIN_CLOSE_DELAY (a command that
+        waits for the end of its input is silent); True when the session ended first, and nothing was sent that
+        could reach Nomad after its close. Output still arriving means the command runs, or we are behind it."""
+        while True:
+            silent_for = time.monotonic() - self._last_frame_at
+            if silent_for >= STDIN_CLOSE_DELAY:
+                return False
+            if self._stop.wait(STDIN_CLOSE_DELAY - silent_for):
+                return True
 
     def _close_politely(self) -> None:
         """Answer/await the server's close after the exited frame (Nomad sends 1000 right away)."""
@@ -625,8 +642,9 @@ class _ExecTransport:
 class ExecSession(_ExecTransport):
     """One exec WebSocket session: connect, feed stdin, collect output until the exited frame.
 
-    The sender writes the tty size, the stdin chunks and the stdin close frame, then a heartbeat every 10 s;
-    `request.timeout` bounds the whole session.
+    The sender writes the tty size, the stdin chunks and the stdin close frame (without stdin, only once no
+    output has arrived for STDIN_CLOSE_DELAY), then a heartbeat after every 10 s without output; `request.timeout`
+    bounds the whole session.
     """
 
     def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest) -> None:
@@ -660,7 +678,10 @@ class ExecSession(_ExecTransport):
             if self.request.tty and self.request.tty_size:
                 height, width = self.request.tty_size
                 ws.send(tty_size_frame(height, width))
-            for frame in stdin_frames(self.request.stdin or b""):
+            stdin = self.request.stdin or b""
+            if not stdin and self._exited_before_stdin_close():
+                return
+            for frame in stdin_frames(stdin):
                 if self._stop.is_set():
                     return
                 ws.send(frame)
@@ -749,7 +770,8 @@ class StreamingExecSession(_ExecTransport):
     """One exec session that streams both ways, for transfers of any size in bounded memory.
 
     `stdin` is an iterable of byte chunks (read lazily by a sender thread, sent in frames of at most
-    STDIN_CHUNK_SIZE bytes, then the close frame); `on_stdout` / `on_stderr` receive each output chunk as its
+    STDIN_CHUNK_SIZE bytes, then the close frame, which without input waits for STDIN_CLOSE_DELAY of silence; with
+    `reads_stdin=False`, for a command that reads no input, nothing is sent but heartbeats); `on_stdout` / `on_stderr` receive each output chunk as its
     frame arrives, in the calling thread. run() returns the exit code, or raises ExecError (ExecClosedError when
     the session ends before the exited frame, ExecTimeoutError after `deadline` seconds, ExecSourceError when
     reading the stdin source failed, or the ExecError the source raised itself). An exception raised by a sink
@@ -761,9 +783,12 @@ class StreamingExecSession(_ExecTransport):
     def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest, *,
                  stdin: t.Iterable[bytes] | None = None, on_stdout=None, on_stderr=None,
                  connect_timeout: float = 30.0, deadline: float | None = None,
-                 ended: threading.Event | None = None) -> None:
+                 ended: threading.Event | None = None, reads_stdin: bool = True) -> None:
         super().__init__(url, headers, sslopt, request, ended=ended)
+        if stdin is not None and not reads_stdin:
+            raise ValueError("stdin given for a command that reads none")
         self.stdin = stdin if stdin is not None else ()
+        self.reads_stdin = reads_stdin
         self.sinks = {"stdout": on_stdout or _discard, "stderr": on_stderr or _discard}
         self.connect_timeout = connect_timeout
         self.deadline = deadline
@@ -792,17 +817,27 @@ class StreamingExecSession(_ExecTransport):
     def _send_client_frames(self) -> None:
         ws = self._ws
         try:
-            for chunk in self._stdin_chunks():
-                if self._stop.is_set():
-                    return
-                ws.send(stdin_data_frame(chunk))
-            ws.send(STDIN_CLOSE_FRAME)
+            if self.reads_stdin and not self._send_stdin(ws):
+                return
             self._send_heartbeats_while_idle(ws)
         except ExecError as error:  # from the source: ExecSourceError, or its own (a conversation's timeout)
             self._source_error = error
             self.abort()
         except (websocket.WebSocketException, OSError):
             return  # the reader reports the broken connection (or already has the exit code)
+
+    def _send_stdin(self, ws) -> bool:
+        """The source's chunks, then the stdin close frame; False when the session ended first."""
+        sent_input = False
+        for chunk in self._stdin_chunks():
+            if self._stop.is_set():
+                return False
+            ws.send(stdin_data_frame(chunk))
+            sent_input = True
+        if not sent_input and self._exited_before_stdin_close():
+            return False
+        ws.send(STDIN_CLOSE_FRAME)
+        return True
 
     def _stdin_chunks(self) -> t.Iterator[bytes]:
         """The source's chunks, cut to frame size; a failing source becomes ExecSourceError."""

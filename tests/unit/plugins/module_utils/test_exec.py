@@ -353,6 +353,52 @@ def test_heartbeats_only_follow_a_silence_of_the_server():
     assert sent == ["{}", "{}"]
 
 
+class _OutputWhileWaiting:
+    """A stop event for the sender: each wait() sees `frames` more output frames arrive (then False), and the
+    session ends (True) once they are used up; it records how long it was asked to wait."""
+
+    def __init__(self, session, frames):
+        self.session, self.frames, self.waits = session, frames, []
+
+    def wait(self, seconds):
+        import time
+
+        self.waits.append(seconds)
+        if self.frames == 0:
+            return True
+        self.frames -= 1
+        self.session._last_frame_at = time.monotonic()
+        return False
+
+    def is_set(self):
+        return False
+
+
+@pytest.mark.parametrize("silent_for, frames, expected", [
+    (0.0, 0, []),
+    (0.0, 3, []),
+    (1.0, 0, ['{"stdin":{"close":true}}']),
+], ids=["exited-within-the-delay", "output-then-exit", "silent-for-longer"])
+def test_without_stdin_the_close_waits_for_silence_and_never_follows_an_exit(silent_for, frames, expected):
+    """Nomad 1.8+ closes TCP right after the exited frame: a stdin close that reaches it later resets the
+    connection and drops the output not read yet. So a command that exits while output still arrives, or within
+    STDIN_CLOSE_DELAY of silence, gets no frame; one that is silent longer (waiting for input) gets the close."""
+    import time
+
+    from ansible_collections.nomadops.nomad.plugins.module_utils.allocations import exec as _exec
+
+    session = _exec.ExecSession("ws://127.0.0.1:1/v1/client/allocation/id/exec", [], {},
+                                ExecRequest("id", "task", ["cat"]))
+    sent = []
+    session._ws = type("Socket", (), {"send": lambda _self, payload: sent.append(payload)})()
+    session._stop = stop = _OutputWhileWaiting(session, frames)
+    session._last_frame_at = time.monotonic() - silent_for
+    session._send_client_frames()
+    assert sent == expected
+    if not expected:
+        assert len(stop.waits) == frames + 1 and all(0 < wait <= _exec.STDIN_CLOSE_DELAY for wait in stop.waits)
+
+
 def test_output_beyond_the_limit_keeps_its_end_and_says_it_was_truncated():
     collector = OutputCollector(max_bytes=10)
     for number in range(100):

@@ -14,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.exec import (
+    HEARTBEAT_INTERVAL,
     STDIN_CHUNK_SIZE,
+    STDIN_CLOSE_DELAY,
     ExecError,
     ExecRequest,
     ExecSourceError,
@@ -93,3 +95,49 @@ def test_a_failing_source_is_one_source_error():
 def test_connection_refused_is_one_line():
     with pytest.raises(ExecError, match=r"^cannot connect to ws://127.0.0.1:1: "):
         session(None).run()
+
+
+class _ScriptedStop:
+    """wait() answers from a script (True: the session ended); records what it was asked to wait."""
+
+    def __init__(self, answers):
+        self.answers, self.waits = list(answers), []
+
+    def wait(self, seconds):
+        self.waits.append(seconds)
+        return self.answers.pop(0)
+
+    def is_set(self):
+        return False
+
+
+@pytest.mark.parametrize("stdin, silent_for, expected", [
+    ([], 0.0, []),
+    ([], 1.0, ['{"stdin":{"close":true}}']),
+    ([b"data"], 0.0, ['{"stdin":{"data":"ZGF0YQ=="}}', '{"stdin":{"close":true}}']),
+], ids=["no-input-exited-sooner", "no-input-silent-for-longer", "input-closes-at-once"])
+def test_the_stdin_close_waits_only_without_input_and_never_follows_an_exit(stdin, silent_for, expected):
+    """Nomad 1.8+ resets the connection when a frame reaches it after its close, dropping unread output."""
+    import time
+
+    streaming = session(stdin)
+    streaming._stop = stop = _ScriptedStop([True])
+    streaming._last_frame_at = time.monotonic() - silent_for
+    sent = []
+    streaming._ws = type("Socket", (), {"send": lambda _self, payload: sent.append(payload)})()
+    streaming._send_client_frames()
+    assert sent == expected
+    assert len(stop.waits) == 1
+    assert stop.waits[0] == HEARTBEAT_INTERVAL if expected else 0 < stop.waits[0] <= STDIN_CLOSE_DELAY
+
+
+def test_a_command_that_reads_no_input_gets_only_heartbeats():
+    request = ExecRequest(allocation_id="a", task="t", argv=["cat", "file"])
+    streaming = StreamingExecSession("ws://127.0.0.1:1/x", [], None, request, reads_stdin=False)
+    streaming._stop = stop = _ScriptedStop([True])
+    sent = []
+    streaming._ws = type("Socket", (), {"send": lambda _self, payload: sent.append(payload)})()
+    streaming._send_client_frames()
+    assert sent == [] and stop.waits == [HEARTBEAT_INTERVAL]
+    with pytest.raises(ValueError, match="stdin given for a command that reads none"):
+        StreamingExecSession("ws://127.0.0.1:1/x", [], None, request, stdin=[b"x"], reads_stdin=False)
