@@ -19,6 +19,7 @@ from ansible_collections.nomadops.nomad.plugins.module_utils.allocations.exec im
     EXEC_REQUIRED_ONE_OF,
     HAS_WEBSOCKET,
     WEBSOCKET_IMPORT_ERROR,
+    ExecArgumentError,
     ExecError,
     ExecTimeoutError,
     allocation_exec_result,
@@ -59,6 +60,7 @@ class ActionModule(ModuleLikeActionBase):
     def run_module(self, module, task_vars):
         if not HAS_WEBSOCKET:
             module.fail_json(msg=missing_required_lib("websocket-client"), exception=WEBSOCKET_IMPORT_ERROR)
+        self._refuse_a_list_as_command()
         params = module.params
         self._warn_about_a_leftover_timeout(module)
         output = output_settings(params)
@@ -76,6 +78,13 @@ class ActionModule(ModuleLikeActionBase):
         if outcome.exit_code != 0:
             module.fail_json(msg="non-zero return code", **returned)
         module.exit_json(**returned)
+
+    def _refuse_a_list_as_command(self):
+        """ansible-core turns a YAML list given as the string option `command` into its text ("[ls, -l]"),
+        which would run a program named "[ls,"."""
+        if isinstance(self._task.args.get("command"), (list, tuple)):
+            raise ExecArgumentError("command is one string, split into words like a shell would split it; give a "
+                                    "list of words as argv instead (argv: [ls, -l])")
 
     def _run_command(self, module, options):
         """(ExecRequest, ExecOutcome): everything is checked before the first request to Nomad."""

@@ -70,6 +70,7 @@ options:
     description:
       - The command to run, split into words like a POSIX shell would split it (quotes and backslashes
         work; variables, globs, pipes and redirections do not).
+      - A list is refused; give a list of words as O(argv).
       - Exactly one of O(command) and O(argv) is required.
     type: str
   argv:

@@ -274,6 +274,8 @@ def test_bad_inputs_fail_with_one_line_messages(ansible_runner, integration_emul
         "finished prestart task": f"task 'migrate' of allocation {api['ID'][:8]} is not running",
         "empty command": "command must not be empty",
         "empty argv": "argv must not be empty",
+        "a list as command": "command is one string, split into words like a shell would split it; give a list of "
+                             "words as argv instead (argv: [ls, -l])",
         "command and argv": "parameters are mutually exclusive: command|argv",
         "neither command nor argv": "one of the following is required: command, argv",
         "unbalanced quote": "cannot split command into words: No closing quotation",
