@@ -41,8 +41,11 @@ def test_stop_with_wait_stops_the_process_and_nomad_places_a_replacement(emulato
     # wait=true: terminal when the task returns.
     stopped = full_allocation(emulator, target["ID"])
     assert stopped["ClientStatus"] == "complete" and stopped["DesiredStatus"] == "stop"
-    # the summary shows the statuses the wait observed, not those before the stop
+    # the summary shows the statuses and task states the wait observed, not those before the stop
     assert (result["summary"][0]["client_status"], result["summary"][0]["desired_status"]) == ("complete", "stop")
+    summarized = {task["task"]: task for task in result["summary"][0]["tasks"]}
+    assert summarized["server"]["state"] == "dead", summarized
+    assert summarized["server"]["last_event"].startswith("Killed: "), summarized
     tasks = emulator.control.tasks(target["ID"])
     assert tasks["server"]["state"] == "dead" and tasks["server"]["pid"] is None
     assert "TERM" in (open(f"{tasks['server']['task_dir']}/signals.log").read())

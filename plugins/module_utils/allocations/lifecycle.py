@@ -345,7 +345,7 @@ def _restart_wait_failure(outcome, before: dict, tasks: list, condition: str, ti
 def wait_for_stopped(client, results: list, timeout: float) -> dict:
     """Wait until the allocations stopped in `results` are terminal; mark the ones that are not with `error`.
 
-    Returns what the wait observed: {ID: {"ClientStatus": ..., "DesiredStatus": ...}} (finish_action's `observed`).
+    Returns what the wait observed: {ID: {"ClientStatus": ..., "TaskStates": ...}} (finish_action's `observed`).
     """
     stopped = [entry for entry in results if entry.get("changed") and not entry.get("error")]
     seen = []
@@ -358,7 +358,7 @@ def wait_for_stopped(client, results: list, timeout: float) -> dict:
     for entry in stopped:
         if entry["ID"] in not_stopped:
             entry["error"] = reason
-    statuses = ("ClientStatus", "ClientDescription", "DesiredStatus", "DesiredDescription", "ModifyTime")
+    statuses = ("ClientStatus", "ClientDescription", "DesiredStatus", "DesiredDescription", "ModifyTime", "TaskStates")
     return {stub["ID"]: {key: stub[key] for key in statuses if key in stub} for stub in seen if stub.get("ID")}
 
 

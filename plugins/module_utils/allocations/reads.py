@@ -182,8 +182,9 @@ def _keep_checks(full, stub):
 def wait_for_terminal(client, allocations, timeout, observed=None):
     """Block on the allocation list until every one of `allocations` is terminal (or gone).
 
-    Returns the IDs still not terminal when the deadline passed (empty when all finished); the last listing the
-    wait read is appended to the list `observed` when one is given.
+    Returns the IDs still not terminal when the deadline passed (empty when all finished). When a list
+    `observed` is given, the allocations' state after the wait, task states included, is appended to it: the
+    blocking reads leave task states out (they only need the statuses), so this is one more listing.
     """
     ids = [allocation["ID"] for allocation in allocations]
     if not ids:
@@ -195,5 +196,5 @@ def wait_for_terminal(client, allocations, timeout, observed=None):
                        extra_filter=narrowing)
     outcome = wait_until(listing_reader(client, query, keep_ids=set(ids)), terminal_judge(ids), timeout)
     if observed is not None:
-        observed.extend(outcome.value or [])
+        observed.extend(list_matching(client, dict(query, task_states=True), keep_ids=set(ids)))
     return still_running(ids, outcome.value)
