@@ -83,9 +83,9 @@ options:
     description:
       - Text fed to the command's standard input (encoded as UTF-8).
       - Standard input is always closed after it, so commands that read until end of input, such as C(cat),
-        finish. When O(stdin) is not given, it is closed once the command has run for 50 ms; a command that
-        exits sooner gets nothing from the controller, since Nomad 1.8 and later reset the connection, and drop
-        output not yet received, when input arrives after the command has exited.
+        finish. When O(stdin) is not given, it is closed once no output has arrived for 50 ms; a command that
+        exits before that gets nothing from the controller, since Nomad 1.8 and later reset the connection, and
+        drop output not yet received, when input arrives after the command has exited.
     type: str
   stdin_add_newline:
     description:
