@@ -30,7 +30,8 @@ def allocations(emulator, job):
 
 
 def host_line(name, alloc_id, **variables):
-    settings = dict(ansible_connection=CONNECTION, ansible_nomad_alloc_id=alloc_id,
+    # Quoted: INI inventory values are Python literals, so a prefix such as 00 would arrive as the integer 0.
+    settings = dict(ansible_connection=CONNECTION, ansible_nomad_alloc_id=f'"{alloc_id}"',
                     ansible_python_interpreter=PYTHON, **variables)
     return name + " " + " ".join(f"{key}={value}" for key, value in settings.items())
 
