@@ -54,15 +54,19 @@ CORE_WORKER_STEPS = {
     "worker: load the action plugin":
         ("ansible.executor.task_executor", "TaskExecutor._get_action_handler_with_module_context"),
 }
+# The steps every controller-side action of the collection goes through, then each scenario's own.
+ACTION_STEPS = {
+    "action: run (ModuleLikeActionBase.run)": ("plugin_utils._controller_action", "ModuleLikeActionBase.run"),
+    "action: validate the arguments (ActionModuleContext)":
+        ("plugin_utils._controller_action", "ActionModuleContext.__init__"),
+    "action: scrub no_log values from the result (remove_values)":
+        ("plugin_utils._controller_action", "remove_values"),
+}
 COLLECTION_STEPS = {
     "plan": {
-        "action: run (ModuleLikeActionBase.run)": ("plugin_utils._controller_action", "ModuleLikeActionBase.run"),
+        **ACTION_STEPS,
         "action: options from the play (ansible_nomad_* variables, ini)":
             ("plugin_utils._options", "play_connection_values"),
-        "action: validate the arguments (ActionModuleContext)":
-            ("plugin_utils._controller_action", "ActionModuleContext.__init__"),
-        "action: scrub no_log values from the result (remove_values)":
-            ("plugin_utils._controller_action", "remove_values"),
         "nomad_job: deploy_job (everything between arguments and result)":
             ("module_utils.jobs.deploy", "deploy_job"),
         "nomad_job: the spec to an API job (job_of_request)": ("module_utils.jobs.spec", "job_of_request"),
@@ -72,19 +76,13 @@ COLLECTION_STEPS = {
         "client: open the session (NomadClient.__init__)": ("module_utils.common.client", "NomadClient.__init__"),
     },
     "exec": {
-        "action: run (ModuleLikeActionBase.run)": ("plugin_utils._controller_action", "ModuleLikeActionBase.run"),
-        "action: validate the arguments (ActionModuleContext)":
-            ("plugin_utils._controller_action", "ActionModuleContext.__init__"),
-        "action: scrub no_log values from the result (remove_values)":
-            ("plugin_utils._controller_action", "remove_values"),
+        **ACTION_STEPS,
         "exec: read the allocation (full_allocation)": ("action.nomad_alloc_exec", "full_allocation"),
         "exec: the WebSocket session (run_exec)": ("module_utils.allocations.exec", "run_exec"),
         "exec: bytes to the result's text (shape_output)": ("module_utils.allocations.exec", "shape_output"),
     },
     "fetch": {
-        "action: run (ModuleLikeActionBase.run)": ("plugin_utils._controller_action", "ModuleLikeActionBase.run"),
-        "action: validate the arguments (ActionModuleContext)":
-            ("plugin_utils._controller_action", "ActionModuleContext.__init__"),
+        **ACTION_STEPS,
         "fetch: resolve the allocation ID (resolve_allocation_id)": ("action.nomad_alloc_fetch", "resolve_allocation_id"),
         "fetch: stat src (stat_path)": ("action.nomad_alloc_fetch", "stat_path"),
         "fetch: temporary file, download, checks, move (_download_beside)":
@@ -331,12 +329,13 @@ def fetched_path(arguments) -> Path:
 
 
 def synced_without_dest(arguments, run):
-    """`run` after the fetched file is removed and os.sync() wrote back every dirty page (section 7's after_sync)."""
-    def synced():
+    """`run` after the fetched file is removed, then section 7's after_sync (os.sync() before the run)."""
+    from benchmarks.section_logs import after_sync
+
+    def without_dest():
         fetched_path(arguments).unlink(missing_ok=True)
-        os.sync()
-        return run()
-    return synced
+        return after_sync(run)()
+    return without_dest
 
 
 def emulator_for(scenario: str, settings, arguments):

@@ -246,9 +246,10 @@ def run(settings):
                 "collection": lambda: measure_run.child("fetch-collection", alloc_id=alloc_id, src=src, dest=str(dest)),
                 "task": lambda: measure_run.fetch_task(ansible, books["fetch"], dest),
             }
+        disk = fetch_runs(on_disk)
         variants = dict(fetch_runs(in_memory), **{
             "baseline": lambda: ansible.playbook(books["baseline"], address),
-            "floor on disk": fetch_runs(on_disk)["floor"], "task on disk": fetch_runs(on_disk)["task"]})
+            "floor on disk": disk["floor"], "task on disk": disk["task"]})
         fetch = measure.alternate({name: after_sync(run) for name, run in variants.items()}, fetch_repetitions)
     check_tails(tail, offset)
     return section_result(measure, sections, tail, fetch, kept, file_bytes, offset, (repetitions, fetch_repetitions),
