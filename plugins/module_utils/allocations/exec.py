@@ -66,9 +66,9 @@ DEFAULT_EXEC_TIMEOUT = 300
 DEFAULT_MAX_OUTPUT_BYTES = 128 * 1024 * 1024
 HEARTBEAT_INTERVAL = 10.0
 # Without stdin, how long the server must have sent nothing before the command's standard input is closed: a
-# command that exits before that gets no frame from us at all. Since Nomad 1.8 the server closes the TCP connection right after the exited frame,
-# and a frame that reaches it after that makes its kernel reset the connection, which drops every byte of
-# output (and the exited frame) that our side has not read yet.
+# command that exits before that gets no frame from us at all. Since Nomad 1.8 the server closes the TCP
+# connection right after the exited frame, and a frame that reaches it after that makes its kernel reset the
+# connection, which drops every byte of output (and the exited frame) that our side has not read yet.
 STDIN_CLOSE_DELAY = 0.05
 STDIN_CHUNK_SIZE = 32 * 1024
 # After the exited frame, how long to wait for the server's close frame before dropping the socket.
@@ -643,8 +643,8 @@ class ExecSession(_ExecTransport):
     """One exec WebSocket session: connect, feed stdin, collect output until the exited frame.
 
     The sender writes the tty size, the stdin chunks and the stdin close frame (without stdin, only once no
-    output has arrived for STDIN_CLOSE_DELAY), then a heartbeat after every 10 s without output; `request.timeout`
-    bounds the whole session.
+    output has arrived for STDIN_CLOSE_DELAY), then a heartbeat after every 10 s without output;
+    `request.timeout` bounds the whole session.
     """
 
     def __init__(self, url: str, headers, sslopt: dict | None, request: ExecRequest) -> None:
@@ -770,9 +770,9 @@ class StreamingExecSession(_ExecTransport):
     """One exec session that streams both ways, for transfers of any size in bounded memory.
 
     `stdin` is an iterable of byte chunks (read lazily by a sender thread, sent in frames of at most
-    STDIN_CHUNK_SIZE bytes, then the close frame, which without input waits for STDIN_CLOSE_DELAY of silence; with
-    `reads_stdin=False`, for a command that reads no input, nothing is sent but heartbeats); `on_stdout` / `on_stderr` receive each output chunk as its
-    frame arrives, in the calling thread. run() returns the exit code, or raises ExecError (ExecClosedError when
+    STDIN_CHUNK_SIZE bytes, then the close frame, which without input waits for STDIN_CLOSE_DELAY of silence;
+    with `reads_stdin=False`, for a command that reads no input, nothing is sent but heartbeats); `on_stdout` /
+    `on_stderr` receive each output chunk as its frame arrives, in the calling thread. run() returns the exit code, or raises ExecError (ExecClosedError when
     the session ends before the exited frame, ExecTimeoutError after `deadline` seconds, ExecSourceError when
     reading the stdin source failed, or the ExecError the source raised itself). An exception raised by a sink
     ends the session and propagates unchanged.
