@@ -772,10 +772,10 @@ class StreamingExecSession(_ExecTransport):
     `stdin` is an iterable of byte chunks (read lazily by a sender thread, sent in frames of at most
     STDIN_CHUNK_SIZE bytes, then the close frame, which without input waits for STDIN_CLOSE_DELAY of silence;
     with `reads_stdin=False`, for a command that reads no input, nothing is sent but heartbeats); `on_stdout` /
-    `on_stderr` receive each output chunk as its frame arrives, in the calling thread. run() returns the exit code, or raises ExecError (ExecClosedError when
-    the session ends before the exited frame, ExecTimeoutError after `deadline` seconds, ExecSourceError when
-    reading the stdin source failed, or the ExecError the source raised itself). An exception raised by a sink
-    ends the session and propagates unchanged.
+    `on_stderr` receive each output chunk as its frame arrives, in the calling thread. run() returns the exit
+    code, or raises ExecError (ExecClosedError when the session ends before the exited frame, ExecTimeoutError
+    after `deadline` seconds, ExecSourceError when reading the stdin source failed, or the ExecError the source
+    raised itself). An exception raised by a sink ends the session and propagates unchanged.
     """
 
     SENDER_THREAD_NAME = "nomad-exec-stream-sender"
